@@ -1,0 +1,63 @@
+//! Change detection: which files a change adds, modifies, deletes or renames, with the bytes of each
+//! side, read through git2.
+
+mod detect;
+
+use serde::Serialize;
+
+pub use detect::{ChangeMode, detect_changes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Added => "added",
+            Action::Modified => "modified",
+            Action::Deleted => "deleted",
+            Action::Renamed => "renamed",
+        }
+    }
+}
+
+/// One changed file. `before` is the content at the base side, `after` at the head side; a deleted
+/// file has no `after` and is not validated, but stays in the set for rules about paths.
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    /// Repository-relative path with `/` separators (the new path for a rename).
+    pub path: String,
+    pub action: Action,
+    /// The old path of a renamed file.
+    pub old_path: Option<String>,
+    pub before: Option<Vec<u8>>,
+    pub after: Option<Vec<u8>>,
+}
+
+/// A changed path the gate did not read, and why: binary content, a symlink, a submodule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Everything a change touches. Commit ids are hex strings when the sides are commits.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet {
+    pub base: Option<String>,
+    pub head: Option<String>,
+    pub files: Vec<FileChange>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl ChangeSet {
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|f| f.path.as_str())
+    }
+}

@@ -1,0 +1,244 @@
+//! `.stategate.yaml`: parsed with positions, then validated in a second pass that reports every
+//! problem at once, each pointing at the offending key.
+
+mod validate;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub use validate::{ConfigError, parse_config};
+
+pub const CONFIG_FILE: &str = ".stategate.yaml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub version: u32,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Environment name → path globs.
+    pub environments: BTreeMap<String, Vec<String>>,
+    pub schemas: SchemasConfig,
+    pub policies: PoliciesConfig,
+    pub protect: ProtectConfig,
+    pub approvals: Vec<ApprovalRule>,
+    pub drift: DriftConfig,
+    pub render: RenderConfig,
+    pub diff: DiffConfig,
+    pub hook: HookConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: 1,
+            include: vec!["**/*.yaml".into(), "**/*.yml".into(), "**/*.json".into()],
+            exclude: vec!["**/charts/**/templates/**".into()],
+            environments: BTreeMap::new(),
+            schemas: SchemasConfig::default(),
+            policies: PoliciesConfig::default(),
+            protect: ProtectConfig::default(),
+            approvals: Vec::new(),
+            drift: DriftConfig::default(),
+            render: RenderConfig::default(),
+            diff: DiffConfig::default(),
+            hook: HookConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemasConfig {
+    /// Kubernetes minor version of the embedded schemas, e.g. "1.31"; "none" turns them off.
+    pub kubernetes: Option<String>,
+    /// Globs of CustomResourceDefinition files. Empty = every CRD document in the checked tree.
+    pub crds: Vec<String>,
+    pub map: Vec<SchemaMapping>,
+    pub unknown: UnknownPolicy,
+}
+
+impl Default for SchemasConfig {
+    fn default() -> Self {
+        SchemasConfig {
+            kubernetes: None,
+            crds: Vec::new(),
+            map: Vec::new(),
+            unknown: UnknownPolicy::Warn,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaMapping {
+    pub files: Vec<String>,
+    pub schema: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    Skip,
+    #[default]
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    pub paths: Vec<String>,
+    pub data: Vec<String>,
+    /// Rego packages whose rules judge documents; `["all"]` = every package.
+    pub namespaces: Vec<String>,
+    /// Directories or globs of Gatekeeper ConstraintTemplates and Constraints.
+    pub gatekeeper: Vec<String>,
+    /// Per-document evaluation budget in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        PoliciesConfig {
+            paths: vec!["policies/".into()],
+            data: vec!["policies/data/".into()],
+            namespaces: vec!["main".into()],
+            gatekeeper: Vec::new(),
+            timeout_ms: 1000,
+        }
+    }
+}
+
+/// Whether a protected action is allowed.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectConfig {
+    pub refs: Vec<String>,
+    pub force_push: Permission,
+    pub deletion: Permission,
+    /// `deny` makes matching refs merge-only; allowed by default.
+    pub direct_push: Permission,
+    pub bypass_users: Vec<String>,
+}
+
+impl Default for ProtectConfig {
+    fn default() -> Self {
+        ProtectConfig {
+            refs: vec!["refs/heads/main".into()],
+            force_push: Permission::Deny,
+            deletion: Permission::Deny,
+            direct_push: Permission::Allow,
+            bypass_users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    pub name: String,
+    pub paths: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+    pub from: Vec<String>,
+    /// At push time: the `allowed_signers` file (in the trusted base) whose keys count.
+    #[serde(default)]
+    pub allowed_signers: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    pub up_to_date: Vec<String>,
+    pub live: Option<LiveDrift>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LiveDrift {
+    pub source: LiveSource,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub on_drift: OnDrift,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveSource {
+    Snapshot,
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDrift {
+    #[default]
+    Block,
+    Warn,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderConfig {
+    pub kustomize: Vec<String>,
+    pub helm: Vec<String>,
+    /// Command used to render kustomize directories; default: `kustomize build` if on PATH, else
+    /// `kubectl kustomize`.
+    pub kustomize_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffConfig {
+    /// Extra JSON-pointer-like patterns (`/spec/**/password`) whose values are masked.
+    pub mask: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HookConfig {
+    /// Refs whose pushes get schema and policy checks; empty = every branch and tag.
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_file_size: u64,
+    pub alias_budget: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_file_size: 10 * 1024 * 1024,
+            alias_budget: 100_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load_options(&self) -> crate::load::LoadOptions {
+        crate::load::LoadOptions {
+            max_file_size: self.limits.max_file_size,
+            alias_budget: self.limits.alias_budget,
+        }
+    }
+}

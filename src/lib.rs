@@ -1,0 +1,11 @@
+//! stategate: a policy gate for GitOps repositories.
+//!
+//! Data flows one way: a front door (`cli`, `hook`, `github`) builds a change request; `change` finds
+//! the changed files; `load` parses them with positions; `schema`, `policy`, `protect`, `approval` and
+//! `drift` produce [`finding::Finding`]s; `report` renders them; the [`finding::Verdict`] decides.
+
+pub mod change;
+pub mod config;
+pub mod finding;
+pub mod load;
+pub mod object;

@@ -1,0 +1,139 @@
+//! Loading: bytes of a changed file → [`Document`]s with the source position of every node.
+//!
+//! YAML is read the way `kubectl` reads it (sigs.k8s.io/yaml → go-yaml v2, YAML 1.1 scalars), so the
+//! gate judges what the cluster will receive. JSON goes through the same parser (JSON is YAML).
+
+mod positions;
+mod yaml;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::finding::{Finding, Location};
+use crate::object::ObjectId;
+
+pub use positions::Positions;
+
+/// A file as the gate saw it; documents keep it so findings can show the source.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// Repository-relative path with `/` separators.
+    pub path: String,
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceFile {
+            path: path.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// Byte offset of a 1-based line and a 0-based column counted in characters.
+    pub fn offset_of(&self, line: usize, char_col: usize) -> usize {
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text[start..]
+            .char_indices()
+            .nth(char_col)
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
+
+    /// A location covering `len` bytes at a 1-based line and 0-based character column.
+    pub fn location(&self, line: usize, char_col: usize, len: usize) -> Location {
+        Location {
+            file: self.path.clone(),
+            line: Some(line as u32),
+            column: Some(char_col as u32 + 1),
+            offset: Some(self.offset_of(line, char_col)),
+            len,
+        }
+    }
+}
+
+/// One YAML document (or a JSON file) with its parsed value.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub source: Arc<SourceFile>,
+    /// 0-based index among the documents of the stream; empty documents count, as PyYAML and
+    /// kubectl count them.
+    pub index: usize,
+    pub value: Value,
+    pub positions: Positions,
+}
+
+impl Document {
+    pub fn path(&self) -> &str {
+        &self.source.path
+    }
+
+    pub fn id(&self) -> ObjectId {
+        ObjectId::of(&self.value, self.path(), self.index)
+    }
+
+    /// The location of the value at a JSON pointer, or of its nearest ancestor that exists.
+    pub fn locate(&self, pointer: &str) -> Location {
+        self.positions.value_location(&self.source, pointer)
+    }
+
+    /// The location of the key of the last pointer segment (for "unknown field" findings), falling
+    /// back to [`Document::locate`].
+    pub fn locate_key(&self, pointer: &str) -> Location {
+        self.positions.key_location(&self.source, pointer)
+    }
+
+    pub fn api_version(&self) -> Option<&str> {
+        self.value.get("apiVersion").and_then(Value::as_str)
+    }
+
+    pub fn kind(&self) -> Option<&str> {
+        self.value.get("kind").and_then(Value::as_str)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Files larger than this are refused unread.
+    pub max_file_size: u64,
+    /// How many nodes alias expansion may copy in one file before it counts as an alias bomb.
+    pub alias_budget: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_file_size: 10 * 1024 * 1024,
+            alias_budget: 100_000,
+        }
+    }
+}
+
+/// What came out of one file: its documents and any findings about the file itself (syntax errors,
+/// ambiguous scalars, …). A file with an error finding may still yield the documents before it.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub documents: Vec<Document>,
+    pub findings: Vec<Finding>,
+}
+
+/// Parse one file's bytes. Never panics on any input.
+pub fn load_file(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
+    yaml::load(path, bytes, options)
+}
+
+/// Helm chart templates are Go templates, not YAML, until rendered.
+pub fn is_helm_template(path: &str, text: &str) -> bool {
+    let in_templates = path.starts_with("templates/") || path.contains("/templates/");
+    in_templates && text.contains("{{")
+}
