@@ -9,3 +9,5 @@ pub mod config;
 pub mod finding;
 pub mod load;
 pub mod object;
+pub mod report;
+pub mod tree;
