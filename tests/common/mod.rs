@@ -1,0 +1,23 @@
+//! Helpers shared by the integration tests. Each test binary uses only some of them.
+#![allow(dead_code)]
+
+pub mod git;
+
+use std::path::PathBuf;
+
+/// The real-world corpus (`STATEGATE_CORPUS`, default `../shared/corpus` from the crate root), or
+/// `None` when it is absent: the caller then skips. Under `CI=true` a missing corpus fails instead,
+/// so CI can never pass by skipping.
+pub fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("STATEGATE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("corpus not found at {} (CI=true requires it; set STATEGATE_CORPUS)", dir.display());
+    }
+    eprintln!("skipping: corpus not found at {} (set STATEGATE_CORPUS)", dir.display());
+    None
+}
