@@ -4,6 +4,7 @@
 //! gate judges what the cluster will receive. JSON goes through the same parser (JSON is YAML).
 
 mod positions;
+mod resolve;
 mod yaml;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::finding::{Finding, Location};
 use crate::object::ObjectId;
 
-pub use positions::Positions;
+pub use positions::{PosTree, Positions, Span};
 
 /// A file as the gate saw it; documents keep it so findings can show the source.
 #[derive(Debug)]

@@ -1,5 +1,428 @@
-use super::{LoadOptions, Loaded};
+//! The YAML event stream (saphyr-parser) → JSON values and position trees.
+//!
+//! We build values ourselves instead of using a YAML loader because the gate needs three things
+//! loaders do not give together: kubectl's YAML 1.1 scalar rules, a budget on alias expansion that
+//! trips before any memory is spent (billion laughs), and a position for every node.
 
-pub fn load(_path: &str, _bytes: &[u8], _options: &LoadOptions) -> Loaded {
-    Loaded::default()
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
+use serde_json::{Map, Value};
+
+use super::positions::{PosTree, Positions, Span};
+use super::resolve::resolve_plain;
+use super::{Document, LoadOptions, Loaded, SourceFile};
+use crate::finding::{Finding, Location, Rule};
+
+/// Deeper nesting than this is refused: no real manifest comes close, and unbounded depth would
+/// overflow the stack of every recursive consumer (validators, policy engines, drop).
+const MAX_DEPTH: usize = 256;
+
+pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
+    let mut loaded = Loaded::default();
+    if bytes.len() as u64 > options.max_file_size {
+        loaded.findings.push(too_large(path, bytes.len(), options.max_file_size));
+        return loaded;
+    }
+    let text = match decode(path, bytes) {
+        Ok(text) => text,
+        Err(finding) => {
+            loaded.findings.push(*finding);
+            return loaded;
+        }
+    };
+    let source = Arc::new(SourceFile::new(path, text));
+    Builder::new(&source, options).run(&mut loaded);
+    loaded
+}
+
+fn too_large(path: &str, size: usize, limit: u64) -> Finding {
+    Finding::error(
+        Rule::LoadTooLarge,
+        format!("file is {size} bytes, over the limit of {limit} bytes; it was not read"),
+    )
+    .in_file(path)
+    .help("split it into smaller files, or raise `limits.max_file_size` in .stategate.yaml")
+}
+
+/// UTF-8 only (a BOM is dropped); anything else is refused with the position of the first bad byte.
+fn decode(path: &str, bytes: &[u8]) -> Result<String, Box<Finding>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            // `good` is valid UTF-8 by construction.
+            let good = std::str::from_utf8(good).unwrap_or_default();
+            let line = good.matches('\n').count() + 1;
+            let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let location = Location {
+                file: path.to_owned(),
+                line: Some(line as u32),
+                column: Some(col as u32),
+                offset: None,
+                len: 0,
+            };
+            Err(Box::new(
+                Finding::error(
+                    Rule::LoadInvalidUtf8,
+                    format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                )
+                .at(location)
+                .help("Kubernetes manifests must be UTF-8: re-encode the file (e.g. `iconv -t UTF-8`)"),
+            ))
+        }
+    }
+}
+
+/// A node under construction.
+enum Frame {
+    Seq {
+        span: Span,
+        items: Vec<Value>,
+        pos: Vec<PosTree>,
+        anchor: usize,
+    },
+    Map {
+        span: Span,
+        map: Map<String, Value>,
+        pos: Vec<(String, Span, PosTree)>,
+        pending_key: Option<(String, Span)>,
+        merges: Vec<(Value, PosTree)>,
+        anchor: usize,
+    },
+}
+
+/// An anchored node, kept to expand aliases; `nodes` is its size, charged to the alias budget.
+struct Anchored {
+    value: Value,
+    pos: PosTree,
+    nodes: usize,
+}
+
+struct Builder<'a> {
+    source: &'a Arc<SourceFile>,
+    options: &'a LoadOptions,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Anchored>,
+    /// Node count per open frame, so an anchored collection knows its size when it closes.
+    sizes: Vec<usize>,
+    expanded: usize,
+    doc_index: usize,
+    doc_started: bool,
+    root: Option<(Value, PosTree)>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(source: &'a Arc<SourceFile>, options: &'a LoadOptions) -> Self {
+        Builder {
+            source,
+            options,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            sizes: Vec::new(),
+            expanded: 0,
+            doc_index: 0,
+            doc_started: false,
+            root: None,
+        }
+    }
+
+    fn run(mut self, loaded: &mut Loaded) {
+        let mut parser = Parser::new_from_str(&self.source.text);
+        while let Some(event) = parser.next_event() {
+            let step = match event {
+                Ok((event, span)) => self.on_event(event, Span::from_saphyr(&span), loaded),
+                Err(e) => Err(self.syntax_error(&e)),
+            };
+            if let Err(finding) = step {
+                loaded.findings.push(*finding);
+                return;
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        event: Event<'_>,
+        span: Span,
+        loaded: &mut Loaded,
+    ) -> Result<(), Box<Finding>> {
+        match event {
+            Event::DocumentStart(_) => {
+                self.doc_started = true;
+                self.anchors.clear();
+            }
+            Event::DocumentEnd => self.finish_document(loaded),
+            Event::Scalar(text, style, anchor, tag) => {
+                let (value, ambiguity) = scalar(&text, style, tag.as_deref());
+                if let Some(message) = ambiguity {
+                    loaded.findings.push(
+                        Finding::warning(Rule::LoadAmbiguousScalar, message)
+                            .at(self.at(span)),
+                    );
+                }
+                self.push_value(value, PosTree::Leaf(span), 1, anchor, loaded)?;
+            }
+            Event::Alias(id) => {
+                let Some(anchored) = self.anchors.get(&id) else {
+                    return Err(self.error(Rule::LoadSyntax, span, "alias to an unknown anchor"));
+                };
+                self.expanded += anchored.nodes;
+                if self.expanded > self.options.alias_budget {
+                    return Err(Box::new(self.alias_bomb(span)));
+                }
+                let (value, pos, nodes) = (anchored.value.clone(), anchored.pos.clone(), anchored.nodes);
+                self.push_value(value, pos, nodes, 0, loaded)?;
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.open(span)?;
+                self.stack.push(Frame::Seq {
+                    span,
+                    items: Vec::new(),
+                    pos: Vec::new(),
+                    anchor,
+                });
+            }
+            Event::MappingStart(anchor, _) => {
+                self.open(span)?;
+                self.stack.push(Frame::Map {
+                    span,
+                    map: Map::new(),
+                    pos: Vec::new(),
+                    pending_key: None,
+                    merges: Vec::new(),
+                    anchor,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(span, loaded)?,
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, span: Span) -> Result<(), Box<Finding>> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(self.error(
+                Rule::LoadSyntax,
+                span,
+                &format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.sizes.push(1);
+        Ok(())
+    }
+
+    fn close(&mut self, end: Span, loaded: &mut Loaded) -> Result<(), Box<Finding>> {
+        let Some(frame) = self.stack.pop() else {
+            return Ok(());
+        };
+        let nodes = self.sizes.pop().unwrap_or(1);
+        let (value, pos, anchor) = match frame {
+            Frame::Seq {
+                span,
+                items,
+                pos,
+                anchor,
+            } => (Value::Array(items), PosTree::Seq(extend(span, end), pos), anchor),
+            Frame::Map {
+                span,
+                mut map,
+                pos,
+                merges,
+                anchor,
+                ..
+            } => {
+                apply_merges(&mut map, merges);
+                (Value::Object(map), PosTree::Map(extend(span, end), pos), anchor)
+            }
+        };
+        self.push_value(value, pos, nodes, anchor, loaded)
+    }
+
+    /// Attach a finished node to its parent (or make it the document root).
+    fn push_value(
+        &mut self,
+        value: Value,
+        pos: PosTree,
+        nodes: usize,
+        anchor: usize,
+        loaded: &mut Loaded,
+    ) -> Result<(), Box<Finding>> {
+        if anchor != 0 {
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    value: value.clone(),
+                    pos: pos.clone(),
+                    nodes,
+                },
+            );
+        }
+        if let Some(size) = self.sizes.last_mut() {
+            *size += nodes;
+        }
+        let span = pos.span();
+        let source = self.source;
+        match self.stack.last_mut() {
+            None => self.root = Some((value, pos)),
+            Some(Frame::Seq { items, pos: p, .. }) => {
+                items.push(value);
+                p.push(pos);
+            }
+            Some(Frame::Map {
+                map,
+                pos: p,
+                pending_key,
+                merges,
+                ..
+            }) => match pending_key.take() {
+                None => *pending_key = Some((key_text(&value), span)),
+                Some((key, _)) if key == "<<" => merges.push((value, pos)),
+                Some((key, key_span)) => {
+                    if map.contains_key(&key) {
+                        loaded.findings.push(duplicate_key(source, &key, key_span, p));
+                    }
+                    map.insert(key.clone(), value);
+                    p.push((key, key_span, pos));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn finish_document(&mut self, loaded: &mut Loaded) {
+        if !self.doc_started {
+            return;
+        }
+        self.doc_started = false;
+        let index = self.doc_index;
+        self.doc_index += 1;
+        match self.root.take() {
+            Some((Value::Null, _)) | None => {}
+            Some((value, pos)) => loaded.documents.push(Document {
+                source: Arc::clone(self.source),
+                index,
+                value,
+                positions: Positions::new(pos),
+            }),
+        }
+    }
+
+    fn at(&self, span: Span) -> Location {
+        span.location(self.source)
+    }
+
+    fn error(&self, rule: Rule, span: Span, message: &str) -> Box<Finding> {
+        Box::new(
+            Finding::error(rule, message)
+                .at(self.at(span))
+                .help("fix the YAML at this position; `yamllint` shows the same spot"),
+        )
+    }
+
+    fn syntax_error(&self, e: &ScanError) -> Box<Finding> {
+        let mark = e.marker();
+        let location = self.source.location(mark.line(), mark.col(), 1);
+        Box::new(
+            Finding::error(Rule::LoadSyntax, format!("YAML syntax error: {}", e.info()))
+                .at(location)
+                .help("fix the YAML at this position (check indentation and quoting); the file was not checked"),
+        )
+    }
+
+    fn alias_bomb(&self, span: Span) -> Finding {
+        Finding::error(
+            Rule::LoadAliasLimit,
+            format!(
+                "YAML aliases expand to more than {} nodes: refusing a possible alias bomb",
+                self.options.alias_budget
+            ),
+        )
+        .at(self.at(span))
+        .help("write the repeated content out, or raise `limits.alias_budget` in .stategate.yaml")
+    }
+}
+
+fn extend(start: Span, end: Span) -> Span {
+    Span {
+        end: end.end.max(start.end),
+        ..start
+    }
+}
+
+fn duplicate_key(
+    source: &SourceFile,
+    key: &str,
+    span: Span,
+    earlier: &[(String, Span, PosTree)],
+) -> Finding {
+    let first = earlier
+        .iter()
+        .find(|(k, _, _)| k == key)
+        .map(|(_, s, _)| s.line)
+        .unwrap_or(span.line);
+    Finding::error(
+        Rule::LoadDuplicateKey,
+        format!("duplicate key `{key}` (first defined on line {first}); kubectl keeps only the last value"),
+    )
+    .at(source.location(span.line, span.col, key.len()))
+    .help("remove one of the two entries")
+}
+
+/// YAML merge keys (`<<: *base`): explicit keys win over merged ones, as in go-yaml.
+fn apply_merges(map: &mut Map<String, Value>, merges: Vec<(Value, PosTree)>) {
+    for (merged, _) in merges {
+        let sources = match merged {
+            Value::Object(m) => vec![m],
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for source in sources {
+            for (k, v) in source {
+                map.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+/// JSON object keys are strings: sigs.k8s.io/yaml turns `true:` into "true" and `1:` into "1".
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> (Value, Option<String>) {
+    if let Some(tag) = tag.filter(|t| t.is_yaml_core_schema()) {
+        return (core_tagged(text, &tag.suffix), None);
+    }
+    match style {
+        ScalarStyle::Plain if tag.is_none() => {
+            let resolved = resolve_plain(text);
+            (resolved.value, resolved.ambiguity)
+        }
+        _ => (Value::String(text.to_owned()), None),
+    }
+}
+
+/// `!!str 0644` stays a string, `!!int "3"` becomes a number, and so on.
+fn core_tagged(text: &str, suffix: &str) -> Value {
+    match suffix {
+        "str" | "binary" | "timestamp" => Value::String(text.to_owned()),
+        "null" => Value::Null,
+        _ => match resolve_plain(text).value {
+            Value::String(_) => Value::String(text.to_owned()),
+            other => other,
+        },
+    }
 }
