@@ -1,12 +1,29 @@
 //! Rendering findings. Renderers only format: the verdict is decided before they run.
+//!
+//! One file per output format; [`render`] dispatches on [`Format`]. Every renderer prints only what
+//! the findings carry (never values read from documents), so a secret can reach the output only if a
+//! producer put it into a message; the human snippets additionally mask Secret values
+//! (see [`mask_secret_lines`]).
+
+mod github;
+mod human;
+mod json;
+mod junit;
+mod mask;
+mod sarif;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::finding::{Finding, Verdict};
+use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::SourceFile;
+
+pub use github::{escape_data, escape_property};
+pub use mask::mask_secret_lines;
 
 /// Everything a renderer needs: the findings, the verdict, and the sources findings point into
 /// (for snippets).
@@ -30,6 +47,27 @@ impl Report {
     pub fn verdict(&self) -> Verdict {
         Verdict::of(&self.findings)
     }
+
+    /// How many findings of each severity the report holds.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for finding in &self.findings {
+            match finding.severity {
+                Severity::Error => counts.errors += 1,
+                Severity::Warning => counts.warnings += 1,
+                Severity::Note => counts.notes += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// Findings per severity, as the summaries print them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub errors: usize,
+    pub warnings: usize,
+    pub notes: usize,
 }
 
 /// Output formats of `check` (and, with `markdown`, of `diff`).
@@ -40,4 +78,110 @@ pub enum Format {
     Sarif,
     Junit,
     Github,
+}
+
+/// How to render, beyond the format itself. Only the human format uses these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// ANSI colours in the human format (off for pipes, files and snapshots).
+    pub color: bool,
+    /// Wrap width of the human format, in columns.
+    pub width: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            color: false,
+            width: 100,
+        }
+    }
+}
+
+/// Write `report` in `format` to `out`.
+pub fn render(
+    report: &Report,
+    format: Format,
+    out: &mut dyn io::Write,
+    options: &RenderOptions,
+) -> io::Result<()> {
+    match format {
+        Format::Human => human::render(report, out, options),
+        Format::Json => json::render(report, out),
+        Format::Sarif => sarif::render(report, out),
+        Format::Junit => junit::render(report, out),
+        Format::Github => github::render(report, out),
+    }
+}
+
+/// The one-line summary the text formats end with:
+/// `2 errors, 1 warning in 3 files (4 documents); verdict: fail (exit 1)`.
+pub fn summary_line(report: &Report) -> String {
+    let counts = report.counts();
+    let mut line = format!(
+        "{}, {}",
+        plural(counts.errors, "error"),
+        plural(counts.warnings, "warning")
+    );
+    if counts.notes > 0 {
+        let _ = write!(line, ", {}", plural(counts.notes, "note"));
+    }
+    let _ = write!(
+        line,
+        " in {} ({}",
+        plural(report.stats.files, "file"),
+        plural(report.stats.documents, "document")
+    );
+    if report.stats.skipped > 0 {
+        let _ = write!(line, ", {} skipped", report.stats.skipped);
+    }
+    let verdict = report.verdict();
+    let _ = write!(
+        line,
+        "); verdict: {} (exit {})",
+        verdict_name(verdict),
+        verdict.exit_code()
+    );
+    line
+}
+
+pub(crate) fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Undecided => "undecided",
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The one-line form of a finding, for findings without a snippet and for the plain formats:
+/// `file:line:col: severity[rule]: message`.
+pub(crate) fn one_line(finding: &Finding) -> String {
+    let mut line = String::new();
+    if let Some(location) = &finding.location {
+        let _ = write!(line, "{location}: ");
+    }
+    let _ = write!(
+        line,
+        "{}[{}]: {}",
+        finding.severity, finding.rule, finding.message
+    );
+    line
+}
+
+/// Every finding code with its description, one per line: the table users write suppressions and
+/// dashboards against. A test snapshots it so a code never changes by accident.
+pub fn rules_table() -> String {
+    let width = Rule::ALL.iter().map(|r| r.code().len()).max().unwrap_or(0);
+    Rule::ALL.iter().fold(String::new(), |mut table, rule| {
+        let _ = writeln!(table, "{:width$}  {}", rule.code(), rule.description());
+        table
+    })
 }

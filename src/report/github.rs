@@ -1,0 +1,78 @@
+//! The github format: GitHub Actions workflow commands, which the runner turns into annotations on
+//! the pull request's diff, then a plain summary for the log.
+//!
+//! Escaping follows the Actions toolkit (`@actions/core`, `command.ts`) exactly: the runner undoes
+//! it, so a message with `%`, `:`, `,` or line breaks arrives intact and cannot end a command early
+//! or inject another one.
+
+use std::io;
+
+use super::{Report, summary_line};
+use crate::finding::{Finding, Severity};
+
+pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+    for finding in &report.findings {
+        writeln!(out, "{}", command(finding))?;
+    }
+    writeln!(out, "{}", summary_line(report))?;
+    for note in &report.notes {
+        // A note is plain log text; escaping keeps one that starts with `::` from being a command.
+        writeln!(out, "note: {}", escape_data(note))?;
+    }
+    Ok(())
+}
+
+/// `::error file=…,line=…,col=…,title=…::message` for one finding.
+fn command(finding: &Finding) -> String {
+    let name = match finding.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "notice",
+    };
+    let mut properties: Vec<(&str, String)> = Vec::new();
+    // The runner ignores line and col without a file, so they go out only together.
+    if let Some(location) = finding.location.as_ref().filter(|l| !l.file.is_empty()) {
+        properties.push(("file", location.file.clone()));
+        if let Some(line) = location.line {
+            properties.push(("line", line.to_string()));
+            if let Some(column) = location.column {
+                properties.push(("col", column.to_string()));
+            }
+        }
+    }
+    properties.push(("title", format!("stategate {}", finding.rule)));
+    let properties: Vec<String> = properties
+        .iter()
+        .map(|(key, value)| format!("{key}={}", escape_property(value)))
+        .collect();
+    format!(
+        "::{name} {}::{}",
+        properties.join(","),
+        escape_data(&message(finding))
+    )
+}
+
+/// The annotation body: the message, then the object and the help on their own lines.
+fn message(finding: &Finding) -> String {
+    let mut text = finding.message.clone();
+    if let Some(object) = &finding.object {
+        text.push_str(&format!("\nobject: {object}"));
+    }
+    if let Some(help) = &finding.help {
+        text.push_str(&format!("\nhelp: {help}"));
+    }
+    text
+}
+
+/// Escape a command's message, as `escapeData` in the Actions toolkit: `%`, CR and LF.
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escape a command property value, as `escapeProperty` in the Actions toolkit: what
+/// [`escape_data`] escapes, plus `:` and `,`, which delimit properties.
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
