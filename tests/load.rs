@@ -15,7 +15,11 @@ fn rules(loaded: &Loaded) -> Vec<Rule> {
 #[test]
 fn multi_document_streams_count_empty_documents() {
     let loaded = load("a: 1\n---\n---\n# only a comment\n---\nb: 2\n");
-    let found: Vec<_> = loaded.documents.iter().map(|d| (d.index, d.value.clone())).collect();
+    let found: Vec<_> = loaded
+        .documents
+        .iter()
+        .map(|d| (d.index, d.value.clone()))
+        .collect();
     assert_eq!(found, vec![(0, json!({"a": 1})), (3, json!({"b": 2}))]);
     assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
 }
@@ -25,7 +29,11 @@ fn comment_only_and_empty_files_are_fine() {
     for text in ["", "# nothing here\n", "---\n", "\n\n"] {
         let loaded = load(text);
         assert!(loaded.documents.is_empty(), "{text:?}");
-        assert!(loaded.findings.is_empty(), "{text:?}: {:?}", loaded.findings);
+        assert!(
+            loaded.findings.is_empty(),
+            "{text:?}: {:?}",
+            loaded.findings
+        );
     }
 }
 
@@ -51,7 +59,10 @@ fn ambiguous_scalars_are_warned_about_with_their_line() {
         .collect();
     assert_eq!(
         warnings,
-        vec![(Rule::LoadAmbiguousScalar, Some(2)), (Rule::LoadAmbiguousScalar, Some(3))]
+        vec![
+            (Rule::LoadAmbiguousScalar, Some(2)),
+            (Rule::LoadAmbiguousScalar, Some(3))
+        ]
     );
     assert!(loaded.findings[0].message.contains("octal number 420"));
 }
@@ -65,7 +76,10 @@ fn every_node_has_a_position_reachable_by_json_pointer() {
     assert_eq!((image.line, image.column), (Some(8), Some(18)));
     let key = doc.locate_key("/spec/template/spec/containers/0/image");
     assert_eq!((key.line, key.column), (Some(8), Some(11)));
-    assert_eq!(&text[key.offset.unwrap()..key.offset.unwrap() + key.len], "image");
+    assert_eq!(
+        &text[key.offset.unwrap()..key.offset.unwrap() + key.len],
+        "image"
+    );
     // A pointer that does not exist falls back to its nearest ancestor.
     let missing = doc.locate("/spec/template/spec/containers/0/resources/limits");
     assert_eq!(missing.line, Some(7));
@@ -83,7 +97,10 @@ fn json_files_load_with_positions() {
     let text = "{\n  \"kind\": \"ConfigMap\",\n  \"data\": {\"a\": \"0644\", \"b\": 1}\n}\n";
     let loaded = load_file("cm.json", text.as_bytes(), &LoadOptions::default());
     let doc = &loaded.documents[0];
-    assert_eq!(doc.value, json!({"kind": "ConfigMap", "data": {"a": "0644", "b": 1}}));
+    assert_eq!(
+        doc.value,
+        json!({"kind": "ConfigMap", "data": {"a": "0644", "b": 1}})
+    );
     assert_eq!(doc.locate("/data/b").line, Some(3));
 }
 
@@ -105,7 +122,11 @@ fn duplicate_keys_are_reported_at_the_second_key() {
     let loaded = load("metadata:\n  name: a\n  name: b\n");
     assert_eq!(rules(&loaded), vec![Rule::LoadDuplicateKey]);
     assert_eq!(loaded.findings[0].location.as_ref().unwrap().line, Some(3));
-    assert!(loaded.findings[0].message.contains("first defined on line 2"));
+    assert!(
+        loaded.findings[0]
+            .message
+            .contains("first defined on line 2")
+    );
     // kubectl keeps the last one.
     assert_eq!(loaded.documents[0].value["metadata"]["name"], json!("b"));
 }
@@ -122,7 +143,9 @@ fn malformed_yaml_is_a_located_syntax_error() {
 
 #[test]
 fn a_billion_laughs_is_refused_early() {
-    let mut text = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut text = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
     let mut prev = "a";
     for name in names {
@@ -169,7 +192,10 @@ fn absurd_nesting_is_refused_not_overflowing_the_stack() {
     let loaded = load(&text);
     assert_eq!(rules(&loaded), vec![Rule::LoadSyntax]);
     let message = &loaded.findings[0].message;
-    assert!(message.contains("nesting") || message.contains("recursion"), "{message}");
+    assert!(
+        message.contains("nesting") || message.contains("recursion"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -183,7 +209,10 @@ fn single_letter_y_and_n_are_booleans_too() {
     // go-yaml v2 reads `y`/`n` as booleans; a key `y:` becomes "true" in the JSON kubectl sends.
     let loaded = load("y: n\n");
     assert_eq!(loaded.documents[0].value, json!({"true": false}));
-    assert_eq!(rules(&loaded), vec![Rule::LoadAmbiguousScalar, Rule::LoadAmbiguousScalar]);
+    assert_eq!(
+        rules(&loaded),
+        vec![Rule::LoadAmbiguousScalar, Rule::LoadAmbiguousScalar]
+    );
 }
 
 #[test]

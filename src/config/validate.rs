@@ -1,12 +1,310 @@
-use super::Config;
-use crate::finding::Finding;
+//! Two phases: parse the YAML with positions, then deserialize each top-level key on its own so that
+//! every mistake in the file is reported at once, each at its own line.
 
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::Config;
+use crate::finding::{Finding, Rule};
+use crate::load::{Document, LoadOptions, load_file};
+
+/// Every problem found in a config file; the gate cannot decide without a valid config (exit 2).
 #[derive(Debug)]
 pub struct ConfigError {
     pub findings: Vec<Finding>,
 }
 
 /// Parse and validate `.stategate.yaml` text; every problem becomes a located finding.
-pub fn parse_config(_path: &str, _text: &str) -> Result<Config, ConfigError> {
-    Ok(Config::default())
+pub fn parse_config(path: &str, text: &str) -> Result<Config, ConfigError> {
+    let loaded = load_file(path, text.as_bytes(), &LoadOptions::default());
+    let mut findings: Vec<Finding> = loaded
+        .findings
+        .into_iter()
+        .map(|f| match f.rule {
+            // An ambiguous scalar in the config is still a mistake worth stopping for.
+            Rule::LoadAmbiguousScalar | Rule::LoadDuplicateKey => Finding {
+                rule: Rule::ConfigInvalid,
+                severity: crate::finding::Severity::Error,
+                ..f
+            },
+            _ => f,
+        })
+        .collect();
+    let Some(doc) = loaded.documents.first() else {
+        if findings.is_empty() {
+            return Ok(Config::default());
+        }
+        return Err(ConfigError { findings });
+    };
+    if loaded.documents.len() > 1 {
+        findings.push(
+            invalid(doc, "", "the config must be a single YAML document")
+                .help("remove the extra `---` documents"),
+        );
+    }
+    let Some(top) = doc.value.as_object() else {
+        findings.push(invalid(
+            doc,
+            "",
+            "the config must be a mapping of keys such as `include`, `schemas`, `policies`",
+        ));
+        return Err(ConfigError { findings });
+    };
+    for (key, value) in top {
+        if let Err(finding) = check_key(doc, key, value) {
+            findings.push(*finding);
+        }
+    }
+    if !findings.is_empty() {
+        return Err(ConfigError { findings });
+    }
+    let config: Config =
+        deserialize(doc, "", doc.value.clone()).map_err(|f| ConfigError { findings: vec![*f] })?;
+    let semantic = semantic_checks(doc, &config);
+    if semantic.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { findings: semantic })
+    }
+}
+
+fn check_key(doc: &Document, key: &str, value: &Value) -> Result<(), Box<Finding>> {
+    let pointer = format!("/{}", escape(key));
+    let value = value.clone();
+    match key {
+        "version" => deserialize::<u32>(doc, &pointer, value).map(drop),
+        "include" | "exclude" => deserialize::<Vec<String>>(doc, &pointer, value).map(drop),
+        "environments" => {
+            deserialize::<std::collections::BTreeMap<String, Vec<String>>>(doc, &pointer, value)
+                .map(drop)
+        }
+        "schemas" => deserialize::<super::SchemasConfig>(doc, &pointer, value).map(drop),
+        "policies" => deserialize::<super::PoliciesConfig>(doc, &pointer, value).map(drop),
+        "protect" => deserialize::<super::ProtectConfig>(doc, &pointer, value).map(drop),
+        "approvals" => deserialize::<Vec<super::ApprovalRule>>(doc, &pointer, value).map(drop),
+        "drift" => deserialize::<super::DriftConfig>(doc, &pointer, value).map(drop),
+        "render" => deserialize::<super::RenderConfig>(doc, &pointer, value).map(drop),
+        "diff" => deserialize::<super::DiffConfig>(doc, &pointer, value).map(drop),
+        "hook" => deserialize::<super::HookConfig>(doc, &pointer, value).map(drop),
+        "limits" => deserialize::<super::LimitsConfig>(doc, &pointer, value).map(drop),
+        other => Err(Box::new(
+            Finding::error(Rule::ConfigInvalid, format!("unknown key `{other}`"))
+                .at(doc.locate_key(&pointer))
+                .help(format!("known keys: {}", TOP_LEVEL_KEYS.join(", "))),
+        )),
+    }
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "include",
+    "exclude",
+    "environments",
+    "schemas",
+    "policies",
+    "protect",
+    "approvals",
+    "drift",
+    "render",
+    "diff",
+    "hook",
+    "limits",
+];
+
+fn deserialize<T: DeserializeOwned>(
+    doc: &Document,
+    pointer: &str,
+    value: Value,
+) -> Result<T, Box<Finding>> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut at = pointer.to_owned();
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => at.push_str(&format!("/{index}")),
+                serde_path_to_error::Segment::Map { key } => {
+                    at.push_str(&format!("/{}", escape(key)))
+                }
+                serde_path_to_error::Segment::Enum { variant } => {
+                    at.push_str(&format!("/{}", escape(variant)))
+                }
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let message = e.inner().to_string();
+        // serde names the unknown key only in its message; point at that key, not its parent.
+        if let Some(unknown) = unknown_field(&message) {
+            at.push_str(&format!("/{}", escape(unknown)));
+        }
+        let dotted = at.trim_start_matches('/').replace('/', ".");
+        let shown = if dotted.is_empty() {
+            "config".to_owned()
+        } else {
+            dotted
+        };
+        Box::new(
+            Finding::error(Rule::ConfigInvalid, format!("{shown}: {message}"))
+                .at(doc.locate_key(&at))
+                .help("see the config reference in README.md (section \"Configuration\")"),
+        )
+    })
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if config.version != 1 {
+        findings.push(invalid(
+            doc,
+            "/version",
+            &format!(
+                "unsupported config version {}; this stategate reads version 1",
+                config.version
+            ),
+        ));
+    }
+    let mut globs: Vec<(String, &String)> = Vec::new();
+    globs.extend(
+        config
+            .include
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("/include/{i}"), g)),
+    );
+    globs.extend(
+        config
+            .exclude
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("/exclude/{i}"), g)),
+    );
+    for (env, patterns) in &config.environments {
+        globs.extend(
+            patterns
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (format!("/environments/{}/{i}", escape(env)), g)),
+        );
+    }
+    globs.extend(
+        config
+            .schemas
+            .crds
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("/schemas/crds/{i}"), g)),
+    );
+    for (m, mapping) in config.schemas.map.iter().enumerate() {
+        globs.extend(
+            mapping
+                .files
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (format!("/schemas/map/{m}/files/{i}"), g)),
+        );
+    }
+    globs.extend(
+        config
+            .protect
+            .refs
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("/protect/refs/{i}"), g)),
+    );
+    for (a, rule) in config.approvals.iter().enumerate() {
+        globs.extend(
+            rule.paths
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (format!("/approvals/{a}/paths/{i}"), g)),
+        );
+        if rule.required == 0 {
+            findings.push(invalid(
+                doc,
+                &format!("/approvals/{a}/required"),
+                "`required` must be at least 1",
+            ));
+        }
+    }
+    for (pointer, glob) in globs {
+        if let Err(e) = globset::Glob::new(glob) {
+            findings.push(invalid(
+                doc,
+                &pointer,
+                &format!("invalid glob `{glob}`: {}", e.kind()),
+            ));
+        }
+    }
+    findings
+}
+
+fn invalid(doc: &Document, pointer: &str, message: &str) -> Finding {
+    Finding::error(Rule::ConfigInvalid, message).at(doc.locate(pointer))
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<(u32, String)> {
+        parse_config(".stategate.yaml", text)
+            .expect_err("config should be invalid")
+            .findings
+            .into_iter()
+            .map(|f| (f.location.and_then(|l| l.line).unwrap_or(0), f.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_or_empty_config_means_defaults() {
+        assert_eq!(parse_config("c", "").unwrap(), Config::default());
+        assert_eq!(parse_config("c", "# nothing\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = "version: 1\ninclude: [\"**/*.yaml\"]\nenvironments:\n  prod: [\"clusters/prod/**\"]\nschemas:\n  kubernetes: \"1.31\"\n  unknown: error\npolicies:\n  namespaces: [\"main\"]\nprotect:\n  refs: [\"refs/heads/main\"]\n  force_push: deny\napprovals:\n  - name: prod\n    paths: [\"clusters/prod/**\"]\n    required: 2\n    from: [\"alice\"]\n";
+        let config = parse_config("c", text).unwrap();
+        assert_eq!(config.schemas.kubernetes.as_deref(), Some("1.31"));
+        assert_eq!(config.schemas.unknown, super::super::UnknownPolicy::Error);
+        assert_eq!(config.approvals[0].required, 2);
+        assert_eq!(
+            config.environments["prod"],
+            vec!["clusters/prod/**".to_string()]
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_its_own_line() {
+        let found = errors(
+            "version: 1\nincludes: [\"*.yaml\"]\nschemas:\n  kubernetes: \"1.31\"\n  unkown: warn\npolicies:\n  paths: policies/\n",
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, 2);
+        assert!(found[0].1.contains("unknown key `includes`"));
+        assert_eq!(found[1].0, 5);
+        assert!(
+            found[1].1.contains("unknown field `unkown`"),
+            "{}",
+            found[1].1
+        );
+        assert_eq!(found[2].0, 7);
+        assert!(found[2].1.contains("policies.paths"), "{}", found[2].1);
+    }
+
+    #[test]
+    fn wrong_enum_values_and_bad_globs_are_located() {
+        let found = errors("schemas:\n  unknown: maybe\n");
+        assert_eq!(found[0].0, 2);
+        let found = errors("include:\n  - \"a/[b\"\n");
+        assert_eq!(found[0].0, 2);
+        assert!(found[0].1.contains("invalid glob"));
+    }
 }
