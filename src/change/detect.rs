@@ -1,6 +1,15 @@
-//! Placeholder: being implemented (change detection through git2).
-use super::ChangeSet;
-use std::path::Path;
+//! Every change mode is one libgit2 diff between two sides (nothing, a commit's tree, the index or
+//! the working tree), narrowed by pathspecs and run through git's default rename detection. The
+//! deltas are then sorted into changed files and skipped paths, and the bytes of both sides loaded:
+//! blobs through git2, working-tree files from disk without ever following a symlink.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository};
+
+use super::{Action, ChangeSet, FileChange, Skipped};
 
 /// Which two sides of the repository a check compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +24,569 @@ pub enum ChangeMode {
     All { rev: Option<String> },
 }
 
+/// Why the changes could not be found. Every message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(
+        "no git repository at or above `{}`: {source}; run stategate inside a git repository",
+        path.display()
+    )]
+    NotARepository { path: PathBuf, source: git2::Error },
+    #[error(
+        "unknown revision `{rev}`: {source}; pass a commit id, branch or tag of this repository \
+         (a shallow CI clone may need more history: `git fetch --unshallow`, or `fetch-depth: 0`)"
+    )]
+    UnknownRevision { rev: String, source: git2::Error },
+    #[error("revision `{rev}` is not a commit: {source}; pass a commit, branch or tag")]
+    NotACommit { rev: String, source: git2::Error },
+    #[error(
+        "`{base}` and `{head}` have no common history (no merge base); check the two revisions, \
+         or fetch more history if this is a shallow clone (`git fetch --unshallow`)"
+    )]
+    NoMergeBase { base: String, head: String },
+    #[error("{mode} needs a working tree, but `{}` is a bare repository; pass --base/--head, or --all with a revision", path.display())]
+    BareRepository { mode: &'static str, path: PathBuf },
+    #[error("path `{path}` is outside the repository at `{}`; pass paths inside it", root.display())]
+    PathOutsideRepository { path: String, root: PathBuf },
+    #[error(
+        "cannot read `{path}` from the working tree: {source}; check its permissions, or run again if it is being edited"
+    )]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("git failed while {doing}: {source}")]
+    Git {
+        doing: &'static str,
+        source: git2::Error,
+    },
+}
+
+fn git_err(doing: &'static str) -> impl FnOnce(git2::Error) -> ChangeError {
+    move |source| ChangeError::Git { doing, source }
+}
+
+/// Opens the repository containing `dir` (searching upwards, like `git`). Inside a pre-receive hook
+/// the pushed objects sit in a quarantine directory that only the environment names, so there the
+/// repository is opened the way `git` itself would open it.
+pub fn open_repo(dir: &Path) -> Result<Repository, ChangeError> {
+    let in_hook = std::env::var_os("GIT_QUARANTINE_PATH").is_some()
+        || std::env::var_os("GIT_OBJECT_DIRECTORY").is_some();
+    let opened = if in_hook {
+        Repository::open_ext(
+            dir,
+            git2::RepositoryOpenFlags::FROM_ENV,
+            std::iter::empty::<&Path>(),
+        )
+    } else {
+        Repository::discover(dir)
+    };
+    opened.map_err(|source| ChangeError::NotARepository {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Finds the changes of `mode` in the repository containing `repo_dir`. `paths` narrow the change
+/// like `git diff -- PATH...`: relative to `repo_dir` (so a subdirectory works like git's current
+/// directory), a directory or a file, and glob patterns (`*.yaml`) are accepted.
 pub fn detect_changes(
-    _repo: &Path,
-    _mode: &ChangeMode,
-    _paths: &[String],
-) -> Result<ChangeSet, git2::Error> {
-    Err(git2::Error::from_str("change detection is not implemented yet"))
+    repo_dir: &Path,
+    mode: &ChangeMode,
+    paths: &[String],
+) -> Result<ChangeSet, ChangeError> {
+    let repo = open_repo(repo_dir)?;
+    let paths = repo_relative_paths(&repo, repo_dir, paths)?;
+    detect_changes_in(&repo, mode, &paths)
+}
+
+/// [`detect_changes`] on an open repository; `paths` are already relative to its root.
+pub fn detect_changes_in(
+    repo: &Repository,
+    mode: &ChangeMode,
+    paths: &[String],
+) -> Result<ChangeSet, ChangeError> {
+    let plan = Plan::new(repo, mode)?;
+    let diff = plan.diff(repo, paths)?;
+    let mut loader = Loader::new(repo, plan.new_side_is_workdir());
+    let mut set = ChangeSet {
+        base: plan.base.map(|id| id.to_string()),
+        head: plan.head.map(|id| id.to_string()),
+        ..ChangeSet::default()
+    };
+    for delta in diff.deltas() {
+        match classify(&delta) {
+            Sorted::Ignore => {}
+            Sorted::Skip(path, reason) => set.skipped.push(Skipped { path, reason }),
+            Sorted::Change(change) => match loader.load(change)? {
+                Ok(file) => set.files.push(file),
+                Err(skipped) => set.skipped.push(skipped),
+            },
+        }
+    }
+    set.files.sort_by(|a, b| a.path.cmp(&b.path));
+    set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(set)
+}
+
+/// The working tree side of a diff, or a tree.
+enum NewSide<'r> {
+    Tree(git2::Tree<'r>),
+    Index,
+    WorkDir,
+}
+
+/// The two sides one mode compares, and the commits behind them.
+struct Plan<'r> {
+    old: Option<git2::Tree<'r>>,
+    new: NewSide<'r>,
+    base: Option<Oid>,
+    head: Option<Oid>,
+    /// `--all` lists files; pairing them up as renames would make no sense.
+    renames: bool,
+}
+
+impl<'r> Plan<'r> {
+    fn new(repo: &'r Repository, mode: &ChangeMode) -> Result<Plan<'r>, ChangeError> {
+        match mode {
+            ChangeMode::WorkTree | ChangeMode::Staged => {
+                let head = head_commit(repo)?;
+                let (new, needs_workdir) = match mode {
+                    ChangeMode::WorkTree => (NewSide::WorkDir, Some("checking the working tree")),
+                    _ => (NewSide::Index, None),
+                };
+                if let Some(what) = needs_workdir {
+                    require_workdir(repo, what)?;
+                }
+                Ok(Plan {
+                    old: head.as_ref().map(tree_of).transpose()?,
+                    base: head.as_ref().map(git2::Commit::id),
+                    head: None,
+                    new,
+                    renames: true,
+                })
+            }
+            ChangeMode::Range { base, head } => {
+                let base_commit = commit_at(repo, base)?;
+                let head_commit = commit_at(repo, head)?;
+                let fork = repo
+                    .merge_base(base_commit.id(), head_commit.id())
+                    .map_err(|_| ChangeError::NoMergeBase {
+                        base: base.clone(),
+                        head: head.clone(),
+                    })?;
+                let fork_commit = repo
+                    .find_commit(fork)
+                    .map_err(git_err("reading the merge base"))?;
+                Ok(Plan {
+                    old: Some(tree_of(&fork_commit)?),
+                    new: NewSide::Tree(tree_of(&head_commit)?),
+                    base: Some(fork),
+                    head: Some(head_commit.id()),
+                    renames: true,
+                })
+            }
+            ChangeMode::All { rev: Some(rev) } => {
+                let commit = commit_at(repo, rev)?;
+                Ok(Plan {
+                    old: None,
+                    new: NewSide::Tree(tree_of(&commit)?),
+                    base: None,
+                    head: Some(commit.id()),
+                    renames: false,
+                })
+            }
+            ChangeMode::All { rev: None } => {
+                require_workdir(repo, "checking every file of the working tree")?;
+                Ok(Plan {
+                    old: None,
+                    new: NewSide::WorkDir,
+                    base: None,
+                    head: None,
+                    renames: false,
+                })
+            }
+        }
+    }
+
+    fn new_side_is_workdir(&self) -> bool {
+        matches!(self.new, NewSide::WorkDir)
+    }
+
+    fn diff(&self, repo: &'r Repository, paths: &[String]) -> Result<git2::Diff<'r>, ChangeError> {
+        let mut opts = DiffOptions::new();
+        opts.include_typechange(true).ignore_submodules(false);
+        for path in paths {
+            opts.pathspec(path.as_str());
+        }
+        let old = self.old.as_ref();
+        let mut diff = match &self.new {
+            NewSide::Tree(tree) => repo.diff_tree_to_tree(old, Some(tree), Some(&mut opts)),
+            NewSide::Index => repo.diff_tree_to_index(old, None, Some(&mut opts)),
+            NewSide::WorkDir => {
+                // Untracked files count, as `git status` shows them: ignored ones do not.
+                opts.include_untracked(true).recurse_untracked_dirs(true);
+                repo.diff_tree_to_workdir_with_index(old, Some(&mut opts))
+            }
+        }
+        .map_err(git_err("comparing the two sides of the change"))?;
+        if self.renames {
+            // git's defaults: renames only, 50% similarity; untracked files may be rename targets.
+            let mut find = DiffFindOptions::new();
+            find.renames(true).for_untracked(true).rename_threshold(50);
+            diff.find_similar(Some(&mut find))
+                .map_err(git_err("detecting renames"))?;
+        }
+        Ok(diff)
+    }
+}
+
+fn require_workdir(repo: &Repository, mode: &'static str) -> Result<(), ChangeError> {
+    match repo.workdir() {
+        Some(_) => Ok(()),
+        None => Err(ChangeError::BareRepository {
+            mode,
+            path: repo.path().to_path_buf(),
+        }),
+    }
+}
+
+/// HEAD's commit, or `None` in a repository without commits (everything is then added).
+fn head_commit(repo: &Repository) -> Result<Option<git2::Commit<'_>>, ChangeError> {
+    match repo.head() {
+        Ok(head) => head
+            .peel_to_commit()
+            .map(Some)
+            .map_err(|source| ChangeError::NotACommit {
+                rev: "HEAD".into(),
+                source,
+            }),
+        Err(e)
+            if e.code() == git2::ErrorCode::UnbornBranch
+                || e.code() == git2::ErrorCode::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(ChangeError::Git {
+            doing: "reading HEAD",
+            source: e,
+        }),
+    }
+}
+
+fn commit_at<'r>(repo: &'r Repository, rev: &str) -> Result<git2::Commit<'r>, ChangeError> {
+    let object = repo
+        .revparse_single(rev)
+        .map_err(|source| ChangeError::UnknownRevision {
+            rev: rev.to_string(),
+            source,
+        })?;
+    object
+        .peel_to_commit()
+        .map_err(|source| ChangeError::NotACommit {
+            rev: rev.to_string(),
+            source,
+        })
+}
+
+fn tree_of<'r>(commit: &git2::Commit<'r>) -> Result<git2::Tree<'r>, ChangeError> {
+    commit.tree().map_err(git_err("reading a commit's tree"))
+}
+
+/// A delta worth loading: what happened and the blob ids of both sides.
+struct Candidate {
+    action: Action,
+    path: String,
+    old_path: Option<String>,
+    old_id: Option<Oid>,
+    new_id: Option<Oid>,
+}
+
+enum Sorted {
+    Ignore,
+    Skip(String, String),
+    Change(Candidate),
+}
+
+fn classify(delta: &DiffDelta<'_>) -> Sorted {
+    let action = match delta.status() {
+        Delta::Added | Delta::Untracked | Delta::Copied => Action::Added,
+        Delta::Deleted => Action::Deleted,
+        Delta::Modified | Delta::Conflicted => Action::Modified,
+        Delta::Renamed => Action::Renamed,
+        Delta::Typechange => {
+            let reason = format!(
+                "type changed from {} to {}",
+                kind_name(delta.old_file().mode()),
+                kind_name(delta.new_file().mode())
+            );
+            return Sorted::Skip(path_of(delta.new_file()), reason);
+        }
+        Delta::Unreadable => {
+            return Sorted::Skip(
+                path_of(delta.new_file()),
+                "unreadable in the working tree".into(),
+            );
+        }
+        Delta::Unmodified | Delta::Ignored => return Sorted::Ignore,
+    };
+    let has_old = matches!(action, Action::Modified | Action::Deleted | Action::Renamed);
+    let has_new = action != Action::Deleted;
+    let path = if has_new {
+        path_of(delta.new_file())
+    } else {
+        path_of(delta.old_file())
+    };
+    for (present, mode) in [
+        (has_old, delta.old_file().mode()),
+        (has_new, delta.new_file().mode()),
+    ] {
+        if let Some(reason) = unreadable_kind(present, mode) {
+            return Sorted::Skip(path, reason.into());
+        }
+    }
+    if delta.flags().is_binary() {
+        return Sorted::Skip(path, "binary file".into());
+    }
+    Sorted::Change(Candidate {
+        action,
+        old_path: (action == Action::Renamed).then(|| path_of(delta.old_file())),
+        old_id: has_old.then(|| delta.old_file().id()),
+        new_id: has_new.then(|| delta.new_file().id()),
+        path,
+    })
+}
+
+/// Why an entry of this mode is never read, if it is not a regular file.
+fn unreadable_kind(present: bool, mode: FileMode) -> Option<&'static str> {
+    if !present {
+        return None;
+    }
+    match mode {
+        FileMode::Blob | FileMode::BlobExecutable => None,
+        FileMode::Link => Some("symlink, not followed"),
+        FileMode::Commit => Some("submodule, not followed"),
+        FileMode::Tree => Some("nested git repository, not followed"),
+        FileMode::BlobGroupWritable | FileMode::Unreadable => Some("not a regular file"),
+    }
+}
+
+fn kind_name(mode: FileMode) -> &'static str {
+    match mode {
+        FileMode::Link => "symlink",
+        FileMode::Commit => "submodule",
+        FileMode::Tree => "directory",
+        FileMode::Unreadable => "nothing",
+        FileMode::Blob | FileMode::BlobExecutable | FileMode::BlobGroupWritable => "file",
+    }
+}
+
+fn path_of(file: git2::DiffFile<'_>) -> String {
+    file.path()
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default()
+}
+
+/// git calls a file binary when its first 8000 bytes hold a NUL.
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8000)].contains(&0)
+}
+
+/// Loads the bytes of both sides of a candidate.
+struct Loader<'r> {
+    repo: &'r Repository,
+    /// The new side is read from disk rather than from blobs.
+    workdir: Option<WorkdirReader>,
+}
+
+impl<'r> Loader<'r> {
+    fn new(repo: &'r Repository, new_side_is_workdir: bool) -> Loader<'r> {
+        let workdir = match (new_side_is_workdir, repo.workdir()) {
+            (true, Some(root)) => Some(WorkdirReader::new(root)),
+            _ => None,
+        };
+        Loader { repo, workdir }
+    }
+
+    /// The loaded file, or why it was skipped after all (binary content, a symlink on disk).
+    fn load(&mut self, c: Candidate) -> Result<Result<FileChange, Skipped>, ChangeError> {
+        let before = c.old_id.map(|id| self.blob(id)).transpose()?;
+        let after = match (c.new_id, &mut self.workdir) {
+            (None, _) => None,
+            (Some(_), Some(reader)) => match reader.read(&c.path)? {
+                Ok(bytes) => Some(bytes),
+                Err(reason) => {
+                    return Ok(Err(Skipped {
+                        path: c.path,
+                        reason: reason.into(),
+                    }));
+                }
+            },
+            (Some(id), None) => Some(self.blob(id)?),
+        };
+        if before.iter().chain(after.iter()).any(|b| looks_binary(b)) {
+            return Ok(Err(Skipped {
+                path: c.path,
+                reason: "binary file".into(),
+            }));
+        }
+        Ok(Ok(FileChange {
+            path: c.path,
+            action: c.action,
+            old_path: c.old_path,
+            before,
+            after,
+        }))
+    }
+
+    fn blob(&self, id: Oid) -> Result<Vec<u8>, ChangeError> {
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(git_err("reading a file's content"))?;
+        Ok(blob.content().to_vec())
+    }
+}
+
+/// Reads working-tree files without following symlinks, in the file itself or in any directory on
+/// its way: a link to `/etc/passwd` committed to a repository must never be read.
+struct WorkdirReader {
+    root: PathBuf,
+    /// Directories (repository-relative) already known to be real directories.
+    safe_dirs: HashSet<String>,
+}
+
+impl WorkdirReader {
+    fn new(root: &Path) -> WorkdirReader {
+        WorkdirReader {
+            root: root.to_path_buf(),
+            safe_dirs: HashSet::new(),
+        }
+    }
+
+    /// The file's bytes, or why it is not read.
+    fn read(&mut self, rel: &str) -> Result<Result<Vec<u8>, &'static str>, ChangeError> {
+        let io_err = |source| ChangeError::Read {
+            path: rel.to_string(),
+            source,
+        };
+        if !self.parents_are_real_dirs(rel).map_err(io_err)? {
+            return Ok(Err("inside a symlinked directory, not followed"));
+        }
+        let full = self.root.join(rel);
+        let meta = std::fs::symlink_metadata(&full).map_err(io_err)?;
+        if meta.file_type().is_symlink() {
+            return Ok(Err("symlink, not followed"));
+        }
+        if !meta.is_file() {
+            return Ok(Err("not a regular file"));
+        }
+        let mut file = std::fs::File::open(&full).map_err(io_err)?;
+        if !same_file(&meta, &file.metadata().map_err(io_err)?) {
+            // Swapped for something else (a symlink?) between the check and the open.
+            return Ok(Err("changed while being read, not followed"));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(io_err)?;
+        Ok(Ok(bytes))
+    }
+
+    fn parents_are_real_dirs(&mut self, rel: &str) -> std::io::Result<bool> {
+        let mut end = 0;
+        while let Some(slash) = rel[end..].find('/') {
+            end += slash;
+            let dir = &rel[..end];
+            if !self.safe_dirs.contains(dir) {
+                let meta = std::fs::symlink_metadata(self.root.join(dir))?;
+                if !meta.is_dir() {
+                    return Ok(false);
+                }
+                self.safe_dirs.insert(dir.to_string());
+            }
+            end += 1;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(unix)]
+fn same_file(checked: &std::fs::Metadata, opened: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    checked.dev() == opened.dev() && checked.ino() == opened.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_checked: &std::fs::Metadata, opened: &std::fs::Metadata) -> bool {
+    opened.is_file()
+}
+
+/// Turns command-line paths into pathspecs relative to the repository root. `dir` is where they
+/// were given: a subdirectory of the working tree prefixes them, as in `git diff -- PATH`.
+fn repo_relative_paths(
+    repo: &Repository,
+    dir: &Path,
+    paths: &[String],
+) -> Result<Vec<String>, ChangeError> {
+    let Some(root) = repo.workdir() else {
+        return Ok(paths.to_vec());
+    };
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let base = dir.strip_prefix(&root).unwrap_or(Path::new(""));
+    paths
+        .iter()
+        .map(|p| {
+            let joined = if Path::new(p).is_absolute() {
+                PathBuf::from(p)
+            } else {
+                root.join(base).join(p)
+            };
+            let normal = normalize(&joined);
+            match normal.strip_prefix(&root) {
+                Ok(rel) => Ok(rel.to_string_lossy().replace('\\', "/")),
+                Err(_) => Err(ChangeError::PathOutsideRepository {
+                    path: p.clone(),
+                    root: root.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Resolves `.` and `..` without touching the disk (the path may name a deleted file).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_the_first_8000_bytes_means_binary() {
+        assert!(looks_binary(b"a\0b"));
+        assert!(!looks_binary(b"kind: Pod\n"));
+        let mut late = vec![b'a'; 8000];
+        late.push(0);
+        assert!(!looks_binary(&late));
+    }
+
+    #[test]
+    fn normalize_resolves_dots_lexically() {
+        assert_eq!(
+            normalize(Path::new("/r/a/./b/../c")),
+            PathBuf::from("/r/a/c")
+        );
+        assert_eq!(normalize(Path::new("/r/../x")), PathBuf::from("/x"));
+    }
 }

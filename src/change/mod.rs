@@ -5,7 +5,7 @@ mod detect;
 
 use serde::Serialize;
 
-pub use detect::{ChangeMode, detect_changes};
+pub use detect::{ChangeError, ChangeMode, detect_changes, detect_changes_in, open_repo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -40,7 +40,10 @@ impl TestRepo {
 
     /// Runs git in `dir` (a subdirectory, or another repository) with the fixed test environment.
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
-        let date = format!("{} +0000", 1_700_000_000 + 60 * u64::from(self.commits.get()));
+        let date = format!(
+            "{} +0000",
+            1_700_000_000 + 60 * u64::from(self.commits.get())
+        );
         let mut cmd = Command::new("git");
         cmd.current_dir(dir)
             .args(args)

@@ -1,0 +1,547 @@
+//! Change detection against real git repositories built with the `git` CLI: every mode, renames,
+//! deletions, path narrowing, and the entries that must never be read (binary files, symlinks,
+//! submodules).
+
+mod common;
+
+use common::git::TestRepo;
+use stategate::change::{Action, ChangeMode, ChangeSet, FileChange, detect_changes};
+
+fn detect(repo: &TestRepo, mode: ChangeMode, paths: &[&str]) -> ChangeSet {
+    let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    detect_changes(repo.path(), &mode, &paths).expect("detect changes")
+}
+
+fn range(base: &str, head: &str) -> ChangeMode {
+    ChangeMode::Range {
+        base: base.into(),
+        head: head.into(),
+    }
+}
+
+/// `(action, path, old path)` of every changed file, in order.
+fn summary(set: &ChangeSet) -> Vec<(Action, &str, Option<&str>)> {
+    set.files
+        .iter()
+        .map(|f| (f.action, f.path.as_str(), f.old_path.as_deref()))
+        .collect()
+}
+
+/// `(path, reason)` of every skipped entry.
+fn skipped(set: &ChangeSet) -> Vec<(&str, &str)> {
+    set.skipped
+        .iter()
+        .map(|s| (s.path.as_str(), s.reason.as_str()))
+        .collect()
+}
+
+fn file<'a>(set: &'a ChangeSet, path: &str) -> &'a FileChange {
+    set.files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("{path} not in {:?}", summary(set)))
+}
+
+fn text(side: &Option<Vec<u8>>) -> Option<&str> {
+    side.as_deref()
+        .map(|b| std::str::from_utf8(b).expect("utf-8"))
+}
+
+/// A manifest long enough that a one-line edit keeps it well above git's 50% rename threshold.
+fn manifest(name: &str, replicas: u32) -> String {
+    let mut s = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: prod\n\
+         spec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n"
+    );
+    for i in 0..8 {
+        s.push_str(&format!(
+            "        - name: c{i}\n          image: registry/c{i}:1.0\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn worktree_sees_modified_untracked_and_deleted_files() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "ignored.yaml\n");
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("b.yaml", "b: 1\n");
+    repo.write("c.yaml", "c: 1\n");
+    let head = repo.commit_all("initial");
+
+    repo.write("a.yaml", "a: 2\n");
+    repo.remove("b.yaml");
+    repo.write("c.yaml", "c: staged\n");
+    repo.add("c.yaml");
+    repo.write("c.yaml", "c: on disk\n");
+    repo.write("new/d.yaml", "d: 1\n");
+    repo.write("ignored.yaml", "x: 1\n");
+
+    let set = detect(&repo, ChangeMode::WorkTree, &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Modified, "a.yaml", None),
+            (Action::Deleted, "b.yaml", None),
+            (Action::Modified, "c.yaml", None),
+            (Action::Added, "new/d.yaml", None),
+        ]
+    );
+    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 2\n"));
+    assert_eq!(text(&file(&set, "b.yaml").before), Some("b: 1\n"));
+    assert_eq!(file(&set, "b.yaml").after, None);
+    // The working tree wins over the index.
+    assert_eq!(text(&file(&set, "c.yaml").after), Some("c: on disk\n"));
+    assert_eq!(file(&set, "new/d.yaml").before, None);
+    assert_eq!(text(&file(&set, "new/d.yaml").after), Some("d: 1\n"));
+    assert_eq!(set.base.as_deref(), Some(head.as_str()));
+    assert_eq!(set.head, None);
+    assert!(set.skipped.is_empty(), "{:?}", set.skipped);
+}
+
+#[test]
+fn staged_sees_only_the_index() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("b.yaml", "b: 1\n");
+    repo.write("gone.yaml", "g: 1\n");
+    let head = repo.commit_all("initial");
+
+    repo.write("a.yaml", "a: staged\n");
+    repo.add("a.yaml");
+    repo.write("a.yaml", "a: not staged\n");
+    repo.write("b.yaml", "b: not staged\n");
+    repo.write("untracked.yaml", "u: 1\n");
+    repo.write("added.yaml", "n: 1\n");
+    repo.add("added.yaml");
+    repo.git(&["rm", "-q", "gone.yaml"]);
+
+    let set = detect(&repo, ChangeMode::Staged, &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Modified, "a.yaml", None),
+            (Action::Added, "added.yaml", None),
+            (Action::Deleted, "gone.yaml", None),
+        ]
+    );
+    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: staged\n"));
+    assert_eq!(text(&file(&set, "added.yaml").after), Some("n: 1\n"));
+    assert_eq!(text(&file(&set, "gone.yaml").before), Some("g: 1\n"));
+    assert_eq!(set.base.as_deref(), Some(head.as_str()));
+}
+
+#[test]
+fn range_diffs_head_against_the_merge_base() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("b.yaml", "b: 1\n");
+    let fork = repo.commit_all("initial");
+
+    repo.branch("feature");
+    repo.write("a.yaml", "a: feature\n");
+    repo.write("f.yaml", "f: 1\n");
+    let feature = repo.commit_all("feature work");
+
+    // A commit on main after the fork: `main...feature` must not show it (nor undo it).
+    repo.checkout("main");
+    repo.write("b.yaml", "b: main moved on\n");
+    repo.write("main-only.yaml", "m: 1\n");
+    repo.commit_all("main moves on");
+
+    let set = detect(&repo, range("main", "feature"), &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Modified, "a.yaml", None),
+            (Action::Added, "f.yaml", None),
+        ]
+    );
+    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: feature\n"));
+    assert_eq!(set.base.as_deref(), Some(fork.as_str()));
+    assert_eq!(set.head.as_deref(), Some(feature.as_str()));
+
+    // Revisions are anything rev-parse takes: ids, `~` suffixes.
+    let by_id = detect(&repo, range(&fork, "feature~0"), &[]);
+    assert_eq!(summary(&by_id), summary(&set));
+}
+
+#[test]
+fn renames_with_and_without_edits_are_renames() {
+    let repo = TestRepo::new();
+    repo.write("apps/web.yaml", manifest("web", 1));
+    repo.write("apps/api.yaml", manifest("api", 1));
+    let base = repo.commit_all("initial");
+
+    repo.git(&["mv", "apps/web.yaml", "apps/frontend.yaml"]);
+    repo.git(&["mv", "apps/api.yaml", "apps/backend.yaml"]);
+    repo.write("apps/backend.yaml", manifest("api", 3));
+    let head = repo.commit_all("rename");
+
+    let set = detect(&repo, range(&base, &head), &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Renamed, "apps/backend.yaml", Some("apps/api.yaml")),
+            (Action::Renamed, "apps/frontend.yaml", Some("apps/web.yaml")),
+        ]
+    );
+    let edited = file(&set, "apps/backend.yaml");
+    assert_eq!(text(&edited.before), Some(manifest("api", 1).as_str()));
+    assert_eq!(text(&edited.after), Some(manifest("api", 3).as_str()));
+    let moved = file(&set, "apps/frontend.yaml");
+    assert_eq!(text(&moved.before), Some(manifest("web", 1).as_str()));
+    assert_eq!(text(&moved.after), Some(manifest("web", 1).as_str()));
+}
+
+#[test]
+fn a_rewritten_file_is_not_a_rename() {
+    let repo = TestRepo::new();
+    repo.write("old.yaml", manifest("web", 1));
+    let base = repo.commit_all("initial");
+    repo.remove("old.yaml");
+    repo.write("new.yaml", "completely: different\n");
+    let head = repo.commit_all("rewrite");
+
+    let set = detect(&repo, range(&base, &head), &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Added, "new.yaml", None),
+            (Action::Deleted, "old.yaml", None),
+        ]
+    );
+}
+
+#[test]
+fn worktree_rename_with_a_plain_mv_is_a_rename() {
+    let repo = TestRepo::new();
+    repo.write("web.yaml", manifest("web", 1));
+    repo.commit_all("initial");
+    // Not `git mv`: the new name is untracked, as after a rename in an editor.
+    repo.rename("web.yaml", "clusters/web.yaml");
+    repo.write("clusters/web.yaml", manifest("web", 2));
+
+    let set = detect(&repo, ChangeMode::WorkTree, &[]);
+    assert_eq!(
+        summary(&set),
+        vec![(Action::Renamed, "clusters/web.yaml", Some("web.yaml"))]
+    );
+    let renamed = file(&set, "clusters/web.yaml");
+    assert_eq!(text(&renamed.before), Some(manifest("web", 1).as_str()));
+    assert_eq!(text(&renamed.after), Some(manifest("web", 2).as_str()));
+}
+
+#[test]
+fn deleted_files_keep_their_content_and_stay_in_the_set() {
+    let repo = TestRepo::new();
+    repo.write("keep.yaml", "k: 1\n");
+    repo.write("apps/drop.yaml", "d: 1\n");
+    let base = repo.commit_all("initial");
+    repo.git(&["rm", "-q", "apps/drop.yaml"]);
+    let head = repo.commit_all("delete");
+
+    let set = detect(&repo, range(&base, &head), &[]);
+    assert_eq!(
+        summary(&set),
+        vec![(Action::Deleted, "apps/drop.yaml", None)]
+    );
+    let deleted = file(&set, "apps/drop.yaml");
+    assert_eq!(text(&deleted.before), Some("d: 1\n"));
+    assert_eq!(deleted.after, None);
+}
+
+#[test]
+fn all_at_a_revision_lists_every_file_of_that_commit() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("apps/b.yaml", "b: 1\n");
+    let first = repo.commit_all("initial");
+    repo.write("a.yaml", "a: 2\n");
+    repo.write("c.yaml", "c: 1\n");
+    repo.commit_all("second");
+
+    let set = detect(
+        &repo,
+        ChangeMode::All {
+            rev: Some("HEAD~1".into()),
+        },
+        &[],
+    );
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Added, "a.yaml", None),
+            (Action::Added, "apps/b.yaml", None),
+        ]
+    );
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 1\n"));
+    assert_eq!(file(&set, "a.yaml").before, None);
+    assert_eq!(set.head.as_deref(), Some(first.as_str()));
+    assert_eq!(set.base, None);
+}
+
+#[test]
+fn all_in_the_worktree_lists_tracked_and_untracked_files_but_not_ignored_or_removed_ones() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "*.secret\n");
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("removed.yaml", "r: 1\n");
+    repo.commit_all("initial");
+    repo.write("a.yaml", "a: edited\n");
+    repo.remove("removed.yaml");
+    repo.write("apps/new.yaml", "n: 1\n");
+    repo.write("token.secret", "hunter2\n");
+
+    let set = detect(&repo, ChangeMode::All { rev: None }, &[]);
+    assert_eq!(
+        summary(&set),
+        vec![
+            (Action::Added, ".gitignore", None),
+            (Action::Added, "a.yaml", None),
+            (Action::Added, "apps/new.yaml", None),
+        ]
+    );
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: edited\n"));
+    assert_eq!(text(&file(&set, "apps/new.yaml").after), Some("n: 1\n"));
+    assert_eq!((set.base.as_deref(), set.head.as_deref()), (None, None));
+}
+
+#[test]
+fn paths_narrow_every_mode() {
+    let repo = TestRepo::new();
+    repo.write("apps/web.yaml", "w: 1\n");
+    repo.write("apps/db.json", "{}\n");
+    repo.write("apps-other/x.yaml", "x: 1\n");
+    repo.write("infra/net.yaml", "n: 1\n");
+    let base = repo.commit_all("initial");
+    for (path, text) in [
+        ("apps/web.yaml", "w: 2\n"),
+        ("apps/db.json", "{\"a\": 1}\n"),
+        ("apps-other/x.yaml", "x: 2\n"),
+        ("infra/net.yaml", "n: 2\n"),
+    ] {
+        repo.write(path, text);
+    }
+
+    let paths_of = |set: &ChangeSet| set.paths().map(str::to_string).collect::<Vec<_>>();
+    // A directory is a prefix on whole path components: `apps` does not take `apps-other`.
+    let dir = detect(&repo, ChangeMode::WorkTree, &["apps"]);
+    assert_eq!(paths_of(&dir), ["apps/db.json", "apps/web.yaml"]);
+    let file_only = detect(&repo, ChangeMode::WorkTree, &["infra/net.yaml"]);
+    assert_eq!(paths_of(&file_only), ["infra/net.yaml"]);
+    let two = detect(&repo, ChangeMode::WorkTree, &["infra/", "apps-other"]);
+    assert_eq!(paths_of(&two), ["apps-other/x.yaml", "infra/net.yaml"]);
+    let glob = detect(&repo, ChangeMode::WorkTree, &["*.json"]);
+    assert_eq!(paths_of(&glob), ["apps/db.json"]);
+
+    let head = repo.commit_all("edit");
+    let ranged = detect(&repo, range(&base, &head), &["apps"]);
+    assert_eq!(paths_of(&ranged), ["apps/db.json", "apps/web.yaml"]);
+    let all = detect(&repo, ChangeMode::All { rev: Some(head) }, &["infra"]);
+    assert_eq!(paths_of(&all), ["infra/net.yaml"]);
+
+    // From a subdirectory, paths are relative to it, as with `git diff -- PATH`.
+    repo.write("apps/web.yaml", "w: 3\n");
+    repo.write("infra/net.yaml", "n: 3\n");
+    let sub = detect_changes(
+        &repo.abs("apps"),
+        &ChangeMode::WorkTree,
+        &["web.yaml".to_string()],
+    )
+    .expect("detect from a subdirectory");
+    assert_eq!(paths_of(&sub), ["apps/web.yaml"]);
+    let up = detect_changes(
+        &repo.abs("apps"),
+        &ChangeMode::WorkTree,
+        &["../infra".to_string()],
+    )
+    .expect("detect with ..");
+    assert_eq!(paths_of(&up), ["infra/net.yaml"]);
+}
+
+#[test]
+fn binary_files_are_skipped() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    let base = repo.commit_all("initial");
+    repo.write("logo.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+    repo.write("a.yaml", "a: 2\n");
+    let head = repo.commit_all("add a binary");
+
+    for set in [
+        detect(&repo, range(&base, &head), &[]),
+        detect(&repo, ChangeMode::All { rev: None }, &[]),
+    ] {
+        assert_eq!(set.paths().collect::<Vec<_>>(), ["a.yaml"]);
+        assert_eq!(skipped(&set), vec![("logo.png", "binary file")]);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_skipped_and_never_followed() {
+    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    let base = repo.commit_all("initial");
+    repo.symlink("/etc/passwd", "leak.yaml");
+    repo.symlink("/etc", "etc-dir");
+    let head = repo.commit_all("add symlinks");
+    // And one that is only in the working tree.
+    repo.symlink("/etc/passwd", "untracked-leak.yaml");
+
+    // Each mode with the symlinks it must skip: the working tree only differs from HEAD by the
+    // untracked link; `--all` in the working tree sees all three.
+    let cases = [
+        (range(&base, &head), vec!["etc-dir", "leak.yaml"]),
+        (ChangeMode::WorkTree, vec!["untracked-leak.yaml"]),
+        (
+            ChangeMode::All { rev: None },
+            vec!["etc-dir", "leak.yaml", "untracked-leak.yaml"],
+        ),
+        (
+            ChangeMode::All {
+                rev: Some(head.clone()),
+            },
+            vec!["etc-dir", "leak.yaml"],
+        ),
+    ];
+    for (mode, links) in cases {
+        let set = detect(&repo, mode.clone(), &[]);
+        let leaked = set
+            .files
+            .iter()
+            .flat_map(|f| [&f.before, &f.after])
+            .flatten()
+            .any(|bytes| !passwd.is_empty() && bytes == &passwd);
+        assert!(!leaked, "{mode:?} read /etc/passwd through a symlink");
+        let expected_files: &[&str] = match mode {
+            ChangeMode::All { .. } => &["a.yaml"],
+            _ => &[],
+        };
+        assert_eq!(set.paths().collect::<Vec<_>>(), expected_files, "{mode:?}");
+        let expected: Vec<(&str, &str)> = links
+            .iter()
+            .map(|p| (*p, "symlink, not followed"))
+            .collect();
+        assert_eq!(skipped(&set), expected, "{mode:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
+    let repo = TestRepo::new();
+    repo.write("conf/passwd", "mine: 1\n");
+    repo.commit_all("initial");
+    std::fs::remove_dir_all(repo.abs("conf")).expect("remove dir");
+    repo.symlink("/etc", "conf");
+
+    let set = detect(&repo, ChangeMode::WorkTree, &[]);
+    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+    for f in &set.files {
+        assert_ne!(f.after.as_deref(), Some(passwd.as_slice()), "{}", f.path);
+    }
+    let deleted = file(&set, "conf/passwd");
+    assert_eq!(deleted.action, Action::Deleted);
+    assert_eq!(text(&deleted.before), Some("mine: 1\n"));
+}
+
+#[test]
+fn submodules_are_skipped() {
+    let library = TestRepo::new();
+    library.write("lib.yaml", "l: 1\n");
+    library.commit_all("library");
+
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    let base = repo.commit_all("initial");
+    repo.add_submodule(&library, "vendor/lib");
+    let head = repo.commit_all("add submodule");
+
+    let set = detect(&repo, range(&base, &head), &[]);
+    assert_eq!(summary(&set), vec![(Action::Added, ".gitmodules", None)]);
+    assert_eq!(
+        skipped(&set),
+        vec![("vendor/lib", "submodule, not followed")]
+    );
+
+    let all = detect(&repo, ChangeMode::All { rev: None }, &[]);
+    assert!(
+        all.paths().all(|p| !p.starts_with("vendor/lib")),
+        "{:?}",
+        summary(&all)
+    );
+    assert_eq!(
+        skipped(&all),
+        vec![("vendor/lib", "submodule, not followed")]
+    );
+}
+
+#[test]
+fn a_repository_without_commits_has_everything_added() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("apps/b.yaml", "b: 1\n");
+    repo.add("a.yaml");
+
+    let worktree = detect(&repo, ChangeMode::WorkTree, &[]);
+    assert_eq!(
+        summary(&worktree),
+        vec![
+            (Action::Added, "a.yaml", None),
+            (Action::Added, "apps/b.yaml", None),
+        ]
+    );
+    assert_eq!(
+        (worktree.base.as_deref(), worktree.head.as_deref()),
+        (None, None)
+    );
+
+    let staged = detect(&repo, ChangeMode::Staged, &[]);
+    assert_eq!(summary(&staged), vec![(Action::Added, "a.yaml", None)]);
+    assert_eq!(text(&file(&staged, "a.yaml").after), Some("a: 1\n"));
+}
+
+#[test]
+fn errors_say_what_went_wrong_and_what_to_do() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit_all("initial");
+
+    let err = detect_changes(repo.path(), &range("nope", "HEAD"), &[]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.starts_with("unknown revision `nope`"), "{message}");
+    assert!(message.contains("fetch"), "{message}");
+
+    let outside = detect_changes(repo.path(), &ChangeMode::WorkTree, &["../elsewhere".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(outside.contains("outside the repository"), "{outside}");
+
+    let empty = tempfile::tempdir().expect("temp dir");
+    let none = detect_changes(empty.path(), &ChangeMode::WorkTree, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(none.starts_with("no git repository"), "{none}");
+}
+
+#[test]
+fn unrelated_histories_have_no_merge_base() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit_all("main");
+    repo.git(&["checkout", "-q", "--orphan", "other"]);
+    repo.write("b.yaml", "b: 1\n");
+    repo.commit_all("unrelated");
+
+    let err = detect_changes(repo.path(), &range("main", "other"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no merge base"), "{err}");
+}
