@@ -10,4 +10,5 @@ pub mod finding;
 pub mod load;
 pub mod object;
 pub mod report;
+pub mod schema;
 pub mod tree;

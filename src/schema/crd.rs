@@ -1,0 +1,237 @@
+//! CustomResourceDefinitions → JSON Schemas, one per served version.
+//!
+//! A CRD's `openAPIV3Schema` is OpenAPI v3 with Kubernetes extensions, not JSON Schema. The
+//! conversion follows what kubeconform and datree do, so results match the tools people know:
+//! `nullable` adds `null` to the type, `x-kubernetes-int-or-string` allows both, objects with
+//! `properties` get `additionalProperties: false` (strict) unless
+//! `x-kubernetes-preserve-unknown-fields` says anything goes there.
+
+use serde_json::{Map, Value, json};
+
+use crate::load::Document;
+
+/// One kind and version a CRD defines, with its JSON Schema.
+#[derive(Debug, Clone)]
+pub struct CrdSchema {
+    pub api_version: String,
+    pub kind: String,
+    pub schema: Value,
+    /// JSON pointer of the `openAPIV3Schema` in the CRD document (for findings about it).
+    pub pointer: String,
+}
+
+/// The schemas of every served version of a CRD document; nothing if it is not a CRD or has no
+/// structural schema (such kinds then count as unknown).
+pub fn schemas_of(doc: &Document) -> Vec<CrdSchema> {
+    let value = &doc.value;
+    if doc.kind() != Some("CustomResourceDefinition")
+        || !doc
+            .api_version()
+            .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
+    {
+        return Vec::new();
+    }
+    let spec = &value["spec"];
+    let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else {
+        return Vec::new();
+    };
+    let Some(versions) = spec["versions"].as_array() else {
+        return Vec::new();
+    };
+    versions
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["served"].as_bool().unwrap_or(true))
+        .filter_map(|(i, v)| {
+            let name = v["name"].as_str()?;
+            let openapi = v["schema"]["openAPIV3Schema"].as_object()?;
+            Some(CrdSchema {
+                api_version: format!("{group}/{name}"),
+                kind: kind.to_string(),
+                schema: top_level(openapi, &format!("{group}/{name}"), kind),
+                pointer: format!("/spec/versions/{i}/schema/openAPIV3Schema"),
+            })
+        })
+        .collect()
+}
+
+/// The converted schema, with `apiVersion`, `kind` and `metadata` pinned at the top level.
+fn top_level(openapi: &Map<String, Value>, api_version: &str, kind: &str) -> Value {
+    let mut schema = convert(&Value::Object(openapi.clone()), true);
+    let object = schema
+        .as_object_mut()
+        .expect("convert keeps objects objects");
+    let properties = object
+        .entry("properties")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    if let Some(properties) = properties {
+        properties.insert(
+            "apiVersion".into(),
+            json!({"type": "string", "enum": [api_version]}),
+        );
+        properties.insert("kind".into(), json!({"type": "string", "enum": [kind]}));
+        properties
+            .entry("metadata")
+            .or_insert_with(|| json!({"type": "object"}));
+    }
+    let preserve = openapi
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !preserve {
+        object
+            .entry("additionalProperties")
+            .or_insert(Value::Bool(false));
+    }
+    object.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    schema
+}
+
+/// Convert one OpenAPI v3 schema node. `structural` is false inside `allOf`/`anyOf`/`oneOf`/`not`,
+/// where `properties` only restate fields for value validation: closing those objects would
+/// reject every other field.
+pub fn convert(node: &Value, structural: bool) -> Value {
+    let Some(map) = node.as_object() else {
+        return node.clone();
+    };
+    let flag = |key: &str| map.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let mut out = Map::new();
+    for (key, value) in map {
+        match key.as_str() {
+            "description" | "nullable" | "format" | "example" | "externalDocs" | "default" => {}
+            k if k.starts_with("x-kubernetes-") => {}
+            "properties" | "patternProperties" => {
+                let converted = value
+                    .as_object()
+                    .map(|props| {
+                        props
+                            .iter()
+                            .map(|(name, sub)| (name.clone(), convert(sub, structural)))
+                            .collect::<Map<_, _>>()
+                    })
+                    .unwrap_or_default();
+                out.insert(key.clone(), Value::Object(converted));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(key.clone(), convert(value, structural));
+            }
+            "allOf" | "anyOf" | "oneOf" => {
+                let branches = value
+                    .as_array()
+                    .map(|b| b.iter().map(|s| convert(s, false)).collect())
+                    .unwrap_or_default();
+                out.insert(key.clone(), Value::Array(branches));
+            }
+            "not" => {
+                out.insert(key.clone(), convert(value, false));
+            }
+            _ => {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if flag("x-kubernetes-int-or-string") {
+        out.insert("type".into(), json!(["integer", "string"]));
+    }
+    if flag("nullable") {
+        add_null(&mut out);
+    }
+    let closed = structural
+        && out.contains_key("properties")
+        && !out.contains_key("additionalProperties")
+        && !flag("x-kubernetes-preserve-unknown-fields");
+    if closed {
+        if flag("x-kubernetes-embedded-resource") {
+            allow_embedded_object_fields(&mut out);
+        }
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+fn add_null(schema: &mut Map<String, Value>) {
+    match schema.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = std::mem::take(t);
+            schema.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(types)) if !types.contains(&json!("null")) => types.push(json!("null")),
+        _ => {}
+    }
+    if let Some(Value::Array(options)) = schema.get_mut("enum")
+        && !options.contains(&Value::Null)
+    {
+        options.push(Value::Null);
+    }
+}
+
+/// An embedded resource (e.g. a template object) carries apiVersion/kind/metadata even when the
+/// schema does not list them.
+fn allow_embedded_object_fields(schema: &mut Map<String, Value>) {
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        for (name, sub) in [
+            ("apiVersion", json!({"type": "string"})),
+            ("kind", json!({"type": "string"})),
+            ("metadata", json!({"type": "object"})),
+        ] {
+            props.entry(name).or_insert(sub);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_and_int_or_string_become_types() {
+        let node = json!({
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "nullable": true},
+                "b": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "c": {"type": "string", "enum": ["x"], "nullable": true}
+            }
+        });
+        let out = convert(&node, true);
+        assert_eq!(out["properties"]["a"]["type"], json!(["string", "null"]));
+        assert_eq!(out["properties"]["b"]["type"], json!(["integer", "string"]));
+        assert_eq!(out["properties"]["c"]["enum"], json!(["x", null]));
+        assert_eq!(out["additionalProperties"], json!(false));
+    }
+
+    #[test]
+    fn preserve_unknown_fields_leaves_objects_open() {
+        let node = json!({
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {"a": {"type": "string"}}
+        });
+        assert!(convert(&node, true).get("additionalProperties").is_none());
+    }
+
+    #[test]
+    fn value_validation_branches_stay_open() {
+        let node = json!({
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+            "oneOf": [{"properties": {"a": {}}, "required": ["a"]}, {"required": ["b"]}]
+        });
+        let out = convert(&node, true);
+        assert_eq!(out["additionalProperties"], json!(false));
+        assert!(out["oneOf"][0].get("additionalProperties").is_none());
+    }
+
+    #[test]
+    fn explicit_additional_properties_are_kept() {
+        let node = json!({"type": "object", "additionalProperties": {"type": "string"}});
+        assert_eq!(
+            convert(&node, true)["additionalProperties"],
+            json!({"type": "string"})
+        );
+    }
+}

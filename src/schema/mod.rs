@@ -1,0 +1,343 @@
+//! JSON Schema checks: every document against the schema of its kind (embedded Kubernetes
+//! schemas, CRDs from the repository) or the schema `schemas.map` ties its file to.
+//!
+//! A [`SchemaSet`] is built once per run from the config, the trusted tree and the CRD documents
+//! the caller picked; [`SchemaSet::check`] is then called from any number of threads. Validators
+//! are compiled on first use, once per (apiVersion, kind), so a run pays only for the kinds it
+//! meets.
+
+mod crd;
+mod diags;
+mod embedded;
+mod mapped;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use jsonschema::{Draft, Registry, Validator};
+use serde_json::{Value, json};
+
+use crate::config::{CONFIG_FILE, SchemasConfig, UnknownPolicy};
+use crate::finding::{Finding, Location, Rule, Severity};
+use crate::load::Document;
+use crate::tree::Tree;
+
+pub use crd::{CrdSchema, schemas_of as crd_schemas};
+pub use embedded::available_versions;
+
+/// Where the schema of a kind came from, for messages about it.
+#[derive(Debug, Clone)]
+enum Origin {
+    Kubernetes(String),
+    Crd(Location),
+}
+
+/// The schema of one (apiVersion, kind), compiled on first use.
+struct KindSchema {
+    schema: Arc<Value>,
+    origin: Origin,
+    validator: OnceLock<Result<Validator, String>>,
+}
+
+/// Every schema a run validates against. `Send + Sync`: share one across threads.
+pub struct SchemaSet {
+    /// apiVersion → kind → schema.
+    kinds: HashMap<String, HashMap<String, KindSchema>>,
+    mapped: Vec<mapped::MappedSchema>,
+    unknown: UnknownPolicy,
+    /// Holds the Kubernetes `_definitions.json` the kind schemas reference.
+    registry: Registry<'static>,
+    /// Schema resources by base URI, to look up the schema an error came from.
+    resources: HashMap<String, Arc<Value>>,
+    kubernetes: Option<String>,
+}
+
+const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
+
+impl SchemaSet {
+    /// Build the set from `schemas` config, schema files of `tree` (`schemas.map`) and the CRD
+    /// documents the caller chose (`schemas.crds`, or every CRD in the checked tree). Errors are
+    /// `config/invalid` or `schema/invalid-schema` findings: the gate cannot decide without them.
+    pub fn build(
+        cfg: &SchemasConfig,
+        tree: &dyn Tree,
+        crds: &[Document],
+    ) -> Result<SchemaSet, Vec<Finding>> {
+        let mut errors = Vec::new();
+        let kubernetes = select_version(cfg.kubernetes.as_deref())?;
+        let mut set = SchemaSet {
+            kinds: HashMap::new(),
+            mapped: Vec::new(),
+            unknown: cfg.unknown,
+            registry: Registry::new().prepare().map_err(|e| vec![internal(e)])?,
+            resources: HashMap::new(),
+            kubernetes: kubernetes.clone(),
+        };
+        if let Some(version) = kubernetes {
+            set.add_kubernetes(&version)?;
+        }
+        for doc in crds {
+            set.add_crd(doc);
+        }
+        for mapping in &cfg.map {
+            match mapped::compile(mapping, tree) {
+                Ok(m) => set.mapped.push(m),
+                Err(mut findings) => errors.append(&mut findings),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The embedded Kubernetes version in use, if any.
+    pub fn kubernetes_version(&self) -> Option<&str> {
+        self.kubernetes.as_deref()
+    }
+
+    /// Whether a schema covers documents of this apiVersion and kind.
+    pub fn covers(&self, api_version: &str, kind: &str) -> bool {
+        self.kind_schema(api_version, kind).is_some()
+    }
+
+    fn add_kubernetes(&mut self, version: &str) -> Result<(), Vec<Finding>> {
+        let schemas = embedded::load_version(version).map_err(|m| vec![internal(m)])?;
+        let definitions = Arc::new(schemas.definitions_resource());
+        self.registry = Registry::new()
+            .retrieve_known_draft_meta_schemas(false)
+            .add(embedded::DEFINITIONS_ID, Arc::clone(&definitions))
+            .and_then(|b| b.prepare())
+            .map_err(|e| vec![internal(e)])?;
+        self.resources
+            .insert(embedded::DEFINITIONS_ID.to_string(), definitions);
+        for (key, mut schema) in schemas.kinds {
+            let Some((api_version, kind)) = key.rsplit_once('/') else {
+                continue;
+            };
+            let id = format!("{}{key}", embedded::KIND_ID_PREFIX);
+            if let Some(map) = schema.as_object_mut() {
+                map.insert("$id".into(), json!(id));
+                map.insert(
+                    "$schema".into(),
+                    json!("https://json-schema.org/draft/2020-12/schema"),
+                );
+            }
+            let schema = Arc::new(schema);
+            self.resources.insert(id, Arc::clone(&schema));
+            self.insert_kind(
+                api_version,
+                kind,
+                schema,
+                Origin::Kubernetes(version.to_string()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Add the kinds a CRD document defines. A CRD kind replaces an embedded one of the same
+    /// apiVersion and kind: the repository knows what its cluster runs.
+    fn add_crd(&mut self, doc: &Document) {
+        for crd in crd::schemas_of(doc) {
+            let id = format!("{CRD_ID_PREFIX}{}/{}", crd.api_version, crd.kind);
+            let mut schema = crd.schema;
+            if let Some(map) = schema.as_object_mut() {
+                map.insert("$id".into(), json!(id));
+            }
+            let schema = Arc::new(schema);
+            self.resources.insert(id, Arc::clone(&schema));
+            let origin = Origin::Crd(doc.locate(&crd.pointer));
+            self.insert_kind(&crd.api_version, &crd.kind, schema, origin);
+        }
+    }
+
+    fn insert_kind(&mut self, api_version: &str, kind: &str, schema: Arc<Value>, origin: Origin) {
+        self.kinds
+            .entry(api_version.to_string())
+            .or_default()
+            .insert(
+                kind.to_string(),
+                KindSchema {
+                    schema,
+                    origin,
+                    validator: OnceLock::new(),
+                },
+            );
+    }
+
+    fn kind_schema(&self, api_version: &str, kind: &str) -> Option<&KindSchema> {
+        self.kinds.get(api_version)?.get(kind)
+    }
+
+    /// Every finding schema validation has for one document (none for an empty document).
+    pub fn check(&self, doc: &Document) -> Vec<Finding> {
+        if doc.value.is_null() {
+            return Vec::new();
+        }
+        if let Some(mapping) = self.mapped.iter().find(|m| m.files.is_match(doc.path())) {
+            let lookup = MappedLookup(mapping);
+            return self.findings(&mapping.validator, doc, &lookup);
+        }
+        let (Some(api_version), Some(kind)) = (doc.api_version(), doc.kind()) else {
+            return self.unknown(doc, None);
+        };
+        let Some(entry) = self.kind_schema(api_version, kind) else {
+            return self.unknown(doc, Some((api_version, kind)));
+        };
+        match entry.validator.get_or_init(|| self.compile(&entry.schema)) {
+            Ok(validator) => self.findings(validator, doc, self),
+            Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
+        }
+    }
+
+    fn compile(&self, schema: &Value) -> Result<Validator, String> {
+        jsonschema::options()
+            .offline()
+            .with_draft(Draft::Draft202012)
+            .with_registry(&self.registry)
+            .build(schema)
+            .map_err(|e| e.to_string())
+    }
+
+    fn findings(
+        &self,
+        validator: &Validator,
+        doc: &Document,
+        lookup: &dyn diags::SchemaLookup,
+    ) -> Vec<Finding> {
+        if validator.is_valid(&doc.value) {
+            return Vec::new();
+        }
+        diags::problems(validator.iter_errors(&doc.value), lookup)
+            .into_iter()
+            .map(|p| p.into_finding(doc))
+            .collect()
+    }
+
+    fn unknown(&self, doc: &Document, gvk: Option<(&str, &str)>) -> Vec<Finding> {
+        let severity = match self.unknown {
+            UnknownPolicy::Skip => return Vec::new(),
+            UnknownPolicy::Warn => Severity::Warning,
+            UnknownPolicy::Error => Severity::Error,
+        };
+        let message = match gvk {
+            Some((api_version, kind)) => {
+                format!("no schema for apiVersion `{api_version}`, kind `{kind}`")
+            }
+            None => "no schema covers this document: it has no apiVersion and kind, and no \
+                     schemas.map entry matches its file"
+                .to_string(),
+        };
+        let help = "add its CustomResourceDefinition to a file under `schemas.crds`, or a \
+                    `schemas.map` entry tying this file to a schema; `schemas.unknown: skip` \
+                    silences this";
+        vec![
+            Finding::new(Rule::SchemaUnknownKind, severity, message)
+                .at(doc.locate(""))
+                .object(doc.id())
+                .help(help),
+        ]
+    }
+}
+
+impl diags::SchemaLookup for SchemaSet {
+    fn schema_at(&self, absolute_location: &str) -> Option<&Value> {
+        lookup_in(&self.resources, absolute_location)
+    }
+}
+
+struct MappedLookup<'a>(&'a mapped::MappedSchema);
+
+impl diags::SchemaLookup for MappedLookup<'_> {
+    fn schema_at(&self, absolute_location: &str) -> Option<&Value> {
+        lookup_in(&self.0.resources, absolute_location)
+    }
+}
+
+/// The schema object that holds the keyword at `uri` (`base#/pointer/to/keyword`).
+fn lookup_in<'a>(resources: &'a HashMap<String, Arc<Value>>, uri: &str) -> Option<&'a Value> {
+    let (base, fragment) = uri.split_once('#').unwrap_or((uri, ""));
+    let resource = resources.get(base)?;
+    let pointer = percent_decode(fragment);
+    let parent = pointer.rsplit_once('/').map_or("", |(p, _)| p);
+    resource.pointer(parent)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `schemas.kubernetes` → the embedded version to use (`None`: turned off).
+fn select_version(requested: Option<&str>) -> Result<Option<String>, Vec<Finding>> {
+    let available = available_versions();
+    let Some(requested) = requested else {
+        return Ok(available.first().map(|v| v.to_string()));
+    };
+    if requested.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let version = embedded::normalise_version(requested);
+    if available.contains(&version.as_str()) {
+        return Ok(Some(version));
+    }
+    Err(
+        vec![Finding::error(
+        Rule::ConfigInvalid,
+        format!(
+            "schemas.kubernetes: no embedded schemas for Kubernetes \"{requested}\"; available: {}",
+            available.join(", ")
+        ),
+    )
+    .in_file(CONFIG_FILE)
+    .help("pick one of the available versions, or \"none\" to turn the embedded schemas off")],
+    )
+}
+
+fn invalid_kind_schema(
+    doc: &Document,
+    api_version: &str,
+    kind: &str,
+    entry: &KindSchema,
+    message: &str,
+) -> Finding {
+    let (source, location) = match &entry.origin {
+        Origin::Crd(location) => (format!("CRD in {}", location.file), location.clone()),
+        Origin::Kubernetes(v) => (format!("embedded Kubernetes {v} schemas"), doc.locate("")),
+    };
+    Finding::error(
+        Rule::SchemaInvalid,
+        format!("the schema of {api_version}/{kind} ({source}) cannot be compiled: {message}"),
+    )
+    .at(location)
+    .object(doc.id())
+}
+
+fn internal(error: impl std::fmt::Display) -> Finding {
+    Finding::error(
+        Rule::GateInternal,
+        format!("embedded schemas unusable: {error}"),
+    )
+}
+
+#[cfg(test)]
+mod tests;

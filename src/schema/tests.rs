@@ -1,0 +1,375 @@
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::SchemaMapping;
+use crate::load::{Positions, SourceFile};
+use crate::tree::MemTree;
+
+/// A document without source positions: enough to test verdicts and messages.
+fn doc(path: &str, value: Value) -> Document {
+    Document {
+        source: Arc::new(SourceFile::new(path, "")),
+        index: 0,
+        value,
+        positions: Positions::default(),
+    }
+}
+
+fn mem(files: &[(&str, &str)]) -> MemTree {
+    let mut tree = MemTree::empty("test tree");
+    for (path, text) in files {
+        tree.files
+            .insert(path.to_string(), text.as_bytes().to_vec());
+    }
+    tree
+}
+
+fn config(kubernetes: Option<&str>) -> SchemasConfig {
+    SchemasConfig {
+        kubernetes: kubernetes.map(str::to_owned),
+        ..SchemasConfig::default()
+    }
+}
+
+fn set() -> SchemaSet {
+    SchemaSet::build(&config(Some("1.32")), &MemTree::empty("test"), &[]).unwrap()
+}
+
+fn deployment(spec_extra: Value) -> Value {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": "x"}},
+        "template": {
+            "metadata": {"labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "x", "image": "nginx"}]}
+        }
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": spec})
+}
+
+fn rules(findings: &[Finding]) -> Vec<(&'static str, String)> {
+    findings
+        .iter()
+        .map(|f| (f.rule.code(), f.message.clone()))
+        .collect()
+}
+
+#[test]
+fn a_valid_deployment_passes() {
+    assert_eq!(
+        rules(&set().check(&doc("d.yaml", deployment(json!({}))))),
+        vec![]
+    );
+}
+
+#[test]
+fn wrong_type_names_path_and_value() {
+    let findings = set().check(&doc("d.yaml", deployment(json!({"replicas": "3"}))));
+    assert_eq!(
+        rules(&findings),
+        vec![(
+            "schema/type",
+            "spec.replicas: expected integer, found string \"3\"".to_string()
+        )]
+    );
+}
+
+#[test]
+fn int_or_string_accepts_both_and_null() {
+    let strategy =
+        |v: Value| json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": v}}});
+    let set = set();
+    for ok in [json!(1), json!("25%"), Value::Null] {
+        assert!(
+            set.check(&doc("d.yaml", deployment(strategy(ok.clone()))))
+                .is_empty(),
+            "{ok}"
+        );
+    }
+    let findings = set.check(&doc("d.yaml", deployment(strategy(json!(true)))));
+    assert_eq!(findings[0].rule, Rule::SchemaType);
+    assert!(
+        findings[0]
+            .message
+            .contains("expected integer or string, found boolean true"),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn unknown_field_suggests_the_known_one() {
+    let findings = set().check(&doc("d.yaml", deployment(json!({"replcas": 2}))));
+    assert_eq!(
+        rules(&findings),
+        vec![(
+            "schema/unknown-field",
+            "unknown field `replcas` in spec (did you mean `replicas`?)".to_string()
+        )]
+    );
+    assert_eq!(
+        findings[0].object.as_ref().unwrap().kind(),
+        Some("Deployment")
+    );
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let mut value = deployment(json!({}));
+    value["spec"].as_object_mut().unwrap().remove("selector");
+    let findings = set().check(&doc("d.yaml", value));
+    assert_eq!(
+        rules(&findings),
+        vec![(
+            "schema/required",
+            "spec: missing required field `selector`".to_string()
+        )]
+    );
+}
+
+#[test]
+fn unknown_kinds_follow_the_policy() {
+    let value =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+    let mut cfg = config(Some("1.32"));
+    for (policy, expected) in [
+        (UnknownPolicy::Skip, None),
+        (UnknownPolicy::Warn, Some(Severity::Warning)),
+        (UnknownPolicy::Error, Some(Severity::Error)),
+    ] {
+        cfg.unknown = policy;
+        let set = SchemaSet::build(&cfg, &MemTree::empty("test"), &[]).unwrap();
+        let findings = set.check(&doc("w.yaml", value.clone()));
+        assert_eq!(findings.first().map(|f| f.severity), expected);
+        if let Some(f) = findings.first() {
+            assert_eq!(f.rule, Rule::SchemaUnknownKind);
+            assert!(f.message.contains("`example.com/v1`") && f.message.contains("`Widget`"));
+            assert!(f.help.as_deref().unwrap().contains("schemas.crds"));
+        }
+    }
+}
+
+#[test]
+fn version_selection() {
+    let tree = MemTree::empty("test");
+    let newest = SchemaSet::build(&config(None), &tree, &[]).unwrap();
+    assert_eq!(
+        newest.kubernetes_version(),
+        available_versions().first().copied()
+    );
+    let off = SchemaSet::build(&config(Some("none")), &tree, &[]).unwrap();
+    assert!(!off.covers("apps/v1", "Deployment"));
+    let errors = SchemaSet::build(&config(Some("1.19")), &tree, &[])
+        .err()
+        .unwrap();
+    assert_eq!(errors[0].rule, Rule::ConfigInvalid);
+    assert!(errors[0].message.contains("1.25"), "{}", errors[0].message);
+    // Kinds come and go between versions: flowcontrol v1beta2 was removed in 1.29.
+    let old = SchemaSet::build(&config(Some("v1.26")), &tree, &[]).unwrap();
+    assert!(old.covers("flowcontrol.apiserver.k8s.io/v1beta2", "FlowSchema"));
+    assert!(!set().covers("flowcontrol.apiserver.k8s.io/v1beta2", "FlowSchema"));
+}
+
+fn widget_crd() -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Widget", "plural": "widgets"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["size"],
+                            "properties": {
+                                "size": {"type": "integer", "nullable": true},
+                                "port": {"x-kubernetes-int-or-string": true},
+                                "mode": {"type": "string", "enum": ["fast", "slow"]},
+                                "values": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                            }
+                        }
+                    }
+                }}
+            }, {"name": "v0", "served": false, "storage": false,
+                "schema": {"openAPIV3Schema": {"type": "object"}}}]
+        }
+    })
+}
+
+#[test]
+fn crds_become_strict_schemas() {
+    let set = SchemaSet::build(
+        &config(Some("1.32")),
+        &MemTree::empty("test"),
+        &[doc("crd.yaml", widget_crd())],
+    )
+    .unwrap();
+    assert!(set.covers("example.com/v1", "Widget"));
+    assert!(
+        !set.covers("example.com/v0", "Widget"),
+        "unserved versions are not schemas"
+    );
+    let widget = |spec: Value| {
+        doc(
+            "w.yaml",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w"}, "spec": spec}),
+        )
+    };
+    assert!(
+        set.check(&widget(
+            json!({"size": null, "port": "http", "values": {"any": {"thing": 1}}})
+        ))
+        .is_empty()
+    );
+    assert!(
+        set.check(&widget(json!({"size": 1, "port": 8080})))
+            .is_empty()
+    );
+    assert_eq!(
+        rules(&set.check(&widget(json!({"size": 1, "sise": 2})))),
+        vec![(
+            "schema/unknown-field",
+            "unknown field `sise` in spec (did you mean `size`?)".to_string()
+        )]
+    );
+    assert_eq!(
+        rules(&set.check(&widget(json!({})))),
+        vec![(
+            "schema/required",
+            "spec: missing required field `size`".to_string()
+        )]
+    );
+    assert_eq!(
+        rules(&set.check(&widget(json!({"size": 1, "mode": "medium"})))),
+        vec![(
+            "schema/enum",
+            "spec.mode: \"medium\" is not one of \"fast\", \"slow\"".to_string()
+        )]
+    );
+    let top = set.check(&doc(
+        "w.yaml",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "stauts": {}}),
+    ));
+    assert_eq!(top[0].rule, Rule::SchemaUnknownField);
+}
+
+#[test]
+fn crd_with_a_broken_schema_is_an_invalid_schema_finding() {
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"] =
+        json!({"type": "integer", "minimum": "zero"});
+    let set = SchemaSet::build(
+        &config(Some("none")),
+        &MemTree::empty("test"),
+        &[doc("crd.yaml", crd)],
+    )
+    .unwrap();
+    let findings = set.check(&doc(
+        "w.yaml",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 1}}),
+    ));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].rule, Rule::SchemaInvalid);
+    assert_eq!(findings[0].location.as_ref().unwrap().file, "crd.yaml");
+}
+
+fn mapping(schema: &str) -> SchemasConfig {
+    SchemasConfig {
+        kubernetes: Some("none".into()),
+        map: vec![SchemaMapping {
+            files: vec!["apps/*/config.yaml".into()],
+            schema: schema.into(),
+        }],
+        ..SchemasConfig::default()
+    }
+}
+
+#[test]
+fn mapped_schemas_resolve_local_refs() {
+    let tree = mem(&[
+        (
+            "schemas/app.json",
+            r#"{"type": "object", "properties": {"owner": {"$ref": "common/owner.json"}}, "required": ["owner"]}"#,
+        ),
+        (
+            "schemas/common/owner.json",
+            r#"{"type": "string", "minLength": 3}"#,
+        ),
+    ]);
+    let set = SchemaSet::build(&mapping("schemas/app.json"), &tree, &[]).unwrap();
+    assert!(
+        set.check(&doc("apps/a/config.yaml", json!({"owner": "team-a"})))
+            .is_empty()
+    );
+    let findings = set.check(&doc("apps/a/config.yaml", json!({"owner": 7})));
+    assert_eq!(
+        rules(&findings),
+        vec![(
+            "schema/type",
+            "owner: expected string, found number 7".to_string()
+        )]
+    );
+    let findings = set.check(&doc("apps/a/config.yaml", json!({"owner": "ab"})));
+    assert_eq!(findings[0].rule, Rule::SchemaConstraint);
+    // Not matched by the glob (`*` does not cross `/`): an unknown document.
+    let other = set.check(&doc("apps/a/b/config.yaml", json!({"owner": 7})));
+    assert_eq!(other[0].rule, Rule::SchemaUnknownKind);
+}
+
+#[test]
+fn mapped_schemas_refuse_remote_refs() {
+    let tree = mem(&[(
+        "schemas/app.json",
+        r#"{"properties": {"x": {"$ref": "https://example.com/x.json"}}}"#,
+    )]);
+    let errors = SchemaSet::build(&mapping("schemas/app.json"), &tree, &[])
+        .err()
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].rule, Rule::SchemaInvalid);
+    assert!(errors[0].message.contains("https://example.com/x.json"));
+    assert_eq!(
+        errors[0].location.as_ref().unwrap().file,
+        "schemas/app.json"
+    );
+}
+
+#[test]
+fn a_missing_or_broken_schema_file_is_undecidable() {
+    let errors = SchemaSet::build(&mapping("schemas/none.json"), &MemTree::empty("test"), &[])
+        .err()
+        .unwrap();
+    assert_eq!(errors[0].rule, Rule::SchemaInvalid);
+    assert!(errors[0].message.contains("not found"));
+    let tree = mem(&[(
+        "schemas/app.json",
+        "{\"type\": \"object\",\n  \"properties\": {\n}",
+    )]);
+    let errors = SchemaSet::build(&mapping("schemas/app.json"), &tree, &[])
+        .err()
+        .unwrap();
+    assert_eq!(errors[0].rule, Rule::SchemaInvalid);
+    assert!(errors[0].rule.is_undecidable());
+    let location = errors[0].location.as_ref().unwrap();
+    assert_eq!(location.file, "schemas/app.json");
+    assert!(
+        location.line.is_some(),
+        "a syntax error is located: {location:?}"
+    );
+}
+
+#[test]
+fn schema_sets_are_shareable_across_threads() {
+    fn assert_sync<T: Send + Sync>() {}
+    assert_sync::<SchemaSet>();
+}
