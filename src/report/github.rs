@@ -7,7 +7,7 @@
 
 use std::io;
 
-use super::{Report, summary_line};
+use super::{Report, detail_lines, summary_line};
 use crate::finding::{Finding, Severity};
 
 pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
@@ -52,16 +52,12 @@ fn command(finding: &Finding) -> String {
     )
 }
 
-/// The annotation body: the message, then the object and the help on their own lines.
+/// The annotation body: the message, then the object, ref and help on their own lines.
 fn message(finding: &Finding) -> String {
-    let mut text = finding.message.clone();
-    if let Some(object) = &finding.object {
-        text.push_str(&format!("\nobject: {object}"));
-    }
-    if let Some(help) = &finding.help {
-        text.push_str(&format!("\nhelp: {help}"));
-    }
-    text
+    std::iter::once(finding.message.clone())
+        .chain(detail_lines(finding))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Escape a command's message, as `escapeData` in the Actions toolkit: `%`, CR and LF.

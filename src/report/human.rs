@@ -8,7 +8,7 @@ use miette::{
 };
 
 use super::mask::{is_json_secret, mask_secret_lines};
-use super::{RenderOptions, Report, one_line, summary_line};
+use super::{RenderOptions, Report, detail_lines, one_line, summary_line};
 use crate::finding::{Finding, Severity};
 use crate::load::SourceFile;
 
@@ -50,15 +50,12 @@ fn handler(options: &RenderOptions) -> GraphicalReportHandler {
         .with_width(options.width)
 }
 
-/// A finding the source is not at hand for: `file:line:col: severity[rule]: message`, then the
-/// object and help indented below.
+/// A finding the source is not at hand for: `file:line:col: severity[rule]: message`, with the
+/// message's own line breaks and the details indented below it.
 fn write_plain(finding: &Finding, out: &mut dyn io::Write) -> io::Result<()> {
-    writeln!(out, "{}", one_line(finding))?;
-    if let Some(object) = &finding.object {
-        writeln!(out, "  object: {object}")?;
-    }
-    if let Some(help) = &finding.help {
-        writeln!(out, "  help: {help}")?;
+    writeln!(out, "{}", one_line(finding).replace('\n', "\n  "))?;
+    for line in detail_lines(finding) {
+        writeln!(out, "  {}", line.replace('\n', "\n  "))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 
-use super::{Report, one_line};
+use super::{Report, detail_lines, one_line};
 use crate::finding::{Finding, Severity};
 
 /// The case for findings that point at no file and no ref.
@@ -115,14 +115,10 @@ fn write_case(xml: &mut String, name: &str, case: &Case<'_>) {
 
 /// The body of a failure: where, what, on which object, and what to do.
 fn details(finding: &Finding) -> String {
-    let mut text = one_line(finding);
-    if let Some(object) = &finding.object {
-        let _ = write!(text, "\nobject: {object}");
-    }
-    if let Some(help) = &finding.help {
-        let _ = write!(text, "\nhelp: {help}");
-    }
-    text
+    std::iter::once(one_line(finding))
+        .chain(detail_lines(finding))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// XML-escape an attribute value. Line breaks become character references so the value keeps

@@ -176,6 +176,22 @@ pub(crate) fn one_line(finding: &Finding) -> String {
     line
 }
 
+/// What a finding says beyond its one line, one `key: value` line each: the object it is about,
+/// the ref, and what to do.
+pub(crate) fn detail_lines(finding: &Finding) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(object) = &finding.object {
+        lines.push(format!("object: {object}"));
+    }
+    if let Some(git_ref) = &finding.git_ref {
+        lines.push(format!("ref: {git_ref}"));
+    }
+    if let Some(help) = &finding.help {
+        lines.push(format!("help: {help}"));
+    }
+    lines
+}
+
 /// Every finding code with its description, one per line: the table users write suppressions and
 /// dashboards against. A test snapshots it so a code never changes by accident.
 pub fn rules_table() -> String {
