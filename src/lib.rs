@@ -5,10 +5,14 @@
 //! `drift` produce [`finding::Finding`]s; `report` renders them; the [`finding::Verdict`] decides.
 
 pub mod change;
+pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod finding;
+pub mod gate;
 pub mod load;
 pub mod object;
+pub mod render;
 pub mod report;
 pub mod schema;
 pub mod tree;

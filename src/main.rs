@@ -1,1 +1,109 @@
-fn main() {}
+//! The `stategate` binary: parses arguments, calls a front door, maps its verdict to an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use stategate::cli::check::{CheckArgs, run_check};
+use stategate::cli::diff::{DiffArgs, run_diff};
+use stategate::cli::hook::install_pre_commit;
+
+#[derive(Parser)]
+#[command(
+    name = "stategate",
+    version,
+    about = "A policy gate for GitOps repositories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check changed desired state: schemas, policies; exit 0 pass, 1 blocked, 2 undecided.
+    Check(CheckArgs),
+    /// Dry-run diff of desired state between two revisions.
+    Diff {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        head: Option<String>,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
+    },
+    /// Git hooks.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HookCommand {
+    /// Install stategate as a hook.
+    Install {
+        /// Write `.git/hooks/pre-commit` running `stategate check --staged`.
+        #[arg(long)]
+        pre_commit: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DiffFormat {
+    Human,
+    Markdown,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => {
+            eprintln!("stategate: cannot read the current directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let code = match cli.command {
+        Command::Check(args) => {
+            let color = wants_color(&args.color);
+            run_check(&cwd, &args, &mut stdout, color)
+        }
+        Command::Diff { base, head, format } => {
+            let args = DiffArgs {
+                base,
+                head,
+                format: match format {
+                    DiffFormat::Human => stategate::diff::Format::Human,
+                    DiffFormat::Markdown => stategate::diff::Format::Markdown,
+                    DiffFormat::Json => stategate::diff::Format::Json,
+                },
+                color: wants_color("auto"),
+            };
+            run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
+        }
+        Command::Hook {
+            command: HookCommand::Install { pre_commit },
+        } => {
+            if pre_commit {
+                install_pre_commit(&cwd, &mut std::io::stderr())
+            } else {
+                eprintln!("stategate: say which hook to install: --pre-commit");
+                2
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// `auto` means a terminal that did not ask for no colour (https://no-color.org).
+fn wants_color(choice: &str) -> bool {
+    match choice {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}

@@ -126,6 +126,8 @@ impl Default for LoadOptions {
 pub struct Loaded {
     pub documents: Vec<Document>,
     pub findings: Vec<Finding>,
+    /// The decoded text, when the file could be decoded: findings point into it.
+    pub source: Option<Arc<SourceFile>>,
 }
 
 /// Parse one file's bytes. Never panics on any input.

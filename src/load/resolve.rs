@@ -121,7 +121,11 @@ fn float(text: &str) -> Option<Value> {
     // hex floats) as strings, as go-yaml's regexp does.
     let looks_numeric = body.starts_with(|c: char| c.is_ascii_digit())
         || (body.starts_with('.') && body[1..].starts_with(|c: char| c.is_ascii_digit()));
-    if !looks_numeric || !body.chars().all(|c| c.is_ascii_digit() || "eE.+-".contains(c)) {
+    if !looks_numeric
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_digit() || "eE.+-".contains(c))
+    {
         return None;
     }
     let f: f64 = cleaned.parse().ok()?;
@@ -139,10 +143,14 @@ mod tests {
 
     #[test]
     fn yaml_1_1_booleans_are_booleans_like_kubectl_reads_them() {
-        for t in ["yes", "Yes", "YES", "on", "On", "ON", "y", "Y", "true", "True"] {
+        for t in [
+            "yes", "Yes", "YES", "on", "On", "ON", "y", "Y", "true", "True",
+        ] {
             assert_eq!(value(t), json!(true), "{t}");
         }
-        for f in ["no", "No", "NO", "off", "Off", "OFF", "n", "N", "false", "FALSE"] {
+        for f in [
+            "no", "No", "NO", "off", "Off", "OFF", "n", "N", "false", "FALSE",
+        ] {
             assert_eq!(value(f), json!(false), "{f}");
         }
     }

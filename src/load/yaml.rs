@@ -22,7 +22,9 @@ const MAX_DEPTH: usize = 256;
 pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     let mut loaded = Loaded::default();
     if bytes.len() as u64 > options.max_file_size {
-        loaded.findings.push(too_large(path, bytes.len(), options.max_file_size));
+        loaded
+            .findings
+            .push(too_large(path, bytes.len(), options.max_file_size));
         return loaded;
     }
     let text = match decode(path, bytes) {
@@ -34,6 +36,7 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     };
     let source = Arc::new(SourceFile::new(path, text));
     Builder::new(&source, options).run(&mut loaded);
+    loaded.source = Some(source);
     loaded
 }
 
@@ -159,8 +162,7 @@ impl<'a> Builder<'a> {
                 let (value, ambiguity) = scalar(&text, style, tag.as_deref());
                 if let Some(message) = ambiguity {
                     loaded.findings.push(
-                        Finding::warning(Rule::LoadAmbiguousScalar, message)
-                            .at(self.at(span)),
+                        Finding::warning(Rule::LoadAmbiguousScalar, message).at(self.at(span)),
                     );
                 }
                 self.push_value(value, PosTree::Leaf(span), 1, anchor, loaded)?;
@@ -173,7 +175,8 @@ impl<'a> Builder<'a> {
                 if self.expanded > self.options.alias_budget {
                     return Err(Box::new(self.alias_bomb(span)));
                 }
-                let (value, pos, nodes) = (anchored.value.clone(), anchored.pos.clone(), anchored.nodes);
+                let (value, pos, nodes) =
+                    (anchored.value.clone(), anchored.pos.clone(), anchored.nodes);
                 self.push_value(value, pos, nodes, 0, loaded)?;
             }
             Event::SequenceStart(anchor, _) => {
@@ -225,7 +228,11 @@ impl<'a> Builder<'a> {
                 items,
                 pos,
                 anchor,
-            } => (Value::Array(items), PosTree::Seq(extend(span, end), pos), anchor),
+            } => (
+                Value::Array(items),
+                PosTree::Seq(extend(span, end), pos),
+                anchor,
+            ),
             Frame::Map {
                 span,
                 mut map,
@@ -235,7 +242,11 @@ impl<'a> Builder<'a> {
                 ..
             } => {
                 apply_merges(&mut map, merges);
-                (Value::Object(map), PosTree::Map(extend(span, end), pos), anchor)
+                (
+                    Value::Object(map),
+                    PosTree::Map(extend(span, end), pos),
+                    anchor,
+                )
             }
         };
         self.push_value(value, pos, nodes, anchor, loaded)
@@ -282,7 +293,9 @@ impl<'a> Builder<'a> {
                 Some((key, _)) if key == "<<" => merges.push((value, pos)),
                 Some((key, key_span)) => {
                     if map.contains_key(&key) {
-                        loaded.findings.push(duplicate_key(source, &key, key_span, p));
+                        loaded
+                            .findings
+                            .push(duplicate_key(source, &key, key_span, p));
                     }
                     map.insert(key.clone(), value);
                     p.push((key, key_span, pos));

@@ -1,0 +1,5 @@
+//! Front door: the command-line subcommands.
+
+pub mod check;
+pub mod diff;
+pub mod hook;

@@ -1,0 +1,488 @@
+//! The engine every front door shares: given the trusted base and a change, run the stages and
+//! collect a [`Report`].
+//!
+//! Trust rule: config, schemas, CRDs from the base and policies all come from `trusted`, never from
+//! the change under review; only the changed files themselves come from the head side.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::change::{Action, ChangeSet, FileChange};
+use crate::config::{CONFIG_FILE, Config, parse_config};
+use crate::finding::{Finding, Rule};
+use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, load_file};
+use crate::report::{Report, Stats};
+use crate::schema::SchemaSet;
+use crate::tree::Tree;
+
+/// Where the config came from, said in every report so nobody wonders which rules judged them.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    Tree { file: String, tree: String },
+    File(String),
+    Defaults { tree: String },
+}
+
+impl std::fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigOrigin::Tree { file, tree } => write!(f, "config {file} from {tree}"),
+            ConfigOrigin::File(path) => write!(f, "config {path} (--config)"),
+            ConfigOrigin::Defaults { tree } => {
+                write!(f, "no {CONFIG_FILE} in {tree}: using defaults")
+            }
+        }
+    }
+}
+
+/// The rules of one run, read once from the trusted base.
+pub struct Gate {
+    pub config: Config,
+    pub origin: ConfigOrigin,
+    trusted: Box<dyn Tree>,
+    paths: PathRules,
+}
+
+impl Gate {
+    /// Read the config from `--config FILE` or from `.stategate.yaml` in the trusted tree.
+    /// An invalid config is a set of `config/invalid` findings: the caller exits 2.
+    pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
+        let (config, origin) = read_config(trusted.as_ref(), config_file)?;
+        let paths = PathRules::new(&config).map_err(|f| report_of(vec![f], BTreeMap::new()))?;
+        Ok(Gate {
+            config,
+            origin,
+            trusted,
+            paths,
+        })
+    }
+
+    pub fn trusted(&self) -> &dyn Tree {
+        self.trusted.as_ref()
+    }
+
+    /// The environment a path belongs to, from `environments` in the config.
+    pub fn environment_of(&self, path: &str) -> Option<&str> {
+        self.paths.environment_of(path)
+    }
+
+    /// Run every document check on a change. `head` is the tree the change produces, where the
+    /// kustomizations that declare patch files are looked up.
+    pub fn check(&self, change: &ChangeSet, head: &dyn Tree) -> Report {
+        let mut findings = Vec::new();
+        let mut stats = Stats::default();
+        for skipped in &change.skipped {
+            findings.push(
+                Finding::note(
+                    Rule::LoadSkipped,
+                    format!("not checked: {}", skipped.reason),
+                )
+                .in_file(&skipped.path),
+            );
+        }
+        let selected = self.select(change, &mut findings);
+        stats.files = selected.len();
+        stats.skipped = change.skipped.len();
+        let patches = PatchIndex::build(head, selected.iter().map(|f| f.path.as_str()));
+        let options = self.config.load_options();
+        let loaded: Vec<Loaded> = selected
+            .par_iter()
+            .map(|file| {
+                load_file(
+                    &file.path,
+                    file.after.as_deref().unwrap_or_default(),
+                    &options,
+                )
+            })
+            .collect();
+
+        let mut sources = BTreeMap::new();
+        let mut documents = Vec::new();
+        for loaded in loaded {
+            if let Some(source) = &loaded.source
+                && !loaded.findings.is_empty()
+            {
+                sources.insert(source.path.clone(), Arc::clone(source));
+            }
+            findings.extend(loaded.findings);
+            documents.extend(loaded.documents);
+        }
+        stats.documents = documents.len();
+
+        let crds = self.crds(&documents, &options);
+        match SchemaSet::build(&self.config.schemas, self.trusted(), &crds) {
+            Ok(schemas) => {
+                let schema_findings: Vec<Finding> = documents
+                    .par_iter()
+                    .filter(|doc| !patches.is_patch(doc.path()))
+                    .flat_map_iter(|doc| schemas.check(doc))
+                    .collect();
+                findings.extend(schema_findings);
+            }
+            Err(errors) => findings.extend(errors),
+        }
+
+        for doc in &documents {
+            if findings
+                .iter()
+                .any(|f| f.location.as_ref().is_some_and(|l| l.file == doc.path()))
+            {
+                sources.insert(doc.path().to_owned(), Arc::clone(&doc.source));
+            }
+        }
+        let mut report = report_of(findings, sources);
+        report.stats = stats;
+        report.notes.push(self.origin.to_string());
+        report
+    }
+
+    /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
+    /// templates. The rest stay in the change set for path rules.
+    fn select<'c>(
+        &self,
+        change: &'c ChangeSet,
+        findings: &mut Vec<Finding>,
+    ) -> Vec<&'c FileChange> {
+        let mut selected = Vec::new();
+        for file in &change.files {
+            if file.action == Action::Deleted || !self.paths.is_checked(&file.path) {
+                continue;
+            }
+            let text = file.after.as_deref().unwrap_or_default();
+            if looks_like_helm_template(&file.path, text) {
+                findings.push(
+                    Finding::note(
+                        Rule::LoadSkipped,
+                        "Helm template: not YAML until rendered, not checked",
+                    )
+                    .in_file(&file.path)
+                    .help("list the chart under `render.helm` to check what it renders"),
+                );
+                continue;
+            }
+            selected.push(file);
+        }
+        selected
+    }
+
+    /// CustomResourceDefinitions that become schemas: those among the checked documents, plus those
+    /// in the trusted base (`schemas.crds` globs, or files that look like CRDs by name).
+    fn crds(&self, documents: &[Document], options: &LoadOptions) -> Vec<Document> {
+        let mut crds: Vec<Document> = documents.iter().filter(|d| is_crd(d)).cloned().collect();
+        let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+        let globs = if self.config.schemas.crds.is_empty() {
+            DEFAULT_CRD_GLOBS.iter().map(|g| g.to_string()).collect()
+        } else {
+            self.config.schemas.crds.clone()
+        };
+        let Ok(set) = glob_set(&globs) else {
+            return crds;
+        };
+        let candidates: Vec<String> = literal_prefixes(&globs)
+            .iter()
+            .flat_map(|prefix| self.trusted.files_under(prefix))
+            .filter(|path| set.is_match(path) && !changed.contains(path.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let from_base: Vec<Document> = candidates
+            .par_iter()
+            .filter_map(|path| self.trusted.read(path).map(|bytes| (path, bytes)))
+            .filter(|(_, bytes)| contains(bytes, b"CustomResourceDefinition"))
+            .flat_map_iter(|(path, bytes)| load_file(path, &bytes, options).documents)
+            .filter(is_crd)
+            .collect();
+        crds.extend(from_base);
+        crds
+    }
+}
+
+/// Without `schemas.crds`, CRDs in the base are found by where people keep them; reading every file
+/// of a 50,000-file repository on each push would cost the hook its time budget.
+const DEFAULT_CRD_GLOBS: &[&str] = &[
+    "**/crds/**",
+    "**/*crd*.yaml",
+    "**/*crd*.yml",
+    "**/*crd*.json",
+];
+
+fn is_crd(doc: &Document) -> bool {
+    doc.kind() == Some("CustomResourceDefinition")
+        && doc
+            .api_version()
+            .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A chart template, or a YAML file that is really a Go template: `{{` under a `templates/`
+/// directory.
+fn looks_like_helm_template(path: &str, bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|text| is_helm_template(path, text))
+}
+
+/// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.
+fn literal_prefixes(globs: &[String]) -> Vec<String> {
+    let mut prefixes: Vec<String> = globs
+        .iter()
+        .map(|glob| {
+            let literal: Vec<&str> = glob
+                .split('/')
+                .take_while(|part| !part.contains(['*', '?', '[', '{']))
+                .collect();
+            // The last literal part may be the file itself; listing its parent is enough.
+            let dirs = if literal.len() == glob.split('/').count() {
+                &literal[..literal.len().saturating_sub(1)]
+            } else {
+                &literal[..]
+            };
+            dirs.join("/")
+        })
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    if prefixes.iter().any(String::is_empty) {
+        return vec![String::new()];
+    }
+    prefixes
+}
+
+pub(crate) fn glob_set(globs: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(Glob::new(glob)?);
+    }
+    builder.build()
+}
+
+fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>) -> Report {
+    Report {
+        findings,
+        sources,
+        ..Report::default()
+    }
+}
+
+fn read_config(
+    trusted: &dyn Tree,
+    config_file: Option<&Path>,
+) -> Result<(Config, ConfigOrigin), Report> {
+    let (name, text, origin) = match config_file {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                report_of(
+                    vec![
+                        Finding::error(Rule::ConfigInvalid, format!("cannot read config: {e}"))
+                            .in_file(&name)
+                            .help("check the path given to --config"),
+                    ],
+                    BTreeMap::new(),
+                )
+            })?;
+            (name.clone(), text, ConfigOrigin::File(name))
+        }
+        None => match trusted.read(CONFIG_FILE) {
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let origin = ConfigOrigin::Tree {
+                    file: CONFIG_FILE.to_owned(),
+                    tree: trusted.describe(),
+                };
+                (CONFIG_FILE.to_owned(), text, origin)
+            }
+            None => {
+                let origin = ConfigOrigin::Defaults {
+                    tree: trusted.describe(),
+                };
+                return Ok((Config::default(), origin));
+            }
+        },
+    };
+    match parse_config(&name, &text) {
+        Ok(config) => Ok((config, origin)),
+        Err(error) => {
+            let source = Arc::new(SourceFile::new(name.clone(), text));
+            Err(report_of(error.findings, BTreeMap::from([(name, source)])))
+        }
+    }
+}
+
+/// Which paths are checked, and which environment each belongs to.
+struct PathRules {
+    include: GlobSet,
+    exclude: GlobSet,
+    environments: Vec<(String, GlobSet)>,
+}
+
+impl PathRules {
+    fn new(config: &Config) -> Result<PathRules, Finding> {
+        let invalid = |e: globset::Error| {
+            Finding::error(Rule::ConfigInvalid, format!("invalid glob: {e}")).in_file(CONFIG_FILE)
+        };
+        let environments = config
+            .environments
+            .iter()
+            .map(|(name, globs)| glob_set(globs).map(|set| (name.clone(), set)))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?;
+        Ok(PathRules {
+            include: glob_set(&config.include).map_err(invalid)?,
+            exclude: glob_set(&config.exclude).map_err(invalid)?,
+            environments,
+        })
+    }
+
+    fn is_checked(&self, path: &str) -> bool {
+        self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+
+    fn environment_of(&self, path: &str) -> Option<&str> {
+        self.environments
+            .iter()
+            .find(|(_, set)| set.is_match(path))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+/// Files that kustomizations list as patches: partial objects, not validated as whole ones.
+/// Only kustomizations in the changed files' own and ancestor directories are read, which is where
+/// patches are declared in practice, and keeps a one-file push from reading the whole repository.
+struct PatchIndex {
+    patches: BTreeSet<String>,
+}
+
+impl PatchIndex {
+    fn build<'p>(head: &dyn Tree, changed: impl Iterator<Item = &'p str>) -> PatchIndex {
+        let mut dirs = BTreeSet::new();
+        for path in changed {
+            let mut dir = parent(path);
+            loop {
+                if !dirs.insert(dir.to_owned()) {
+                    break;
+                }
+                if dir.is_empty() {
+                    break;
+                }
+                dir = parent(dir);
+            }
+        }
+        let mut cache: HashMap<String, Vec<String>> = HashMap::new();
+        for dir in &dirs {
+            cache.insert(dir.clone(), kustomization_patches(head, dir));
+        }
+        PatchIndex {
+            patches: cache.into_values().flatten().collect(),
+        }
+    }
+
+    fn is_patch(&self, path: &str) -> bool {
+        self.patches.contains(path)
+    }
+}
+
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+fn kustomization_patches(head: &dyn Tree, dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in KUSTOMIZATION_FILES {
+        let path = if dir.is_empty() {
+            (*name).to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        let Some(bytes) = head.read(&path) else {
+            continue;
+        };
+        let loaded = load_file(&path, &bytes, &LoadOptions::default());
+        for doc in &loaded.documents {
+            for listed in patch_paths(&doc.value) {
+                if let Some(resolved) = join(dir, &listed) {
+                    out.push(resolved);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `patchesJson6902: [{path: file}]`.
+fn patch_paths(kustomization: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["patchesStrategicMerge", "patches", "patchesJson6902"] {
+        let Some(items) = kustomization.get(key).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for item in items {
+            let path = item
+                .as_str()
+                .or_else(|| item.get("path").and_then(|p| p.as_str()));
+            // An inline patch is YAML text with a newline, not a file name.
+            if let Some(path) = path.filter(|p| !p.contains('\n')) {
+                out.push(path.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `dir` + a relative path, with `.` and `..` resolved; `None` if it leaves the repository.
+fn join(dir: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patch_paths_are_read_from_all_three_fields() {
+        let k = json!({
+            "patchesStrategicMerge": ["a.yaml"],
+            "patches": [{"path": "b.yaml"}, {"patch": "- op: x\n"}, {"path": "../c.yaml"}],
+            "patchesJson6902": [{"path": "d.yaml"}]
+        });
+        assert_eq!(
+            patch_paths(&k),
+            vec!["a.yaml", "b.yaml", "../c.yaml", "d.yaml"]
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_joined_and_cannot_escape() {
+        assert_eq!(
+            join("apps/prod", "../base/p.yaml").as_deref(),
+            Some("apps/base/p.yaml")
+        );
+        assert_eq!(join("", "./p.yaml").as_deref(), Some("p.yaml"));
+        assert_eq!(join("a", "../../p.yaml"), None);
+    }
+
+    #[test]
+    fn only_the_literal_directories_of_globs_are_listed() {
+        let globs = vec!["crds/**/*.yaml".to_owned(), "infra/crds/x.yaml".to_owned()];
+        assert_eq!(literal_prefixes(&globs), vec!["crds", "infra/crds"]);
+        assert_eq!(literal_prefixes(&["**/crds/**".to_owned()]), vec![""]);
+    }
+}
