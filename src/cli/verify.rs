@@ -1,0 +1,52 @@
+//! `stategate verify [DIR]`: policy unit tests, reported like `opa test -v`.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::config::PoliciesConfig;
+use crate::policy::verify::{Outcome, run_tests};
+use crate::tree::DirTree;
+
+/// Run the `test_*` rules of the policies under `dir` and print one line per test and a summary.
+/// Returns the exit code: 0 all pass, 1 a test failed or errored, 2 a policy does not compile or
+/// there is nothing to test.
+pub fn run_verify(dir: &Path, out: &mut dyn Write) -> io::Result<u8> {
+    let tree = DirTree::new(dir, dir.display().to_string());
+    let timeout = PoliciesConfig::default().timeout_ms;
+    let results = match run_tests(&tree, &[String::new()], timeout) {
+        Ok(results) => results,
+        Err(findings) => {
+            for finding in findings {
+                let at = finding.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
+                writeln!(out, "{}: {at}: {}", finding.rule, finding.message)?;
+            }
+            return Ok(2);
+        }
+    };
+    if results.is_empty() {
+        writeln!(out, "no test_* rules found under {}", dir.display())?;
+        return Ok(2);
+    }
+    let mut passed = 0;
+    for result in &results {
+        let ms = result.duration.as_secs_f64() * 1000.0;
+        match &result.outcome {
+            Outcome::Pass => {
+                passed += 1;
+                writeln!(out, "{}: PASS ({ms:.3}ms)", result.name)?;
+            }
+            Outcome::Fail => writeln!(out, "{}: FAIL ({ms:.3}ms)", result.name)?,
+            Outcome::Error(err) => {
+                writeln!(out, "{}: ERROR ({ms:.3}ms)\n  {}", result.name, err.replace('\n', "\n  "))?
+            }
+        }
+    }
+    let total = results.len();
+    writeln!(out, "{}", "-".repeat(80))?;
+    writeln!(out, "PASS: {passed}/{total}")?;
+    if passed < total {
+        writeln!(out, "FAIL: {}/{total}", total - passed)?;
+        return Ok(1);
+    }
+    Ok(0)
+}

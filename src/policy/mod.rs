@@ -1,0 +1,461 @@
+//! Rego policies through regorus: conftest-style document policies, change policies
+//! (`package stategate.change`) and Gatekeeper ConstraintTemplates.
+//!
+//! Policies are read from the trusted tree the caller passes, compiled once into a prototype
+//! engine, and evaluated by clones of it, so rayon workers never share an engine.
+
+mod eval;
+pub mod gatekeeper;
+mod source;
+pub mod verify;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::change::Action;
+use crate::config::PoliciesConfig;
+use crate::finding::{Finding, Location, Rule, Severity};
+use crate::load::{Document, LoadOptions, load_file};
+use crate::tree::Tree;
+
+use eval::{EnginePool, Origin};
+pub use source::MISSING_BUILTINS;
+
+/// The package of change policies.
+pub const CHANGE_PACKAGE: &str = "stategate.change";
+
+/// What a document policy knows about the file besides the document: `data.stategate.file`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileContext {
+    pub path: String,
+    pub environment: Option<String>,
+    pub action: Action,
+    /// The same object at the base revision, if it existed.
+    pub before: Option<Value>,
+}
+
+/// `input` of change policies, as DESIGN.md fixes it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChangeInput {
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub base: Option<String>,
+    pub head: Option<String>,
+    pub actor: Option<String>,
+    pub files: Vec<ChangedFile>,
+    pub commits: Vec<CommitInput>,
+    pub reviews: Vec<ReviewInput>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedFile {
+    pub path: String,
+    pub action: Action,
+    pub environment: Option<String>,
+    pub before: Vec<Value>,
+    pub after: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommitInput {
+    pub id: String,
+    pub author: String,
+    pub message: String,
+    /// Trailer key → values (`Approved-by: …` may repeat).
+    pub trailers: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReviewInput {
+    pub user: String,
+    pub state: String,
+    pub commit: Option<String>,
+}
+
+/// A rule whose results become findings.
+#[derive(Debug, Clone)]
+struct Target {
+    package: String,
+    rule: String,
+    severity: Severity,
+    policy: String,
+    /// `data.pkg.rule`, precomputed for the hot path.
+    path: String,
+}
+
+/// Every policy of a run, compiled.
+pub struct PolicySet {
+    pool: EnginePool,
+    documents: Vec<Target>,
+    change: Vec<Target>,
+    /// Packages that define conftest's `exception` rule.
+    exception_packages: BTreeSet<String>,
+    /// Only policies that mention `stategate` can read `data.stategate.file`; the others skip the
+    /// per-document context (it costs a `with` per rule).
+    uses_context: bool,
+    gatekeeper: gatekeeper::Gatekeeper,
+    /// Findings about the policies themselves that do not stop the run (unsupported templates).
+    notes: Vec<Finding>,
+}
+
+/// `deny`, `violation`, `warn` and their `_`-prefixed forms.
+fn severity_of(rule: &str) -> Option<Severity> {
+    let matches = |prefix: &str| rule == prefix || rule.starts_with(&format!("{prefix}_"));
+    if matches("deny") || matches("violation") {
+        Some(Severity::Error)
+    } else if matches("warn") {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}
+
+impl PolicySet {
+    /// Read, parse and compile every policy and data file the config names, from `tree` (the
+    /// trusted base). Any policy that does not compile stops the run: the gate cannot decide.
+    pub fn load(config: &PoliciesConfig, tree: &dyn Tree) -> Result<PolicySet, Vec<Finding>> {
+        let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(eval::timer(config.timeout_ms));
+        // OPA (and so conftest) treats a builtin's error as undefined unless asked otherwise.
+        engine.set_strict_builtin_errors(false);
+        let mut findings = Vec::new();
+        let mut uses_context = false;
+        for path in matching_files(tree, &config.paths, |p| {
+            p.ends_with(".rego") && !p.ends_with("_test.rego")
+        }) {
+            let Some(text) = read_text(tree, &path, &mut findings) else {
+                continue;
+            };
+            uses_context |= text.contains("stategate");
+            findings.extend(source::check_builtins(&path, &text).into_iter().map(fatal));
+            if let Err(finding) = source::add_policy(&mut engine, &path, &text) {
+                findings.push(*finding);
+            }
+        }
+        for value in load_data(tree, &config.data, &mut findings) {
+            if let Err(err) = engine.add_data(value.1) {
+                findings.push(source::compile_finding(&value.0, None, &err.to_string()));
+            }
+        }
+        findings.extend(source::check_recursion(&mut engine));
+        if findings.is_empty() {
+            // Regorus resolves rules lazily; one trivial query makes it analyse every module now,
+            // so conflicts and unsafe variables surface as compile errors, not per document.
+            if let Err(err) = engine.eval_query("true".to_string(), false) {
+                let text = err.to_string();
+                let file = text
+                    .split("--> ")
+                    .nth(1)
+                    .and_then(|r| r.split(':').next())
+                    .unwrap_or("policies")
+                    .to_string();
+                findings.push(source::compile_finding(&file, source::error_line(&text), &text));
+            }
+        }
+        let gatekeeper = gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms);
+        findings.extend(gatekeeper.fatal.iter().cloned());
+        if !findings.is_empty() {
+            return Err(findings);
+        }
+        let decls = source::rule_decls(&mut engine);
+        let selected = |package: &str| {
+            package != CHANGE_PACKAGE
+                && (config.namespaces.iter().any(|n| n == "all" || n == "*" || n == package))
+        };
+        let mut documents = Vec::new();
+        let mut change = Vec::new();
+        let mut exception_packages = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for decl in &decls {
+            if decl.name == "exception" && !decl.is_function {
+                exception_packages.insert(decl.package.clone());
+            }
+            let Some(severity) = severity_of(&decl.name) else {
+                continue;
+            };
+            if decl.is_function || !seen.insert((decl.package.clone(), decl.name.clone())) {
+                continue;
+            }
+            let target = Target {
+                path: format!("data.{}.{}", decl.package, decl.name),
+                package: decl.package.clone(),
+                rule: decl.name.clone(),
+                severity,
+                policy: decl.file.clone(),
+            };
+            if decl.package == CHANGE_PACKAGE {
+                change.push(target);
+            } else if selected(&decl.package) {
+                documents.push(target);
+            }
+        }
+        let notes = gatekeeper.notes.clone();
+        Ok(PolicySet {
+            pool: EnginePool::new(engine),
+            documents,
+            change,
+            exception_packages,
+            uses_context,
+            gatekeeper,
+            notes,
+        })
+    }
+
+    /// Findings about the policy set itself that did not stop loading, e.g. Gatekeeper templates
+    /// that only carry CEL. They are errors: an unsupported policy never passes silently.
+    pub fn notes(&self) -> &[Finding] {
+        &self.notes
+    }
+
+    /// How many document rules (conftest-style plus Gatekeeper constraints) judge each document.
+    pub fn document_rule_count(&self) -> usize {
+        self.documents.len() + self.gatekeeper.constraint_count()
+    }
+
+    /// Give Gatekeeper templates that read `data.inventory` the objects of the checked tree.
+    pub fn set_inventory(&mut self, documents: &[Document]) {
+        self.gatekeeper.set_inventory(documents);
+    }
+
+    /// Judge one document. Safe to call from many threads at once.
+    pub fn check_document(&self, doc: &Document, ctx: &FileContext) -> Vec<Finding> {
+        let mut findings = self.check_conftest(doc, ctx);
+        findings.extend(self.gatekeeper.check_document(doc));
+        findings
+    }
+
+    fn check_conftest(&self, doc: &Document, ctx: &FileContext) -> Vec<Finding> {
+        if self.documents.is_empty() {
+            return Vec::new();
+        }
+        let subject = format!("{} (document {})", doc.path(), doc.index + 1);
+        let raw = self.pool.with(|engine| {
+            let input = eval::to_rego(&doc.value);
+            if self.uses_context {
+                let context = serde_json::to_value(ctx).unwrap_or(Value::Null);
+                // The document and its context travel together; each query unpacks them with
+                // `with input as input.doc with data.stategate.file as input.file`.
+                engine.set_input(engine_input(input, &context));
+            } else {
+                engine.set_input(input);
+            }
+            let excepted = self.exceptions(engine, doc);
+            self.documents
+                .iter()
+                .filter(|t| !excepted.contains(conftest_name(&t.rule)))
+                .map(|t| (t, self.eval_target(engine, t, self.uses_context)))
+                .collect::<Vec<_>>()
+        });
+        let location = doc.locate("");
+        let mut findings = Vec::new();
+        for (target, outcome) in raw {
+            let origin = Origin {
+                package: &target.package,
+                rule: &target.rule,
+                policy: &target.policy,
+            };
+            match outcome {
+                Ok(value) => findings.extend(eval::results(&value).into_iter().map(|r| {
+                    eval::result_finding(r, target.severity, &origin)
+                        .at(location.clone())
+                        .object(doc.id())
+                })),
+                Err(err) => findings.push(
+                    eval::error_finding(&err, &origin, &subject)
+                        .at(location.clone())
+                        .object(doc.id()),
+                ),
+            }
+        }
+        findings
+    }
+
+    fn eval_target(
+        &self,
+        engine: &mut regorus::Engine,
+        target: &Target,
+        wrapped: bool,
+    ) -> Result<regorus::Value, String> {
+        if !wrapped {
+            return engine.eval_rule(target.path.clone()).map_err(|e| e.to_string());
+        }
+        let query = format!(
+            "{} with input as input.doc with data.stategate.file as input.file",
+            target.path
+        );
+        let results = engine.eval_query(query, false).map_err(|e| e.to_string())?;
+        Ok(results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map_or(regorus::Value::Undefined, |e| e.value))
+    }
+
+    /// The rule names excused for this document by conftest `exception` rules.
+    fn exceptions(&self, engine: &mut regorus::Engine, _doc: &Document) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for package in &self.exception_packages {
+            let target = Target {
+                package: package.clone(),
+                rule: "exception".into(),
+                severity: Severity::Error,
+                policy: String::new(),
+                path: format!("data.{package}.exception"),
+            };
+            let Ok(value) = self.eval_target(engine, &target, self.uses_context) else {
+                continue;
+            };
+            for entry in eval::results(&value) {
+                match entry {
+                    Value::Array(items) => names.extend(
+                        items
+                            .into_iter()
+                            .filter_map(|i| i.as_str().map(str::to_owned)),
+                    ),
+                    Value::String(s) => {
+                        names.insert(s);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        names
+    }
+
+    /// Judge the whole change with the rules of `package stategate.change`.
+    pub fn check_change(&self, input: &ChangeInput) -> Vec<Finding> {
+        if self.change.is_empty() {
+            return Vec::new();
+        }
+        let value = serde_json::to_value(input).unwrap_or(Value::Null);
+        let raw = self.pool.with(|engine| {
+            engine.set_input(eval::to_rego(&value));
+            self.change
+                .iter()
+                .map(|t| (t, engine.eval_rule(t.path.clone()).map_err(|e| e.to_string())))
+                .collect::<Vec<_>>()
+        });
+        let mut findings = Vec::new();
+        for (target, outcome) in raw {
+            let origin = Origin {
+                package: &target.package,
+                rule: &target.rule,
+                policy: &target.policy,
+            };
+            let location = Location::file(target.policy.as_str());
+            match outcome {
+                Ok(value) => findings.extend(
+                    eval::results(&value)
+                        .into_iter()
+                        .map(|r| eval::result_finding(r, target.severity, &origin).at(location.clone())),
+                ),
+                Err(err) => findings
+                    .push(eval::error_finding(&err, &origin, "the change").at(location.clone())),
+            }
+        }
+        findings
+    }
+}
+
+fn engine_input(doc: regorus::Value, context: &Value) -> regorus::Value {
+    let mut map = std::collections::BTreeMap::new();
+    map.insert(regorus::Value::from("doc"), doc);
+    map.insert(regorus::Value::from("file"), eval::to_rego(context));
+    regorus::Value::from(map)
+}
+
+/// conftest names exceptions by the rule name without its `deny_`/`violation_`/`warn_` prefix.
+fn conftest_name(rule: &str) -> &str {
+    ["deny_", "violation_", "warn_"]
+        .iter()
+        .find_map(|p| rule.strip_prefix(p))
+        .unwrap_or(rule)
+}
+
+/// Load-stopping version of a finding (missing builtins break a policy as a syntax error would).
+fn fatal(mut finding: Finding) -> Finding {
+    finding.rule = Rule::PolicyCompile;
+    finding
+}
+
+/// Files under any of `roots` (directory prefixes, single files or globs) that pass `keep`.
+pub(crate) fn matching_files(
+    tree: &dyn Tree,
+    roots: &[String],
+    keep: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for root in roots {
+        if root.contains(['*', '?', '[']) {
+            let Ok(glob) = globset::Glob::new(root) else {
+                continue;
+            };
+            let matcher = glob.compile_matcher();
+            out.extend(
+                tree.files_under("")
+                    .into_iter()
+                    .filter(|p| matcher.is_match(p) && keep(p)),
+            );
+        } else {
+            let prefix = root.trim_start_matches("./");
+            out.extend(tree.files_under(prefix).into_iter().filter(|p| keep(p)));
+        }
+    }
+    out.into_iter().collect()
+}
+
+pub(crate) fn read_text(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Option<String> {
+    let bytes = tree.read(path)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            findings.push(source::compile_finding(path, None, "the file is not valid UTF-8"));
+            None
+        }
+    }
+}
+
+/// Data files (`.json`, `.yaml`, `.yml`) merged at the root of `data`, as `conftest -d` does.
+pub(crate) fn load_data(
+    tree: &dyn Tree,
+    roots: &[String],
+    findings: &mut Vec<Finding>,
+) -> Vec<(String, regorus::Value)> {
+    let is_data = |p: &str| {
+        (p.ends_with(".json") || p.ends_with(".yaml") || p.ends_with(".yml"))
+            && !p.contains("/.")
+    };
+    let mut out = Vec::new();
+    for path in matching_files(tree, roots, is_data) {
+        let Some(bytes) = tree.read(&path) else {
+            continue;
+        };
+        let loaded = load_file(&path, &bytes, &LoadOptions::default());
+        let broken: Vec<_> = loaded
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        if let Some(first) = broken.first() {
+            findings.push(
+                source::compile_finding(&path, None, &format!("data file: {}", first.message))
+                    .at(first.location.clone().unwrap_or_else(|| Location::file(path.as_str()))),
+            );
+            continue;
+        }
+        for doc in loaded.documents {
+            if doc.value.is_object() {
+                out.push((path.clone(), eval::to_rego(&doc.value)));
+            } else if !doc.value.is_null() {
+                findings.push(
+                    source::compile_finding(&path, None, "a data file must hold a mapping")
+                        .at(doc.locate("")),
+                );
+            }
+        }
+    }
+    out
+}

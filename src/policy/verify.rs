@@ -1,0 +1,83 @@
+//! `stategate verify`: run every `test_*` rule of a policy directory, like `opa test`.
+
+use std::time::{Duration, Instant};
+
+use crate::finding::Finding;
+use crate::tree::Tree;
+
+use super::{eval, source};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// The rule was false or undefined.
+    Fail,
+    /// The rule failed to evaluate.
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// `data.<package>.<rule>`.
+    pub name: String,
+    /// The policy file that defines the test.
+    pub file: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+/// Load every `.rego` file (tests included) and data file under `roots` of `tree`, then run each
+/// `test_*` rule with an empty `input`; tests mock what they need with `with input as …`.
+/// Policies that do not compile are returned as findings instead.
+pub fn run_tests(
+    tree: &dyn Tree,
+    roots: &[String],
+    timeout_ms: u64,
+) -> Result<Vec<TestResult>, Vec<Finding>> {
+    let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(eval::timer(timeout_ms));
+    engine.set_strict_builtin_errors(false);
+    let mut findings = Vec::new();
+    for path in super::matching_files(tree, roots, |p| p.ends_with(".rego")) {
+        let Some(text) = super::read_text(tree, &path, &mut findings) else {
+            continue;
+        };
+        findings.extend(source::check_builtins(&path, &text));
+        if let Err(finding) = source::add_policy(&mut engine, &path, &text) {
+            findings.push(*finding);
+        }
+    }
+    for (path, value) in super::load_data(tree, roots, &mut findings) {
+        if let Err(err) = engine.add_data(value) {
+            findings.push(source::compile_finding(&path, None, &err.to_string()));
+        }
+    }
+    findings.extend(source::check_recursion(&mut engine));
+    if !findings.is_empty() {
+        return Err(findings);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let tests: Vec<_> = source::rule_decls(&mut engine)
+        .into_iter()
+        .filter(|d| d.name.starts_with("test_") && !d.is_function)
+        .filter(|d| seen.insert((d.package.clone(), d.name.clone())))
+        .collect();
+    let mut results = Vec::new();
+    for test in tests {
+        let name = format!("data.{}.{}", test.package, test.name);
+        engine.set_input(regorus::Value::new_object());
+        let started = Instant::now();
+        let outcome = match engine.eval_rule(name.clone()) {
+            Ok(regorus::Value::Bool(true)) => Outcome::Pass,
+            Ok(_) => Outcome::Fail,
+            Err(err) => Outcome::Error(err.to_string().trim().to_string()),
+        };
+        results.push(TestResult {
+            name,
+            file: test.file,
+            outcome,
+            duration: started.elapsed(),
+        });
+    }
+    Ok(results)
+}
