@@ -12,6 +12,7 @@ pub mod finding;
 pub mod gate;
 pub mod load;
 pub mod object;
+pub mod policy;
 pub mod render;
 pub mod report;
 pub mod schema;

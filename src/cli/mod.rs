@@ -3,3 +3,4 @@
 pub mod check;
 pub mod diff;
 pub mod hook;
+pub mod verify;
