@@ -388,3 +388,37 @@ fn human_colour_only_when_asked() {
     );
     assert!(!rendered(&report, Format::Human).contains('\u{1b}'));
 }
+
+/// The renderers against locations the real loader produces, not hand-made ones.
+#[test]
+fn human_snippets_point_where_the_loader_locates() {
+    use stategate::load::{LoadOptions, load_file};
+
+    let text = format!("{DEPLOYMENT}---\n{}", secret_yaml());
+    let loaded = load_file("mixed.yaml", text.as_bytes(), &LoadOptions::default());
+    assert_eq!(
+        loaded.documents.len(),
+        2,
+        "loader findings: {:?}",
+        loaded.findings
+    );
+    let deployment = &loaded.documents[0];
+    let secret = &loaded.documents[1];
+    let report = Report {
+        findings: vec![
+            Finding::error(Rule::SchemaType, "not an integer")
+                .at(deployment.locate("/spec/replicas"))
+                .object(deployment.id()),
+            Finding::error(Rule::SchemaFormat, "not base64")
+                .at(secret.locate("/data/password"))
+                .object(secret.id()),
+        ],
+        sources: BTreeMap::from([("mixed.yaml".to_string(), deployment.source.clone())]),
+        ..Report::default()
+    };
+    let human = rendered(&report, Format::Human);
+    assert!(human.contains("[mixed.yaml:7:13]"), "{human}");
+    assert!(human.contains(" 7 │   replicas: three"), "{human}");
+    assert!(human.contains("password: ***"), "{human}");
+    assert!(!human.contains(SECRET_VALUE), "{human}");
+}

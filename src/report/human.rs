@@ -1,7 +1,9 @@
 //! The human format: miette-style diagnostics with the offending YAML lines, then a summary.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
@@ -18,8 +20,9 @@ pub(super) fn render(
     options: &RenderOptions,
 ) -> io::Result<()> {
     let handler = handler(options);
+    let mut sources = ShownSources::default();
     for finding in &report.findings {
-        match snippet_diagnostic(report, finding) {
+        match snippet_diagnostic(report, &mut sources, finding) {
             Some(diagnostic) => {
                 let mut text = String::new();
                 handler
@@ -66,7 +69,7 @@ struct FindingDiagnostic {
     headline: String,
     severity: miette::Severity,
     help: Option<String>,
-    source: NamedSource<String>,
+    source: NamedSource<Arc<String>>,
     label: LabeledSpan,
 }
 
@@ -100,11 +103,15 @@ impl Diagnostic for FindingDiagnostic {
 
 /// The diagnostic of a finding whose file is among the report's sources and whose byte offset is
 /// known; `None` sends it to the one-line form.
-fn snippet_diagnostic(report: &Report, finding: &Finding) -> Option<FindingDiagnostic> {
+fn snippet_diagnostic(
+    report: &Report,
+    sources: &mut ShownSources,
+    finding: &Finding,
+) -> Option<FindingDiagnostic> {
     let location = finding.location.as_ref()?;
     let offset = location.offset?;
     let source = report.sources.get(&location.file)?;
-    let (text, span) = shown_source(source, offset, location.len)?;
+    let (text, span) = sources.show(source, offset, location.len)?;
     Some(FindingDiagnostic {
         headline: format!(
             "{}[{}]: {}",
@@ -129,25 +136,84 @@ fn label_text(finding: &Finding) -> String {
     }
 }
 
-/// The text a snippet may show and the span within it: Secret values masked, the span moved onto
-/// the masked line. `None` when nothing can be shown safely (a JSON Secret) or the offset is out of
-/// range.
-fn shown_source(
-    source: &SourceFile,
-    offset: usize,
-    len: usize,
-) -> Option<(String, (usize, usize))> {
-    let text = &source.text;
-    if offset > text.len() || is_json_secret(text) {
+/// Snippet lines longer than this (minified JSON, say) would flood the terminal: such findings
+/// get the one-line form instead.
+const MAX_SNIPPET_LINE: usize = 400;
+
+/// The text each file's snippets may show, Secret values masked, computed once per file however
+/// many findings point into it. `None` for a file nothing may be shown of (a JSON Secret).
+#[derive(Default)]
+struct ShownSources {
+    by_path: BTreeMap<String, Option<Shown>>,
+}
+
+#[derive(Clone)]
+struct Shown {
+    text: Arc<String>,
+    /// Whether masking changed the text, so that spans must be moved.
+    masked: bool,
+}
+
+impl ShownSources {
+    /// The shown text of `source` and the span `offset..offset + len` moved into it, or `None`
+    /// when there is nothing safe and readable to show.
+    fn show(
+        &mut self,
+        source: &SourceFile,
+        offset: usize,
+        len: usize,
+    ) -> Option<(Arc<String>, (usize, usize))> {
+        let original = &source.text;
+        if offset > original.len() || !original.is_char_boundary(offset) {
+            return None;
+        }
+        let Shown {
+            text: shown,
+            masked,
+        } = self
+            .by_path
+            .entry(source.path.clone())
+            .or_insert_with(|| shown_text(original))
+            .clone()?;
+        let (start, len) = if masked {
+            remap_span(original, &shown, offset, len)
+        } else {
+            (offset, len.min(original.len() - offset))
+        };
+        let end = floor_char_boundary(&shown, start + len);
+        if longest_line_around(&shown, start) > MAX_SNIPPET_LINE {
+            return None;
+        }
+        Some((shown, (start, end - start)))
+    }
+}
+
+fn shown_text(original: &str) -> Option<Shown> {
+    if is_json_secret(original) {
         return None;
     }
-    let masked = mask_secret_lines(text);
-    if masked == *text {
-        let len = len.min(text.len() - offset);
-        return Some((masked, (offset, len)));
-    }
-    let span = remap_span(text, &masked, offset, len);
-    Some((masked, span))
+    let text = mask_secret_lines(original);
+    let masked = text != original;
+    Some(Shown {
+        text: Arc::new(text),
+        masked,
+    })
+}
+
+/// The length of the longest of the lines a snippet shows: the span's line and its neighbours.
+fn longest_line_around(text: &str, offset: usize) -> usize {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let before = text[..line_start.saturating_sub(1)]
+        .rsplit('\n')
+        .next()
+        .map_or(0, str::len);
+    let after: usize = text[line_start..]
+        .split('\n')
+        .take(2)
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    before.max(after)
 }
 
 /// Masking keeps lines, not bytes: find the span's line in the masked text and keep the column
@@ -198,5 +264,33 @@ mod tests {
         let offset = original.find('7').unwrap();
         let (start, len) = remap_span(original, &masked, offset, 1);
         assert_eq!(&masked[start..start + len], "7");
+    }
+
+    #[test]
+    fn no_snippet_inside_a_character_or_on_a_huge_line() {
+        let mut sources = ShownSources::default();
+        let source = SourceFile::new("a.yaml", "name: ü\n");
+        let inside_u = source.text.find('ü').unwrap() + 1;
+        assert!(sources.show(&source, inside_u, 1).is_none());
+        assert!(sources.show(&source, inside_u - 1, 1).is_some());
+
+        let minified = format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_SNIPPET_LINE));
+        let source = SourceFile::new("min.json", minified);
+        assert!(sources.show(&source, 2, 1).is_none());
+    }
+
+    #[test]
+    fn nothing_is_shown_of_a_json_secret() {
+        let mut sources = ShownSources::default();
+        let source = SourceFile::new("s.json", "{\"kind\": \"Secret\", \"data\": {\"p\": \"x\"}}");
+        assert!(sources.show(&source, 1, 4).is_none());
+    }
+
+    #[test]
+    fn a_span_running_past_the_end_is_clamped() {
+        let mut sources = ShownSources::default();
+        let source = SourceFile::new("a.yaml", "a: b\n");
+        let (text, (start, len)) = sources.show(&source, 3, 100).unwrap();
+        assert_eq!(&text[start..start + len], "b\n");
     }
 }
