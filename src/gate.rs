@@ -118,7 +118,7 @@ impl Gate {
             Ok(schemas) => {
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
-                    .filter(|doc| !patches.is_patch(doc.path()))
+                    .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
                     .flat_map_iter(|doc| schemas.check(doc))
                     .collect();
                 findings.extend(schema_findings);
@@ -149,7 +149,10 @@ impl Gate {
     ) -> Vec<&'c FileChange> {
         let mut selected = Vec::new();
         for file in &change.files {
-            if file.action == Action::Deleted || !self.paths.is_checked(&file.path) {
+            if file.action == Action::Deleted
+                || !self.paths.is_checked(&file.path)
+                || is_tool_config(&file.path)
+            {
                 continue;
             }
             let text = file.after.as_deref().unwrap_or_default();
@@ -199,6 +202,17 @@ impl Gate {
         crds.extend(from_base);
         crds
     }
+}
+
+/// stategate's own config is judged when the gate opens, not as desired state.
+fn is_tool_config(path: &str) -> bool {
+    path.rsplit('/').next() == Some(CONFIG_FILE)
+}
+
+/// kustomize's build instructions are not cluster objects and have no published schema.
+fn is_kustomize_file(doc: &Document) -> bool {
+    doc.api_version()
+        .is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
 }
 
 /// Without `schemas.crds`, CRDs in the base are found by where people keep them; reading every file

@@ -172,7 +172,9 @@ fn describe(mode: &ChangeMode, change: &ChangeSet) -> String {
         ChangeMode::All { rev: Some(rev) } => format!("every file at {rev}"),
         ChangeMode::All { rev: None } => "every file in the working tree".to_owned(),
     };
-    format!("checked {what}: {} changed paths", change.files.len())
+    let files = change.files.len();
+    let noun = if files == 1 { "path" } else { "paths" };
+    format!("checked {what}: {files} {noun}")
 }
 
 fn undecided(message: String, help: &str) -> Report {

@@ -133,7 +133,10 @@ fn deserialize<T: DeserializeOwned>(
         let message = e.inner().to_string();
         // serde names the unknown key only in its message; point at that key, not its parent.
         if let Some(unknown) = unknown_field(&message) {
-            at.push_str(&format!("/{}", escape(unknown)));
+            let segment = format!("/{}", escape(unknown));
+            if !at.ends_with(&segment) {
+                at.push_str(&segment);
+            }
         }
         let dotted = at.trim_start_matches('/').replace('/', ".");
         let shown = if dotted.is_empty() {

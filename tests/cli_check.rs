@@ -1,0 +1,384 @@
+//! `stategate check` as a user runs it: the real binary in real git repositories.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::git::TestRepo;
+
+const GOOD: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: \"fast\"\n";
+const BAD: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: \"80\"\n  selectr: {app: web}\n";
+
+fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("run stategate")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
+}
+
+/// (rule, file, line) of every error finding.
+fn errors(report: &serde_json::Value) -> Vec<(String, String, u64)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                f["location"]["file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                f["location"]["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn repo_with_base() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("apps/settings.yaml", GOOD);
+    repo.commit_all("base");
+    repo
+}
+
+#[test]
+fn a_clean_change_passes_with_exit_0() {
+    let repo = repo_with_base();
+    repo.write("apps/more.yaml", GOOD.replace("settings", "more"));
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json(&out)["verdict"], "pass");
+    assert_eq!(json(&out)["stats"]["documents"], 1);
+}
+
+#[test]
+fn schema_errors_block_with_exit_1_and_point_at_the_line() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert_eq!(
+        errors(&json(&out)),
+        vec![
+            ("schema/type".to_owned(), "apps/web.yaml".to_owned(), 7),
+            (
+                "schema/unknown-field".to_owned(),
+                "apps/web.yaml".to_owned(),
+                8
+            ),
+        ]
+    );
+}
+
+#[test]
+fn only_changed_files_are_checked_unless_all_is_given() {
+    let repo = TestRepo::new();
+    repo.write("apps/web.yaml", BAD);
+    repo.commit_all("a bad file already on main");
+    repo.write("apps/settings.yaml", GOOD);
+    assert_eq!(code(&stategate(&repo, &["check"])), 0);
+    assert_eq!(code(&stategate(&repo, &["check", "--all"])), 1);
+    assert_eq!(
+        code(&stategate(&repo, &["check", "--all", "apps/settings.yaml"])),
+        0
+    );
+}
+
+#[test]
+fn staged_mode_sees_the_index_not_the_working_tree() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    assert_eq!(code(&stategate(&repo, &["check", "--staged"])), 0);
+    repo.add("apps/web.yaml");
+    assert_eq!(code(&stategate(&repo, &["check", "--staged"])), 1);
+}
+
+#[test]
+fn base_head_ranges_check_what_the_branch_changed() {
+    let repo = repo_with_base();
+    repo.branch("feature");
+    repo.write("apps/web.yaml", BAD);
+    repo.commit_all("bad service");
+    let out = stategate(
+        &repo,
+        &[
+            "check", "--base", "main", "--head", "feature", "--format", "json",
+        ],
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(errors(&json(&out)).len(), 2);
+    let out = stategate(&repo, &["check", "--base", "feature", "--head", "feature"]);
+    assert_eq!(code(&out), 0);
+}
+
+#[test]
+fn deleted_files_are_not_validated() {
+    let repo = TestRepo::new();
+    repo.write("apps/web.yaml", BAD);
+    repo.commit_all("bad");
+    repo.remove("apps/web.yaml");
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
+fn an_invalid_config_is_exit_2_pointing_at_the_key() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        "version: 1\nschemas:\n  kubernetes: \"1.31\"\n  unknwn: warn\n",
+    );
+    repo.commit_all("config with a typo");
+    repo.write("apps/settings.yaml", GOOD);
+    let out = stategate(&repo, &["check"]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("config/invalid"), "{text}");
+    assert!(text.contains("unknown field `unknwn`"), "{text}");
+    assert!(text.contains(".stategate.yaml:4:3"), "{text}");
+}
+
+#[test]
+fn config_comes_from_the_base_unless_trust_head() {
+    let repo = repo_with_base();
+    // The change itself tries to switch schema checks off.
+    repo.write(".stategate.yaml", "schemas:\n  kubernetes: none\n");
+    repo.write("apps/web.yaml", BAD);
+    assert_eq!(code(&stategate(&repo, &["check"])), 1);
+    let out = stategate(&repo, &["check", "--trust", "head"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("--trust head"));
+}
+
+#[test]
+fn an_explicit_config_file_overrides() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    let config = repo.path().join("other.yml");
+    std::fs::write(&config, "schemas:\n  kubernetes: none\n  unknown: skip\n").unwrap();
+    let out = stategate(&repo, &["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
+fn hostile_or_broken_input_is_exit_2_with_a_location_and_no_panic() {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "broken.yaml",
+            b"a: 1\nb:\n  - x\n - y\n".to_vec(),
+            "load/syntax",
+        ),
+        (
+            "bomb.yaml",
+            billion_laughs().into_bytes(),
+            "load/alias-limit",
+        ),
+        (
+            "latin1.yaml",
+            b"a: 1\nb: caf\xE9\n".to_vec(),
+            "load/invalid-utf8",
+        ),
+        ("huge.yaml", huge_file(), "load/too-large"),
+    ];
+    for (name, bytes, rule) in cases {
+        let repo = repo_with_base();
+        repo.write(name, bytes);
+        let out = stategate(&repo, &["check", "--format", "json"]);
+        assert_eq!(code(&out), 2, "{name}: {}", stdout(&out));
+        let found = errors(&json(&out));
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!(
+            (found[0].0.as_str(), found[0].1.as_str()),
+            (rule, name),
+            "{name}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_mapped_schema_that_is_not_json_is_exit_2() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        "schemas:\n  map:\n    - files: [\"apps/*/config.yaml\"]\n      schema: schemas/app.schema.json\n",
+    );
+    repo.write(
+        "schemas/app.schema.json",
+        "{\n  \"type\": \"object\",\n  \"properties\": {,\n}\n",
+    );
+    repo.commit_all("config");
+    repo.write("apps/a/config.yaml", "replicas: 3\n");
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let found = errors(&json(&out));
+    assert_eq!(found[0].0, "schema/invalid-schema");
+    assert_eq!(found[0].1, "schemas/app.schema.json");
+    assert!(found[0].2 >= 3, "{found:?}");
+}
+
+#[test]
+fn helm_templates_binary_files_and_symlinks_are_skipped_with_a_note() {
+    let repo = repo_with_base();
+    repo.write(
+        "charts/web/templates/deploy.yaml",
+        "kind: {{ .Values.kind }}\n",
+    );
+    repo.write("apps/logo.json", b"\x89PNG\x00\x00binary".to_vec());
+    repo.symlink("/etc/passwd", "apps/passwd.yaml");
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let notes: Vec<String> = json(&out)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "load/skipped")
+        .map(|f| f["location"]["file"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(notes.contains(&"apps/logo.json".to_owned()), "{notes:?}");
+    assert!(notes.contains(&"apps/passwd.yaml".to_owned()), "{notes:?}");
+    assert!(!stdout(&out).contains("root:"));
+}
+
+#[test]
+fn every_format_renders_the_same_findings() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&stategate(&repo, &["check", "--format", "sarif"]).stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        7
+    );
+    let github = stdout(&stategate(&repo, &["check", "--format", "github"]));
+    assert!(
+        github.contains("::error file=apps/web.yaml,line=7,"),
+        "{github}"
+    );
+    let junit = stdout(&stategate(&repo, &["check", "--format", "junit"]));
+    assert!(junit.contains("<failure"), "{junit}");
+    let human = stategate(&repo, &["check"]);
+    assert_eq!(code(&human), 1);
+    assert!(
+        stdout(&human).contains("7 │     - port: \"80\""),
+        "{}",
+        stdout(&human)
+    );
+}
+
+#[test]
+fn not_a_repository_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(dir.path())
+        .env("GIT_CEILING_DIRECTORIES", dir.path().parent().unwrap())
+        .args(["check"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn the_pre_commit_hook_blocks_a_bad_commit() {
+    let repo = repo_with_base();
+    let out = stategate(&repo, &["hook", "install", "--pre-commit"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let hook = std::fs::read_to_string(repo.path().join(".git/hooks/pre-commit")).unwrap();
+    assert!(hook.contains("check --staged"));
+    repo.write("apps/web.yaml", BAD);
+    repo.add("apps/web.yaml");
+    let commit = Command::new("git")
+        .current_dir(repo.path())
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "bad",
+        ])
+        .env("PATH", path_with_binary())
+        .output()
+        .unwrap();
+    assert!(
+        !commit.status.success(),
+        "the hook let a bad commit through"
+    );
+    let said = String::from_utf8_lossy(&commit.stderr);
+    assert!(said.contains("schema/unknown-field"), "{said}");
+    repo.write("apps/web.yaml", GOOD.replace("settings", "web"));
+    repo.add("apps/web.yaml");
+    let commit = Command::new("git")
+        .current_dir(repo.path())
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "good",
+        ])
+        .env("PATH", path_with_binary())
+        .output()
+        .unwrap();
+    assert!(
+        commit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&commit.stderr)
+    );
+}
+
+fn path_with_binary() -> String {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stategate"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn billion_laughs() -> String {
+    let mut text = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let mut prev = 'a';
+    for name in 'b'..='j' {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        prev = name;
+    }
+    text
+}
+
+/// 50 MiB of plausible YAML: over the default 10 MiB cap.
+fn huge_file() -> Vec<u8> {
+    "key: value\n".repeat(50 * 1024 * 1024 / 11).into_bytes()
+}
