@@ -55,9 +55,18 @@ impl Gatekeeper {
                 continue;
             };
             let loaded = load_file(&path, &bytes, &LoadOptions::default());
+            // A template file that does not load would silently disable its constraints.
+            gk.fatal.extend(
+                loaded
+                    .findings
+                    .into_iter()
+                    .filter(|f| f.severity == Severity::Error),
+            );
             for doc in loaded.documents {
                 let api = doc.api_version().unwrap_or_default();
-                if api.starts_with("templates.gatekeeper.sh/") && doc.kind() == Some("ConstraintTemplate") {
+                if api.starts_with("templates.gatekeeper.sh/")
+                    && doc.kind() == Some("ConstraintTemplate")
+                {
                     gk.add_template(&doc, timeout_ms);
                 } else if api.starts_with("constraints.gatekeeper.sh/") {
                     constraint_docs.push(doc);
@@ -89,7 +98,13 @@ impl Gatekeeper {
             if let Some(rego) = target.get("rego").and_then(Value::as_str) {
                 sources.push((format!("/spec/targets/{t}/rego"), rego, target.get("libs")));
             }
-            for (c, code) in target.get("code").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (c, code) in target
+                .get("code")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 match code.get("engine").and_then(Value::as_str) {
                     Some("Rego") => {
                         if let Some(rego) = code.pointer("/source/rego").and_then(Value::as_str) {
@@ -114,11 +129,24 @@ impl Gatekeeper {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(eval::timer(timeout_ms));
         engine.set_strict_builtin_errors(false);
-        let mut texts = vec![(format!("{file}#{pointer}"), rego.to_string(), pointer.clone())];
-        for (i, lib) in libs.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let mut texts = vec![(
+            format!("{file}#{pointer}"),
+            rego.to_string(),
+            pointer.clone(),
+        )];
+        for (i, lib) in libs
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             if let Some(text) = lib.as_str() {
                 let lib_pointer = format!("{}/{i}", pointer.replace("/rego", "/libs"));
-                texts.push((format!("{file}#{lib_pointer}"), text.to_string(), lib_pointer));
+                texts.push((
+                    format!("{file}#{lib_pointer}"),
+                    text.to_string(),
+                    lib_pointer,
+                ));
             }
         }
         for (name, text, pointer) in &texts {
@@ -129,7 +157,11 @@ impl Gatekeeper {
                 return;
             }
             if let Err(finding) = source::add_policy(&mut engine, name, text) {
-                self.fatal.push(finding.at(doc.locate(pointer)).with_meta("template", kind.as_str()));
+                self.fatal.push(
+                    finding
+                        .at(doc.locate(pointer))
+                        .with_meta("template", kind.as_str()),
+                );
                 return;
             }
         }
@@ -167,7 +199,11 @@ impl Gatekeeper {
             .to_string();
         let Some(template) = self.templates.iter().position(|t| t.kind == kind) else {
             // A constraint of an unsupported template was already reported with its template.
-            if !self.notes.iter().any(|n| n.metadata.get("template") == Some(&json!(kind))) {
+            if !self
+                .notes
+                .iter()
+                .any(|n| n.metadata.get("template") == Some(&json!(kind)))
+            {
                 self.notes.push(
                     Finding::error(
                         Rule::PolicyUnsupported,
@@ -179,7 +215,11 @@ impl Gatekeeper {
             }
             return;
         };
-        let matcher = doc.value.pointer("/spec/match").cloned().unwrap_or(Value::Null);
+        let matcher = doc
+            .value
+            .pointer("/spec/match")
+            .cloned()
+            .unwrap_or(Value::Null);
         if matcher.get("namespaceSelector").is_some() {
             self.notes.push(
                 Finding::error(
@@ -191,7 +231,11 @@ impl Gatekeeper {
             );
             return;
         }
-        let severity = match doc.value.pointer("/spec/enforcementAction").and_then(Value::as_str) {
+        let severity = match doc
+            .value
+            .pointer("/spec/enforcementAction")
+            .and_then(Value::as_str)
+        {
             Some("warn") => Severity::Warning,
             Some("dryrun") => Severity::Note,
             _ => Severity::Error,
@@ -201,7 +245,11 @@ impl Gatekeeper {
             template,
             file: doc.path().to_string(),
             matcher,
-            parameters: doc.value.pointer("/spec/parameters").cloned().unwrap_or(json!({})),
+            parameters: doc
+                .value
+                .pointer("/spec/parameters")
+                .cloned()
+                .unwrap_or(json!({})),
             severity,
         });
     }
@@ -286,7 +334,12 @@ fn review_of(value: &Value) -> Value {
         }
         return request;
     }
-    let meta = |key: &str| value.pointer(&format!("/metadata/{key}")).cloned().unwrap_or(json!(""));
+    let meta = |key: &str| {
+        value
+            .pointer(&format!("/metadata/{key}"))
+            .cloned()
+            .unwrap_or(json!(""))
+    };
     json!({
         "kind": gvk(value),
         "name": meta("name"),
@@ -298,7 +351,10 @@ fn review_of(value: &Value) -> Value {
 }
 
 fn gvk(object: &Value) -> Value {
-    let api = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (group, version) = group_version(api);
     json!({
         "group": group,
@@ -326,15 +382,26 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 
 /// Does a constraint's `spec.match` select this object?
 fn matches(matcher: &Value, object: &Value) -> bool {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let api = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (group, _) = group_version(api);
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     // A Namespace is matched by its own name; cluster-scoped objects have no namespace.
     let namespace = if kind == "Namespace" {
         Some(name)
     } else {
-        object.pointer("/metadata/namespace").and_then(Value::as_str)
+        object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     };
     if let Some(kinds) = matcher.get("kinds").and_then(Value::as_array)
         && !kinds.is_empty()
