@@ -1,0 +1,307 @@
+//! The three faces of a [`DiffResult`]: `human` (a terminal, coloured on request), `json` (per
+//! object status, sources and changed field paths) and `markdown` (one sticky PR comment that fits
+//! GitHub's 65,536-character limit). Formatting only: nothing here decides an exit code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use super::{DiffResult, ObjectDiff, Source, Status};
+use crate::object::ObjectId;
+
+/// Output formats of `stategate diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Markdown,
+    Json,
+}
+
+/// The hidden line the PR front door looks for to update its comment in place.
+pub const MARKER: &str = "<!-- stategate:diff -->";
+/// GitHub's limit on an issue or PR comment body, in characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+pub fn render(result: &DiffResult, format: Format, color: bool) -> String {
+    match format {
+        Format::Human => human(result, color),
+        Format::Json => json(result),
+        Format::Markdown => markdown(result, &MarkdownOptions::default()),
+    }
+}
+
+/// `Kind namespace/name`, or the document's `path#index`.
+pub fn label(id: &ObjectId) -> String {
+    match id {
+        ObjectId::Kube {
+            kind,
+            namespace,
+            name,
+            ..
+        } => match namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        },
+        ObjectId::Document { path, index } => format!("{path}#{index}"),
+    }
+}
+
+fn source_text(o: &ObjectDiff) -> String {
+    let show = |s: &Source| {
+        let renderer = s.rendered_by.map(|r| match r {
+            crate::render::Renderer::Kustomize => "kustomize",
+            crate::render::Renderer::Helm => "helm",
+        });
+        match (renderer, &s.origin) {
+            (Some(r), Some(origin)) => format!("{origin} via {r} {}", s.path),
+            (Some(r), None) => format!("{} ({r})", s.path),
+            (None, _) => s.path.clone(),
+        }
+    };
+    match (&o.base, &o.head) {
+        (Some(b), Some(h)) if b != h => format!("{} → {}", show(b), show(h)),
+        (_, Some(s)) | (Some(s), None) => show(s),
+        (None, None) => String::new(),
+    }
+}
+
+fn title(o: &ObjectDiff) -> String {
+    match &o.previous_id {
+        Some(prev) => format!("{} → {}", label(prev), label(&o.id)),
+        None => label(&o.id),
+    }
+}
+
+fn shown(result: &DiffResult) -> impl Iterator<Item = &ObjectDiff> {
+    result
+        .objects
+        .iter()
+        .filter(|o| o.status != Status::Unchanged)
+}
+
+fn totals(result: &DiffResult) -> String {
+    let n = |s| result.count(s);
+    format!(
+        "{} added, {} changed, {} removed, {} moved, {} unchanged",
+        n(Status::Added),
+        n(Status::Changed),
+        n(Status::Removed),
+        n(Status::Moved),
+        n(Status::Unchanged)
+    )
+}
+
+// ---------------------------------------------------------------------------------------- human
+
+fn human(result: &DiffResult, color: bool) -> String {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let mut out = format!("stategate diff: {} → {}\n", result.base, result.head);
+    for o in shown(result) {
+        let status = match o.status {
+            Status::Added => paint("32", "added"),
+            Status::Removed => paint("31", "removed"),
+            _ => paint("33", o.status.as_str()),
+        };
+        let _ = writeln!(
+            out,
+            "\n{status} {} ({})",
+            paint("1", &title(o)),
+            source_text(o)
+        );
+        if !o.changed_fields.is_empty() {
+            let _ = writeln!(out, "  fields: {}", o.changed_fields.join(", "));
+        }
+        for line in o.diff.lines() {
+            let painted = match line.chars().next() {
+                Some('+') => paint("32", line),
+                Some('-') => paint("31", line),
+                Some('@') => paint("36", line),
+                _ => line.to_string(),
+            };
+            let _ = writeln!(out, "  {painted}");
+        }
+    }
+    for f in &result.findings {
+        let _ = writeln!(out, "\n{}[{}]: {}", f.severity, f.rule, f.message);
+    }
+    let _ = writeln!(out, "\n{}", totals(result));
+    out
+}
+
+// ----------------------------------------------------------------------------------------- json
+
+fn json(result: &DiffResult) -> String {
+    let objects: Vec<&ObjectDiff> = shown(result).collect();
+    let value = json!({
+        "base": result.base,
+        "head": result.head,
+        "summary": {
+            "added": result.count(Status::Added),
+            "changed": result.count(Status::Changed),
+            "removed": result.count(Status::Removed),
+            "moved": result.count(Status::Moved),
+            "unchanged": result.count(Status::Unchanged),
+        },
+        "objects": objects,
+        "findings": result.findings,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+// ------------------------------------------------------------------------------------- markdown
+
+#[derive(Debug, Clone)]
+pub struct MarkdownOptions {
+    /// Largest comment, in characters.
+    pub limit: usize,
+    /// Where a reader finds what did not fit.
+    pub full_diff_at: String,
+}
+
+impl Default for MarkdownOptions {
+    fn default() -> Self {
+        MarkdownOptions {
+            limit: COMMENT_LIMIT,
+            full_diff_at: "the workflow run's job summary and the `stategate-diff` artifact".into(),
+        }
+    }
+}
+
+/// How many deleted objects a protected-environment warning names before it says "and N more".
+const WARN_NAMES: usize = 20;
+
+pub fn markdown(result: &DiffResult, options: &MarkdownOptions) -> String {
+    let mut out = summary(result);
+    let objects: Vec<&ObjectDiff> = shown(result).collect();
+    let mut left_out = 0;
+    for (i, o) in objects.iter().enumerate() {
+        let section = details(o);
+        // Room is kept for the trailer that says what was left out.
+        let trailer_room = if i + 1 < objects.len() { 400 } else { 0 };
+        if left_out == 0 && chars(&out) + chars(&section) + trailer_room <= options.limit {
+            out.push_str(&section);
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "\n**{left_out} of {} objects are not shown** to stay within GitHub's comment limit; \
+             the full diff is in {}.",
+            objects.len(),
+            options.full_diff_at
+        );
+    }
+    out
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn summary(result: &DiffResult) -> String {
+    let mut out = format!("{MARKER}\n## stategate diff\n\n");
+    let _ = writeln!(
+        out,
+        "`{}` → `{}`: {}\n",
+        result.base,
+        result.head,
+        totals(result)
+    );
+    let mut rows: BTreeMap<(String, String), [usize; 4]> = BTreeMap::new();
+    for o in shown(result) {
+        let env = o.environment.clone().unwrap_or_else(|| "—".into());
+        let row = rows.entry((env, o.kind().to_string())).or_default();
+        let col = match o.status {
+            Status::Added => 0,
+            Status::Changed => 1,
+            Status::Removed => 2,
+            _ => 3,
+        };
+        row[col] += 1;
+    }
+    if !rows.is_empty() {
+        out.push_str("| Environment | Kind | Added | Changed | Removed | Moved |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|\n");
+        for ((env, kind), [a, c, r, m]) in &rows {
+            let _ = writeln!(out, "| {env} | {kind} | {a} | {c} | {r} | {m} |");
+        }
+        out.push('\n');
+    }
+    for env in &result.protected {
+        let gone: Vec<String> = shown(result)
+            .filter(|o| o.status == Status::Removed && o.environment.as_ref() == Some(env))
+            .map(|o| format!("`{}`", label(&o.id)))
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let more = gone.len().saturating_sub(WARN_NAMES);
+        let mut names = gone
+            .iter()
+            .take(WARN_NAMES)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if more > 0 {
+            let _ = write!(names, " and {more} more");
+        }
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> **{} deletion{} in protected environment `{env}`**: {names}\n",
+            gone.len(),
+            if gone.len() == 1 { "" } else { "s" }
+        );
+    }
+    for f in &result.findings {
+        let message: String = f.message.chars().take(2000).collect();
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> `{}`: {}\n",
+            f.rule,
+            message.replace('\n', "\n> ")
+        );
+    }
+    out
+}
+
+fn details(o: &ObjectDiff) -> String {
+    let fence = "`".repeat(longest_backtick_run(&o.diff).max(2) + 1);
+    let mut s = format!(
+        "<details>\n<summary>{} · {} ({})</summary>\n\n",
+        o.status.as_str(),
+        escape_html(&title(o)),
+        escape_html(&source_text(o))
+    );
+    if !o.changed_fields.is_empty() {
+        let fields: Vec<String> = o.changed_fields.iter().map(|f| format!("`{f}`")).collect();
+        let _ = writeln!(s, "Changed: {}\n", fields.join(", "));
+    }
+    if !o.diff.is_empty() {
+        let _ = write!(s, "{fence}diff\n{}", o.diff);
+        if !o.diff.ends_with('\n') {
+            s.push('\n');
+        }
+        let _ = writeln!(s, "{fence}");
+    }
+    s.push_str("</details>\n\n");
+    s
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

@@ -1,0 +1,595 @@
+//! The dry-run diff: desired state at base vs head, after rendering, matched object by object.
+//!
+//! Pipeline: find the changed paths → render the kustomizations and charts they touch (at both
+//! sides) → load the other changed files → match objects by [`ObjectId`] (namespace defaulted as
+//! kubectl does) → mask secret values → normalise (keyed lists sorted, keys in `kubectl get -o yaml`
+//! order) → per object a status, the changed field paths and a unified YAML diff.
+//!
+//! Matching, in order: same id in the same file (or rendered directory); same id elsewhere (moved);
+//! same kind at the same position of a file git-style rename detection pairs with the old one
+//! (moved, with `previous_id` when the name changed as well). The rest is added or removed.
+
+pub mod fields;
+pub mod format;
+pub mod mask;
+pub mod normalize;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::finding::{Finding, Rule, Verdict};
+use crate::load::{is_helm_template, load_file};
+use crate::object::ObjectId;
+use crate::render::{self, Checkout, KustomizeGraph, RenderOutput, Renderer};
+use crate::tree::Tree;
+
+pub use format::{Format, render as format_diff};
+
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    /// Run kustomize/helm. Off only where the trees are partial (tests on corpus excerpts).
+    pub render: bool,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions { render: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Added,
+    Removed,
+    Changed,
+    Moved,
+    Unchanged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Added => "added",
+            Status::Removed => "removed",
+            Status::Changed => "changed",
+            Status::Moved => "moved",
+            Status::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Where an object came from: a file, or the directory a renderer ran on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Source {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendered_by: Option<Renderer>,
+    /// For a rendered object, the file kustomize read it from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+impl Source {
+    /// The file the object is written in, as far as known.
+    pub fn file(&self) -> &str {
+        self.origin.as_deref().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDiff {
+    pub id: ObjectId,
+    /// The id at base, when a renamed file also renamed the object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<ObjectId>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Field paths that differ (empty for added, removed and unchanged objects).
+    pub changed_fields: Vec<String>,
+    /// Unified diff of the normalised, masked YAML; empty when nothing changed.
+    pub diff: String,
+}
+
+impl ObjectDiff {
+    pub fn kind(&self) -> &str {
+        self.id.kind().unwrap_or("(document)")
+    }
+
+    /// True when the object's content differs (a move with edits counts).
+    pub fn is_modified(&self) -> bool {
+        !self.diff.is_empty()
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DiffResult {
+    pub base: String,
+    pub head: String,
+    pub objects: Vec<ObjectDiff>,
+    pub findings: Vec<Finding>,
+    /// Environments whose deletions get a warning line (see [`protected_environments`]).
+    pub protected: Vec<String>,
+}
+
+impl DiffResult {
+    pub fn count(&self, status: Status) -> usize {
+        self.objects.iter().filter(|o| o.status == status).count()
+    }
+
+    /// 0, or 2 when a renderer failed: a partial diff must not look complete.
+    pub fn exit_code(&self) -> u8 {
+        match Verdict::of(&self.findings) {
+            Verdict::Undecided => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// One object as read at one side.
+#[derive(Debug, Clone)]
+struct Item {
+    id: ObjectId,
+    value: Value,
+    source: Source,
+    /// Position among the objects of its file: pairs objects across a file rename.
+    index: usize,
+}
+
+/// Diff the desired state of two revisions.
+pub fn diff_trees(
+    base: &dyn Tree,
+    head: &dyn Tree,
+    config: &Config,
+    options: &DiffOptions,
+) -> DiffResult {
+    let changed = changed_paths(base, head);
+    let renames = detect_renames(base, head, &changed);
+    let mut findings = Vec::new();
+    let mut covered = BTreeSet::new();
+    let (mut base_items, mut head_items) = (Vec::new(), Vec::new());
+    if options.render {
+        let rendered = render_touched(base, head, config, &changed, &mut findings);
+        covered = rendered.covered;
+        base_items = rendered.base;
+        head_items = rendered.head;
+    }
+    let selection = FileSelection::new(config);
+    for path in changed
+        .iter()
+        .filter(|p| !covered.contains(*p) && selection.accepts(p))
+    {
+        base_items.extend(load_items(base, path, &mut findings));
+        head_items.extend(load_items(head, path, &mut findings));
+    }
+    let environments = Environments::new(config);
+    let masker = mask::Masker::new(&config.diff.mask);
+    let mut objects = match_items(base_items, head_items, &renames, &masker, &environments);
+    objects.sort_by(|a, b| {
+        (&a.environment, a.kind(), a.id.to_string()).cmp(&(
+            &b.environment,
+            b.kind(),
+            b.id.to_string(),
+        ))
+    });
+    DiffResult {
+        base: base.describe(),
+        head: head.describe(),
+        objects,
+        findings,
+        protected: protected_environments(config),
+    }
+}
+
+/// Paths whose bytes differ between the two trees (added and deleted files included).
+pub fn changed_paths(base: &dyn Tree, head: &dyn Tree) -> BTreeSet<String> {
+    let mut all: BTreeSet<String> = base.files_under("").into_iter().collect();
+    all.extend(head.files_under(""));
+    all.into_iter()
+        .filter(|p| base.read(p) != head.read(p))
+        .collect()
+}
+
+/// Old path → new path for deleted/added file pairs whose contents are at least half the same
+/// lines, best pairs first (git's rename detection, roughly).
+fn detect_renames(
+    base: &dyn Tree,
+    head: &dyn Tree,
+    changed: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    let text = |t: &dyn Tree, p: &str| t.read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let removed: Vec<(String, String)> = changed
+        .iter()
+        .filter_map(|p| (head.read(p).is_none()).then(|| Some((p.clone(), text(base, p)?)))?)
+        .collect();
+    let added: Vec<(String, String)> = changed
+        .iter()
+        .filter_map(|p| (base.read(p).is_none()).then(|| Some((p.clone(), text(head, p)?)))?)
+        .collect();
+    // Comparing every pair is quadratic; past this, only same-named files are compared.
+    let everything = removed.len() * added.len() <= 10_000;
+    let mut scored = Vec::new();
+    for (old, a) in &removed {
+        for (new, b) in &added {
+            if !everything && graph_name(old) != graph_name(new) {
+                continue;
+            }
+            let ratio = similar::TextDiff::from_lines(a, b).ratio();
+            if ratio >= 0.5 {
+                scored.push((ratio, old, new));
+            }
+        }
+    }
+    scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut renames = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for (_, old, new) in scored {
+        if !renames.contains_key(old) && taken.insert(new) {
+            renames.insert(old.clone(), new.clone());
+        }
+    }
+    renames
+}
+
+fn graph_name(path: &str) -> &str {
+    render::graph::split(path).1
+}
+
+struct Rendered {
+    base: Vec<Item>,
+    head: Vec<Item>,
+    /// Paths whose content reaches the diff through a renderer, so they are not diffed raw.
+    covered: BTreeSet<String>,
+}
+
+fn render_touched(
+    base: &dyn Tree,
+    head: &dyn Tree,
+    config: &Config,
+    changed: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> Rendered {
+    let graphs = [KustomizeGraph::build(base), KustomizeGraph::build(head)];
+    let explicit = globs(&config.render.kustomize);
+    let mut roots = BTreeSet::new();
+    for path in changed {
+        for graph in &graphs {
+            roots.extend(graph.roots_for(path, &explicit));
+        }
+    }
+    let mut covered: BTreeSet<String> = roots
+        .iter()
+        .flat_map(|r| graphs.iter().flat_map(move |g| g.closure(r)))
+        .collect();
+    let charts = touched_charts(base, head, config, changed);
+    for chart in &charts {
+        covered.extend(changed.iter().filter(|p| within(p, chart)).cloned());
+    }
+    let helm = render::on_path("helm");
+    if !charts.is_empty() && !helm {
+        findings.push(render::helm_missing(&charts));
+    }
+    let mut out = Rendered {
+        base: Vec::new(),
+        head: Vec::new(),
+        covered,
+    };
+    if roots.is_empty() && (charts.is_empty() || !helm) {
+        return out;
+    }
+    let command = render::kustomize_command(&config.render);
+    for (side, tree, graph) in [("base", base, &graphs[0]), ("head", head, &graphs[1])] {
+        let checkout = match Checkout::write(tree) {
+            Ok(c) => c,
+            Err(e) => {
+                findings.push(Finding::error(
+                    Rule::RenderFailed,
+                    format!("could not write a temporary checkout of {side}: {e}"),
+                ));
+                continue;
+            }
+        };
+        let dirs: Vec<String> = roots.iter().cloned().collect();
+        checkout.annotate_origins(graph, &dirs);
+        let mut outputs: Vec<RenderOutput> = roots
+            .iter()
+            .map(|dir| render::render_kustomize(&checkout, graph, dir, &command, side))
+            .collect();
+        if helm {
+            outputs.extend(
+                charts
+                    .iter()
+                    .map(|dir| render::render_helm(&checkout, dir, side)),
+            );
+        }
+        let items = if side == "base" {
+            &mut out.base
+        } else {
+            &mut out.head
+        };
+        for output in outputs {
+            findings.extend(output.findings);
+            // Position counts within the origin file, so a renamed file pairs object by object.
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for (n, o) in output.objects.into_iter().enumerate() {
+                let file = o.origin.clone().unwrap_or_else(|| o.dir.clone());
+                let index = *seen.entry(file).and_modify(|i| *i += 1).or_insert(0);
+                items.push(Item {
+                    id: normalize::cluster_id(ObjectId::of(&o.value, &o.dir, n)),
+                    value: o.value,
+                    source: Source {
+                        path: o.dir,
+                        rendered_by: Some(o.renderer),
+                        origin: o.origin,
+                    },
+                    index,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Chart directories (with a `Chart.yaml`) matched by `render.helm` that the change touches.
+fn touched_charts(
+    base: &dyn Tree,
+    head: &dyn Tree,
+    config: &Config,
+    changed: &BTreeSet<String>,
+) -> Vec<String> {
+    if config.render.helm.is_empty() {
+        return Vec::new();
+    }
+    let set = globs(&config.render.helm);
+    let mut charts = BTreeSet::new();
+    for tree in [base, head] {
+        for path in tree.files_under("") {
+            let (dir, name) = render::graph::split(&path);
+            if name == "Chart.yaml" && set.is_match(dir) && changed.iter().any(|p| within(p, dir)) {
+                charts.insert(dir.to_string());
+            }
+        }
+    }
+    charts.into_iter().collect()
+}
+
+fn within(path: &str, dir: &str) -> bool {
+    dir.is_empty() || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+fn globs(patterns: &[String]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        // Invalid globs are reported by config validation; here they just match nothing.
+        if let Ok(glob) = Glob::new(p.trim_end_matches('/')) {
+            builder.add(glob);
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+/// `include`/`exclude` of the config, as the checks apply them.
+struct FileSelection {
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl FileSelection {
+    fn new(config: &Config) -> FileSelection {
+        FileSelection {
+            include: globs(&config.include),
+            exclude: globs(&config.exclude),
+        }
+    }
+
+    fn accepts(&self, path: &str) -> bool {
+        self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+}
+
+fn load_items(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Vec<Item> {
+    let Some(bytes) = tree.read(path) else {
+        return Vec::new();
+    };
+    if is_helm_template(path, &String::from_utf8_lossy(&bytes)) {
+        return Vec::new();
+    }
+    let loaded = load_file(path, &bytes, &crate::load::LoadOptions::default());
+    // Only what stops the diff from being complete is reported; style findings belong to `check`.
+    findings.extend(
+        loaded
+            .findings
+            .into_iter()
+            .filter(|f| f.rule.is_undecidable()),
+    );
+    loaded
+        .documents
+        .into_iter()
+        .filter(|d| !d.value.is_null())
+        .enumerate()
+        .map(|(index, d)| Item {
+            id: normalize::cluster_id(d.id()),
+            value: d.value,
+            source: Source {
+                path: path.to_string(),
+                rendered_by: None,
+                origin: None,
+            },
+            index,
+        })
+        .collect()
+}
+
+struct Environments {
+    sets: Vec<(String, GlobSet)>,
+}
+
+impl Environments {
+    fn new(config: &Config) -> Environments {
+        let sets = config
+            .environments
+            .iter()
+            .map(|(name, patterns)| (name.clone(), globs(patterns)))
+            .collect();
+        Environments { sets }
+    }
+
+    /// The first environment (by name) whose globs match the source. A rendered directory is
+    /// matched as if it were its kustomization file.
+    fn of(&self, source: &Source) -> Option<String> {
+        let candidates = [
+            source.path.clone(),
+            format!("{}/kustomization.yaml", source.path),
+        ];
+        self.sets
+            .iter()
+            .find(|(_, set)| candidates.iter().any(|c| set.is_match(c)))
+            .map(|(name, _)| name.clone())
+    }
+}
+
+/// Environments whose deletions are called out: those named in `drift.up_to_date` (the config
+/// already marks them as needing care) and any environment whose name starts with `prod`.
+pub fn protected_environments(config: &Config) -> Vec<String> {
+    config
+        .environments
+        .keys()
+        .filter(|name| name.starts_with("prod") || config.drift.up_to_date.contains(name))
+        .cloned()
+        .collect()
+}
+
+fn match_items(
+    base: Vec<Item>,
+    head: Vec<Item>,
+    renames: &BTreeMap<String, String>,
+    masker: &mask::Masker,
+    environments: &Environments,
+) -> Vec<ObjectDiff> {
+    let mut pairs: Vec<(Option<Item>, Option<Item>)> = Vec::new();
+    let mut base: Vec<Option<Item>> = base.into_iter().map(Some).collect();
+    let mut head: Vec<Option<Item>> = head.into_iter().map(Some).collect();
+    let same_place = |b: &Item, h: &Item| b.id == h.id && b.source == h.source;
+    let same_id = |b: &Item, h: &Item| b.id == h.id;
+    let renamed = |b: &Item, h: &Item| {
+        renames.get(b.source.file()).map(String::as_str) == Some(h.source.file())
+            && b.index == h.index
+            && b.id.kind() == h.id.kind()
+    };
+    for rule in [
+        &same_place as &dyn Fn(&Item, &Item) -> bool,
+        &same_id,
+        &renamed,
+    ] {
+        pair_up(&mut base, &mut head, rule, &mut pairs);
+    }
+    pairs.extend(base.into_iter().flatten().map(|b| (Some(b), None)));
+    pairs.extend(head.into_iter().flatten().map(|h| (None, Some(h))));
+    pairs
+        .into_iter()
+        .map(|(b, h)| compare(b, h, masker, environments))
+        .collect()
+}
+
+/// Pair remaining base and head items that satisfy `rule`, each at most once. Items are indexed
+/// by id first so the common case (same id) is not quadratic.
+fn pair_up(
+    base: &mut [Option<Item>],
+    head: &mut [Option<Item>],
+    rule: &dyn Fn(&Item, &Item) -> bool,
+    pairs: &mut Vec<(Option<Item>, Option<Item>)>,
+) {
+    let mut by_kind: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
+    for (i, h) in head.iter().enumerate() {
+        if let Some(h) = h {
+            by_kind
+                .entry(h.id.kind().map(str::to_owned))
+                .or_default()
+                .push(i);
+        }
+    }
+    for slot in base.iter_mut() {
+        let Some(b) = slot.as_ref() else { continue };
+        let Some(candidates) = by_kind.get_mut(&b.id.kind().map(str::to_owned)) else {
+            continue;
+        };
+        let found = candidates
+            .iter()
+            .position(|&i| head[i].as_ref().is_some_and(|h| rule(b, h)));
+        if let Some(pos) = found {
+            let i = candidates.remove(pos);
+            pairs.push((slot.take(), head[i].take()));
+        }
+    }
+}
+
+fn compare(
+    base: Option<Item>,
+    head: Option<Item>,
+    masker: &mask::Masker,
+    environments: &Environments,
+) -> ObjectDiff {
+    let (mut old, mut new) = (
+        base.as_ref().map(|i| i.value.clone()),
+        head.as_ref().map(|i| i.value.clone()),
+    );
+    masker.mask_pair(old.as_mut(), new.as_mut());
+    for v in old.iter_mut().chain(new.iter_mut()) {
+        normalize::canonicalize(v);
+    }
+    let text = |v: &Option<Value>| v.as_ref().map(normalize::to_yaml).unwrap_or_default();
+    let (old_text, new_text) = (text(&old), text(&new));
+    let diff = if old_text == new_text {
+        String::new()
+    } else {
+        similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .context_radius(3)
+            .to_string()
+    };
+    let changed_fields = match (&old, &new) {
+        (Some(a), Some(b)) => fields::changed_paths(a, b),
+        _ => Vec::new(),
+    };
+    let status = match (&base, &head) {
+        (None, _) => Status::Added,
+        (_, None) => Status::Removed,
+        (Some(b), Some(h)) if b.source != h.source => Status::Moved,
+        _ if diff.is_empty() => Status::Unchanged,
+        _ => Status::Changed,
+    };
+    let id = head
+        .as_ref()
+        .or(base.as_ref())
+        .map(|i| i.id.clone())
+        .unwrap_or(ObjectId::Document {
+            path: String::new(),
+            index: 0,
+        });
+    let previous_id = base.as_ref().map(|b| b.id.clone()).filter(|p| *p != id);
+    let base_source = base.map(|b| b.source);
+    let head_source = head.map(|h| h.source);
+    let environment = head_source
+        .as_ref()
+        .or(base_source.as_ref())
+        .and_then(|s| environments.of(s));
+    ObjectDiff {
+        id,
+        previous_id,
+        status,
+        base: base_source,
+        head: head_source,
+        environment,
+        changed_fields,
+        diff,
+    }
+}

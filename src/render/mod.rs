@@ -1,0 +1,315 @@
+//! Renderers: turn kustomize overlays and Helm charts into the objects they produce, by running the
+//! real tools (`kubectl kustomize` / `kustomize build`, `helm template`) in a temporary checkout of
+//! one revision. Failures are `render/failed` findings carrying the tool's message, never panics.
+//! The gate has no network: remote bases are refused, with the URL, before kustomize runs.
+
+pub mod graph;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::config::RenderConfig;
+use crate::finding::{Finding, Location, Rule};
+use crate::load::{LoadOptions, load_file};
+use crate::tree::Tree;
+
+pub use graph::KustomizeGraph;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Renderer {
+    Kustomize,
+    Helm,
+}
+
+/// An object a renderer produced, with the directory (kustomization or chart) that produced it.
+#[derive(Debug, Clone)]
+pub struct RenderedObject {
+    pub value: Value,
+    pub dir: String,
+    pub renderer: Renderer,
+    /// The repository file the object came from, where kustomize says (origin annotations).
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct RenderOutput {
+    pub objects: Vec<RenderedObject>,
+    pub findings: Vec<Finding>,
+}
+
+/// A revision's files written to a temporary directory, removed again on drop.
+pub struct Checkout {
+    root: PathBuf,
+}
+
+impl Checkout {
+    pub fn write(tree: &dyn Tree) -> std::io::Result<Checkout> {
+        let root = unique_temp_dir()?;
+        let checkout = Checkout { root };
+        for path in tree.files_under("") {
+            let Some(bytes) = tree.read(&path) else {
+                continue;
+            };
+            let dest = checkout.root.join(&path);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(dest, bytes)?;
+        }
+        Ok(checkout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Ask kustomize to annotate each object with the file it came from, by adding
+    /// `buildMetadata: [originAnnotations]` to the kustomizations about to be rendered (in this
+    /// temporary copy only; one that already sets `buildMetadata` is left as it is).
+    pub fn annotate_origins(&self, graph: &KustomizeGraph, dirs: &[String]) {
+        for dir in dirs {
+            let Some(k) = graph.dirs.get(dir) else {
+                continue;
+            };
+            let path = self.root.join(&k.file);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if text.contains("buildMetadata") || text.trim_start().starts_with('{') {
+                continue;
+            }
+            let separator = if text.ends_with('\n') { "" } else { "\n" };
+            let _ = std::fs::write(
+                &path,
+                format!("{text}{separator}buildMetadata: [originAnnotations]\n"),
+            );
+        }
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn unique_temp_dir() -> std::io::Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "stategate-render-{}-{n}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// The kustomize command: the configured one, else `kustomize build` when installed, else
+/// `kubectl kustomize`.
+pub fn kustomize_command(config: &RenderConfig) -> Vec<String> {
+    if let Some(cmd) = config.kustomize_command.as_ref().filter(|c| !c.is_empty()) {
+        return cmd.clone();
+    }
+    if on_path("kustomize") {
+        vec!["kustomize".into(), "build".into()]
+    } else {
+        vec!["kubectl".into(), "kustomize".into()]
+    }
+}
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Render one kustomization directory of a checkout. `side` ("base"/"head") goes into messages.
+pub fn render_kustomize(
+    checkout: &Checkout,
+    graph: &KustomizeGraph,
+    dir: &str,
+    command: &[String],
+    side: &str,
+) -> RenderOutput {
+    let Some(k) = graph.dirs.get(dir) else {
+        // No kustomization on this side: the directory renders to nothing.
+        return RenderOutput::default();
+    };
+    let remote = graph.remote_refs(dir);
+    if !remote.is_empty() {
+        let finding = Finding::error(
+            Rule::RenderFailed,
+            format!(
+                "kustomization `{dir}` at {side} refers to remote {}: {}; the gate renders without network",
+                if remote.len() == 1 { "base" } else { "bases" },
+                remote.join(", ")
+            ),
+        )
+        .at(Location::file(&k.file))
+        .help("vendor the remote base into the repository, or exclude the directory from rendering")
+        .with_meta("remote", remote);
+        return failed(finding);
+    }
+    let target = if dir.is_empty() { "." } else { dir };
+    run(
+        checkout,
+        command,
+        &[target],
+        dir,
+        &k.file,
+        side,
+        Renderer::Kustomize,
+    )
+}
+
+/// Render a Helm chart directory with `helm template`.
+pub fn render_helm(checkout: &Checkout, dir: &str, side: &str) -> RenderOutput {
+    if !checkout.root.join(dir).join("Chart.yaml").is_file() {
+        return RenderOutput::default();
+    }
+    let name = dir.rsplit('/').next().unwrap_or("release");
+    let command = ["helm".to_string(), "template".to_string(), name.to_string()];
+    let chart = format!("{dir}/Chart.yaml");
+    run(
+        checkout,
+        &command,
+        &[dir],
+        dir,
+        &chart,
+        side,
+        Renderer::Helm,
+    )
+}
+
+/// The note given when `render.helm` lists charts but helm is not installed.
+pub fn helm_missing(dirs: &[String]) -> Finding {
+    Finding::warning(
+        Rule::RenderFailed,
+        format!(
+            "helm is not installed, so {} listed in `render.helm` {} not rendered: {}",
+            if dirs.len() == 1 {
+                "the chart"
+            } else {
+                "the charts"
+            },
+            if dirs.len() == 1 { "was" } else { "were" },
+            dirs.join(", ")
+        ),
+    )
+    .in_file(crate::config::CONFIG_FILE)
+    .help("install helm (https://helm.sh) where the gate runs to see rendered chart changes")
+}
+
+fn run(
+    checkout: &Checkout,
+    command: &[String],
+    args: &[&str],
+    dir: &str,
+    file: &str,
+    side: &str,
+    renderer: Renderer,
+) -> RenderOutput {
+    let shown = format!("{} {}", command.join(" "), args.join(" "));
+    let Some((program, rest)) = command.split_first() else {
+        return failed(Finding::error(Rule::RenderFailed, "empty render command").in_file(file));
+    };
+    let result = Command::new(program)
+        .args(rest)
+        .args(args)
+        .current_dir(&checkout.root)
+        .output();
+    let output = match result {
+        Ok(output) => output,
+        Err(e) => {
+            let finding = Finding::error(
+                Rule::RenderFailed,
+                format!("could not run `{shown}` for `{dir}` at {side}: {e}"),
+            )
+            .in_file(file);
+            return failed(finding);
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let finding = Finding::error(
+            Rule::RenderFailed,
+            format!("`{shown}` failed at {side}: {stderr}"),
+        )
+        .in_file(file)
+        .with_meta("stderr", stderr)
+        .with_meta("side", side);
+        return failed(finding);
+    }
+    parse_output(&output.stdout, dir, file, side, renderer)
+}
+
+fn parse_output(
+    stdout: &[u8],
+    dir: &str,
+    file: &str,
+    side: &str,
+    renderer: Renderer,
+) -> RenderOutput {
+    let label = format!("{dir} (rendered at {side})");
+    let loaded = load_file(&label, stdout, &LoadOptions::default());
+    let mut out = RenderOutput::default();
+    for mut doc in loaded.documents {
+        if doc.value.is_object() {
+            let origin = take_origin(&mut doc.value).and_then(|p| graph::resolve(dir, &p));
+            out.objects.push(RenderedObject {
+                value: doc.value,
+                dir: dir.to_string(),
+                renderer,
+                origin,
+            });
+        }
+    }
+    for finding in loaded
+        .findings
+        .into_iter()
+        .filter(|f| f.rule.is_undecidable())
+    {
+        let message = format!(
+            "output of rendering `{dir}` at {side} did not parse: {}",
+            finding.message
+        );
+        out.findings
+            .push(Finding::error(Rule::RenderFailed, message).in_file(file));
+    }
+    out
+}
+
+const ORIGIN: &str = "config.kubernetes.io/origin";
+
+/// Remove the origin annotation kustomize added (it is not desired state) and return its `path`,
+/// relative to the rendered directory.
+fn take_origin(value: &mut Value) -> Option<String> {
+    let annotations = value
+        .get_mut("metadata")?
+        .get_mut("annotations")?
+        .as_object_mut()?;
+    let origin = annotations.remove(ORIGIN)?;
+    if annotations.is_empty()
+        && let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.remove("annotations");
+    }
+    origin
+        .as_str()?
+        .lines()
+        .find_map(|l| l.strip_prefix("path: "))
+        .map(|p| p.trim().trim_matches('"').to_string())
+}
+
+fn failed(finding: Finding) -> RenderOutput {
+    RenderOutput {
+        objects: Vec::new(),
+        findings: vec![finding],
+    }
+}
