@@ -288,7 +288,16 @@ fn render_touched(
     }
     let command = render::kustomize_command(&config.render);
     for (side, tree, graph) in [("base", base, &graphs[0]), ("head", head, &graphs[1])] {
-        let checkout = match Checkout::write(tree) {
+        // Only what the renderers read is written: the kustomizations' closures (plus every file
+        // beside a kustomization, for references the graph does not parse) and the charts.
+        let closure: BTreeSet<String> = roots.iter().flat_map(|r| graph.closure(r)).collect();
+        let wanted = |p: &str| {
+            closure.contains(p)
+                || graph.dirs.contains_key(render::graph::split(p).0)
+                    && closure.contains(render::graph::split(p).0)
+                || charts.iter().any(|c| within(p, c))
+        };
+        let checkout = match Checkout::write(tree, &wanted) {
             Ok(c) => c,
             Err(e) => {
                 findings.push(Finding::error(

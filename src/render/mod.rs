@@ -46,13 +46,12 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    pub fn write(tree: &dyn Tree) -> std::io::Result<Checkout> {
+    /// Write the files `wanted` accepts (all of them for `|_| true`).
+    pub fn write(tree: &dyn Tree, wanted: &dyn Fn(&str) -> bool) -> std::io::Result<Checkout> {
         let root = unique_temp_dir()?;
         let checkout = Checkout { root };
-        for path in tree.files_under("") {
-            let Some(bytes) = tree.read(&path) else {
-                continue;
-            };
+        for path in tree.files_under("").into_iter().filter(|p| wanted(p)) {
+            let Some(bytes) = tree.read(&path) else { continue };
             let dest = checkout.root.join(&path);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
