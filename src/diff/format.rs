@@ -118,6 +118,9 @@ fn human(result: &DiffResult, color: bool) -> String {
         if !o.changed_fields.is_empty() {
             let _ = writeln!(out, "  fields: {}", o.changed_fields.join(", "));
         }
+        if o.diff.is_empty() {
+            let _ = writeln!(out, "  same content, other file");
+        }
         for line in o.diff.lines() {
             let painted = match line.chars().next() {
                 Some('+') => paint("32", line),
@@ -285,7 +288,9 @@ fn details(o: &ObjectDiff) -> String {
         let fields: Vec<String> = o.changed_fields.iter().map(|f| format!("`{f}`")).collect();
         let _ = writeln!(s, "Changed: {}\n", fields.join(", "));
     }
-    if !o.diff.is_empty() {
+    if o.diff.is_empty() {
+        s.push_str("Same content, other file.\n\n");
+    } else {
         let _ = write!(s, "{fence}diff\n{}", o.diff);
         if !o.diff.ends_with('\n') {
             s.push('\n');
