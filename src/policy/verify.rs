@@ -62,10 +62,14 @@ pub fn run_tests(
         .filter(|d| d.name.starts_with("test_") && !d.is_function)
         .filter(|d| seen.insert((d.package.clone(), d.name.clone())))
         .collect();
+    engine.set_input(regorus::Value::new_object());
+    // Analyse once; each test then runs on its own clone, because regorus keeps rule values
+    // evaluated under `with` between evaluations of one engine and one test would see another's.
+    let _ = engine.eval_query("true".to_string(), false);
     let mut results = Vec::new();
     for test in tests {
         let name = format!("data.{}.{}", test.package, test.name);
-        engine.set_input(regorus::Value::new_object());
+        let mut engine = engine.clone();
         let started = Instant::now();
         let outcome = match engine.eval_rule(name.clone()) {
             Ok(regorus::Value::Bool(true)) => Outcome::Pass,
