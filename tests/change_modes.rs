@@ -199,6 +199,49 @@ fn renames_with_and_without_edits_are_renames() {
 }
 
 #[test]
+fn moving_a_large_directory_is_all_renames() {
+    // More files than libgit2 compares per rename target (diff.renameLimit = 1000): git still pairs
+    // exact renames however many there are, and so must the gate.
+    const N: usize = 1_500;
+    let repo = TestRepo::new();
+    for i in 0..N {
+        repo.write(
+            &format!("clusters/old/app-{i}.yaml"),
+            format!("name: app-{i}\n"),
+        );
+    }
+    let base = repo.commit_all("initial");
+    repo.git(&["mv", "clusters/old", "clusters/new"]);
+    repo.write("clusters/new/app-7.yaml", "name: app-7-edited\n");
+    let head = repo.commit_all("move");
+
+    let set = detect(&repo, range(&base, &head), &[]);
+    let renamed = set
+        .files
+        .iter()
+        .filter(|f| {
+            f.action == Action::Renamed
+                && f.old_path.as_deref().map(|p| p.replace("/old/", "/new/"))
+                    == Some(f.path.clone())
+                && f.before == f.after
+        })
+        .count();
+    assert_eq!(renamed, N - 1);
+    // The edited one is too small to stay 50% similar: a delete and an add, as git shows it.
+    let rest: Vec<_> = summary(&set)
+        .into_iter()
+        .filter(|(a, _, _)| *a != Action::Renamed)
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            (Action::Added, "clusters/new/app-7.yaml", None),
+            (Action::Deleted, "clusters/old/app-7.yaml", None),
+        ]
+    );
+}
+
+#[test]
 fn a_rewritten_file_is_not_a_rename() {
     let repo = TestRepo::new();
     repo.write("old.yaml", manifest("web", 1));

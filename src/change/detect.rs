@@ -3,7 +3,7 @@
 //! deltas are then sorted into changed files and skipped paths, and the bytes of both sides loaded:
 //! blobs through git2, working-tree files from disk without ever following a symlink.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
@@ -124,6 +124,9 @@ pub fn detect_changes_in(
             },
         }
     }
+    if plan.renames {
+        pair_exact_renames(&mut set.files);
+    }
     set.files.sort_by(|a, b| a.path.cmp(&b.path));
     set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(set)
@@ -231,14 +234,93 @@ impl<'r> Plan<'r> {
         }
         .map_err(git_err("comparing the two sides of the change"))?;
         if self.renames {
-            // git's defaults: renames only, 50% similarity; untracked files may be rename targets.
-            let mut find = DiffFindOptions::new();
-            find.renames(true).for_untracked(true).rename_threshold(50);
-            diff.find_similar(Some(&mut find))
-                .map_err(git_err("detecting renames"))?;
+            find_renames(&mut diff)?;
         }
         Ok(diff)
     }
+}
+
+/// git's `diff.renameLimit` default: past limit² source × target pairs, only exact renames count.
+const RENAME_LIMIT: u64 = 1000;
+
+/// Pairs deleted and added files as renames the way git does by default: 50% similarity, untracked
+/// files allowed as targets, inexact matching given up on huge changes (its cost is sources ×
+/// targets). libgit2 also caps each target at `RENAME_LIMIT` candidate sources, so exact renames
+/// past that cap are paired afterwards by [`pair_exact_renames`].
+fn find_renames(diff: &mut git2::Diff<'_>) -> Result<(), ChangeError> {
+    let (mut sources, mut targets) = (0u64, 0u64);
+    for delta in diff.deltas() {
+        match delta.status() {
+            Delta::Deleted => sources += 1,
+            Delta::Added | Delta::Untracked => targets += 1,
+            _ => {}
+        }
+    }
+    if sources == 0 || targets == 0 {
+        return Ok(());
+    }
+    let mut find = DiffFindOptions::new();
+    find.renames(true)
+        .for_untracked(true)
+        .rename_threshold(50)
+        .rename_limit(RENAME_LIMIT as usize)
+        .exact_match_only(sources * targets > RENAME_LIMIT * RENAME_LIMIT);
+    diff.find_similar(Some(&mut find))
+        .map_err(git_err("detecting renames"))
+}
+
+/// Turns every deleted file whose exact content was added elsewhere into a rename, as git's exact
+/// rename pass does whatever the size of the change. Among equal contents, the same file name wins.
+fn pair_exact_renames(files: &mut Vec<FileChange>) {
+    let mut by_content: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        if let (Action::Deleted, Some(before)) = (f.action, &f.before)
+            && !before.is_empty()
+        {
+            by_content.entry(before.as_slice()).or_default().push(i);
+        }
+    }
+    if by_content.is_empty() {
+        return;
+    }
+    let mut pairs = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let (Action::Added, Some(after)) = (f.action, &f.after) else {
+            continue;
+        };
+        let Some(candidates) = by_content.get_mut(after.as_slice()) else {
+            continue;
+        };
+        let pick = candidates
+            .iter()
+            .position(|&d| file_name(&files[d].path) == file_name(&f.path))
+            .unwrap_or(0);
+        if pick < candidates.len() {
+            pairs.push((i, candidates.swap_remove(pick)));
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let mut gone = vec![false; files.len()];
+    for (added, deleted) in pairs {
+        let old_path = std::mem::take(&mut files[deleted].path);
+        let before = files[deleted].before.take();
+        let target = &mut files[added];
+        target.action = Action::Renamed;
+        target.old_path = Some(old_path);
+        target.before = before;
+        gone[deleted] = true;
+    }
+    let mut index = 0;
+    files.retain(|_| {
+        index += 1;
+        !gone[index - 1]
+    });
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn require_workdir(repo: &Repository, mode: &'static str) -> Result<(), ChangeError> {
@@ -579,6 +661,43 @@ mod tests {
         let mut late = vec![b'a'; 8000];
         late.push(0);
         assert!(!looks_binary(&late));
+    }
+
+    fn change(action: Action, path: &str, before: Option<&str>, after: Option<&str>) -> FileChange {
+        FileChange {
+            path: path.into(),
+            action,
+            old_path: None,
+            before: before.map(|b| b.as_bytes().to_vec()),
+            after: after.map(|a| a.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn exact_renames_prefer_the_same_file_name() {
+        let mut files = vec![
+            change(Action::Added, "b/x.yaml", None, Some("same\n")),
+            change(Action::Deleted, "a/other.yaml", Some("same\n"), None),
+            change(Action::Deleted, "a/x.yaml", Some("same\n"), None),
+            change(Action::Added, "b/empty.yaml", None, Some("")),
+            change(Action::Deleted, "a/empty.yaml", Some(""), None),
+        ];
+        pair_exact_renames(&mut files);
+        let got: Vec<_> = files
+            .iter()
+            .map(|f| (f.action, f.path.as_str(), f.old_path.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Action::Renamed, "b/x.yaml", Some("a/x.yaml")),
+                (Action::Deleted, "a/other.yaml", None),
+                // Empty files say nothing about where they came from.
+                (Action::Added, "b/empty.yaml", None),
+                (Action::Deleted, "a/empty.yaml", None),
+            ]
+        );
+        assert_eq!(files[0].before.as_deref(), Some(&b"same\n"[..]));
     }
 
     #[test]
