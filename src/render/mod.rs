@@ -51,7 +51,9 @@ impl Checkout {
         let root = unique_temp_dir()?;
         let checkout = Checkout { root };
         for path in tree.files_under("").into_iter().filter(|p| wanted(p)) {
-            let Some(bytes) = tree.read(&path) else { continue };
+            let Some(bytes) = tree.read(&path) else {
+                continue;
+            };
             let dest = checkout.root.join(&path);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
