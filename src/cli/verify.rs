@@ -17,7 +17,11 @@ pub fn run_verify(dir: &Path, out: &mut dyn Write) -> io::Result<u8> {
         Ok(results) => results,
         Err(findings) => {
             for finding in findings {
-                let at = finding.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
+                let at = finding
+                    .location
+                    .as_ref()
+                    .map(|l| l.to_string())
+                    .unwrap_or_default();
                 writeln!(out, "{}: {at}: {}", finding.rule, finding.message)?;
             }
             return Ok(2);
@@ -36,9 +40,12 @@ pub fn run_verify(dir: &Path, out: &mut dyn Write) -> io::Result<u8> {
                 writeln!(out, "{}: PASS ({ms:.3}ms)", result.name)?;
             }
             Outcome::Fail => writeln!(out, "{}: FAIL ({ms:.3}ms)", result.name)?,
-            Outcome::Error(err) => {
-                writeln!(out, "{}: ERROR ({ms:.3}ms)\n  {}", result.name, err.replace('\n', "\n  "))?
-            }
+            Outcome::Error(err) => writeln!(
+                out,
+                "{}: ERROR ({ms:.3}ms)\n  {}",
+                result.name,
+                err.replace('\n', "\n  ")
+            )?,
         }
     }
     let total = results.len();

@@ -151,7 +151,11 @@ impl PolicySet {
                     .and_then(|r| r.split(':').next())
                     .unwrap_or("policies")
                     .to_string();
-                findings.push(source::compile_finding(&file, source::error_line(&text), &text));
+                findings.push(source::compile_finding(
+                    &file,
+                    source::error_line(&text),
+                    &text,
+                ));
             }
         }
         let gatekeeper = gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms);
@@ -162,7 +166,10 @@ impl PolicySet {
         let decls = source::rule_decls(&mut engine);
         let selected = |package: &str| {
             package != CHANGE_PACKAGE
-                && (config.namespaces.iter().any(|n| n == "all" || n == "*" || n == package))
+                && (config
+                    .namespaces
+                    .iter()
+                    .any(|n| n == "all" || n == "*" || n == package))
         };
         let mut documents = Vec::new();
         let mut change = Vec::new();
@@ -279,7 +286,9 @@ impl PolicySet {
         wrapped: bool,
     ) -> Result<regorus::Value, String> {
         if !wrapped {
-            return engine.eval_rule(target.path.clone()).map_err(|e| e.to_string());
+            return engine
+                .eval_rule(target.path.clone())
+                .map_err(|e| e.to_string());
         }
         let query = format!(
             "{} with input as input.doc with data.stategate.file as input.file",
@@ -335,7 +344,12 @@ impl PolicySet {
             engine.set_input(eval::to_rego(&value));
             self.change
                 .iter()
-                .map(|t| (t, engine.eval_rule(t.path.clone()).map_err(|e| e.to_string())))
+                .map(|t| {
+                    (
+                        t,
+                        engine.eval_rule(t.path.clone()).map_err(|e| e.to_string()),
+                    )
+                })
                 .collect::<Vec<_>>()
         });
         let mut findings = Vec::new();
@@ -347,11 +361,9 @@ impl PolicySet {
             };
             let location = Location::file(target.policy.as_str());
             match outcome {
-                Ok(value) => findings.extend(
-                    eval::results(&value)
-                        .into_iter()
-                        .map(|r| eval::result_finding(r, target.severity, &origin).at(location.clone())),
-                ),
+                Ok(value) => findings.extend(eval::results(&value).into_iter().map(|r| {
+                    eval::result_finding(r, target.severity, &origin).at(location.clone())
+                })),
                 Err(err) => findings
                     .push(eval::error_finding(&err, &origin, "the change").at(location.clone())),
             }
@@ -407,12 +419,20 @@ pub(crate) fn matching_files(
     out.into_iter().collect()
 }
 
-pub(crate) fn read_text(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Option<String> {
+pub(crate) fn read_text(
+    tree: &dyn Tree,
+    path: &str,
+    findings: &mut Vec<Finding>,
+) -> Option<String> {
     let bytes = tree.read(path)?;
     match String::from_utf8(bytes) {
         Ok(text) => Some(text),
         Err(_) => {
-            findings.push(source::compile_finding(path, None, "the file is not valid UTF-8"));
+            findings.push(source::compile_finding(
+                path,
+                None,
+                "the file is not valid UTF-8",
+            ));
             None
         }
     }
@@ -425,8 +445,7 @@ pub(crate) fn load_data(
     findings: &mut Vec<Finding>,
 ) -> Vec<(String, regorus::Value)> {
     let is_data = |p: &str| {
-        (p.ends_with(".json") || p.ends_with(".yaml") || p.ends_with(".yml"))
-            && !p.contains("/.")
+        (p.ends_with(".json") || p.ends_with(".yaml") || p.ends_with(".yml")) && !p.contains("/.")
     };
     let mut out = Vec::new();
     for path in matching_files(tree, roots, is_data) {
@@ -441,8 +460,12 @@ pub(crate) fn load_data(
             .collect();
         if let Some(first) = broken.first() {
             findings.push(
-                source::compile_finding(&path, None, &format!("data file: {}", first.message))
-                    .at(first.location.clone().unwrap_or_else(|| Location::file(path.as_str()))),
+                source::compile_finding(&path, None, &format!("data file: {}", first.message)).at(
+                    first
+                        .location
+                        .clone()
+                        .unwrap_or_else(|| Location::file(path.as_str())),
+                ),
             );
             continue;
         }

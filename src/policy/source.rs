@@ -91,16 +91,27 @@ pub fn add_policy(engine: &mut Engine, path: &str, text: &str) -> Result<(), Box
         Err(err) => err.to_string(),
     };
     let (v1_line, v0_line) = (error_line(&v1_error), error_line(&v0_error));
-    let message = if v0_line > v1_line { v0_error } else { v1_error };
-    Err(Box::new(compile_finding(path, error_line(&message), message.trim())))
+    let message = if v0_line > v1_line {
+        v0_error
+    } else {
+        v1_error
+    };
+    Err(Box::new(compile_finding(
+        path,
+        error_line(&message),
+        message.trim(),
+    )))
 }
 
 pub fn compile_finding(path: &str, line: Option<u32>, message: &str) -> Finding {
     let mut location = Location::file(path);
     location.line = line;
-    Finding::error(Code::PolicyCompile, format!("policy {path} does not compile: {message}"))
-        .at(location)
-        .with_meta("policy", path)
+    Finding::error(
+        Code::PolicyCompile,
+        format!("policy {path} does not compile: {message}"),
+    )
+    .at(location)
+    .with_meta("policy", path)
 }
 
 /// The line of a regorus diagnostic (`--> file:line:col`).
@@ -247,7 +258,7 @@ fn blank_strings_and_comments(text: &str) -> String {
 /// The call graph is approximate (names followed by `(` in a function's body text), which can only
 /// err towards reporting recursion in code that mentions its own name in a call position.
 pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
-    let mut bodies: BTreeMap<(String, String), Vec<(String, u32, String)>> = BTreeMap::new();
+    let mut bodies: BTreeMap<Node, Vec<Definition>> = BTreeMap::new();
     for module in engine.get_modules().iter() {
         let package = package_name(module.package.span.text());
         for rule in &module.policy {
@@ -315,7 +326,10 @@ pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
     findings
 }
 
+/// A function: (package, name).
 type Node = (String, String);
+/// One definition of a function: (file, line, text with strings and comments blanked).
+type Definition = (String, u32, String);
 
 fn find_cycle(start: &Node, edges: &BTreeMap<&Node, BTreeSet<&Node>>) -> Option<Vec<Node>> {
     fn walk<'a>(
@@ -342,8 +356,7 @@ fn find_cycle(start: &Node, edges: &BTreeMap<&Node, BTreeSet<&Node>>) -> Option<
     }
     let mut path = vec![start];
     let mut seen = BTreeSet::new();
-    walk(start, start, edges, &mut path, &mut seen)
-        .then(|| path.into_iter().cloned().collect())
+    walk(start, start, edges, &mut path, &mut seen).then(|| path.into_iter().cloned().collect())
 }
 
 #[cfg(test)]
@@ -359,7 +372,8 @@ mod tests {
 
     #[test]
     fn finds_calls_to_missing_builtins_outside_strings() {
-        let text = "package main\n# crypto.sha256(x)\nx := \"crypto.md5(y)\"\ny := crypto.sha256(\"a\")\n";
+        let text =
+            "package main\n# crypto.sha256(x)\nx := \"crypto.md5(y)\"\ny := crypto.sha256(\"a\")\n";
         let findings = check_builtins("p.rego", text);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].location.as_ref().unwrap().line, Some(4));
@@ -369,18 +383,30 @@ mod tests {
     #[test]
     fn v0_and_v1_policies_both_parse() {
         let mut engine = Engine::new();
-        add_policy(&mut engine, "v1.rego", "package a\ndeny contains \"x\" if { true }").unwrap();
+        add_policy(
+            &mut engine,
+            "v1.rego",
+            "package a\ndeny contains \"x\" if { true }",
+        )
+        .unwrap();
         add_policy(&mut engine, "v0.rego", "package b\ndeny[\"x\"] { true }").unwrap();
         let decls = rule_decls(&mut engine);
-        let names: Vec<_> = decls.iter().map(|d| (d.package.as_str(), d.name.as_str())).collect();
+        let names: Vec<_> = decls
+            .iter()
+            .map(|d| (d.package.as_str(), d.name.as_str()))
+            .collect();
         assert_eq!(names, vec![("a", "deny"), ("b", "deny")]);
     }
 
     #[test]
     fn reports_the_error_of_the_attempt_that_got_further() {
         let mut engine = Engine::new();
-        let err = add_policy(&mut engine, "v0.rego", "package b\ndeny[msg] {\n  msg := := 1\n}\n")
-            .unwrap_err();
+        let err = add_policy(
+            &mut engine,
+            "v0.rego",
+            "package b\ndeny[msg] {\n  msg := := 1\n}\n",
+        )
+        .unwrap_err();
         assert_eq!(err.rule, Code::PolicyCompile);
         assert_eq!(err.location.as_ref().unwrap().line, Some(3));
         assert!(err.message.contains("v0.rego:3:"), "{}", err.message);
