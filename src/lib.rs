@@ -4,15 +4,18 @@
 //! the changed files; `load` parses them with positions; `schema`, `policy`, `protect`, `approval` and
 //! `drift` produce [`finding::Finding`]s; `report` renders them; the [`finding::Verdict`] decides.
 
+pub mod approval;
 pub mod change;
 pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod finding;
 pub mod gate;
+pub mod hook;
 pub mod load;
 pub mod object;
 pub mod policy;
+pub mod protect;
 pub mod render;
 pub mod report;
 pub mod schema;

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 use stategate::cli::check::{CheckArgs, run_check};
 use stategate::cli::diff::{DiffArgs, run_diff};
-use stategate::cli::hook::install_pre_commit;
+use stategate::cli::hook::{
+    PreReceiveArgs, install_pre_commit, install_pre_receive, run_pre_receive,
+};
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +49,15 @@ enum HookCommand {
         /// Write `.git/hooks/pre-commit` running `stategate check --staged`.
         #[arg(long)]
         pre_commit: bool,
+        /// Write `hooks/pre-receive` of this (bare) repository, running `stategate hook pre-receive`.
+        #[arg(long, conflicts_with = "pre_commit")]
+        repo: Option<std::path::PathBuf>,
+        /// Flags for the installed pre-receive hook, after `--` (e.g. `-- --config-dir DIR`).
+        #[arg(last = true, requires = "repo")]
+        hook_args: Vec<String>,
     },
+    /// Judge a push: reads "<old> <new> <ref>" lines on stdin (the server-side hook).
+    PreReceive(PreReceiveArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,15 +96,25 @@ fn main() -> ExitCode {
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }
         Command::Hook {
-            command: HookCommand::Install { pre_commit },
+            command:
+                HookCommand::Install {
+                    pre_commit,
+                    repo,
+                    hook_args,
+                },
         } => {
             if pre_commit {
                 install_pre_commit(&cwd, &mut std::io::stderr())
+            } else if let Some(repo) = repo {
+                install_pre_receive(&cwd.join(repo), &hook_args, &mut std::io::stderr())
             } else {
-                eprintln!("stategate: say which hook to install: --pre-commit");
+                eprintln!("stategate: say which hook to install: --pre-commit or --repo DIR");
                 2
             }
         }
+        Command::Hook {
+            command: HookCommand::PreReceive(args),
+        } => run_pre_receive(&args, &mut std::io::stdin().lock(), &mut std::io::stderr()),
     };
     ExitCode::from(code)
 }

@@ -88,3 +88,163 @@ fn make_executable(path: &Path) -> std::io::Result<()> {
 fn make_executable(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
+
+/// `stategate hook pre-receive`: flags a server administrator sets in the installed hook.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreReceiveArgs {
+    /// Read `.stategate.yaml`, schemas and policies from this server-side directory instead of
+    /// the pushed ref's current tip.
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Append one JSON line per ref decision here (default: `<git dir>/stategate-audit.log`).
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// Time budget in seconds; past it the push is refused (fail closed).
+    #[arg(long, default_value_t = 4.0)]
+    pub timeout: f64,
+    /// The pusher, when the server sets none of GITHUB_USER_LOGIN, GL_USERNAME, GITEA_PUSHER_NAME,
+    /// REMOTE_USER.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Colour: never (default; git relays hook output verbatim) or always.
+    #[arg(long, default_value = "never")]
+    pub color: String,
+}
+
+/// Run the pre-receive hook: reads the push from stdin, reports on `err`; returns the exit code.
+pub fn run_pre_receive(
+    args: &PreReceiveArgs,
+    stdin: &mut dyn std::io::Read,
+    err: &mut dyn Write,
+) -> u8 {
+    let mut input = String::new();
+    if let Err(e) = stdin.read_to_string(&mut input) {
+        let _ = writeln!(
+            err,
+            "stategate: cannot read the pushed refs from stdin: {e}; push rejected"
+        );
+        return 2;
+    }
+    let timeout = if args.timeout.is_finite() && args.timeout > 0.0 {
+        std::time::Duration::from_secs_f64(args.timeout)
+    } else {
+        std::time::Duration::from_secs(4)
+    };
+    let options = crate::hook::HookOptions {
+        config_dir: args.config_dir.clone(),
+        audit_log: args.audit_log.clone(),
+        timeout,
+        user: args.user.clone(),
+        color: args.color == "always",
+    };
+    crate::hook::pre_receive(&input, &options, err)
+}
+
+/// The marker that tells stategate's own hooks from others when installing again.
+const PRE_RECEIVE_MARKER: &str = "Installed by `stategate hook install --repo`";
+
+/// The `hooks/pre-receive` script: it keeps stdin for a chained local hook, then runs stategate by
+/// absolute path (servers run hooks with a minimal PATH).
+pub fn pre_receive_script(stategate: &str, local: Option<&Path>, extra_args: &[String]) -> String {
+    let args: String = extra_args
+        .iter()
+        .map(|a| format!(" {}", shell_quote(a)))
+        .collect();
+    let mut script = format!(
+        "#!/bin/sh\n\
+         # {PRE_RECEIVE_MARKER}: judges every pushed ref with stategate.\n\
+         input=$(cat)\n"
+    );
+    if let Some(local) = local {
+        script.push_str(&format!(
+            "# The hook that was here before stategate; it runs first and can reject on its own.\n\
+             printf '%s\\n' \"$input\" | {} \"$@\" || exit $?\n",
+            shell_quote(&local.display().to_string())
+        ));
+    }
+    script.push_str(&format!(
+        "printf '%s\\n' \"$input\" | exec {} hook pre-receive{args}\n",
+        shell_quote(stategate)
+    ));
+    script
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Install the pre-receive hook into the (bare) repository at `repo_dir` and turn on push options
+/// (`receive.advertisePushOptions`), which the emergency bypass needs.
+pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn Write) -> u8 {
+    let repo = match git2::Repository::open(repo_dir) {
+        Ok(repo) => repo,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "stategate: no git repository at {}: {}",
+                repo_dir.display(),
+                e.message()
+            );
+            return 2;
+        }
+    };
+    let hooks = repo.path().join("hooks");
+    let hook = hooks.join("pre-receive");
+    let binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(path) => path.display().to_string(),
+        Err(e) => {
+            let _ = writeln!(err, "stategate: cannot find my own path: {e}");
+            return 2;
+        }
+    };
+    let result = (|| -> std::io::Result<Option<PathBuf>> {
+        std::fs::create_dir_all(&hooks)?;
+        let mut kept = None;
+        if let Ok(existing) = std::fs::read_to_string(&hook)
+            && !existing.contains(PRE_RECEIVE_MARKER)
+        {
+            let local = hooks.join("pre-receive.local");
+            std::fs::rename(&hook, &local)?;
+            kept = Some(local);
+        } else if hooks.join("pre-receive.local").is_file() {
+            kept = Some(hooks.join("pre-receive.local"));
+        }
+        std::fs::write(
+            &hook,
+            pre_receive_script(&binary, kept.as_deref(), extra_args),
+        )?;
+        make_executable(&hook)?;
+        Ok(kept)
+    })();
+    let kept = match result {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ = writeln!(err, "stategate: cannot write {}: {e}", hook.display());
+            return 2;
+        }
+    };
+    if let Err(e) = repo
+        .config()
+        .and_then(|mut c| c.set_bool("receive.advertisePushOptions", true))
+    {
+        let _ = writeln!(
+            err,
+            "stategate: cannot set receive.advertisePushOptions: {}",
+            e.message()
+        );
+        return 2;
+    }
+    let _ = writeln!(err, "installed {}", hook.display());
+    if let Some(kept) = kept {
+        let _ = writeln!(
+            err,
+            "kept the previous hook as {} (it runs first)",
+            kept.display()
+        );
+    }
+    let _ = writeln!(
+        err,
+        "set receive.advertisePushOptions=true (for -o stategate.bypass=\"reason\")"
+    );
+    0
+}

@@ -1,0 +1,425 @@
+//! Judging one ref of a push: which change, which rules (the trust rule), and every check that
+//! applies to it.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository};
+use rayon::prelude::*;
+
+use super::protocol::{RefUpdate, UpdateKind};
+use super::{PushContext, RefOutcome};
+use crate::approval::{PushedCommit, check_approvals};
+use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
+use crate::finding::{Finding, Rule, Severity};
+use crate::gate::Gate;
+use crate::load::load_file;
+use crate::policy::{ChangeInput, ChangedFile, CommitInput, PolicySet};
+use crate::protect::{Protection, RefMove};
+use crate::tree::{DirTree, GitTree, MemTree, Tree};
+
+/// Judge one ref update. Never panics; anything that stops the judgement is a finding.
+pub fn judge_ref(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> RefOutcome {
+    let mut findings = match judge(repo, update, ctx) {
+        Ok(findings) => findings,
+        Err(finding) => vec![*finding],
+    };
+    for finding in &mut findings {
+        if finding.git_ref.is_none() {
+            finding.git_ref = Some(update.name.clone());
+        }
+    }
+    dedup(&mut findings);
+    RefOutcome {
+        update: update.clone(),
+        findings,
+        bypass: None,
+        bypass_allowed: false,
+    }
+}
+
+type Judged = Result<Vec<Finding>, Box<Finding>>;
+
+fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
+    let trusted = trusted_tree(repo, update, ctx.config_dir.as_deref())?;
+    let gate = match Gate::open(trusted, None) {
+        Ok(gate) => gate,
+        Err(report) => return Ok(report.findings),
+    };
+    let protection = Protection::new(&gate.config.protect)?;
+    let movement = movement(repo, update)?;
+    let mut findings = protection.check(&update.name, movement, ctx.through_pull_request);
+    if update.kind() == UpdateKind::Delete
+        || !update.is_branch_or_tag()
+        || !checks_apply(&gate, &update.name)?
+    {
+        return Ok(findings);
+    }
+    // A ref pointing at a tree or blob carries no desired state to judge.
+    let Some(head) = peel_commit(repo, &update.new) else {
+        return Ok(findings);
+    };
+    let range = PushedRange::find(repo, update, head)?;
+    if range.commits.is_empty() {
+        // Nothing new: the commits are already on other refs, judged when they were pushed.
+        return Ok(findings);
+    }
+    let change = detect_changes_in(repo, &range.mode, &[]).map_err(|e| internal(format!("{e}")))?;
+    let head_tree =
+        GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
+    let report = gate.check(&change, &head_tree);
+    findings.extend(report.findings);
+    findings.extend(change_policies(&gate, update, ctx, &change, &range)?);
+    if !ctx.through_pull_request {
+        let paths: Vec<&str> = change
+            .files
+            .iter()
+            .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
+            .collect();
+        findings.extend(check_approvals(
+            &gate.config.approvals,
+            &paths,
+            &range.pushed,
+            gate.trusted(),
+            repo.path(),
+        ));
+    }
+    Ok(findings)
+}
+
+fn internal(message: String) -> Box<Finding> {
+    Box::new(
+        Finding::error(Rule::GateInternal, message)
+            .help("the push cannot be judged, so it is refused; tell the server's administrator"),
+    )
+}
+
+/// The trust rule: the rules come from the ref's tip before the push; a new ref takes the default
+/// branch's tip; `--config-dir` replaces both with a fixed server-side directory.
+fn trusted_tree(
+    repo: &Repository,
+    update: &RefUpdate,
+    config_dir: Option<&Path>,
+) -> Result<Box<dyn Tree>, Box<Finding>> {
+    if let Some(dir) = config_dir {
+        return Ok(Box::new(DirTree::new(
+            dir,
+            format!("--config-dir {}", dir.display()),
+        )));
+    }
+    let rev = match update.kind() {
+        UpdateKind::Create => match repo.head().ok().and_then(|h| h.target()) {
+            Some(tip) => tip.to_string(),
+            None => {
+                return Ok(Box::new(MemTree::empty(
+                    "an empty repository (no default branch yet)",
+                )));
+            }
+        },
+        _ => update.old.clone(),
+    };
+    match GitTree::open(repo, &rev) {
+        Ok(tree) => Ok(Box::new(tree)),
+        // The old tip of a tag may be a tag of a tree: no rules there, use the default branch's.
+        Err(_) if update.kind() != UpdateKind::Create => trusted_tree(
+            repo,
+            &RefUpdate {
+                old: "0".repeat(update.old.len()),
+                ..update.clone()
+            },
+            None,
+        ),
+        Err(e) => Err(internal(format!(
+            "cannot read the trusted base {rev}: {}",
+            e.message()
+        ))),
+    }
+}
+
+/// `hook.refs` narrows which refs get schema and policy checks.
+fn checks_apply(gate: &Gate, git_ref: &str) -> Result<bool, Box<Finding>> {
+    if gate.config.hook.refs.is_empty() {
+        return Ok(true);
+    }
+    let set = crate::gate::glob_set(&gate.config.hook.refs).map_err(|e| {
+        Box::new(
+            Finding::error(
+                Rule::ConfigInvalid,
+                format!("invalid glob in hook.refs: {e}"),
+            )
+            .in_file(crate::config::CONFIG_FILE),
+        )
+    })?;
+    Ok(set.is_match(git_ref))
+}
+
+fn peel_commit(repo: &Repository, id: &str) -> Option<Oid> {
+    let oid = Oid::from_str(id).ok()?;
+    repo.find_object(oid, None)
+        .ok()?
+        .peel_to_commit()
+        .ok()
+        .map(|c| c.id())
+}
+
+fn movement(repo: &Repository, update: &RefUpdate) -> Result<RefMove, Box<Finding>> {
+    match update.kind() {
+        UpdateKind::Create => return Ok(RefMove::Create),
+        UpdateKind::Delete => return Ok(RefMove::Delete),
+        UpdateKind::Update => {}
+    }
+    let (Some(old), Some(new)) = (
+        peel_commit(repo, &update.old),
+        peel_commit(repo, &update.new),
+    ) else {
+        // Non-commit refs (a tag of a tree) have no history to rewrite; moving one is a rewrite.
+        return Ok(RefMove::NonFastForward);
+    };
+    if old == new {
+        return Ok(RefMove::FastForward { only_merges: true });
+    }
+    let descends = repo.graph_descendant_of(new, old).map_err(|e| {
+        internal(format!(
+            "cannot compare {} and {}: {}",
+            update.old,
+            update.new,
+            e.message()
+        ))
+    })?;
+    if !descends {
+        return Ok(RefMove::NonFastForward);
+    }
+    Ok(RefMove::FastForward {
+        only_merges: first_parent_path_is_merges(repo, new, old),
+    })
+}
+
+/// Whether every commit from `new` back to `old` along first parents is a merge commit.
+fn first_parent_path_is_merges(repo: &Repository, new: Oid, old: Oid) -> bool {
+    let mut current = new;
+    while current != old {
+        let Ok(commit) = repo.find_commit(current) else {
+            return false;
+        };
+        if commit.parent_count() < 2 {
+            return false;
+        }
+        match commit.parent_id(0) {
+            Ok(parent) => current = parent,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The commits a push adds to one ref and the change they make as a whole.
+struct PushedRange {
+    mode: ChangeMode,
+    base: Option<Oid>,
+    commits: Vec<CommitInput>,
+    pushed: Vec<PushedCommit>,
+}
+
+impl PushedRange {
+    /// Update: `old..new`. New ref: the commits reachable from no existing ref, judged against the
+    /// commit they branch from (or as a whole new tree when they share no history).
+    fn find(repo: &Repository, update: &RefUpdate, head: Oid) -> Result<PushedRange, Box<Finding>> {
+        let walk_error =
+            |e: git2::Error| internal(format!("cannot list the pushed commits: {}", e.message()));
+        let mut walk = repo.revwalk().map_err(walk_error)?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL)
+            .map_err(walk_error)?;
+        walk.push(head).map_err(walk_error)?;
+        let old = peel_commit(repo, &update.old);
+        match (update.kind(), old) {
+            (UpdateKind::Update, Some(old)) => walk.hide(old).map_err(walk_error)?,
+            _ => hide_existing_refs(repo, &mut walk),
+        }
+        let ids: Vec<Oid> = walk.collect::<Result<_, _>>().map_err(walk_error)?;
+        let mut commits = Vec::with_capacity(ids.len());
+        let mut pushed = Vec::with_capacity(ids.len());
+        let mut boundary = None;
+        for id in &ids {
+            let commit = repo.find_commit(*id).map_err(walk_error)?;
+            for parent in commit.parent_ids() {
+                if boundary.is_none() && !ids.contains(&parent) {
+                    boundary = Some(parent);
+                }
+            }
+            commits.push(commit_input(&commit));
+            pushed.push(pushed_commit(&commit));
+        }
+        let base = match update.kind() {
+            UpdateKind::Update => old.or(boundary),
+            _ => boundary,
+        };
+        let mode = match base {
+            Some(base) => ChangeMode::Range {
+                base: base.to_string(),
+                head: head.to_string(),
+            },
+            None => ChangeMode::All {
+                rev: Some(head.to_string()),
+            },
+        };
+        Ok(PushedRange {
+            mode,
+            base,
+            commits,
+            pushed,
+        })
+    }
+}
+
+fn hide_existing_refs(repo: &Repository, walk: &mut git2::Revwalk<'_>) {
+    let Ok(refs) = repo.references() else {
+        return;
+    };
+    for reference in refs.flatten() {
+        if let Ok(commit) = reference.peel_to_commit() {
+            let _ = walk.hide(commit.id());
+        }
+    }
+}
+
+fn commit_input(commit: &git2::Commit<'_>) -> CommitInput {
+    let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
+    let mut trailers = serde_json::Map::new();
+    if let Ok(found) = git2::message_trailers_strs(&message) {
+        for (key, value) in found.iter() {
+            let entry = trailers
+                .entry(key.to_owned())
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(values) = entry {
+                values.push(value.into());
+            }
+        }
+    }
+    CommitInput {
+        id: commit.id().to_string(),
+        author: commit.author().name().unwrap_or_default().to_owned(),
+        message,
+        trailers,
+    }
+}
+
+fn pushed_commit(commit: &git2::Commit<'_>) -> PushedCommit {
+    let changes_files = match commit.parent(0) {
+        Ok(parent) => parent.tree_id() != commit.tree_id(),
+        Err(_) => commit.tree().is_ok_and(|t| !t.is_empty()),
+    };
+    let author = commit.author();
+    PushedCommit {
+        id: commit.id().to_string(),
+        author_name: author.name().unwrap_or_default().to_owned(),
+        author_email: author.email().unwrap_or_default().to_owned(),
+        changes_files,
+    }
+}
+
+/// Change policies (`package stategate.change`) judge the whole change of the ref.
+fn change_policies(
+    gate: &Gate,
+    update: &RefUpdate,
+    ctx: &PushContext,
+    change: &ChangeSet,
+    range: &PushedRange,
+) -> Judged {
+    if !has_change_policies(gate) {
+        return Ok(Vec::new());
+    }
+    let policies = match PolicySet::load(&gate.config.policies, gate.trusted()) {
+        Ok(policies) => policies,
+        Err(findings) => return Ok(findings),
+    };
+    let options = gate.config.load_options();
+    let files = change
+        .files
+        .par_iter()
+        .map(|file| {
+            let docs = |bytes: &Option<Vec<u8>>| -> Vec<serde_json::Value> {
+                bytes
+                    .as_deref()
+                    .map(|b| {
+                        load_file(&file.path, b, &options)
+                            .documents
+                            .into_iter()
+                            .map(|d| d.value)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            ChangedFile {
+                path: file.path.clone(),
+                action: file.action,
+                environment: gate.environment_of(&file.path).map(str::to_owned),
+                before: docs(&file.before),
+                after: docs(&file.after),
+            }
+        })
+        .collect();
+    let input = ChangeInput {
+        git_ref: Some(update.name.clone()),
+        base: range.base.map(|b| b.to_string()),
+        head: Some(update.new.clone()),
+        actor: ctx.actor.clone(),
+        files,
+        commits: range.commits.clone(),
+        reviews: Vec::new(),
+    };
+    Ok(policies.check_change(&input))
+}
+
+/// Building the change input loads every changed file twice; skip it when no trusted policy
+/// declares the change package.
+fn has_change_policies(gate: &Gate) -> bool {
+    let trusted = gate.trusted();
+    gate.config.policies.paths.iter().any(|root| {
+        let files = trusted.files_under(root.trim_end_matches('/'));
+        files.iter().filter(|p| p.ends_with(".rego")).any(|p| {
+            trusted.read(p).is_some_and(|text| {
+                String::from_utf8_lossy(&text).contains(crate::policy::CHANGE_PACKAGE)
+            })
+        })
+    })
+}
+
+/// Document policies may also be run by the gate; report each finding once.
+fn dedup(findings: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| {
+        seen.insert((
+            f.rule,
+            f.message.clone(),
+            f.location.as_ref().map(|l| (l.file.clone(), l.line)),
+        ))
+    });
+}
+
+/// Downgrade blocking findings for a granted emergency bypass, keeping them visible.
+pub fn bypass_findings(findings: &mut [Finding]) {
+    for finding in findings
+        .iter_mut()
+        .filter(|f| f.severity == Severity::Error)
+    {
+        finding.severity = Severity::Warning;
+        finding.message = format!("bypassed: {}", finding.message);
+    }
+}
+
+/// Where the hook runs: git starts it in the repository's git dir, with `GIT_DIR` set.
+pub fn git_dir_from_env() -> PathBuf {
+    std::env::var_os("GIT_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The config that judges a ref (for `protect.bypass_users`), if it can be read.
+pub fn trusted_config(
+    repo: &Repository,
+    update: &RefUpdate,
+    config_dir: Option<&Path>,
+) -> Option<crate::config::Config> {
+    let trusted = trusted_tree(repo, update, config_dir).ok()?;
+    Gate::open(trusted, None).ok().map(|gate| gate.config)
+}

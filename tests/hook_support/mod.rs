@@ -1,0 +1,137 @@
+//! A git server in a temp dir for hook tests: a bare repository with stategate installed as its
+//! pre-receive hook by `stategate hook install --repo`, and clones that push to it for real.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::git::TestRepo;
+
+/// The stategate binary cargo built for these tests.
+pub fn stategate() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stategate"))
+}
+
+/// A bare repository served from a temp dir.
+pub struct Server {
+    dir: tempfile::TempDir,
+}
+
+/// What a `git push` did: whether it succeeded, and what the server said (`remote:` lines).
+#[derive(Debug)]
+pub struct Pushed {
+    pub ok: bool,
+    pub stderr: String,
+}
+
+impl Pushed {
+    pub fn remote_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("remote: "))
+            .collect()
+    }
+
+    pub fn says(&self, text: &str) -> bool {
+        self.remote_lines().iter().any(|l| l.contains(text))
+    }
+}
+
+impl Server {
+    /// An empty bare repository whose default branch is `main`.
+    pub fn new() -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("stategate-server-")
+            .tempdir()
+            .expect("temp dir");
+        let server = Server { dir };
+        run_git(server.dir.path(), &["init", "-q", "--bare", "-b", "main", "repo.git"]);
+        server
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git_dir(&self) -> PathBuf {
+        self.dir.path().join("repo.git")
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.git_dir().display())
+    }
+
+    /// `stategate hook install --repo <bare repo> [-- args]`, as an administrator would run it.
+    pub fn install_hook(&self, hook_args: &[&str]) -> String {
+        let mut cmd = Command::new(stategate());
+        cmd.args(["hook", "install", "--repo"]).arg(self.git_dir());
+        if !hook_args.is_empty() {
+            cmd.arg("--").args(hook_args);
+        }
+        let out = cmd.output().expect("run stategate");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "hook install failed: {stderr}");
+        stderr
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.git_dir().join("stategate-audit.log")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// The id a ref of the server points at.
+    pub fn rev(&self, rev: &str) -> String {
+        run_git(&self.git_dir(), &["rev-parse", rev])
+    }
+}
+
+/// Run git outside any test repository's fixed environment; panics on failure.
+pub fn run_git(dir: &Path, args: &[&str]) -> String {
+    let out = clean_git(dir).args(args).output().expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn clean_git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_QUARANTINE_PATH",
+        "GL_ID",
+        "GL_USERNAME",
+        "GITHUB_USER_LOGIN",
+        "GITEA_PUSHER_NAME",
+        "REMOTE_USER",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `git push` from a work repository; `env` reaches the hook (git passes its environment on for
+/// file:// pushes), which is how the tests play the server's identity variables.
+pub fn push(work: &TestRepo, url: &str, args: &[&str], env: &[(&str, &str)]) -> Pushed {
+    let mut cmd = clean_git(work.path());
+    cmd.arg("push").arg(url).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run git push");
+    Pushed {
+        ok: out.status.success(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
