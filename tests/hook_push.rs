@@ -72,7 +72,10 @@ fn setup_with(config: &str, hook_args: &[&str]) -> (Server, TestRepo) {
     let seeded = push(&work, &server.url(), &["main"], &[]);
     assert!(seeded.ok, "seed push: {}", seeded.stderr);
     let installed = server.install_hook(hook_args);
-    assert!(installed.contains("receive.advertisePushOptions"), "{installed}");
+    assert!(
+        installed.contains("receive.advertisePushOptions"),
+        "{installed}"
+    );
     (server, work)
 }
 
@@ -93,15 +96,36 @@ fn install_sets_push_options_and_chains_an_existing_hook() {
     let server = Server::new();
     let hooks = server.git_dir().join("hooks");
     let old_hook = hooks.join("pre-receive");
-    std::fs::write(&old_hook, "#!/bin/sh\ncat > \"$GIT_DIR/seen-by-old-hook\"\n").unwrap();
-    std::fs::set_permissions(&old_hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &old_hook,
+        "#!/bin/sh\ncat > \"$GIT_DIR/seen-by-old-hook\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &old_hook,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     server.install_hook(&[]);
     // Installing again keeps chaining the same old hook, not stategate's own script.
     server.install_hook(&[]);
-    assert!(std::fs::read_to_string(hooks.join("pre-receive.local")).unwrap().contains("seen-by-old-hook"));
+    assert!(
+        std::fs::read_to_string(hooks.join("pre-receive.local"))
+            .unwrap()
+            .contains("seen-by-old-hook")
+    );
     let script = std::fs::read_to_string(hooks.join("pre-receive")).unwrap();
-    assert!(script.contains(&hook_support::stategate().display().to_string()), "{script}");
-    assert_eq!(run_git(&server.git_dir(), &["config", "receive.advertisePushOptions"]), "true");
+    assert!(
+        script.contains(&hook_support::stategate().display().to_string()),
+        "{script}"
+    );
+    assert_eq!(
+        run_git(
+            &server.git_dir(),
+            &["config", "receive.advertisePushOptions"]
+        ),
+        "true"
+    );
 
     let work = TestRepo::new();
     work.write("apps/settings.yaml", GOOD);
@@ -120,7 +144,11 @@ fn a_clean_push_is_accepted_and_audited() {
     let head = work.commit_all("more logs");
     let pushed = push(&work, &server.url(), &["main"], &[("REMOTE_USER", "dev")]);
     assert!(pushed.ok, "{}", pushed.stderr);
-    assert!(pushed.says("stategate: push accepted (1 ref(s) checked)"), "{}", pushed.stderr);
+    assert!(
+        pushed.says("stategate: push accepted (1 ref(s) checked)"),
+        "{}",
+        pushed.stderr
+    );
     assert_eq!(server.rev("main"), head);
     let audit = server.audit_lines();
     let last = audit.last().expect("an audit record");
@@ -137,8 +165,248 @@ fn a_schema_breaking_push_is_rejected_with_located_remote_lines() {
     work.write("apps/web.yaml", BAD_DEPLOYMENT);
     work.commit_all("add web");
     let pushed = push(&work, &server.url(), &["main"], &[]);
-    assert_rejected(&pushed, &["refs/heads/main: apps/web.yaml:6", "error[schema/type]"]);
+    assert_rejected(
+        &pushed,
+        &["refs/heads/main: apps/web.yaml:6", "error[schema/type]"],
+    );
     assert!(pushed.says("push again"), "{}", pushed.stderr);
     assert_eq!(server.rev("main"), before, "the ref must not move");
     assert_eq!(server.audit_lines().last().unwrap()["decision"], "rejected");
+}
+
+#[test]
+fn a_change_policy_breaking_push_is_rejected() {
+    let (server, work) = setup();
+    work.write("apps/token.yaml", SECRET);
+    work.commit_all("add token");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(
+        &pushed,
+        &[
+            "refs/heads/main: policies/change.rego",
+            "error[policy/deny]",
+            "apps/token.yaml adds a plain Secret",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "document policies (package main) are run by Gate::check once the lead wires PolicySet into it"]
+fn a_document_policy_breaking_push_is_rejected() {
+    let (server, work) = setup();
+    work.write(
+        "policies/main.rego",
+        "package main\nimport rego.v1\n\ndeny contains msg if {\n  input.kind == \"ConfigMap\"\n  input.data.level == \"trace\"\n  msg := \"trace logging is not allowed\"\n}\n",
+    );
+    work.commit_all("policy");
+    assert!(push(&work, &server.url(), &["main"], &[]).ok);
+    work.write("apps/settings.yaml", GOOD.replace("info", "trace"));
+    work.commit_all("trace");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(
+        &pushed,
+        &[
+            "apps/settings.yaml",
+            "policy/deny",
+            "trace logging is not allowed",
+        ],
+    );
+}
+
+#[test]
+fn a_force_push_to_main_is_rejected() {
+    let (server, work) = setup();
+    let before = server.rev("main");
+    work.write("apps/settings.yaml", GOOD.replace("info", "warn"));
+    work.git(&["commit", "-q", "--amend", "-a", "-m", "rewritten seed"]);
+    let pushed = push(&work, &server.url(), &["--force", "main"], &[]);
+    assert_rejected(
+        &pushed,
+        &[
+            "refs/heads/main: error[protect/force-push]",
+            "rewrites its history",
+        ],
+    );
+    assert_eq!(server.rev("main"), before);
+}
+
+#[test]
+fn deleting_main_is_rejected() {
+    let (server, work) = setup();
+    let pushed = push(&work, &server.url(), &[":main"], &[]);
+    assert_rejected(&pushed, &["refs/heads/main: error[protect/deletion]"]);
+    assert_eq!(server.audit_lines().last().unwrap()["action"], "delete");
+}
+
+#[test]
+fn a_new_branch_with_a_bad_file_is_rejected_and_a_good_one_accepted() {
+    let (server, work) = setup();
+    work.git(&["checkout", "-q", "-b", "feature"]);
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    work.commit_all("add web");
+    let pushed = push(&work, &server.url(), &["feature"], &[]);
+    assert_rejected(
+        &pushed,
+        &["refs/heads/feature: apps/web.yaml:6", "schema/type"],
+    );
+
+    work.write("apps/web.yaml", BAD_DEPLOYMENT.replace("three", "3"));
+    work.commit_all("fix web");
+    let pushed = push(&work, &server.url(), &["feature"], &[]);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    // A second branch at an already-judged commit brings nothing new.
+    let pushed = push(&work, &server.url(), &["feature:refs/heads/copy"], &[]);
+    assert!(pushed.ok, "{}", pushed.stderr);
+}
+
+#[test]
+fn a_push_of_several_refs_with_one_bad_ref_is_rejected_whole() {
+    let (server, work) = setup();
+    let main_before = server.rev("main");
+    work.write("apps/settings.yaml", GOOD.replace("info", "debug"));
+    work.commit_all("good change");
+    work.git(&["checkout", "-q", "-b", "feature"]);
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    work.commit_all("bad change");
+    let pushed = push(&work, &server.url(), &["--atomic", "main", "feature"], &[]);
+    assert_rejected(
+        &pushed,
+        &[
+            "refs/heads/feature: apps/web.yaml:6",
+            "refs/heads/feature breaks the rules",
+        ],
+    );
+    assert_eq!(server.rev("main"), main_before, "no ref of the push lands");
+    let audit = server.audit_lines();
+    let decisions: Vec<(&str, &str)> = audit
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| (r["ref"].as_str().unwrap(), r["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("refs/heads/feature", "rejected"),
+            ("refs/heads/main", "accepted")
+        ]
+    );
+}
+
+#[test]
+fn a_push_that_loosens_the_policy_it_breaks_is_judged_by_the_old_policy() {
+    let (server, work) = setup();
+    work.write("policies/change.rego", "package stategate.change\nimport rego.v1\n\ndeny contains msg if {\n  false\n  msg := \"never\"\n}\n");
+    work.write(".stategate.yaml", "version: 1\nprotect:\n  refs: []\n");
+    work.write("apps/token.yaml", SECRET);
+    work.commit_all("allow secrets and add one");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(
+        &pushed,
+        &["error[policy/deny]", "apps/token.yaml adds a plain Secret"],
+    );
+}
+
+#[test]
+fn a_bypass_by_a_listed_user_is_accepted_and_audited() {
+    let (server, work) = setup();
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    let head = work.commit_all("hotfix");
+    let pushed = push(
+        &work,
+        &server.url(),
+        &["-o", "stategate.bypass=prod is down", "main"],
+        &[("GL_USERNAME", "oncall")],
+    );
+    assert!(pushed.ok, "{}", pushed.stderr);
+    assert!(
+        pushed.says("warning[protect/bypass]: emergency bypass by oncall: prod is down"),
+        "{}",
+        pushed.stderr
+    );
+    assert!(pushed.says("bypassed: "), "{}", pushed.stderr);
+    assert_eq!(server.rev("main"), head);
+    let last = server.audit_lines().pop().unwrap();
+    assert_eq!(last["decision"], "accepted");
+    assert_eq!(last["actor"], "oncall");
+    assert_eq!(last["bypass"], "prod is down");
+    assert_eq!(last["bypass_granted"], true);
+    assert!(
+        last["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "schema/type"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_bypass_by_an_unlisted_user_is_refused() {
+    let (server, work) = setup();
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    work.commit_all("hotfix");
+    let pushed = push(
+        &work,
+        &server.url(),
+        &["-o", "stategate.bypass=prod is down", "main"],
+        &[("GITEA_PUSHER_NAME", "mallory")],
+    );
+    assert_rejected(
+        &pushed,
+        &[
+            "bypass refused: mallory is not in protect.bypass_users",
+            "schema/type",
+        ],
+    );
+    let last = server.audit_lines().pop().unwrap();
+    assert_eq!(last["bypass_granted"], false);
+    assert_eq!(last["actor"], "mallory");
+}
+
+#[test]
+fn gitlab_gets_prefixed_lines_without_control_characters() {
+    let (server, work) = setup();
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    work.commit_all("add web");
+    let pushed = push(&work, &server.url(), &["main"], &[("GL_ID", "user-1")]);
+    assert!(!pushed.ok);
+    let lines = pushed.remote_lines();
+    assert!(!lines.is_empty());
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        assert!(line.starts_with("GL-HOOK-ERR: "), "{line}");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+}
+
+#[test]
+fn an_exceeded_time_budget_fails_closed() {
+    let (server, work) = setup_with(CONFIG, &["--timeout", "0.000000001"]);
+    work.write("apps/settings.yaml", GOOD.replace("info", "debug"));
+    work.commit_all("change");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(&pushed, &["gate/timeout", "could not be judged"]);
+    assert_eq!(
+        server.audit_lines().last().unwrap()["decision"],
+        "undecided"
+    );
+}
+
+#[test]
+fn a_fixed_config_dir_replaces_the_rules_of_the_branch() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join(".stategate.yaml"),
+        "version: 1\nprotect:\n  refs: [\"refs/heads/**\"]\n",
+    )
+    .unwrap();
+    let dir = rules.path().display().to_string();
+    let (server, work) = setup_with(CONFIG, &["--config-dir", &dir]);
+    work.git(&["checkout", "-q", "-b", "feature"]);
+    work.write("apps/settings.yaml", GOOD.replace("info", "debug"));
+    work.commit_all("change");
+    assert!(push(&work, &server.url(), &["feature"], &[]).ok);
+    // Only the server-side config protects feature branches.
+    let pushed = push(&work, &server.url(), &[":feature"], &[]);
+    assert_rejected(&pushed, &["refs/heads/feature: error[protect/deletion]"]);
 }

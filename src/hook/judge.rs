@@ -248,8 +248,9 @@ impl PushedRange {
             commits.push(commit_input(&commit));
             pushed.push(pushed_commit(&commit));
         }
-        let base = match update.kind() {
-            UpdateKind::Update => old.or(boundary),
+        // A rewrite with no shared history (an amended root commit) is judged like a new ref.
+        let base = match old {
+            Some(old) if repo.merge_base(old, head).is_ok() => Some(old),
             _ => boundary,
         };
         let mode = match base {
