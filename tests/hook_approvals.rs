@@ -1,0 +1,231 @@
+//! Approval evidence at push time: commits SSH-signed (`gpg.format=ssh`) by approvers whose keys
+//! are in the trusted base's allowed_signers file. Real `ssh-keygen` keys, real `git push`.
+
+mod common;
+mod hook_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::git::TestRepo;
+use hook_support::{Pushed, Server, push};
+
+const CONFIG: &str = "version: 1
+protect:
+  refs: [\"refs/heads/main\"]
+approvals:
+  - name: prod-needs-two
+    paths: [\"clusters/prod/**\"]
+    required: 2
+    from: [\"bob\", \"carol\", \"dave\"]
+    allowed_signers: .stategate/allowed_signers
+";
+
+const APP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app
+data:
+  replicas: \"2\"
+";
+
+/// Ed25519 keys made for the test: `<dir>/<name>` (private) and `<name>.pub`.
+struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    fn new(names: &[&str]) -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(dir.path().join(name))
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Keys { dir }
+    }
+
+    fn private(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `allowed_signers` lines: `<principal> <key type> <key>`.
+    fn allowed_signers(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|name| {
+                let public =
+                    std::fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap();
+                let mut parts = public.split_whitespace();
+                let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
+                format!("{name} {kind} {key}\n")
+            })
+            .collect()
+    }
+}
+
+/// A server whose base lists bob, carol and dave as signers (eve has a key but is not listed), and
+/// a work repository with one unapproved change to prod.
+fn setup(keys: &Keys) -> (Server, TestRepo) {
+    let server = Server::new();
+    let work = TestRepo::new();
+    work.write(".stategate.yaml", CONFIG);
+    work.write(
+        ".stategate/allowed_signers",
+        keys.allowed_signers(&["bob", "carol", "dave"]),
+    );
+    work.write("clusters/prod/app.yaml", APP);
+    work.write("clusters/dev/app.yaml", APP);
+    work.commit_all("seed");
+    assert!(push(&work, &server.url(), &["main"], &[]).ok);
+    server.install_hook(&[]);
+    work.write("clusters/prod/app.yaml", APP.replace('2', "3"));
+    work.commit_all("scale prod");
+    (server, work)
+}
+
+/// An empty commit signed by `who` with git's own SSH signing.
+fn sign_approval(work: &TestRepo, keys: &Keys, who: &str) {
+    let key = keys.private(who);
+    work.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", key.display()),
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-S",
+        "-m",
+        &format!("Approve: scale prod\n\nApproved-by: {who}"),
+    ]);
+}
+
+fn push_main(server: &Server, work: &TestRepo) -> Pushed {
+    push(work, &server.url(), &["main"], &[("REMOTE_USER", "dev")])
+}
+
+/// Without `ssh-keygen` nothing can be signed; the tests then say so and skip (fail under CI).
+fn ssh_keygen_available() -> bool {
+    let available = Command::new("ssh-keygen").arg("-?").output().is_ok();
+    if !available {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs ssh-keygen"
+        );
+        eprintln!("skipping: ssh-keygen is not installed");
+    }
+    available
+}
+
+fn rejected_for_missing_approval(pushed: &Pushed, verified: &str) {
+    assert!(!pushed.ok, "{}", pushed.stderr);
+    assert!(
+        pushed.says(
+            "error[approval/missing]: approval rule `prod-needs-two` needs 2 signed approval(s)"
+        ),
+        "{}",
+        pushed.stderr
+    );
+    assert!(
+        pushed.says(&format!("verified: {verified}")),
+        "{}",
+        pushed.stderr
+    );
+    assert!(
+        pushed.says("commit --allow-empty -S"),
+        "the finding says how to sign: {}",
+        pushed.stderr
+    );
+}
+
+#[test]
+fn two_listed_signers_meet_the_rule() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let (server, work) = setup(&keys);
+    sign_approval(&work, &keys, "bob");
+    sign_approval(&work, &keys, "carol");
+    let pushed = push_main(&server, &work);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    assert!(pushed.says("push accepted"), "{}", pushed.stderr);
+}
+
+#[test]
+fn one_signature_is_not_enough() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let (server, work) = setup(&keys);
+    sign_approval(&work, &keys, "bob");
+    // The same approver twice is still one approver.
+    sign_approval(&work, &keys, "bob");
+    rejected_for_missing_approval(&push_main(&server, &work), "bob");
+}
+
+#[test]
+fn a_key_not_in_allowed_signers_does_not_count() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let (server, work) = setup(&keys);
+    sign_approval(&work, &keys, "bob");
+    sign_approval(&work, &keys, "eve");
+    rejected_for_missing_approval(&push_main(&server, &work), "bob");
+}
+
+#[test]
+fn unsigned_approved_by_trailers_are_not_evidence() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let (server, work) = setup(&keys);
+    work.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "Approve\n\nApproved-by: bob\nApproved-by: carol",
+    ]);
+    rejected_for_missing_approval(&push_main(&server, &work), "none");
+}
+
+#[test]
+fn approvals_signed_before_a_later_change_do_not_cover_it() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let (server, work) = setup(&keys);
+    sign_approval(&work, &keys, "bob");
+    sign_approval(&work, &keys, "carol");
+    work.write("clusters/prod/app.yaml", APP.replace('2', "30"));
+    work.commit_all("sneak in more replicas");
+    rejected_for_missing_approval(&push_main(&server, &work), "none");
+}
+
+#[test]
+fn changes_outside_the_rule_paths_need_no_approval() {
+    if !ssh_keygen_available() {
+        return;
+    }
+    let keys = Keys::new(&["bob", "carol", "dave"]);
+    let (server, work) = setup(&keys);
+    work.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    work.write("clusters/dev/app.yaml", APP.replace('2', "5"));
+    work.commit_all("scale dev");
+    let pushed = push_main(&server, &work);
+    assert!(pushed.ok, "{}", pushed.stderr);
+}
