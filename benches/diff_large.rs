@@ -1,0 +1,101 @@
+//! The dry-run diff of two revisions of the largest corpus repository (xunholy/k8s-gitops, 713
+//! files, 128 kustomizations). The head revision bumps every `interval:` in one in four files, adds
+//! an object to one in ten, deletes a few files and renames one app directory; kustomizations the
+//! change touches are rendered for real with `kubectl kustomize` at both sides.
+//!
+//! Run with `cargo bench --bench diff_large`; prints the best of three runs and what was diffed.
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
+#[path = "../tests/common/git.rs"]
+mod git;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use git::TestRepo;
+use stategate::config::Config;
+use stategate::diff::{DiffOptions, Status, diff_trees};
+use stategate::tree::GitTree;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("STATEGATE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    dir.is_dir().then_some(dir)
+}
+
+fn copy_tree(from: &Path, root: &Path, repo: &TestRepo, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(from) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, root, repo, out);
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            repo.write(&rel, std::fs::read(&path).expect("read corpus file"));
+            out.push(rel);
+        }
+    }
+}
+
+fn main() {
+    let Some(corpus) = corpus() else {
+        println!("skipping: corpus not found (set STATEGATE_CORPUS)");
+        return;
+    };
+    let source = corpus.join("gitops-repos/xunholy-k8s-gitops");
+    let repo = TestRepo::new();
+    let mut files = Vec::new();
+    copy_tree(&source, &source, &repo, &mut files);
+    files.sort();
+    let base = repo.commit_all("snapshot");
+
+    let mut touched = 0;
+    for (i, path) in files.iter().enumerate() {
+        let Ok(text) = std::fs::read_to_string(repo.abs(path)) else { continue };
+        let mut new = text.clone();
+        if i % 4 == 0 {
+            new = new.replace("interval: 1h", "interval: 2h").replace("interval: 30m", "interval: 45m");
+        }
+        if i % 10 == 0 && path.ends_with(".yaml") && !path.ends_with("kustomization.yaml") {
+            new.push_str(&format!(
+                "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-{i}\ndata:\n  k: v\n"
+            ));
+        }
+        if i % 97 == 5 && !path.ends_with("kustomization.yaml") {
+            repo.remove(path);
+            touched += 1;
+        } else if new != text {
+            repo.write(path, new);
+            touched += 1;
+        }
+    }
+    let head = repo.commit_all("bench change");
+
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let config = Config::default();
+    let mut best = Duration::MAX;
+    let mut summary = String::new();
+    for _ in 0..3 {
+        let base_tree = GitTree::open(&git, &base).expect("base");
+        let head_tree = GitTree::open(&git, &head).expect("head");
+        let start = Instant::now();
+        let result = diff_trees(&base_tree, &head_tree, &config, &DiffOptions::default());
+        best = best.min(start.elapsed());
+        let n = |s| result.count(s);
+        summary = format!(
+            "{} added, {} changed, {} removed, {} moved, {} unchanged; {} findings",
+            n(Status::Added),
+            n(Status::Changed),
+            n(Status::Removed),
+            n(Status::Moved),
+            n(Status::Unchanged),
+            result.findings.len()
+        );
+    }
+    println!(
+        "diff_large: {} files, {touched} touched: {summary}\ndiff_large: best of 3: {:.2?}",
+        files.len(),
+        best
+    );
+}
