@@ -192,6 +192,8 @@ fn a_broken_kustomization_is_a_finding_with_the_renderers_message() {
     assert_eq!(finding["rule"], "render/failed");
     let stderr = finding["metadata"]["stderr"].as_str().expect("stderr kept");
     assert!(stderr.contains("missing.yaml"), "{stderr}");
+    // The overlay rendered at base only: its objects are not reported as removed.
+    assert_eq!(value["summary"]["removed"], 0);
 }
 
 #[test]

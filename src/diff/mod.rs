@@ -17,11 +17,12 @@ pub mod normalize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::finding::{Finding, Rule, Verdict};
+use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::{is_helm_template, load_file};
 use crate::object::ObjectId;
 use crate::render::{self, Checkout, KustomizeGraph, RenderOutput, Renderer};
@@ -287,14 +288,23 @@ fn render_touched(
         return out;
     }
     let command = render::kustomize_command(&config.render);
-    for (side, tree, graph) in [("base", base, &graphs[0]), ("head", head, &graphs[1])] {
+    let targets: Vec<(&String, bool)> = roots
+        .iter()
+        .map(|r| (r, false))
+        .chain(charts.iter().filter(|_| helm).map(|c| (c, true)))
+        .collect();
+    let mut outputs: [Vec<RenderOutput>; 2] = Default::default();
+    for (slot, (side, tree, graph)) in [("base", base, &graphs[0]), ("head", head, &graphs[1])]
+        .into_iter()
+        .enumerate()
+    {
         // Only what the renderers read is written: the kustomizations' closures (plus every file
         // beside a kustomization, for references the graph does not parse) and the charts.
         let closure: BTreeSet<String> = roots.iter().flat_map(|r| graph.closure(r)).collect();
         let wanted = |p: &str| {
+            let dir = render::graph::split(p).0;
             closure.contains(p)
-                || graph.dirs.contains_key(render::graph::split(p).0)
-                    && closure.contains(render::graph::split(p).0)
+                || graph.dirs.contains_key(dir) && closure.contains(dir)
                 || charts.iter().any(|c| within(p, c))
         };
         let checkout = match Checkout::write(tree, &wanted) {
@@ -309,43 +319,63 @@ fn render_touched(
         };
         let dirs: Vec<String> = roots.iter().cloned().collect();
         checkout.annotate_origins(graph, &dirs);
-        let mut outputs: Vec<RenderOutput> = roots
-            .iter()
-            .map(|dir| render::render_kustomize(&checkout, graph, dir, &command, side))
+        // Renderers are separate processes: run them side by side.
+        outputs[slot] = targets
+            .par_iter()
+            .map(|(dir, chart)| match chart {
+                true => render::render_helm(&checkout, dir, side),
+                false => render::render_kustomize(&checkout, graph, dir, &command, side),
+            })
             .collect();
-        if helm {
-            outputs.extend(
-                charts
-                    .iter()
-                    .map(|dir| render::render_helm(&checkout, dir, side)),
-            );
+    }
+    let [base_out, head_out] = outputs;
+    for i in 0..targets.len() {
+        let sides = [base_out.get(i), head_out.get(i)];
+        let failed = sides
+            .iter()
+            .any(|o| o.is_none_or(|o| o.findings.iter().any(|f| f.severity == Severity::Error)));
+        findings.extend(
+            sides
+                .iter()
+                .flatten()
+                .flat_map(|o| o.findings.iter().cloned()),
+        );
+        if failed {
+            // A side that did not render would show every object of the other as added or
+            // removed; the finding says the diff is incomplete instead.
+            continue;
         }
-        let items = if side == "base" {
-            &mut out.base
-        } else {
-            &mut out.head
-        };
-        for output in outputs {
-            findings.extend(output.findings);
-            // Position counts within the origin file, so a renamed file pairs object by object.
-            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-            for (n, o) in output.objects.into_iter().enumerate() {
-                let file = o.origin.clone().unwrap_or_else(|| o.dir.clone());
-                let index = *seen.entry(file).and_modify(|i| *i += 1).or_insert(0);
-                items.push(Item {
-                    id: normalize::cluster_id(ObjectId::of(&o.value, &o.dir, n)),
-                    value: o.value,
-                    source: Source {
-                        path: o.dir,
-                        rendered_by: Some(o.renderer),
-                        origin: o.origin,
-                    },
-                    index,
-                });
-            }
+        for (items, output) in [(&mut out.base, sides[0]), (&mut out.head, sides[1])] {
+            items.extend(rendered_items(
+                output.map(|o| o.objects.clone()).unwrap_or_default(),
+            ));
         }
     }
     out
+}
+
+/// Rendered objects as diff items. Positions count within the origin file, so a renamed file pairs
+/// object by object.
+fn rendered_items(objects: Vec<render::RenderedObject>) -> Vec<Item> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    objects
+        .into_iter()
+        .enumerate()
+        .map(|(n, o)| {
+            let file = o.origin.clone().unwrap_or_else(|| o.dir.clone());
+            let index = *seen.entry(file).and_modify(|i| *i += 1).or_insert(0);
+            Item {
+                id: normalize::cluster_id(ObjectId::of(&o.value, &o.dir, n)),
+                value: o.value,
+                source: Source {
+                    path: o.dir,
+                    rendered_by: Some(o.renderer),
+                    origin: o.origin,
+                },
+                index,
+            }
+        })
+        .collect()
 }
 
 /// Chart directories (with a `Chart.yaml`) matched by `render.helm` that the change touches.
