@@ -588,3 +588,48 @@ fn unrelated_histories_have_no_merge_base() {
         .to_string();
     assert!(err.contains("no merge base"), "{err}");
 }
+
+#[test]
+fn a_file_removed_from_the_index_but_kept_on_disk_is_deleted() {
+    // `git rm --cached`: the next commit deletes the file, so, like `git diff HEAD`, the working
+    // tree mode reports a deletion (with its content) even though the bytes are still on disk.
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.write("b.yaml", "b: 1\n");
+    repo.commit_all("initial");
+    repo.git(&["rm", "-q", "--cached", "a.yaml"]);
+    repo.write("b.yaml", "b: 2\n");
+
+    let worktree = detect(&repo, ChangeMode::WorkTree, &[]);
+    assert_eq!(
+        summary(&worktree),
+        vec![
+            (Action::Deleted, "a.yaml", None),
+            (Action::Modified, "b.yaml", None)
+        ]
+    );
+    assert_eq!(text(&file(&worktree, "a.yaml").before), Some("a: 1\n"));
+    let staged = detect(&repo, ChangeMode::Staged, &[]);
+    assert_eq!(summary(&staged), vec![(Action::Deleted, "a.yaml", None)]);
+}
+
+#[test]
+fn a_bare_repository_has_ranges_but_no_working_tree() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    let base = repo.commit_all("initial");
+    repo.write("a.yaml", "a: 2\n");
+    let head = repo.commit_all("edit");
+    let bare = tempfile::tempdir().expect("temp dir");
+    let bare_path = bare.path().join("repo.git");
+    repo.git(&["clone", "-q", "--bare", ".", &bare_path.to_string_lossy()]);
+
+    let set = detect_changes(&bare_path, &range(&base, &head), &[]).expect("range in a bare repo");
+    assert_eq!(summary(&set), vec![(Action::Modified, "a.yaml", None)]);
+    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 2\n"));
+
+    let err = detect_changes(&bare_path, &ChangeMode::WorkTree, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bare repository"), "{err}");
+}
