@@ -633,3 +633,26 @@ fn a_bare_repository_has_ranges_but_no_working_tree() {
         .to_string();
     assert!(err.contains("bare repository"), "{err}");
 }
+
+#[test]
+fn an_untracked_nested_repository_is_skipped_not_entered() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit_all("initial");
+    repo.write("nested/inner.yaml", "i: 1\n");
+    repo.git_in(&repo.abs("nested"), &["init", "-q", "-b", "main"]);
+
+    for mode in [ChangeMode::WorkTree, ChangeMode::All { rev: None }] {
+        let set = detect(&repo, mode.clone(), &[]);
+        assert!(
+            set.paths().all(|p| !p.starts_with("nested")),
+            "{mode:?}: {:?}",
+            summary(&set)
+        );
+        assert_eq!(
+            skipped(&set),
+            vec![("nested", "nested git repository, not followed")],
+            "{mode:?}"
+        );
+    }
+}

@@ -463,10 +463,16 @@ fn kind_name(mode: FileMode) -> &'static str {
     }
 }
 
+/// The `/` path of one side; untracked directories (nested repositories) lose git's trailing `/`.
 fn path_of(file: git2::DiffFile<'_>) -> String {
-    file.path()
+    let path = file
+        .path()
         .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match path.strip_suffix('/') {
+        Some(dir) => dir.to_string(),
+        None => path,
+    }
 }
 
 /// git calls a file binary when its first 8000 bytes hold a NUL.
