@@ -18,7 +18,8 @@ pub enum ChangeMode {
     WorkTree,
     /// Index against HEAD (`--staged`, the pre-commit mode).
     Staged,
-    /// `git diff base...head`: head against the merge base of the two.
+    /// `git diff base...head`: head against the merge base of the two (which is what
+    /// [`ChangeSet::base`] then names, not `base` itself).
     Range { base: String, head: String },
     /// Every file of HEAD's tree (`--all --head REV`) or of the working tree (`--all`).
     All { rev: Option<String> },
@@ -132,7 +133,7 @@ pub fn detect_changes_in(
     Ok(set)
 }
 
-/// The working tree side of a diff, or a tree.
+/// Where the new side of a diff is read from.
 enum NewSide<'r> {
     Tree(git2::Tree<'r>),
     Index,
@@ -152,23 +153,11 @@ struct Plan<'r> {
 impl<'r> Plan<'r> {
     fn new(repo: &'r Repository, mode: &ChangeMode) -> Result<Plan<'r>, ChangeError> {
         match mode {
-            ChangeMode::WorkTree | ChangeMode::Staged => {
-                let head = head_commit(repo)?;
-                let (new, needs_workdir) = match mode {
-                    ChangeMode::WorkTree => (NewSide::WorkDir, Some("checking the working tree")),
-                    _ => (NewSide::Index, None),
-                };
-                if let Some(what) = needs_workdir {
-                    require_workdir(repo, what)?;
-                }
-                Ok(Plan {
-                    old: head.as_ref().map(tree_of).transpose()?,
-                    base: head.as_ref().map(git2::Commit::id),
-                    head: None,
-                    new,
-                    renames: true,
-                })
+            ChangeMode::WorkTree => {
+                require_workdir(repo, "checking the working tree")?;
+                Plan::against_head(repo, NewSide::WorkDir)
             }
+            ChangeMode::Staged => Plan::against_head(repo, NewSide::Index),
             ChangeMode::Range { base, head } => {
                 let base_commit = commit_at(repo, base)?;
                 let head_commit = commit_at(repo, head)?;
@@ -210,6 +199,18 @@ impl<'r> Plan<'r> {
                 })
             }
         }
+    }
+
+    /// HEAD against `new`; without commits yet, against nothing (everything is added).
+    fn against_head(repo: &'r Repository, new: NewSide<'r>) -> Result<Plan<'r>, ChangeError> {
+        let head = head_commit(repo)?;
+        Ok(Plan {
+            old: head.as_ref().map(tree_of).transpose()?,
+            base: head.as_ref().map(git2::Commit::id),
+            head: None,
+            new,
+            renames: true,
+        })
     }
 
     fn new_side_is_workdir(&self) -> bool {
