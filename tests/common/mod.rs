@@ -16,8 +16,14 @@ pub fn corpus() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("corpus not found at {} (CI=true requires it; set STATEGATE_CORPUS)", dir.display());
+        panic!(
+            "corpus not found at {} (CI=true requires it; set STATEGATE_CORPUS)",
+            dir.display()
+        );
     }
-    eprintln!("skipping: corpus not found at {} (set STATEGATE_CORPUS)", dir.display());
+    eprintln!(
+        "skipping: corpus not found at {} (set STATEGATE_CORPUS)",
+        dir.display()
+    );
     None
 }
