@@ -8,13 +8,13 @@ use clap::{Parser, Subcommand};
 use stategate::cli::check::{CheckArgs, run_check};
 use stategate::cli::diff::{DiffArgs, run_diff};
 use stategate::cli::hook::{
+    PreReceiveArgs, install_pre_commit, install_pre_receive, run_pre_receive,
+};
 
 // glibc's allocator spent a third of a corpus-wide check in malloc/free and arena growth across the
 // worker threads; mimalloc cuts that.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-    PreReceiveArgs, install_pre_commit, install_pre_receive, run_pre_receive,
-};
 
 #[derive(Parser)]
 #[command(
