@@ -175,12 +175,12 @@ pub fn diff_trees(
     let environments = Environments::new(config);
     let masker = mask::Masker::new(&config.diff.mask);
     let mut objects = match_items(base_items, head_items, &renames, &masker, &environments);
-    objects.sort_by(|a, b| {
-        (&a.environment, a.kind(), a.id.to_string()).cmp(&(
-            &b.environment,
-            b.kind(),
-            b.id.to_string(),
-        ))
+    objects.sort_by_cached_key(|o| {
+        (
+            o.environment.clone(),
+            o.kind().to_string(),
+            o.id.to_string(),
+        )
     });
     DiffResult {
         base: base.describe(),
@@ -221,7 +221,7 @@ fn detect_renames(
     let mut scored = Vec::new();
     for (old, a) in &removed {
         for (new, b) in &added {
-            if !everything && graph_name(old) != graph_name(new) {
+            if !everything && file_name(old) != file_name(new) {
                 continue;
             }
             let ratio = similar::TextDiff::from_lines(a, b).ratio();
@@ -241,7 +241,7 @@ fn detect_renames(
     renames
 }
 
-fn graph_name(path: &str) -> &str {
+fn file_name(path: &str) -> &str {
     render::graph::split(path).1
 }
 

@@ -237,14 +237,23 @@ fn run(
         }
     };
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        let finding = Finding::error(
+        let stderr = clean_stderr(&String::from_utf8_lossy(&output.stderr), &checkout.root);
+        let mut finding = Finding::error(
             Rule::RenderFailed,
             format!("`{shown}` failed at {side}: {stderr}"),
         )
         .in_file(file)
-        .with_meta("stderr", stderr)
+        .with_meta("stderr", stderr.clone())
         .with_meta("side", side);
+        if stderr.contains("is not in or below") {
+            // Flux builds without kustomize's load restrictor; the gate keeps it on by default
+            // because a kustomization could otherwise read files outside the repository.
+            finding = finding.help(
+                "the kustomization reads a file outside its directory; if the repository relies on \
+                 that (as Flux allows), set `render.kustomize_command: [kubectl, kustomize, \
+                 --load-restrictor, LoadRestrictionsNone]`",
+            );
+        }
         return failed(finding);
     }
     parse_output(&output.stdout, dir, file, side, renderer)
@@ -286,6 +295,28 @@ fn parse_output(
     out
 }
 
+/// The renderer's message with the temporary checkout's path taken out (paths read as
+/// repository paths) and klog's `E1125 19:25:10.722087 19369 run.go:72] ` prefixes dropped.
+fn clean_stderr(stderr: &str, root: &Path) -> String {
+    let root = root.to_string_lossy();
+    let text = stderr
+        .replace(&format!("{root}/"), "")
+        .replace(root.as_ref(), ".");
+    text.trim()
+        .lines()
+        .map(|line| {
+            let klog = line.len() > 5
+                && matches!(line.as_bytes()[0], b'E' | b'W' | b'I' | b'F')
+                && line.as_bytes()[1..5].iter().all(u8::is_ascii_digit);
+            match line.split_once("] ") {
+                Some((_, rest)) if klog => rest,
+                _ => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 const ORIGIN: &str = "config.kubernetes.io/origin";
 
 /// Remove the origin annotation kustomize added (it is not desired state) and return its `path`,
@@ -312,5 +343,21 @@ fn failed(finding: Finding) -> RenderOutput {
     RenderOutput {
         objects: Vec::new(),
         findings: vec![finding],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renderer_messages_lose_the_temporary_path_and_klog_prefix() {
+        let root = Path::new("/tmp/stategate-render-1-2-3");
+        let stderr = "E1125 19:25:10.722087   19369 run.go:72] \"command failed\" err=\"open \
+                      /tmp/stategate-render-1-2-3/apps/x.yaml: no such file\"\n";
+        assert_eq!(
+            clean_stderr(stderr, root),
+            "\"command failed\" err=\"open apps/x.yaml: no such file\""
+        );
     }
 }
