@@ -51,8 +51,8 @@ impl Gate {
     /// Read the config from `--config FILE` or from `.stategate.yaml` in the trusted tree.
     /// An invalid config is a set of `config/invalid` findings: the caller exits 2.
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
-        let (config, origin) = read_config(trusted.as_ref(), config_file)?;
-        let paths = PathRules::new(&config).map_err(|f| report_of(vec![f], BTreeMap::new()))?;
+        let (config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
+        let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         Ok(Gate {
             config,
             origin,
@@ -286,19 +286,19 @@ fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>)
 fn read_config(
     trusted: &dyn Tree,
     config_file: Option<&Path>,
-) -> Result<(Config, ConfigOrigin), Report> {
+) -> Result<(Config, ConfigOrigin), Box<Report>> {
     let (name, text, origin) = match config_file {
         Some(path) => {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| {
-                report_of(
+                Box::new(report_of(
                     vec![
                         Finding::error(Rule::ConfigInvalid, format!("cannot read config: {e}"))
                             .in_file(&name)
                             .help("check the path given to --config"),
                     ],
                     BTreeMap::new(),
-                )
+                ))
             })?;
             (name.clone(), text, ConfigOrigin::File(name))
         }
@@ -323,7 +323,10 @@ fn read_config(
         Ok(config) => Ok((config, origin)),
         Err(error) => {
             let source = Arc::new(SourceFile::new(name.clone(), text));
-            Err(report_of(error.findings, BTreeMap::from([(name, source)])))
+            Err(Box::new(report_of(
+                error.findings,
+                BTreeMap::from([(name, source)]),
+            )))
         }
     }
 }
@@ -336,9 +339,12 @@ struct PathRules {
 }
 
 impl PathRules {
-    fn new(config: &Config) -> Result<PathRules, Finding> {
+    fn new(config: &Config) -> Result<PathRules, Box<Finding>> {
         let invalid = |e: globset::Error| {
-            Finding::error(Rule::ConfigInvalid, format!("invalid glob: {e}")).in_file(CONFIG_FILE)
+            Box::new(
+                Finding::error(Rule::ConfigInvalid, format!("invalid glob: {e}"))
+                    .in_file(CONFIG_FILE),
+            )
         };
         let environments = config
             .environments

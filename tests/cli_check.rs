@@ -246,7 +246,7 @@ fn helm_templates_binary_files_and_symlinks_are_skipped_with_a_note() {
         "charts/web/templates/deploy.yaml",
         "kind: {{ .Values.kind }}\n",
     );
-    repo.write("apps/logo.json", b"\x89PNG\x00\x00binary".to_vec());
+    repo.write("apps/logo.json", b"\x89PNG\x00\x00binary");
     repo.symlink("/etc/passwd", "apps/passwd.yaml");
     let out = stategate(&repo, &["check", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
