@@ -68,7 +68,7 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
     let report = gate.check(&change, &head_tree);
     findings.extend(report.findings);
-    findings.extend(change_policies(&gate, update, ctx, &change, &range)?);
+    findings.extend(change_policies(repo, &gate, update, ctx, &change, &range)?);
     if !ctx.through_pull_request {
         let paths: Vec<&str> = change
             .files
@@ -319,13 +319,26 @@ fn pushed_commit(commit: &git2::Commit<'_>) -> PushedCommit {
 
 /// Change policies (`package stategate.change`) judge the whole change of the ref.
 fn change_policies(
+    repo: &Repository,
     gate: &Gate,
     update: &RefUpdate,
     ctx: &PushContext,
     change: &ChangeSet,
     range: &PushedRange,
 ) -> Judged {
-    if !has_change_policies(gate) {
+    let trusted_commit = match ctx.config_dir {
+        Some(_) => None,
+        None => trusted_commit(repo, update),
+    };
+    // Listing a directory of a git tree walks the whole tree; look the root up first.
+    let root_exists = |root: &str| {
+        trusted_commit.is_none_or(|commit| {
+            repo.find_commit(commit)
+                .and_then(|c| c.tree())
+                .is_ok_and(|tree| root.is_empty() || tree.get_path(Path::new(root)).is_ok())
+        })
+    };
+    if !has_change_policies(gate, root_exists) {
         return Ok(Vec::new());
     }
     let policies = match PolicySet::load(&gate.config.policies, gate.trusted()) {
@@ -372,10 +385,14 @@ fn change_policies(
 
 /// Building the change input loads every changed file twice; skip it when no trusted policy
 /// declares the change package.
-fn has_change_policies(gate: &Gate) -> bool {
+fn has_change_policies(gate: &Gate, root_exists: impl Fn(&str) -> bool) -> bool {
     let trusted = gate.trusted();
     gate.config.policies.paths.iter().any(|root| {
-        let files = trusted.files_under(root.trim_end_matches('/'));
+        let root = root.trim_end_matches('/');
+        if !root_exists(root) {
+            return false;
+        }
+        let files = trusted.files_under(root);
         files.iter().filter(|p| p.ends_with(".rego")).any(|p| {
             trusted.read(p).is_some_and(|text| {
                 String::from_utf8_lossy(&text).contains(crate::policy::CHANGE_PACKAGE)
@@ -423,4 +440,12 @@ pub fn trusted_config(
 ) -> Option<crate::config::Config> {
     let trusted = trusted_tree(repo, update, config_dir).ok()?;
     Gate::open(trusted, None).ok().map(|gate| gate.config)
+}
+
+/// The commit the trust rule reads from (see [`trusted_tree`]), when it is a commit.
+fn trusted_commit(repo: &Repository, update: &RefUpdate) -> Option<Oid> {
+    match update.kind() {
+        UpdateKind::Create => repo.head().ok().and_then(|h| h.target()),
+        _ => peel_commit(repo, &update.old),
+    }
 }
