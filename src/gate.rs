@@ -113,9 +113,20 @@ impl Gate {
         }
         stats.documents = documents.len();
 
-        let crds = self.crds(&documents, &options);
-        match SchemaSet::build(&self.config.schemas, self.trusted(), &crds) {
-            Ok(schemas) => {
+        let crds = if documents.is_empty() {
+            Vec::new()
+        } else {
+            self.crds(&documents, &options)
+        };
+        // Nothing to validate: do not pay for decoding the embedded schemas.
+        let schemas = if documents.is_empty() {
+            Ok(None)
+        } else {
+            SchemaSet::build(&self.config.schemas, self.trusted(), &crds).map(Some)
+        };
+        match schemas {
+            Ok(None) => {}
+            Ok(Some(schemas)) => {
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
                     .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
