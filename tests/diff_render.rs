@@ -235,3 +235,58 @@ fn a_bad_revision_is_exit_2_with_a_message() {
     assert!(out.is_empty());
     assert!(err.contains("no-such-branch"), "{err}");
 }
+
+#[test]
+fn a_regenerated_secret_is_one_changed_object_and_its_values_stay_hidden() {
+    let (repo, _) = overlay_repo();
+    let generator = |password: &str| {
+        format!(
+            "resources:\n  - ../../base\nnamespace: prod\nnamePrefix: prod-\npatches:\n  - path: replicas.yaml\n\
+             secretGenerator:\n  - name: creds\n    literals:\n      - password={password}\n"
+        )
+    };
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        generator("first-Pa55word"),
+    );
+    let base = repo.commit_all("creds");
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        generator("second-Pa55word"),
+    );
+    let head = repo.commit_all("rotate creds");
+    let result = diff(&repo, &base, &head);
+    let changed: Vec<_> = result
+        .objects
+        .iter()
+        .filter(|o| o.status != Status::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    let secret = changed[0];
+    assert_eq!(secret.status, Status::Changed);
+    assert!(
+        secret
+            .previous_id
+            .as_ref()
+            .is_some_and(|p| p.to_string().starts_with("v1/Secret/prod/prod-creds-"))
+    );
+    assert!(
+        secret.changed_fields.contains(&"data.password".to_string()),
+        "{:?}",
+        secret.changed_fields
+    );
+    for format in [Format::Human, Format::Json, Format::Markdown] {
+        let (code, out, _) = cli(&repo, &base, format);
+        assert_eq!(code, 0);
+        assert!(out.contains("<masked, changed>"), "{out}");
+        // Neither the literal nor its base64 form (as kustomize stores it) may show.
+        for value in [
+            "first-Pa55word",
+            "second-Pa55word",
+            "Zmlyc3QtUGE1NXdvcmQ=",
+            "c2Vjb25kLVBhNTV3b3Jk",
+        ] {
+            assert!(!out.contains(value), "{value} leaked:\n{out}");
+        }
+    }
+}

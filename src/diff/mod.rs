@@ -524,10 +524,38 @@ fn match_items(
             && b.index == h.index
             && b.id.kind() == h.id.kind()
     };
+    // A kustomize generator's ConfigMap or Secret changes name with its content (a hash suffix):
+    // the same generator in the same directory is the same object, changed.
+    let regenerated = |b: &Item, h: &Item| {
+        b.source.rendered_by.is_some()
+            && b.source.path == h.source.path
+            && match (&b.id, &h.id) {
+                (
+                    ObjectId::Kube {
+                        api_version: av,
+                        kind: k,
+                        namespace: ns,
+                        name: n,
+                    },
+                    ObjectId::Kube {
+                        api_version: av2,
+                        kind: k2,
+                        namespace: ns2,
+                        name: n2,
+                    },
+                ) => {
+                    (av, k, ns) == (av2, k2, ns2)
+                        && strip_hash(n).is_some()
+                        && strip_hash(n) == strip_hash(n2)
+                }
+                _ => false,
+            }
+    };
     for rule in [
         &same_place as &dyn Fn(&Item, &Item) -> bool,
         &same_id,
         &renamed,
+        &regenerated,
     ] {
         pair_up(&mut base, &mut head, rule, &mut pairs);
     }
@@ -537,6 +565,13 @@ fn match_items(
         .into_iter()
         .map(|(b, h)| compare(b, h, masker, environments))
         .collect()
+}
+
+/// The name without kustomize's content-hash suffix (`-` and ten characters of its alphabet).
+fn strip_hash(name: &str) -> Option<&str> {
+    const HASH_CHARS: &str = "2456789bcdfghkmt";
+    let (stem, hash) = name.rsplit_once('-')?;
+    (hash.len() == 10 && hash.chars().all(|c| HASH_CHARS.contains(c))).then_some(stem)
 }
 
 /// Pair remaining base and head items that satisfy `rule`, each at most once. Items are indexed

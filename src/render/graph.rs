@@ -260,4 +260,48 @@ mod tests {
         );
         assert_eq!(k.remote, vec!["https://example.com/crd.yaml"]);
     }
+
+    fn graph(files: &[(&str, &str)]) -> KustomizeGraph {
+        let tree = crate::tree::MemTree {
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+            name: "test".into(),
+        };
+        KustomizeGraph::build(&tree)
+    }
+
+    #[test]
+    fn a_changed_base_renders_every_overlay_up_to_the_nearest_listed_directory() {
+        let g = graph(&[
+            ("apps/web/kustomization.yaml", "resources: [deploy.yaml]\n"),
+            ("apps/web/deploy.yaml", "kind: Deployment\n"),
+            (
+                "clusters/prod/kustomization.yaml",
+                "resources: [../../apps/web]\n",
+            ),
+            (
+                "clusters/staging/kustomization.yaml",
+                "resources: [../../apps/web]\n",
+            ),
+        ]);
+        let none = GlobSet::empty();
+        let roots: Vec<String> = g
+            .roots_for("apps/web/deploy.yaml", &none)
+            .into_iter()
+            .collect();
+        assert_eq!(roots, vec!["clusters/prod", "clusters/staging"]);
+        let mut listed = globset::GlobSetBuilder::new();
+        listed.add(globset::Glob::new("apps/*").expect("glob"));
+        let listed = listed.build().expect("globset");
+        let roots: Vec<String> = g
+            .roots_for("apps/web/deploy.yaml", &listed)
+            .into_iter()
+            .collect();
+        assert_eq!(roots, vec!["apps/web"]);
+        // A file no kustomization reads renders nothing (it is diffed as a plain file).
+        assert!(g.roots_for("apps/web/notes.yaml", &none).is_empty());
+        assert!(g.closure("clusters/prod").contains("apps/web/deploy.yaml"));
+    }
 }
