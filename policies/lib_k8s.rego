@@ -5,11 +5,18 @@ import rego.v1
 
 workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"}
 
-pod_spec := input.spec if input.kind == "Pod"
+pod_spec_paths := object.union(
+	{kind: ["spec", "template", "spec"] | some kind in workload_kinds},
+	{"Pod": ["spec"], "CronJob": ["spec", "jobTemplate", "spec", "template", "spec"]},
+)
 
-pod_spec := input.spec.template.spec if workload_kinds[input.kind]
-
-pod_spec := input.spec.jobTemplate.spec.template.spec if input.kind == "CronJob"
+# One definition on purpose: alternative definitions of a complete rule may conflict, and
+# policies without such rules run on regorus' faster VM.
+pod_spec := spec if {
+	path := pod_spec_paths[input.kind]
+	spec := object.get(input, path, null)
+	spec != null
+}
 
 # Every container of the pod spec, with the field it sits in.
 containers contains [field, container] if {

@@ -44,6 +44,31 @@ impl EnginePool {
     }
 }
 
+/// Reusable per-worker state built by a factory (regorus VMs are not `Sync` either).
+pub struct Pool<T> {
+    make: Box<dyn Fn() -> T + Send + Sync>,
+    idle: Mutex<Vec<T>>,
+}
+
+impl<T> Pool<T> {
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Pool {
+            make: Box::new(make),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut item = taken.unwrap_or_else(|| (self.make)());
+        let result = f(&mut item);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(item);
+        }
+        result
+    }
+}
+
 pub fn timer(timeout_ms: u64) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit: Duration::from_millis(timeout_ms.max(1)),

@@ -5,6 +5,7 @@
 //! engine, and evaluated by clones of it, so rayon workers never share an engine.
 
 mod eval;
+mod fast;
 pub mod gatekeeper;
 mod source;
 pub mod verify;
@@ -74,6 +75,9 @@ pub struct ReviewInput {
     pub commit: Option<String>,
 }
 
+/// A rule's value for one document, or the evaluation error.
+type RuleOutcome = Result<regorus::Value, String>;
+
 /// A rule whose results become findings.
 #[derive(Debug, Clone)]
 struct Target {
@@ -89,6 +93,10 @@ struct Target {
 pub struct PolicySet {
     pool: EnginePool,
     documents: Vec<Target>,
+    /// The packages of `documents`, each evaluated once per document.
+    document_packages: Vec<String>,
+    /// The compiled VM program for `documents`, if the RVM compiler takes the policies.
+    fast: Option<fast::FastPath>,
     change: Vec<Target>,
     /// Packages that define conftest's `exception` rule.
     exception_packages: BTreeSet<String>,
@@ -199,9 +207,30 @@ impl PolicySet {
             }
         }
         let notes = gatekeeper.notes.clone();
+        let mut document_packages: Vec<String> = Vec::new();
+        for target in &documents {
+            if !document_packages.contains(&target.package) {
+                document_packages.push(target.package.clone());
+            }
+        }
+        let plans: Vec<fast::PackagePlan> = document_packages
+            .iter()
+            .map(|package| fast::PackagePlan {
+                package: package.clone(),
+                has_exception: exception_packages.contains(package),
+                rule_paths: documents
+                    .iter()
+                    .filter(|t| &t.package == package)
+                    .map(|t| t.path.clone())
+                    .collect(),
+            })
+            .collect();
+        let fast = fast::FastPath::compile(&engine, &plans, config.timeout_ms);
         Ok(PolicySet {
             pool: EnginePool::new(engine),
             documents,
+            document_packages,
+            fast,
             change,
             exception_packages,
             uses_context,
@@ -238,23 +267,9 @@ impl PolicySet {
             return Vec::new();
         }
         let subject = format!("{} (document {})", doc.path(), doc.index + 1);
-        let raw = self.pool.with(|engine| {
-            let input = eval::to_rego(&doc.value);
-            if self.uses_context {
-                let context = serde_json::to_value(ctx).unwrap_or(Value::Null);
-                // The document and its context travel together; each query unpacks them with
-                // `with input as input.doc with data.stategate.file as input.file`.
-                engine.set_input(engine_input(input, &context));
-            } else {
-                engine.set_input(input);
-            }
-            let excepted = self.exceptions(engine, doc);
-            self.documents
-                .iter()
-                .filter(|t| !excepted.contains(conftest_name(&t.rule)))
-                .map(|t| (t, self.eval_target(engine, t, self.uses_context)))
-                .collect::<Vec<_>>()
-        });
+        let raw = self
+            .fast_results(doc, ctx)
+            .unwrap_or_else(|| self.interpreter_results(doc, ctx));
         let location = doc.locate("");
         let mut findings = Vec::new();
         for (target, outcome) in raw {
@@ -279,21 +294,112 @@ impl PolicySet {
         findings
     }
 
-    fn eval_target(
+    /// The VM's results, or `None` when they must come from the interpreter.
+    fn fast_results(
+        &self,
+        doc: &Document,
+        ctx: &FileContext,
+    ) -> Option<Vec<(&Target, RuleOutcome)>> {
+        let fast = self.fast.as_ref()?;
+        let context = self
+            .uses_context
+            .then(|| eval::to_rego(&serde_json::to_value(ctx).unwrap_or(Value::Null)));
+        let groups = fast.run(eval::to_rego(&doc.value), context)?;
+        let mut out = Vec::new();
+        for (package, values) in self.document_packages.iter().zip(groups) {
+            let has_exception = self.exception_packages.contains(package);
+            let excepted = match has_exception {
+                true => values.first().map(exception_names).unwrap_or_default(),
+                false => BTreeSet::new(),
+            };
+            let targets = self.documents.iter().filter(|t| &t.package == package);
+            out.extend(
+                targets
+                    .zip(values.into_iter().skip(usize::from(has_exception)))
+                    .filter(|(t, _)| !excepted.contains(conftest_name(&t.rule)))
+                    .map(|(t, value)| (t, Ok(value))),
+            );
+        }
+        Some(out)
+    }
+
+    fn interpreter_results(
+        &self,
+        doc: &Document,
+        ctx: &FileContext,
+    ) -> Vec<(&Target, RuleOutcome)> {
+        self.pool.with(|engine| {
+            let input = eval::to_rego(&doc.value);
+            if self.uses_context {
+                let context = serde_json::to_value(ctx).unwrap_or(Value::Null);
+                // The document and its context travel together; each query unpacks them with
+                // `with input as input.doc with data.stategate.file as input.file`.
+                engine.set_input(engine_input(input, &context));
+            } else {
+                engine.set_input(input);
+            }
+            let mut out = Vec::new();
+            for package in &self.document_packages {
+                out.extend(self.eval_package(engine, package));
+            }
+            out
+        })
+    }
+
+    /// Every rule of one package in a single evaluation, so helper rules shared by the package's
+    /// rules are computed once per document. Only if that fails are the rules evaluated one by
+    /// one, to pin the error on the rule that raised it.
+    fn eval_package<'a>(
+        &'a self,
+        engine: &mut regorus::Engine,
+        package: &str,
+    ) -> Vec<(&'a Target, RuleOutcome)> {
+        let targets = self.documents.iter().filter(|t| t.package == package);
+        // `data.pkg` as a whole would be one query, but regorus 0.14 leaves some rules out of a
+        // package's value; an array of the rules is evaluated just as well, in one pass.
+        let has_exception = self.exception_packages.contains(package);
+        let mut paths: Vec<&str> = Vec::new();
+        let exception_path = format!("data.{package}.exception");
+        if has_exception {
+            paths.push(&exception_path);
+        }
+        paths.extend(targets.clone().map(|t| t.path.as_str()));
+        let query = format!("[{}]", paths.join(", "));
+        if let Ok(regorus::Value::Array(values)) = self.eval_path(engine, &query) {
+            let skip = usize::from(has_exception);
+            let excepted = match has_exception {
+                true => values.get(0).map(exception_names).unwrap_or_default(),
+                false => BTreeSet::new(),
+            };
+            return targets
+                .zip(values.iter().skip(skip))
+                .filter(|(t, _)| !excepted.contains(conftest_name(&t.rule)))
+                .map(|(t, value)| (t, Ok(value.clone())))
+                .collect();
+        }
+        let excepted = if self.exception_packages.contains(package) {
+            self.eval_path(engine, &format!("data.{package}.exception"))
+                .map(|v| exception_names(&v))
+                .unwrap_or_default()
+        } else {
+            BTreeSet::new()
+        };
+        targets
+            .filter(|t| !excepted.contains(conftest_name(&t.rule)))
+            .map(|t| (t, self.eval_path(engine, &t.path)))
+            .collect()
+    }
+
+    fn eval_path(
         &self,
         engine: &mut regorus::Engine,
-        target: &Target,
-        wrapped: bool,
+        path: &str,
     ) -> Result<regorus::Value, String> {
-        if !wrapped {
-            return engine
-                .eval_rule(target.path.clone())
-                .map_err(|e| e.to_string());
-        }
-        let query = format!(
-            "{} with input as input.doc with data.stategate.file as input.file",
-            target.path
-        );
+        let query = if self.uses_context {
+            format!("{path} with input as input.doc with data.stategate.file as input.file")
+        } else {
+            path.to_string()
+        };
         let results = engine.eval_query(query, false).map_err(|e| e.to_string())?;
         Ok(results
             .result
@@ -301,37 +407,6 @@ impl PolicySet {
             .next()
             .and_then(|r| r.expressions.into_iter().next())
             .map_or(regorus::Value::Undefined, |e| e.value))
-    }
-
-    /// The rule names excused for this document by conftest `exception` rules.
-    fn exceptions(&self, engine: &mut regorus::Engine, _doc: &Document) -> BTreeSet<String> {
-        let mut names = BTreeSet::new();
-        for package in &self.exception_packages {
-            let target = Target {
-                package: package.clone(),
-                rule: "exception".into(),
-                severity: Severity::Error,
-                policy: String::new(),
-                path: format!("data.{package}.exception"),
-            };
-            let Ok(value) = self.eval_target(engine, &target, self.uses_context) else {
-                continue;
-            };
-            for entry in eval::results(&value) {
-                match entry {
-                    Value::Array(items) => names.extend(
-                        items
-                            .into_iter()
-                            .filter_map(|i| i.as_str().map(str::to_owned)),
-                    ),
-                    Value::String(s) => {
-                        names.insert(s);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        names
     }
 
     /// Judge the whole change with the rules of `package stategate.change`.
@@ -377,6 +452,26 @@ fn engine_input(doc: regorus::Value, context: &Value) -> regorus::Value {
     map.insert(regorus::Value::from("doc"), doc);
     map.insert(regorus::Value::from("file"), eval::to_rego(context));
     regorus::Value::from(map)
+}
+
+/// The rule names an `exception` value lists: a set of arrays (`exception contains ["a"]`) or of
+/// strings.
+fn exception_names(value: &regorus::Value) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in eval::results(value) {
+        match entry {
+            Value::Array(items) => names.extend(
+                items
+                    .into_iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned)),
+            ),
+            Value::String(s) => {
+                names.insert(s);
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 /// conftest names exceptions by the rule name without its `deny_`/`violation_`/`warn_` prefix.

@@ -205,6 +205,59 @@ fn calls(line: &str, name: &str) -> bool {
     })
 }
 
+/// A rule that can raise a conflict error (two definitions of a complete rule or function giving
+/// different values, or a partial object rule giving two values for one key), if any. Regorus'
+/// VM does not raise that error, so policies with such rules stay on the interpreter, which does.
+pub fn conflict_prone_rule(engine: &mut Engine) -> Option<String> {
+    let mut values: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for module in engine.get_modules().iter() {
+        let package = package_name(module.package.span.text());
+        for rule in &module.policy {
+            let Rule::Spec { head, span, .. } = &**rule else {
+                continue;
+            };
+            if matches!(head, RuleHead::Set { .. }) {
+                continue;
+            }
+            let text = blank_strings_and_comments(span.text());
+            let head_text = text
+                .split(" if ")
+                .next()
+                .and_then(|h| h.split('{').next())
+                .unwrap_or_default();
+            let Some((target, value)) = head_text
+                .split_once(":=")
+                .or_else(|| head_text.split_once(" = "))
+            else {
+                continue;
+            };
+            let name = head_name(target).unwrap_or_default();
+            let is_function = matches!(head, RuleHead::Func { .. });
+            if !is_function && target.contains('[') {
+                return Some(format!("data.{package}.{name}"));
+            }
+            values
+                .entry((package.clone(), name))
+                .or_default()
+                .insert(value.trim().to_string());
+        }
+    }
+    values
+        .into_iter()
+        .find(|(_, v)| v.len() > 1)
+        .map(|((package, name), _)| format!("data.{package}.{name}"))
+}
+
+/// `name` as a whole identifier, not a field (`x.name`) nor part of a longer name.
+fn mentions(text: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        before.is_none_or(|c| !(ident(c) || c == '.')) && after.is_none_or(|c| !ident(c))
+    })
+}
+
 /// Replace the contents of string literals and comments with spaces, keeping line structure.
 fn blank_strings_and_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -253,22 +306,23 @@ fn blank_strings_and_comments(text: &str) -> String {
     out
 }
 
-/// Regorus detects recursion between rules but overflows its stack on a recursive *function*; OPA
+/// Regorus overflows its stack on a recursive function (and its VM on recursive rules); OPA
 /// rejects any recursion at compile time (`rego_recursion_error`), so we do the same, statically.
-/// The call graph is approximate (names followed by `(` in a function's body text), which can only
-/// err towards reporting recursion in code that mentions its own name in a call position.
+/// The reference graph is approximate (a function name in call position, a rule name as a whole
+/// identifier, in the body text with strings and comments blanked), which can only err towards
+/// reporting recursion where a local variable shadows a rule of the same name in a cycle.
 pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
     let mut bodies: BTreeMap<Node, Vec<Definition>> = BTreeMap::new();
+    let mut functions: BTreeSet<Node> = BTreeSet::new();
     for module in engine.get_modules().iter() {
         let package = package_name(module.package.span.text());
         for rule in &module.policy {
-            if let Rule::Spec {
-                head: RuleHead::Func { .. },
-                span,
-                ..
-            } = &**rule
+            if let Rule::Spec { head, span, .. } = &**rule
                 && let Some(name) = head_name(span.text())
             {
+                if matches!(head, RuleHead::Func { .. }) {
+                    functions.insert((package.clone(), name.clone()));
+                }
                 let text = blank_strings_and_comments(span.text());
                 bodies.entry((package.clone(), name)).or_default().push((
                     span.source.get_path().clone(),
@@ -284,6 +338,10 @@ pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
             let (pkg, name) = callee;
             let local = pkg == &key.0;
             let full = format!("data.{pkg}.{name}");
+            let refers = |b: &str, n: &str| match functions.contains(callee) {
+                true => calls(b, n),
+                false => mentions(b, n),
+            };
             let called = defs.iter().any(|(_, _, text)| {
                 // Skip the head itself: the name at the start of the definition is not a call.
                 let body = text.split_once('{').map_or("", |(_, b)| b);
@@ -293,7 +351,7 @@ pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
                     .map_or("", |(_, v)| v);
                 [body, assign_value]
                     .iter()
-                    .any(|b| (local && calls(b, name)) || calls(b, &full))
+                    .any(|b| (local && refers(b, name)) || refers(b, &full))
             });
             if called {
                 edges.entry(key).or_default().insert(callee);
@@ -314,7 +372,12 @@ pub fn check_recursion(engine: &mut Engine) -> Vec<Finding> {
                 Finding::error(
                     Code::PolicyCompile,
                     format!(
-                        "policy {file} has a recursive function: {} (Rego forbids recursion)",
+                        "policy {file} has a recursive {}: {} (Rego forbids recursion)",
+                        if cycle.iter().all(|n| functions.contains(n)) {
+                            "function"
+                        } else {
+                            "rule"
+                        },
                         names.join(" → ")
                     ),
                 )
@@ -424,5 +487,20 @@ mod tests {
         let findings = check_recursion(&mut engine);
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(findings[0].message.contains("data.r.f"));
+    }
+
+    #[test]
+    fn finds_rules_that_may_conflict() {
+        let prone = |text: &str| {
+            let mut engine = Engine::new();
+            add_policy(&mut engine, "p.rego", text).unwrap();
+            conflict_prone_rule(&mut engine)
+        };
+        let two_values = "package p\nimport rego.v1\nsize := 1 if input.a\nsize := 2 if input.b\n";
+        assert_eq!(prone(two_values).as_deref(), Some("data.p.size"));
+        let object = "package p\nimport rego.v1\nby_name[n] := x if { some x in input.items; n := x.name }\n";
+        assert_eq!(prone(object).as_deref(), Some("data.p.by_name"));
+        let safe = "package p\nimport rego.v1\nf(x) if x == 1\nf(x) if x == 2\nname := input.name\ndeny contains \"x\" if f(1)\n";
+        assert_eq!(prone(safe), None);
     }
 }
