@@ -232,6 +232,24 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
             ));
         }
     }
+    if let Some(version) = &config.schemas.kubernetes {
+        let available = crate::schema::available_versions();
+        let wanted = version.trim().trim_start_matches('v');
+        let minor: String = wanted.split('.').take(2).collect::<Vec<_>>().join(".");
+        if !wanted.eq_ignore_ascii_case("none") && !available.contains(&minor.as_str()) {
+            findings.push(
+                invalid(
+                    doc,
+                    "/schemas/kubernetes",
+                    &format!(
+                        "no embedded schemas for Kubernetes \"{version}\"; available: {}",
+                        available.join(", ")
+                    ),
+                )
+                .help("pick one of the available versions, or \"none\" to turn them off"),
+            );
+        }
+    }
     for (pointer, glob) in globs {
         if let Err(e) = globset::Glob::new(glob) {
             findings.push(invalid(
@@ -300,6 +318,15 @@ mod tests {
         );
         assert_eq!(found[2].0, 7);
         assert!(found[2].1.contains("policies.paths"), "{}", found[2].1);
+    }
+
+    #[test]
+    fn an_unknown_kubernetes_version_is_located_and_lists_the_available_ones() {
+        let found = errors("version: 1\nschemas:\n  kubernetes: \"1.19\"\n");
+        assert_eq!(found[0].0, 3);
+        assert!(found[0].1.contains("1.25"), "{}", found[0].1);
+        assert!(parse_config("c", "schemas:\n  kubernetes: \"v1.31.2\"\n").is_ok());
+        assert!(parse_config("c", "schemas:\n  kubernetes: none\n").is_ok());
     }
 
     #[test]
