@@ -410,3 +410,64 @@ fn a_fixed_config_dir_replaces_the_rules_of_the_branch() {
     let pushed = push(&work, &server.url(), &[":feature"], &[]);
     assert_rejected(&pushed, &["refs/heads/feature: error[protect/deletion]"]);
 }
+
+#[test]
+fn a_sha256_repository_fails_closed_with_a_clear_message() {
+    let server = tempfile::tempdir().unwrap();
+    let bare = server.path().join("repo.git");
+    run_git(
+        server.path(),
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "--object-format=sha256",
+            "-b",
+            "main",
+            "repo.git",
+        ],
+    );
+    let out = std::process::Command::new(hook_support::stategate())
+        .args(["hook", "install", "--repo"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = server.path().join("work");
+    run_git(
+        server.path(),
+        &["init", "-q", "--object-format=sha256", "-b", "main", "work"],
+    );
+    std::fs::write(work.join("settings.yaml"), GOOD).unwrap();
+    run_git(&work, &["add", "-A"]);
+    run_git(
+        &work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "first",
+        ],
+    );
+    let out = std::process::Command::new("git")
+        .current_dir(&work)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["push", &format!("file://{}", bare.display()), "main"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("remote: stategate: push rejected: this is a SHA-256 repository"),
+        "{stderr}"
+    );
+}

@@ -176,19 +176,27 @@ fn shell_quote(text: &str) -> String {
 /// Install the pre-receive hook into the (bare) repository at `repo_dir` and turn on push options
 /// (`receive.advertisePushOptions`), which the emergency bypass needs.
 pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn Write) -> u8 {
-    let repo = match git2::Repository::open(repo_dir) {
-        Ok(repo) => repo,
+    // The real git answers for the repository: it is on every git server, and it reads SHA-256
+    // repositories, which stategate's libgit2 cannot (the hook then refuses pushes, saying why).
+    let git_dir = match git_output(repo_dir, &["rev-parse", "--absolute-git-dir"]) {
+        Ok(dir) => PathBuf::from(dir),
         Err(e) => {
             let _ = writeln!(
                 err,
-                "stategate: no git repository at {}: {}",
-                repo_dir.display(),
-                e.message()
+                "stategate: no git repository at {}: {e}",
+                repo_dir.display()
             );
             return 2;
         }
     };
-    let hooks = repo.path().join("hooks");
+    if git_output(&git_dir, &["rev-parse", "--show-object-format"]).is_ok_and(|f| f == "sha256") {
+        let _ = writeln!(
+            err,
+            "stategate: warning: {} is a SHA-256 repository, which stategate cannot read yet: the hook will refuse every push",
+            git_dir.display()
+        );
+    }
+    let hooks = git_dir.join("hooks");
     let hook = hooks.join("pre-receive");
     let binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
         Ok(path) => path.display().to_string(),
@@ -223,14 +231,13 @@ pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn
             return 2;
         }
     };
-    if let Err(e) = repo
-        .config()
-        .and_then(|mut c| c.set_bool("receive.advertisePushOptions", true))
-    {
+    if let Err(e) = git_output(
+        &git_dir,
+        &["config", "receive.advertisePushOptions", "true"],
+    ) {
         let _ = writeln!(
             err,
-            "stategate: cannot set receive.advertisePushOptions: {}",
-            e.message()
+            "stategate: cannot set receive.advertisePushOptions: {e}"
         );
         return 2;
     }
@@ -247,4 +254,19 @@ pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn
         "set receive.advertisePushOptions=true (for -o stategate.bypass=\"reason\")"
     );
     0
+}
+
+/// Run `git` in `dir` and return its trimmed stdout, or its stderr as the error.
+fn git_output(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
