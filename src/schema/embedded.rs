@@ -1,6 +1,7 @@
 //! The embedded Kubernetes schemas: one zstd stream built by `xtask/gen-schemas.py`, one line per
 //! minor version, newest first, so the default version costs only the first line's decoding.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 
 use serde::Deserialize;
@@ -28,13 +29,66 @@ pub struct KubeSchemas {
 }
 
 impl KubeSchemas {
-    /// The `_definitions.json` resource the kind schemas reference.
-    pub fn definitions_resource(&self) -> Value {
+    /// The `_definitions.json` resource the kind schemas reference (moves the definitions out).
+    pub fn take_definitions_resource(&mut self) -> Value {
         serde_json::json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": DEFINITIONS_ID,
-            "$defs": Value::Object(self.defs.clone()),
+            "$defs": Value::Object(std::mem::take(&mut self.defs)),
         })
+    }
+}
+
+/// A kind schema with the definitions it reaches inlined under `$defs`, its references
+/// rewritten from `/api/_definitions.json#/$defs/X` to `#/$defs/X`.
+pub fn self_contained(kind: &Value, definitions: &Value) -> Value {
+    let mut reached = BTreeSet::new();
+    let mut root = rewrite_refs(kind, &mut reached);
+    let mut defs = Map::new();
+    let mut todo: Vec<String> = reached.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        let Some(def) = definitions["$defs"].get(&name) else {
+            continue;
+        };
+        let mut more = BTreeSet::new();
+        defs.insert(name, rewrite_refs(def, &mut more));
+        for next in more {
+            if reached.insert(next.clone()) {
+                todo.push(next);
+            }
+        }
+    }
+    if let Some(map) = root.as_object_mut() {
+        map.insert("$defs".into(), Value::Object(defs));
+    }
+    root
+}
+
+fn rewrite_refs(value: &Value, reached: &mut BTreeSet<String>) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, sub)| match (key.as_str(), sub) {
+                    ("$ref", Value::String(r)) => {
+                        let name = r
+                            .strip_prefix("/api/_definitions.json#/$defs/")
+                            .or_else(|| r.strip_prefix("#/$defs/"));
+                        match name {
+                            Some(name) => {
+                                reached.insert(name.to_string());
+                                (key.clone(), Value::String(format!("#/$defs/{name}")))
+                            }
+                            None => (key.clone(), sub.clone()),
+                        }
+                    }
+                    _ => (key.clone(), rewrite_refs(sub, reached)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| rewrite_refs(v, reached)).collect())
+        }
+        other => other.clone(),
     }
 }
 
