@@ -471,3 +471,35 @@ fn a_sha256_repository_fails_closed_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_tag_on_new_bad_state_is_judged_like_a_branch() {
+    let (server, work) = setup();
+    // A tag on an already accepted commit brings nothing new.
+    work.git(&["tag", "v1"]);
+    assert!(push(&work, &server.url(), &["v1"], &[]).ok);
+    work.write("apps/web.yaml", BAD_DEPLOYMENT);
+    work.commit_all("add web");
+    work.git(&["tag", "-a", "v2", "-m", "release 2"]);
+    let pushed = push(&work, &server.url(), &["v2"], &[]);
+    assert_rejected(&pushed, &["refs/tags/v2: apps/web.yaml:6", "schema/type"]);
+}
+
+#[test]
+fn direct_push_deny_takes_merges_only() {
+    let config = format!("{CONFIG}  direct_push: deny\n");
+    let (server, work) = setup_with(&config, &[]);
+    work.write("apps/settings.yaml", GOOD.replace("info", "debug"));
+    work.commit_all("straight onto main");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(&pushed, &["refs/heads/main: error[protect/direct-push]"]);
+
+    work.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    work.git(&["checkout", "-q", "-b", "topic"]);
+    work.write("apps/settings.yaml", GOOD.replace("info", "debug"));
+    work.commit_all("on a topic branch");
+    work.git(&["checkout", "-q", "main"]);
+    work.git(&["merge", "-q", "--no-ff", "-m", "Merge topic", "topic"]);
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert!(pushed.ok, "{}", pushed.stderr);
+}
