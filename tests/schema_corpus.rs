@@ -11,6 +11,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde_json::Value;
 use stategate::config::SchemasConfig;
 use stategate::finding::{Rule, Severity};
@@ -243,6 +244,7 @@ fn verdicts_match_the_reference() {
     files.sort();
     let mut checked = 0;
     let mut skipped_by_reference = 0;
+    let mut in_scope_docs = Vec::new();
     let mut ours: BTreeMap<DocKey, String> = BTreeMap::new();
     for file in &files {
         let rel = file
@@ -278,8 +280,22 @@ fn verdicts_match_the_reference() {
             if let Some(error) = findings.iter().find(|f| f.severity == Severity::Error) {
                 ours.insert((doc.path().to_string(), doc.index), error.message.clone());
             }
+            in_scope_docs.push(doc);
         }
     }
+    // The same verdicts when a fresh set compiles its validators from many threads at once.
+    let fresh = schema_set(&corpus);
+    let parallel: BTreeMap<DocKey, String> = in_scope_docs
+        .par_iter()
+        .filter_map(|doc| {
+            let findings = fresh.check(doc);
+            let error = findings
+                .into_iter()
+                .find(|f| f.severity == Severity::Error)?;
+            Some(((doc.path().to_string(), doc.index), error.message))
+        })
+        .collect();
+    assert_eq!(parallel, ours);
     let we_reject: Vec<_> = ours
         .keys()
         .filter(|k| !reference.contains_key(*k))

@@ -192,7 +192,10 @@ fn widget_crd() -> Value {
                             "required": ["size"],
                             "properties": {
                                 "size": {"type": "integer", "nullable": true},
-                                "port": {"x-kubernetes-int-or-string": true},
+                                "port": {
+                                    "x-kubernetes-int-or-string": true,
+                                    "anyOf": [{"type": "integer"}, {"type": "string"}]
+                                },
                                 "mode": {"type": "string", "enum": ["fast", "slow"]},
                                 "values": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
                             }
@@ -254,6 +257,14 @@ fn crds_become_strict_schemas() {
         vec![(
             "schema/enum",
             "spec.mode: \"medium\" is not one of \"fast\", \"slow\"".to_string()
+        )]
+    );
+    // The type and the `anyOf` both reject a boolean: one finding, not three.
+    assert_eq!(
+        rules(&set.check(&widget(json!({"size": 1, "port": true})))),
+        vec![(
+            "schema/type",
+            "spec.port: expected integer or string, found boolean true".to_string()
         )]
     );
     let top = set.check(&doc(
@@ -341,6 +352,23 @@ fn mapped_schemas_refuse_remote_refs() {
     assert_eq!(
         errors[0].location.as_ref().unwrap().file,
         "schemas/app.json"
+    );
+}
+
+#[test]
+fn a_remote_ref_is_located_at_its_line() {
+    let tree = mem(&[(
+        "schemas/app.yaml",
+        "type: object\nproperties:\n  x:\n    $ref: http://example.com/x.json\n",
+    )]);
+    let errors = SchemaSet::build(&mapping("schemas/app.yaml"), &tree, &[])
+        .err()
+        .unwrap();
+    let location = errors[0].location.as_ref().unwrap();
+    assert_eq!(errors[0].rule, Rule::SchemaInvalid);
+    assert_eq!(
+        (location.file.as_str(), location.line),
+        ("schemas/app.yaml", Some(4))
     );
 }
 
