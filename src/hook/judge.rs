@@ -63,7 +63,11 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         // Nothing new: the commits are already on other refs, judged when they were pushed.
         return Ok(findings);
     }
-    let change = detect_changes_in(repo, &range.mode, &[]).map_err(|e| internal(format!("{e}")))?;
+    let narrowed = range
+        .base
+        .map_or_else(Vec::new, |base| changed_paths(repo, base, head));
+    let change =
+        detect_changes_in(repo, &range.mode, &narrowed).map_err(|e| internal(format!("{e}")))?;
     let head_tree =
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
     let report = gate.check(&change, &head_tree);
@@ -448,4 +452,83 @@ fn trusted_commit(repo: &Repository, update: &RefUpdate) -> Option<Oid> {
         UpdateKind::Create => repo.head().ok().and_then(|h| h.target()),
         _ => peel_commit(repo, &update.old),
     }
+}
+
+/// Above this many changed paths the full diff is as fast as a narrowed one.
+const NARROW_LIMIT: usize = 256;
+
+/// The paths that differ between two commits' trees, found by descending only into subtrees whose
+/// ids differ. libgit2's tree diff reads every subtree of both sides; on a 50,000-file repository
+/// that was a third of a one-file push's time. Empty (= no narrowing) for large or unusual changes.
+fn changed_paths(repo: &Repository, base: Oid, head: Oid) -> Vec<String> {
+    let tree_of = |id: Oid| repo.find_commit(id).ok().map(|c| c.tree_id());
+    let (Some(old), Some(new)) = (tree_of(base), tree_of(head)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    match compare_trees(repo, Some(old), Some(new), "", &mut out) {
+        Some(()) => out,
+        None => Vec::new(),
+    }
+}
+
+/// Collects differing paths into `out`; `None` when there are too many or one is not a plain path.
+fn compare_trees(
+    repo: &Repository,
+    old: Option<Oid>,
+    new: Option<Oid>,
+    prefix: &str,
+    out: &mut Vec<String>,
+) -> Option<()> {
+    let entries = |id: Option<Oid>| -> Option<std::collections::BTreeMap<String, (Oid, i32)>> {
+        let Some(id) = id else {
+            return Some(Default::default());
+        };
+        let tree = repo.find_tree(id).ok()?;
+        Some(
+            tree.iter()
+                .map(|e| {
+                    (
+                        e.name().unwrap_or_default().to_owned(),
+                        (e.id(), e.filemode()),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let (old_entries, new_entries) = (entries(old)?, entries(new)?);
+    let names: std::collections::BTreeSet<&String> =
+        old_entries.keys().chain(new_entries.keys()).collect();
+    for name in names {
+        let (before, after) = (old_entries.get(name), new_entries.get(name));
+        if before == after {
+            continue;
+        }
+        if name.contains(['*', '?', '[', '\\', ':']) || name.is_empty() {
+            return None;
+        }
+        let path = format!("{prefix}{name}");
+        let is_tree = |e: Option<&(Oid, i32)>| e.is_some_and(|(_, mode)| *mode == 0o040000);
+        let subtree =
+            |e: Option<&(Oid, i32)>| e.filter(|(_, mode)| *mode == 0o040000).map(|(id, _)| *id);
+        if is_tree(before) || is_tree(after) {
+            compare_trees(
+                repo,
+                subtree(before),
+                subtree(after),
+                &format!("{path}/"),
+                out,
+            )?;
+            // A file replaced by a directory (or back) also changes the path itself.
+            if !(is_tree(before) && is_tree(after)) {
+                out.push(path);
+            }
+        } else {
+            out.push(path);
+        }
+        if out.len() > NARROW_LIMIT {
+            return None;
+        }
+    }
+    Some(())
 }
