@@ -431,3 +431,24 @@ fn parallel_checks_agree_with_sequential_ones() {
     assert_eq!(sequential.iter().filter(|m| !m.is_empty()).count(), 67);
     assert_eq!(sequential[3], vec!["n=3"]);
 }
+
+#[test]
+fn a_field_hint_in_the_result_locates_the_finding() {
+    let set = load(&[(
+        "policies/hint.rego",
+        "package main\nimport rego.v1\ndeny contains {\"msg\": \"image\", \"field\": \"spec.containers[1].image\"} if true\nwarn contains {\"msg\": \"name\", \"path\": \"/metadata/name\"} if true\n",
+    )])
+    .unwrap();
+    let d = doc(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: a:1\n  - name: b\n    image: b:1\n",
+    );
+    let mut findings = set.check_document(&d, &ctx("pod.yaml"));
+    findings.sort_by(|a, b| a.message.cmp(&b.message));
+    let lines: Vec<Option<u32>> = findings
+        .iter()
+        .map(|f| f.location.as_ref().unwrap().line)
+        .collect();
+    assert_eq!(lines, vec![Some(10), Some(4)], "{findings:?}");
+    assert_eq!(findings[0].metadata["field"], "spec.containers[1].image");
+}

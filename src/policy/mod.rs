@@ -136,7 +136,9 @@ impl PolicySet {
             let Some(text) = read_text(tree, &path, &mut findings) else {
                 continue;
             };
-            uses_context |= text.contains("stategate");
+            // `import data.stategate` or `data.stategate.file`; `package stategate.change` alone
+            // does not need it.
+            uses_context |= text.contains("data.stategate");
             findings.extend(source::check_builtins(&path, &text).into_iter().map(fatal));
             if let Err(finding) = source::add_policy(&mut engine, &path, &text) {
                 findings.push(*finding);
@@ -280,9 +282,10 @@ impl PolicySet {
             };
             match outcome {
                 Ok(value) => findings.extend(eval::results(&value).into_iter().map(|r| {
-                    eval::result_finding(r, target.severity, &origin)
-                        .at(location.clone())
-                        .object(doc.id())
+                    let finding = eval::result_finding(r, target.severity, &origin);
+                    let at = field_hint(&finding)
+                        .map_or_else(|| location.clone(), |pointer| doc.locate(&pointer));
+                    finding.at(at).object(doc.id())
                 })),
                 Err(err) => findings.push(
                     eval::error_finding(&err, &origin, &subject)
@@ -452,6 +455,32 @@ fn engine_input(doc: regorus::Value, context: &Value) -> regorus::Value {
     map.insert(regorus::Value::from("doc"), doc);
     map.insert(regorus::Value::from("file"), eval::to_rego(context));
     regorus::Value::from(map)
+}
+
+/// A result object may say which field it is about, in a `field` or `path` key: a JSON pointer
+/// (`/spec/replicas`) or a dotted path with indexes (`spec.containers[0].image`). The finding then
+/// points at that line instead of the document's first.
+fn field_hint(finding: &Finding) -> Option<String> {
+    let hint = ["field", "path"]
+        .iter()
+        .find_map(|k| finding.metadata.get(*k).and_then(Value::as_str))?;
+    if hint.starts_with('/') {
+        return Some(hint.to_string());
+    }
+    let mut pointer = String::new();
+    for part in hint.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        let key = pieces.next().unwrap_or_default();
+        if !key.is_empty() {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in pieces {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    (!pointer.is_empty()).then_some(pointer)
 }
 
 /// The rule names an `exception` value lists: a set of arrays (`exception contains ["a"]`) or of
