@@ -520,7 +520,7 @@ fn compare_trees(
                 out,
             )?;
             // A file replaced by a directory (or back) also changes the path itself.
-            if !(is_tree(before) && is_tree(after)) {
+            if before.is_some() && after.is_some() && !(is_tree(before) && is_tree(after)) {
                 out.push(path);
             }
         } else {
@@ -531,4 +531,75 @@ fn compare_trees(
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit whose tree holds `files` (path → content).
+    fn commit(repo: &Repository, files: &[(&str, &str)]) -> Oid {
+        let mut index = repo.index().unwrap();
+        index.clear().unwrap();
+        for (path, content) in files {
+            let blob = repo.blob(content.as_bytes()).unwrap();
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: blob,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).unwrap();
+        }
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+        repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap()
+    }
+
+    #[test]
+    fn only_differing_subtrees_are_descended_and_both_sides_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let old = commit(
+            &repo,
+            &[
+                ("a/x.yaml", "1"),
+                ("a/y.yaml", "1"),
+                ("b/z.yaml", "1"),
+                ("f", "1"),
+            ],
+        );
+        let new = commit(
+            &repo,
+            &[
+                ("a/x.yaml", "2"),
+                ("b/z.yaml", "1"),
+                ("c/w.yaml", "1"),
+                ("f/g", "1"),
+            ],
+        );
+        let mut paths = changed_paths(&repo, old, new);
+        paths.sort();
+        assert_eq!(paths, ["a/x.yaml", "a/y.yaml", "c/w.yaml", "f", "f/g"]);
+        assert!(changed_paths(&repo, old, old).is_empty());
+    }
+
+    #[test]
+    fn too_many_changes_are_not_narrowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let names: Vec<String> = (0..=NARROW_LIMIT).map(|i| format!("d/{i}.yaml")).collect();
+        let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+        let old = commit(&repo, &[]);
+        let new = commit(&repo, &files);
+        assert!(changed_paths(&repo, old, new).is_empty());
+    }
 }
