@@ -143,7 +143,7 @@ pub fn pre_receive(input: &str, options: &HookOptions, err: &mut dyn Write) -> u
     let log = options
         .audit_log
         .clone()
-        .unwrap_or_else(|| git_dir.join("stategate-audit.log"));
+        .unwrap_or_else(|| default_audit_log(&git_dir));
     let records: Vec<AuditRecord> = outcomes.iter().map(|o| record(o, &ctx)).collect();
     let verdict = push_verdict(&outcomes);
     if let Err(e) = audit::append(&log, &records) {
