@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
@@ -15,6 +15,8 @@ use crate::change::{Action, ChangeSet, FileChange};
 use crate::config::{CONFIG_FILE, Config, parse_config};
 use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, load_file};
+use crate::object::ObjectId;
+use crate::policy::{FileContext, PolicySet};
 use crate::report::{Report, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
@@ -45,6 +47,8 @@ pub struct Gate {
     pub origin: ConfigOrigin,
     trusted: Box<dyn Tree>,
     paths: PathRules,
+    /// Compiled once per run; behind a lock only because Gatekeeper's inventory is set per check.
+    policies: RwLock<PolicySet>,
 }
 
 impl Gate {
@@ -53,16 +57,26 @@ impl Gate {
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
         let (config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
+        let policies = PolicySet::load(&config.policies, trusted.as_ref())
+            .map_err(|findings| policy_report(findings, trusted.as_ref()))?;
         Ok(Gate {
             config,
             origin,
             trusted,
             paths,
+            policies: RwLock::new(policies),
         })
     }
 
     pub fn trusted(&self) -> &dyn Tree {
         self.trusted.as_ref()
+    }
+
+    /// The compiled policies, e.g. for change policies (`package stategate.change`).
+    pub fn policies(&self) -> std::sync::RwLockReadGuard<'_, PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The environment a path belongs to, from `environments` in the config.
@@ -137,6 +151,8 @@ impl Gate {
             Err(errors) => findings.extend(errors),
         }
 
+        findings.extend(self.check_policies(change, &documents, &patches, &options));
+
         for doc in &documents {
             if findings
                 .iter()
@@ -149,6 +165,41 @@ impl Gate {
         report.stats = stats;
         report.notes.push(self.origin.to_string());
         report
+    }
+
+    /// Document policies on every checked document, in parallel, with `data.stategate.file`.
+    fn check_policies(
+        &self,
+        change: &ChangeSet,
+        documents: &[Document],
+        patches: &PatchIndex,
+        options: &LoadOptions,
+    ) -> Vec<Finding> {
+        {
+            let mut policies = self.policies.write().unwrap_or_else(|p| p.into_inner());
+            if policies.document_rule_count() == 0 {
+                return policies.notes().to_vec();
+            }
+            policies.set_inventory(documents);
+        }
+        let policies = self.policies();
+        let before = BeforeIndex::new(change, options);
+        let mut findings = policies.notes().to_vec();
+        findings.par_extend(
+            documents
+                .par_iter()
+                .filter(|doc| !patches.is_patch(doc.path()))
+                .flat_map_iter(|doc| {
+                    let ctx = FileContext {
+                        path: doc.path().to_owned(),
+                        environment: self.environment_of(doc.path()).map(str::to_owned),
+                        action: before.action(doc.path()),
+                        before: before.object(doc),
+                    };
+                    policies.check_document(doc, &ctx)
+                }),
+        );
+        findings
     }
 
     /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
@@ -213,6 +264,62 @@ impl Gate {
         crds.extend(from_base);
         crds
     }
+}
+
+/// The base side of changed files, for `data.stategate.file.before`: the same object at the base.
+struct BeforeIndex {
+    actions: HashMap<String, Action>,
+    objects: HashMap<ObjectId, serde_json::Value>,
+}
+
+impl BeforeIndex {
+    fn new(change: &ChangeSet, options: &LoadOptions) -> BeforeIndex {
+        let actions = change
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.action))
+            .collect();
+        let objects = change
+            .files
+            .par_iter()
+            .filter(|f| matches!(f.action, Action::Modified | Action::Renamed))
+            .filter_map(|f| {
+                let path = f.old_path.as_deref().unwrap_or(&f.path);
+                Some(load_file(path, f.before.as_deref()?, options).documents)
+            })
+            .flatten_iter()
+            .map(|doc| (doc.id(), doc.value))
+            .collect();
+        BeforeIndex { actions, objects }
+    }
+
+    fn action(&self, path: &str) -> Action {
+        self.actions.get(path).copied().unwrap_or(Action::Added)
+    }
+
+    fn object(&self, doc: &Document) -> Option<serde_json::Value> {
+        match doc.id() {
+            id @ ObjectId::Kube { .. } => self.objects.get(&id).cloned(),
+            ObjectId::Document { .. } => None,
+        }
+    }
+}
+
+/// A policy set that does not compile: the findings point into the policy files.
+fn policy_report(findings: Vec<Finding>, trusted: &dyn Tree) -> Report {
+    let mut sources = BTreeMap::new();
+    for finding in &findings {
+        if let Some(location) = &finding.location
+            && let Some(bytes) = trusted.read(&location.file)
+        {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            sources.insert(
+                location.file.clone(),
+                Arc::new(SourceFile::new(location.file.clone(), text)),
+            );
+        }
+    }
+    report_of(findings, sources)
 }
 
 /// stategate's own config is judged when the gate opens, not as desired state.

@@ -382,3 +382,47 @@ fn billion_laughs() -> String {
 fn huge_file() -> Vec<u8> {
     "key: value\n".repeat(50 * 1024 * 1024 / 11).into_bytes()
 }
+
+const NO_LATEST: &str = "package main\n\nimport rego.v1\n\ndeny contains msg if {\n  some c in input.spec.containers\n  endswith(c.image, \":latest\")\n  msg := sprintf(\"container %s uses a :latest image\", [c.name])\n}\n";
+const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: nginx:latest\n";
+
+#[test]
+fn document_policies_from_the_base_judge_the_change() {
+    let repo = TestRepo::new();
+    repo.write("policies/images.rego", NO_LATEST);
+    repo.commit_all("policy");
+    repo.write("apps/pod.yaml", LATEST_POD);
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = json(&out);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["rule"], "policy/deny");
+    assert_eq!(finding["message"], "container web uses a :latest image");
+    assert_eq!(finding["location"]["file"], "apps/pod.yaml");
+    assert_eq!(finding["object"], "v1/Pod//web");
+    // The same change also loosening the policy is still judged by the base's policy.
+    repo.write("policies/images.rego", "package main\n");
+    assert_eq!(code(&stategate(&repo, &["check"])), 1);
+    assert_eq!(code(&stategate(&repo, &["check", "--trust", "head"])), 0);
+}
+
+#[test]
+fn a_broken_policy_is_exit_2_naming_its_file_and_line() {
+    let repo = TestRepo::new();
+    repo.write(
+        "policies/broken.rego",
+        "package main\n\ndeny contains msg if {\n  msg := \n}\n",
+    );
+    repo.commit_all("broken policy");
+    repo.write("apps/pod.yaml", LATEST_POD);
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let report = json(&out);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["rule"], "policy/compile");
+    assert_eq!(finding["location"]["file"], "policies/broken.rego");
+    assert!(
+        finding["location"]["line"].as_u64().unwrap() >= 4,
+        "{finding}"
+    );
+}
