@@ -162,6 +162,18 @@ impl SchemaSet {
             );
     }
 
+    /// The apiVersions that have a schema for `kind`, sorted.
+    fn api_versions_of(&self, kind: &str) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, kinds)| kinds.contains_key(kind))
+            .map(|(api_version, _)| format!("`{api_version}`"))
+            .collect();
+        found.sort();
+        found
+    }
+
     fn kind_schema(&self, api_version: &str, kind: &str) -> Option<&KindSchema> {
         self.kinds.get(api_version)?.get(kind)
     }
@@ -226,7 +238,14 @@ impl SchemaSet {
         };
         let message = match gvk {
             Some((api_version, kind)) => {
-                format!("no schema for apiVersion `{api_version}`, kind `{kind}`")
+                let mut message =
+                    format!("no schema for apiVersion `{api_version}`, kind `{kind}`");
+                let known = self.api_versions_of(kind);
+                if !known.is_empty() {
+                    // Usually an API the cluster version no longer (or not yet) serves.
+                    message.push_str(&format!(" (known as {})", known.join(", ")));
+                }
+                message
             }
             None => "no schema covers this document: it has no apiVersion and kind, and no \
                      schemas.map entry matches its file"

@@ -153,6 +153,21 @@ fn unknown_kinds_follow_the_policy() {
 }
 
 #[test]
+fn a_removed_api_names_the_served_one() {
+    let value = json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment",
+        "metadata": {"name": "d"}, "spec": {}});
+    let findings = set().check(&doc("d.yaml", value));
+    assert_eq!(
+        rules(&findings),
+        vec![(
+            "schema/unknown-kind",
+            "no schema for apiVersion `extensions/v1beta1`, kind `Deployment` (known as `apps/v1`)"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
 fn version_selection() {
     let tree = MemTree::empty("test");
     let newest = SchemaSet::build(&config(None), &tree, &[]).unwrap();
