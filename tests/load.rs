@@ -220,3 +220,18 @@ fn tags_other_than_core_keep_the_text() {
     let loaded = load("a: !Ref 0644\nb: !!int \"12\"\n");
     assert_eq!(loaded.documents[0].value, json!({"a": "0644", "b": 12}));
 }
+
+#[test]
+fn under_indented_quoted_continuations_load_as_go_yaml_loads_them() {
+    // From gatekeeper-library's httpsonly template: the continuation line sits at the key's own
+    // indentation. The spec says no; libyaml (so kubectl) says yes, and so do we.
+    let text =
+        "a:\n  b:\n    description: \"When set\n    to false.\"\n    other: 'it''s\n    fine'\n";
+    let loaded = load(text);
+    assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+    assert_eq!(
+        loaded.documents[0].value,
+        json!({"a": {"b": {"description": "When set to false.", "other": "it's fine"}}})
+    );
+    assert_eq!(loaded.documents[0].locate("/a/b/other").line, Some(5));
+}

@@ -34,10 +34,83 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
             return loaded;
         }
     };
-    let source = Arc::new(SourceFile::new(path, text));
-    Builder::new(&source, options).run(&mut loaded);
-    loaded.source = Some(source);
+    let mut text = text;
+    for _ in 0..MAX_RELAXED_SCALARS {
+        let source = Arc::new(SourceFile::new(path, text));
+        let mut attempt = Loaded::default();
+        Builder::new(&source, options).run(&mut attempt);
+        match relaxed_retry(&source, &attempt) {
+            Some(relaxed) => text = relaxed,
+            None => {
+                attempt.source = Some(source);
+                return attempt;
+            }
+        }
+    }
+    loaded.findings.push(
+        Finding::error(Rule::LoadSyntax, "too many under-indented quoted scalars")
+            .in_file(path)
+            .help("indent the continuation lines of multi-line quoted strings"),
+    );
     loaded
+}
+
+/// go-yaml (libyaml) accepts continuation lines of a multi-line quoted scalar indented no deeper
+/// than their key; the YAML spec and saphyr do not. Such lines are folded with their leading
+/// spaces stripped, so indenting them by one more space changes no value: that is how we read such
+/// files the way kubectl does. Bounded, so a hostile file cannot make us loop.
+const MAX_RELAXED_SCALARS: usize = 32;
+
+fn relaxed_retry(source: &SourceFile, attempt: &Loaded) -> Option<String> {
+    let finding = attempt.findings.last()?;
+    if finding.rule != Rule::LoadSyntax
+        || !finding
+            .message
+            .contains("invalid indentation in quoted scalar")
+    {
+        return None;
+    }
+    let location = finding.location.as_ref()?;
+    indent_quoted_continuation(&source.text, location.offset?)
+}
+
+/// Indent by one space every continuation line of the quoted scalar that opens at `quote`.
+fn indent_quoted_continuation(text: &str, quote: usize) -> Option<String> {
+    let delimiter = text[quote..]
+        .chars()
+        .next()
+        .filter(|c| *c == '"' || *c == '\'')?;
+    let mut chars = text[quote + 1..].char_indices().peekable();
+    let mut end = None;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if delimiter == '"' => {
+                chars.next();
+            }
+            '\'' if delimiter == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') => {
+                chars.next();
+            }
+            c if c == delimiter => {
+                end = Some(quote + 1 + i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let mut relaxed = String::with_capacity(text.len() + 16);
+    relaxed.push_str(&text[..quote]);
+    for (i, piece) in text[quote..end].split('\n').enumerate() {
+        if i > 0 {
+            relaxed.push('\n');
+            if !piece.trim().is_empty() {
+                relaxed.push(' ');
+            }
+        }
+        relaxed.push_str(piece);
+    }
+    relaxed.push_str(&text[end..]);
+    Some(relaxed)
 }
 
 fn too_large(path: &str, size: usize, limit: u64) -> Finding {
