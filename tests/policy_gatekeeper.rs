@@ -14,18 +14,7 @@ use stategate::policy::{FileContext, PolicySet};
 use stategate::tree::DirTree;
 
 /// Cases stategate cannot judge, with the reason. Asserted exactly, so the list cannot rot.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "tls-required/example-allowed",
-        "httpsonly/template.yaml does not load: our YAML loader rejects its multi-line double-quoted scalar (line 33), which go-yaml accepts",
-    ),
-    ("tls-required/example-disallowed", "same template"),
-    ("tls-optional/example-allowed-tls-optional", "same template"),
-    (
-        "tls-optional/example-disallowed-tls-optional",
-        "same template",
-    ),
-];
+const UNSUPPORTED: &[(&str, &str)] = &[];
 
 fn load_docs(root: &Path, path: &str) -> Vec<Document> {
     let bytes = std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
