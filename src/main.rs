@@ -31,6 +31,11 @@ struct Cli {
 enum Command {
     /// Check changed desired state: schemas, policies; exit 0 pass, 1 blocked, 2 undecided.
     Check(CheckArgs),
+    /// Run the policies' unit tests (`test_*` rules), like `opa test`.
+    Verify {
+        /// Directory of `.rego` files (default: policies/).
+        dir: Option<std::path::PathBuf>,
+    },
     /// Dry-run diff of desired state between two revisions.
     Diff {
         #[arg(long)]
@@ -86,6 +91,16 @@ fn main() -> ExitCode {
         Command::Check(args) => {
             let color = wants_color(&args.color);
             run_check(&cwd, &args, &mut stdout, color)
+        }
+        Command::Verify { dir } => {
+            let dir = dir.unwrap_or_else(|| cwd.join("policies"));
+            match stategate::cli::verify::run_verify(&dir, &mut stdout) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("stategate: cannot write the results: {e}");
+                    2
+                }
+            }
         }
         Command::Diff { base, head, format } => {
             let args = DiffArgs {
