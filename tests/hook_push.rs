@@ -191,7 +191,6 @@ fn a_change_policy_breaking_push_is_rejected() {
 }
 
 #[test]
-#[ignore = "document policies (package main) are run by Gate::check once the lead wires PolicySet into it"]
 fn a_document_policy_breaking_push_is_rejected() {
     let (server, work) = setup();
     work.write(

@@ -13,7 +13,7 @@ use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::finding::{Finding, Rule, Severity};
 use crate::gate::Gate;
 use crate::load::load_file;
-use crate::policy::{ChangeInput, ChangedFile, CommitInput, PolicySet};
+use crate::policy::{ChangeInput, ChangedFile, CommitInput};
 use crate::protect::{Protection, RefMove};
 use crate::tree::{DirTree, GitTree, MemTree, Tree};
 
@@ -345,10 +345,6 @@ fn change_policies(
     if !has_change_policies(gate, root_exists) {
         return Ok(Vec::new());
     }
-    let policies = match PolicySet::load(&gate.config.policies, gate.trusted()) {
-        Ok(policies) => policies,
-        Err(findings) => return Ok(findings),
-    };
     let options = gate.config.load_options();
     let files = change
         .files
@@ -384,7 +380,8 @@ fn change_policies(
         commits: range.commits.clone(),
         reviews: Vec::new(),
     };
-    Ok(policies.check_change(&input))
+    // The gate compiled the trusted policies when it opened; a broken one already stopped it.
+    Ok(gate.policies().check_change(&input))
 }
 
 /// Building the change input loads every changed file twice; skip it when no trusted policy

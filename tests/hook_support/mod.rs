@@ -45,7 +45,10 @@ impl Server {
             .tempdir()
             .expect("temp dir");
         let server = Server { dir };
-        run_git(server.dir.path(), &["init", "-q", "--bare", "-b", "main", "repo.git"]);
+        run_git(
+            server.dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "repo.git"],
+        );
         server
     }
 
@@ -75,7 +78,8 @@ impl Server {
     }
 
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.git_dir().join("stategate-audit.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.git_dir().join("stategate-audit.log")).unwrap_or_default();
         text.lines()
             .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
             .collect()
