@@ -233,6 +233,9 @@ impl SchemaSet {
     fn unknown(&self, doc: &Document, gvk: Option<(&str, &str)>) -> Vec<Finding> {
         let severity = match self.unknown {
             UnknownPolicy::Skip => return Vec::new(),
+            // Values files and app config are not cluster objects: a warning on each would bury
+            // the warnings that matter. `unknown: error` still insists on a schema for them.
+            UnknownPolicy::Warn if gvk.is_none() => Severity::Note,
             UnknownPolicy::Warn => Severity::Warning,
             UnknownPolicy::Error => Severity::Error,
         };

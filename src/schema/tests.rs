@@ -153,6 +153,22 @@ fn unknown_kinds_follow_the_policy() {
 }
 
 #[test]
+fn documents_without_a_kind_are_only_noted_under_warn() {
+    let value = json!({"replicaCount": 2, "image": {"tag": "1.2.3"}});
+    let mut cfg = config(Some("1.32"));
+    for (policy, expected) in [
+        (UnknownPolicy::Skip, None),
+        (UnknownPolicy::Warn, Some(Severity::Note)),
+        (UnknownPolicy::Error, Some(Severity::Error)),
+    ] {
+        cfg.unknown = policy;
+        let set = SchemaSet::build(&cfg, &MemTree::empty("test"), &[]).unwrap();
+        let findings = set.check(&doc("values.yaml", value.clone()));
+        assert_eq!(findings.first().map(|f| f.severity), expected);
+    }
+}
+
+#[test]
 fn a_removed_api_names_the_served_one() {
     let value = json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment",
         "metadata": {"name": "d"}, "spec": {}});
