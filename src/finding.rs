@@ -155,7 +155,9 @@ impl Rule {
             Rule::LoadAmbiguousScalar => {
                 "an unquoted scalar that YAML 1.1 (kubectl) reads differently than a human would"
             }
-            Rule::LoadSkipped => "a changed path was not checked (binary, symlink, submodule, template)",
+            Rule::LoadSkipped => {
+                "a changed path was not checked (binary, symlink, submodule, template)"
+            }
             Rule::ConfigInvalid => "`.stategate.yaml` is invalid",
             Rule::SchemaType => "a value has the wrong type",
             Rule::SchemaRequired => "a required field is missing",

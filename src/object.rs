@@ -87,18 +87,27 @@ mod tests {
     fn kube_objects_are_named_by_group_kind_namespace_name() {
         let doc = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                          "metadata": {"name": "web", "namespace": "shop"}});
-        assert_eq!(ObjectId::of(&doc, "a.yaml", 0).to_string(), "apps/v1/Deployment/shop/web");
+        assert_eq!(
+            ObjectId::of(&doc, "a.yaml", 0).to_string(),
+            "apps/v1/Deployment/shop/web"
+        );
     }
 
     #[test]
     fn cluster_scoped_objects_have_an_empty_namespace() {
         let doc = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
-        assert_eq!(ObjectId::of(&doc, "a.yaml", 0).to_string(), "v1/Namespace//shop");
+        assert_eq!(
+            ObjectId::of(&doc, "a.yaml", 0).to_string(),
+            "v1/Namespace//shop"
+        );
     }
 
     #[test]
     fn other_documents_are_named_by_path_and_index() {
         let doc = json!({"replicas": 3});
-        assert_eq!(ObjectId::of(&doc, "apps/x/config.yaml", 2).to_string(), "apps/x/config.yaml#2");
+        assert_eq!(
+            ObjectId::of(&doc, "apps/x/config.yaml", 2).to_string(),
+            "apps/x/config.yaml#2"
+        );
     }
 }

@@ -33,7 +33,9 @@ impl DirTree {
             return;
         };
         for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
             if kind.is_dir() {
                 if entry.file_name() != ".git" {
@@ -137,7 +139,9 @@ impl Tree for GitTree {
                 let path = format!("{dir}{}", entry.name().unwrap_or_default());
                 if prefix.is_empty()
                     || path == prefix
-                    || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|r| r.starts_with('/'))
                 {
                     out.push(path);
                 }
