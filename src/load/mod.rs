@@ -7,7 +7,7 @@ mod positions;
 mod resolve;
 mod yaml;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
@@ -23,6 +23,12 @@ pub struct SourceFile {
     pub path: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// Position trees of the file's documents by index, built on first use. Most documents never
+    /// need one (only findings do), and building them for every node cost half the memory of a
+    /// run, so they come from a second parse of the same text when asked for.
+    positions: OnceLock<Vec<(usize, PosTree)>>,
+    /// The alias budget the file was loaded with, so the second parse expands no more.
+    alias_budget: usize,
 }
 
 impl SourceFile {
@@ -35,7 +41,23 @@ impl SourceFile {
             path: path.into(),
             text,
             line_starts,
+            positions: OnceLock::new(),
+            alias_budget: LoadOptions::default().alias_budget,
         }
+    }
+
+    pub(crate) fn with_alias_budget(mut self, alias_budget: usize) -> Self {
+        self.alias_budget = alias_budget;
+        self
+    }
+
+    /// The position tree of document `index` of this file.
+    pub fn positions_of(&self, index: usize) -> Option<&PosTree> {
+        self.positions
+            .get_or_init(|| yaml::position_trees(self, self.alias_budget))
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, tree)| tree)
     }
 
     /// Byte offset of a 1-based line and a 0-based column counted in characters.
@@ -85,13 +107,23 @@ impl Document {
 
     /// The location of the value at a JSON pointer, or of its nearest ancestor that exists.
     pub fn locate(&self, pointer: &str) -> Location {
-        self.positions.value_location(&self.source, pointer)
+        if let (true, Some(root)) = (pointer.is_empty(), self.positions.root()) {
+            return root.location(&self.source);
+        }
+        positions::value_location(self.position_tree(), &self.source, pointer)
     }
 
     /// The location of the key of the last pointer segment (for "unknown field" findings), falling
     /// back to [`Document::locate`].
     pub fn locate_key(&self, pointer: &str) -> Location {
-        self.positions.key_location(&self.source, pointer)
+        positions::key_location(self.position_tree(), &self.source, pointer)
+    }
+
+    /// Positions given when the document was built, else those of its source, parsed on demand.
+    fn position_tree(&self) -> Option<&PosTree> {
+        self.positions
+            .tree()
+            .or_else(|| self.source.positions_of(self.index))
     }
 
     pub fn api_version(&self) -> Option<&str> {

@@ -8,25 +8,28 @@ use crate::finding::Location;
 /// counts characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
-    pub line: usize,
-    pub col: usize,
-    pub start: usize,
-    pub end: usize,
+    pub line: u32,
+    pub col: u32,
+    pub start: u32,
+    pub end: u32,
 }
 
 impl Span {
     pub(super) fn from_saphyr(span: &saphyr_parser::Span) -> Span {
+        // Files are capped far below 4 GiB, so positions fit in u32.
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Span {
-            line: span.start.line(),
-            col: span.start.col(),
-            start: span.start.index(),
-            end: span.end.index().max(span.start.index()),
+            line: narrow(span.start.line()),
+            col: narrow(span.start.col()),
+            start: narrow(span.start.index()),
+            end: narrow(span.end.index().max(span.start.index())),
         }
     }
 
-    pub(super) fn location(&self, source: &SourceFile) -> Location {
-        let begin = source.offset_of(self.line, self.col);
-        let chars = self.end - self.start;
+    pub fn location(&self, source: &SourceFile) -> Location {
+        let (line, col) = (self.line as usize, self.col as usize);
+        let begin = source.offset_of(line, col);
+        let chars = (self.end - self.start) as usize;
         let end = source.text[begin..]
             .char_indices()
             .nth(chars)
@@ -35,7 +38,7 @@ impl Span {
         let first_line_end = source.text[begin..]
             .find('\n')
             .map_or(source.text.len(), |i| begin + i);
-        source.location(self.line, self.col, end.min(first_line_end) - begin)
+        source.location(line, col, end.min(first_line_end) - begin)
     }
 }
 
@@ -76,47 +79,75 @@ impl PosTree {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Positions {
     tree: Option<PosTree>,
+    /// The document's own span, kept even when the tree is built on demand: findings about a
+    /// whole document (unknown kind, policy denials) are the common case and need nothing more.
+    root: Option<Span>,
 }
 
 impl Positions {
     pub fn new(tree: PosTree) -> Self {
-        Positions { tree: Some(tree) }
+        Positions {
+            root: Some(tree.span()),
+            tree: Some(tree),
+        }
+    }
+
+    /// Only the document's span; the rest is parsed on demand.
+    pub fn root_only(root: Span) -> Self {
+        Positions {
+            tree: None,
+            root: Some(root),
+        }
+    }
+
+    pub fn root(&self) -> Option<Span> {
+        self.root
     }
 
     pub fn tree(&self) -> Option<&PosTree> {
         self.tree.as_ref()
     }
 
-    /// Walk a JSON pointer as far as it exists; returns the deepest node reached and the key span
-    /// of the last segment when the whole pointer resolved to a map entry.
-    fn walk(&self, pointer: &str) -> Option<(Option<Span>, &PosTree, bool)> {
-        let mut node = self.tree.as_ref()?;
-        let mut key = None;
-        for segment in segments(pointer) {
-            match node.child(&segment) {
-                Some((k, child)) => {
-                    key = k;
-                    node = child;
-                }
-                None => return Some((None, node, false)),
-            }
-        }
-        Some((key, node, true))
-    }
-
     pub fn value_location(&self, source: &SourceFile, pointer: &str) -> Location {
-        match self.walk(pointer) {
-            Some((_, node, _)) => node.span().location(source),
-            None => Location::file(source.path.clone()),
-        }
+        value_location(self.tree(), source, pointer)
     }
 
     pub fn key_location(&self, source: &SourceFile, pointer: &str) -> Location {
-        match self.walk(pointer) {
-            Some((Some(key), _, true)) => key.location(source),
-            Some((_, node, _)) => node.span().location(source),
-            None => Location::file(source.path.clone()),
+        key_location(self.tree(), source, pointer)
+    }
+}
+
+/// Walk a JSON pointer as far as it exists; returns the deepest node reached and the key span of
+/// the last segment when the whole pointer resolved to a map entry.
+fn walk<'t>(tree: &'t PosTree, pointer: &str) -> (Option<Span>, &'t PosTree, bool) {
+    let mut node = tree;
+    let mut key = None;
+    for segment in segments(pointer) {
+        match node.child(&segment) {
+            Some((k, child)) => {
+                key = k;
+                node = child;
+            }
+            None => return (None, node, false),
         }
+    }
+    (key, node, true)
+}
+
+/// The location of the value at `pointer`, or of its nearest existing ancestor.
+pub fn value_location(tree: Option<&PosTree>, source: &SourceFile, pointer: &str) -> Location {
+    match tree.map(|t| walk(t, pointer)) {
+        Some((_, node, _)) => node.span().location(source),
+        None => Location::file(source.path.clone()),
+    }
+}
+
+/// The location of the key of the last segment of `pointer`, else as [`value_location`].
+pub fn key_location(tree: Option<&PosTree>, source: &SourceFile, pointer: &str) -> Location {
+    match tree.map(|t| walk(t, pointer)) {
+        Some((Some(key), _, true)) => key.location(source),
+        Some((_, node, _)) => node.span().location(source),
+        None => Location::file(source.path.clone()),
     }
 }
 

@@ -11,6 +11,19 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::{Map, Value};
 
 use super::positions::{PosTree, Positions, Span};
+
+/// Position trees of every document of `text`, by document index: the on-demand second parse
+/// behind [`SourceFile::positions_of`]. `text` already loaded once, so it parses the same way.
+pub fn position_trees(source: &SourceFile, alias_budget: usize) -> Vec<(usize, PosTree)> {
+    let options = LoadOptions {
+        max_file_size: u64::MAX,
+        alias_budget,
+    };
+    let mut builder = Builder::new(source, None, &options);
+    builder.track = true;
+    let mut ignored = Loaded::default();
+    builder.run_tracked(&mut ignored)
+}
 use super::resolve::resolve_plain;
 use super::{Document, LoadOptions, Loaded, SourceFile};
 use crate::finding::{Finding, Location, Rule};
@@ -36,9 +49,9 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     };
     let mut text = text;
     for _ in 0..MAX_RELAXED_SCALARS {
-        let source = Arc::new(SourceFile::new(path, text));
+        let source = Arc::new(SourceFile::new(path, text).with_alias_budget(options.alias_budget));
         let mut attempt = Loaded::default();
-        Builder::new(&source, options).run(&mut attempt);
+        Builder::new(&source, Some(&source), options).run(&mut attempt);
         match relaxed_retry(&source, &attempt) {
             Some(relaxed) => text = relaxed,
             None => {
@@ -163,6 +176,8 @@ enum Frame {
     Map {
         span: Span,
         map: Map<String, Value>,
+        /// Key spans in the map's insertion order, to say where a duplicated key first was.
+        key_spans: Vec<Span>,
         pos: Vec<(String, Span, PosTree)>,
         pending_key: Option<(String, Span)>,
         merges: Vec<(Value, PosTree)>,
@@ -178,7 +193,9 @@ struct Anchored {
 }
 
 struct Builder<'a> {
-    source: &'a Arc<SourceFile>,
+    source: &'a SourceFile,
+    /// The shared handle documents keep; absent in the position-only parse.
+    shared: Option<&'a Arc<SourceFile>>,
     options: &'a LoadOptions,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Anchored>,
@@ -188,12 +205,20 @@ struct Builder<'a> {
     doc_index: usize,
     doc_started: bool,
     root: Option<(Value, PosTree)>,
+    /// Build position trees (the second, on-demand parse) or only values (the first).
+    track: bool,
+    trees: Vec<(usize, PosTree)>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(source: &'a Arc<SourceFile>, options: &'a LoadOptions) -> Self {
+    fn new(
+        source: &'a SourceFile,
+        shared: Option<&'a Arc<SourceFile>>,
+        options: &'a LoadOptions,
+    ) -> Self {
         Builder {
             source,
+            shared,
             options,
             stack: Vec::new(),
             anchors: HashMap::new(),
@@ -202,10 +227,21 @@ impl<'a> Builder<'a> {
             doc_index: 0,
             doc_started: false,
             root: None,
+            track: false,
+            trees: Vec::new(),
         }
     }
 
+    fn run_tracked(mut self, loaded: &mut Loaded) -> Vec<(usize, PosTree)> {
+        self.parse(loaded);
+        self.trees
+    }
+
     fn run(mut self, loaded: &mut Loaded) {
+        self.parse(loaded);
+    }
+
+    fn parse(&mut self, loaded: &mut Loaded) {
         let mut parser = Parser::new_from_str(&self.source.text);
         while let Some(event) = parser.next_event() {
             let step = match event {
@@ -266,6 +302,7 @@ impl<'a> Builder<'a> {
                 self.stack.push(Frame::Map {
                     span,
                     map: Map::new(),
+                    key_spans: Vec::new(),
                     pos: Vec::new(),
                     pending_key: None,
                     merges: Vec::new(),
@@ -349,14 +386,18 @@ impl<'a> Builder<'a> {
         }
         let span = pos.span();
         let source = self.source;
+        let track = self.track;
         match self.stack.last_mut() {
             None => self.root = Some((value, pos)),
             Some(Frame::Seq { items, pos: p, .. }) => {
                 items.push(value);
-                p.push(pos);
+                if track {
+                    p.push(pos);
+                }
             }
             Some(Frame::Map {
                 map,
+                key_spans,
                 pos: p,
                 pending_key,
                 merges,
@@ -366,12 +407,19 @@ impl<'a> Builder<'a> {
                 Some((key, _)) if key == "<<" => merges.push((value, pos)),
                 Some((key, key_span)) => {
                     if map.contains_key(&key) {
+                        // Rare: only now pay for finding where the key first was.
+                        let first = map.keys().position(|k| *k == key).unwrap_or_default();
+                        let first = key_spans.get(first).copied().unwrap_or(key_span);
                         loaded
                             .findings
-                            .push(duplicate_key(source, &key, key_span, p));
+                            .push(duplicate_key(source, &key, key_span, first));
+                    } else {
+                        key_spans.push(key_span);
                     }
-                    map.insert(key.clone(), value);
-                    p.push((key, key_span, pos));
+                    if track {
+                        p.push((key.clone(), key_span, pos));
+                    }
+                    map.insert(key, value);
                 }
             },
         }
@@ -385,14 +433,16 @@ impl<'a> Builder<'a> {
         self.doc_started = false;
         let index = self.doc_index;
         self.doc_index += 1;
-        match self.root.take() {
-            Some((Value::Null, _)) | None => {}
-            Some((value, pos)) => loaded.documents.push(Document {
-                source: Arc::clone(self.source),
+        match (self.root.take(), self.shared) {
+            (Some((Value::Null, _)) | None, _) => {}
+            (Some((_, pos)), _) if self.track => self.trees.push((index, pos)),
+            (Some((value, pos)), Some(shared)) => loaded.documents.push(Document {
+                source: Arc::clone(shared),
                 index,
                 value,
-                positions: Positions::new(pos),
+                positions: Positions::root_only(pos.span()),
             }),
+            (Some(_), None) => {}
         }
     }
 
@@ -438,22 +488,13 @@ fn extend(start: Span, end: Span) -> Span {
     }
 }
 
-fn duplicate_key(
-    source: &SourceFile,
-    key: &str,
-    span: Span,
-    earlier: &[(String, Span, PosTree)],
-) -> Finding {
-    let first = earlier
-        .iter()
-        .find(|(k, _, _)| k == key)
-        .map(|(_, s, _)| s.line)
-        .unwrap_or(span.line);
+fn duplicate_key(source: &SourceFile, key: &str, span: Span, first: Span) -> Finding {
+    let first = first.line;
     Finding::error(
         Rule::LoadDuplicateKey,
         format!("duplicate key `{key}` (first defined on line {first}); kubectl keeps only the last value"),
     )
-    .at(source.location(span.line, span.col, key.len()))
+    .at(source.location(span.line as usize, span.col as usize, key.len()))
     .help("remove one of the two entries")
 }
 
