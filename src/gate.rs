@@ -127,16 +127,11 @@ impl Gate {
         }
         stats.documents = documents.len();
 
-        let crds = if documents.is_empty() {
-            Vec::new()
-        } else {
-            self.crds(&documents, &options)
-        };
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = if documents.is_empty() {
             Ok(None)
         } else {
-            SchemaSet::build(&self.config.schemas, self.trusted(), &crds).map(Some)
+            self.schemas(&documents, &options).map(Some)
         };
         match schemas {
             Ok(None) => {}
@@ -234,35 +229,62 @@ impl Gate {
         selected
     }
 
-    /// CustomResourceDefinitions that become schemas: those among the checked documents, plus those
-    /// in the trusted base (`schemas.crds` globs, or files that look like CRDs by name).
-    fn crds(&self, documents: &[Document], options: &LoadOptions) -> Vec<Document> {
-        let mut crds: Vec<Document> = documents.iter().filter(|d| is_crd(d)).cloned().collect();
-        let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+    /// The schemas that judge these documents: embedded Kubernetes schemas, CRDs in the change,
+    /// and the trusted base's CRDs for the kinds still uncovered. The base is searched only when a
+    /// document needs it, so a push of plain Deployments never reads the repository's CRDs.
+    fn schemas(
+        &self,
+        documents: &[Document],
+        options: &LoadOptions,
+    ) -> Result<SchemaSet, Vec<Finding>> {
+        let in_change: Vec<Document> = documents.iter().filter(|d| is_crd(d)).cloned().collect();
+        let mut schemas = SchemaSet::build(&self.config.schemas, self.trusted(), &in_change)?;
+        let uncovered: BTreeSet<&str> = documents
+            .iter()
+            .filter_map(|d| Some((d.api_version()?, d.kind()?)))
+            .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
+            .map(|(_, kind)| kind)
+            .collect();
+        if !uncovered.is_empty() {
+            let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+            schemas.add_crds(&self.base_crds(&uncovered, &changed, options));
+        }
+        Ok(schemas)
+    }
+
+    /// CRDs of the trusted base that define one of `kinds`: from `schemas.crds` globs, or files
+    /// named like CRDs. Files are filtered on their bytes before any is parsed.
+    fn base_crds(
+        &self,
+        kinds: &BTreeSet<&str>,
+        changed: &BTreeSet<&str>,
+        options: &LoadOptions,
+    ) -> Vec<Document> {
         let globs = if self.config.schemas.crds.is_empty() {
             DEFAULT_CRD_GLOBS.iter().map(|g| g.to_string()).collect()
         } else {
             self.config.schemas.crds.clone()
         };
         let Ok(set) = glob_set(&globs) else {
-            return crds;
+            return Vec::new();
         };
-        let candidates: Vec<String> = literal_prefixes(&globs)
+        // The kind's name appears in its CRD (`names.kind`) whether it is YAML or JSON.
+        let needles: Vec<&str> = kinds.iter().copied().collect();
+        let candidates: BTreeSet<String> = literal_prefixes(&globs)
             .iter()
             .flat_map(|prefix| self.trusted.files_under(prefix))
             .filter(|path| set.is_match(path) && !changed.contains(path.as_str()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
-        let from_base: Vec<Document> = candidates
+        candidates
             .par_iter()
             .filter_map(|path| self.trusted.read(path).map(|bytes| (path, bytes)))
-            .filter(|(_, bytes)| contains(bytes, b"CustomResourceDefinition"))
+            .filter(|(_, bytes)| {
+                contains(bytes, b"CustomResourceDefinition")
+                    && needles.iter().any(|n| contains(bytes, n.as_bytes()))
+            })
             .flat_map_iter(|(path, bytes)| load_file(path, &bytes, options).documents)
             .filter(is_crd)
-            .collect();
-        crds.extend(from_base);
-        crds
+            .collect()
     }
 }
 

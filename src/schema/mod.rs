@@ -134,6 +134,14 @@ impl SchemaSet {
 
     /// Add the kinds a CRD document defines. A CRD kind replaces an embedded one of the same
     /// apiVersion and kind: the repository knows what its cluster runs.
+    /// Add CRD documents found after the set was built; a kind they define replaces the schema it
+    /// had (so CRDs from the trusted base, added last, win over CRDs in the change).
+    pub fn add_crds(&mut self, docs: &[Document]) {
+        for doc in docs {
+            self.add_crd(doc);
+        }
+    }
+
     fn add_crd(&mut self, doc: &Document) {
         for crd in crd::schemas_of(doc) {
             let id = format!("{CRD_ID_PREFIX}{}/{}", crd.api_version, crd.kind);
