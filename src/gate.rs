@@ -17,6 +17,7 @@ use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, load_file};
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
+use crate::render::{Checkout, KustomizeGraph, RenderOutput, kustomize_command, render_kustomize};
 use crate::report::{Report, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
@@ -125,6 +126,7 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
+        documents.extend(self.render_changed(change, head, &mut findings, &options));
         stats.documents = documents.len();
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
@@ -195,6 +197,62 @@ impl Gate {
                 }),
         );
         findings
+    }
+
+    /// Objects that the `render.kustomize` directories touched by the change render to at head, as
+    /// documents for the schema and policy checks: a change to a base is judged in every overlay
+    /// that uses it. Rendering is opt-in (listed directories only) because it runs an external
+    /// program per directory.
+    fn render_changed(
+        &self,
+        change: &ChangeSet,
+        head: &dyn Tree,
+        findings: &mut Vec<Finding>,
+        options: &LoadOptions,
+    ) -> Vec<Document> {
+        let listed = &self.config.render.kustomize;
+        let Ok(explicit) = glob_set(listed) else {
+            return Vec::new();
+        };
+        if listed.is_empty() {
+            return Vec::new();
+        }
+        let graph = KustomizeGraph::build(head);
+        let roots: BTreeSet<String> = change
+            .files
+            .iter()
+            .flat_map(|f| graph.roots_for(&f.path, &explicit))
+            .filter(|dir| explicit.is_match(dir))
+            .collect();
+        if roots.is_empty() {
+            return Vec::new();
+        }
+        let checkout = match Checkout::write(head, &|_| true) {
+            Ok(checkout) => checkout,
+            Err(e) => {
+                findings.push(Finding::error(
+                    Rule::RenderFailed,
+                    format!("cannot write a temporary checkout to render kustomizations: {e}"),
+                ));
+                return Vec::new();
+            }
+        };
+        let command = kustomize_command(&self.config.render);
+        let outputs: Vec<(String, RenderOutput)> = roots
+            .par_iter()
+            .map(|dir| {
+                let output = render_kustomize(&checkout, &graph, dir, &command, "head");
+                (dir.clone(), output)
+            })
+            .collect();
+        let mut documents = Vec::new();
+        for (dir, output) in outputs {
+            findings.extend(output.findings);
+            for (index, object) in output.objects.into_iter().enumerate() {
+                documents.extend(rendered_document(&dir, index, &object.value, options));
+            }
+        }
+        documents
     }
 
     /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
@@ -286,6 +344,24 @@ impl Gate {
             .filter(is_crd)
             .collect()
     }
+}
+
+/// A rendered object as a document of its own: pretty JSON under a path that says where it came
+/// from, so findings point at a line of something the reader can see.
+fn rendered_document(
+    dir: &str,
+    index: usize,
+    value: &serde_json::Value,
+    options: &LoadOptions,
+) -> Option<Document> {
+    let text = serde_json::to_string_pretty(value).ok()?;
+    let id = ObjectId::of(value, dir, index);
+    let shown = if dir.is_empty() { "." } else { dir };
+    let path = format!("{shown} (rendered by kustomize: {id})");
+    load_file(&path, text.as_bytes(), options)
+        .documents
+        .into_iter()
+        .next()
 }
 
 /// The base side of changed files, for `data.stategate.file.before`: the same object at the base.

@@ -426,3 +426,42 @@ fn a_broken_policy_is_exit_2_naming_its_file_and_line() {
         "{finding}"
     );
 }
+
+#[test]
+fn rendered_overlays_are_checked_when_listed_under_render_kustomize() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        "render:\n  kustomize: [\"overlays/*\"]\n",
+    );
+    repo.write(
+        "base/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [deployment.yaml]\n",
+    );
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n";
+    repo.write("base/deployment.yaml", deployment);
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: prod\nresources: [../../base]\npatches:\n  - path: replicas.yaml\n",
+    );
+    // The patch alone is a partial object; what it makes of the base is what the cluster gets.
+    repo.write(
+        "overlays/prod/replicas.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: \"3\"\n",
+    );
+    repo.commit_all("base and prod overlay");
+    // A change to the base alone: the file itself is fine, the rendered prod object is not.
+    repo.write(
+        "base/deployment.yaml",
+        deployment.replace("nginx:1.27", "nginx:1.28"),
+    );
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let found = errors(&json(&out));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "schema/type");
+    assert_eq!(
+        found[0].1,
+        "overlays/prod (rendered by kustomize: apps/v1/Deployment/prod/web)"
+    );
+}
