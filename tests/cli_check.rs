@@ -311,20 +311,7 @@ fn the_pre_commit_hook_blocks_a_bad_commit() {
     assert!(hook.contains("check --staged"));
     repo.write("apps/web.yaml", BAD);
     repo.add("apps/web.yaml");
-    let commit = Command::new("git")
-        .current_dir(repo.path())
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "bad",
-        ])
-        .env("PATH", path_with_binary())
-        .output()
-        .unwrap();
+    let commit = commit_through_hooks(&repo, "bad");
     assert!(
         !commit.status.success(),
         "the hook let a bad commit through"
@@ -333,7 +320,17 @@ fn the_pre_commit_hook_blocks_a_bad_commit() {
     assert!(said.contains("schema/unknown-field"), "{said}");
     repo.write("apps/web.yaml", GOOD.replace("settings", "web"));
     repo.add("apps/web.yaml");
-    let commit = Command::new("git")
+    let commit = commit_through_hooks(&repo, "good");
+    assert!(
+        commit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&commit.stderr)
+    );
+}
+
+/// A plain `git commit`, hooks and all, with the freshly built stategate on PATH.
+fn commit_through_hooks(repo: &TestRepo, message: &str) -> Output {
+    Command::new("git")
         .current_dir(repo.path())
         .args([
             "-c",
@@ -342,16 +339,11 @@ fn the_pre_commit_hook_blocks_a_bad_commit() {
             "user.email=t@e",
             "commit",
             "-qm",
-            "good",
+            message,
         ])
         .env("PATH", path_with_binary())
         .output()
-        .unwrap();
-    assert!(
-        commit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&commit.stderr)
-    );
+        .unwrap()
 }
 
 fn path_with_binary() -> String {
