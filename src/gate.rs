@@ -150,13 +150,14 @@ impl Gate {
 
         findings.extend(self.check_policies(change, &documents, &patches, &options));
 
-        for doc in &documents {
-            if findings
-                .iter()
-                .any(|f| f.location.as_ref().is_some_and(|l| l.file == doc.path()))
-            {
-                sources.insert(doc.path().to_owned(), Arc::clone(&doc.source));
-            }
+        let cited: BTreeSet<&str> = findings
+            .iter()
+            .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
+            .collect();
+        for doc in documents.iter().filter(|d| cited.contains(d.path())) {
+            sources
+                .entry(doc.path().to_owned())
+                .or_insert_with(|| Arc::clone(&doc.source));
         }
         let mut report = report_of(findings, sources);
         report.stats = stats;
