@@ -457,3 +457,21 @@ fn rendered_overlays_are_checked_when_listed_under_render_kustomize() {
         "overlays/prod (rendered by kustomize: apps/v1/Deployment/prod/web)"
     );
 }
+
+#[test]
+fn secret_values_reach_no_output_format_even_when_they_are_wrong() {
+    let repo = repo_with_base();
+    repo.write(
+        "apps/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  password: 123456789\nstringData:\n  token: [hunter2]\n",
+    );
+    for format in ["human", "json", "sarif", "junit", "github"] {
+        let out = stategate(&repo, &["check", "--format", format]);
+        assert_eq!(code(&out), 1, "{format}: {}", stdout(&out));
+        let text = stdout(&out);
+        assert!(text.contains("data.password"), "{format}: {text}");
+        for secret in ["123456789", "hunter2"] {
+            assert!(!text.contains(secret), "{format} printed {secret}: {text}");
+        }
+    }
+}

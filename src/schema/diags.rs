@@ -35,7 +35,17 @@ impl Problem {
         } else {
             doc.locate(&self.pointer)
         };
-        Finding::error(self.rule, self.message)
+        // Messages quote the offending value; a Secret's values must never reach any output.
+        let message = if is_secret_value(doc, &self.pointer) && !self.at_key {
+            format!(
+                "{}: {} (the value is not shown: Secret data)",
+                display_path(&self.pointer),
+                self.rule.description()
+            )
+        } else {
+            self.message
+        };
+        Finding::error(self.rule, message)
             .at(location)
             .object(doc.id())
     }
@@ -316,6 +326,14 @@ fn join_or(names: &[String]) -> String {
 }
 
 /// `string "3"`, `object`, `array`, `boolean true`.
+/// Whether `pointer` is inside the `data` or `stringData` of a Secret.
+fn is_secret_value(doc: &Document, pointer: &str) -> bool {
+    doc.kind() == Some("Secret")
+        && ["/data/", "/stringData/"]
+            .iter()
+            .any(|prefix| pointer.starts_with(prefix))
+}
+
 fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_string(),
