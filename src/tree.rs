@@ -110,41 +110,52 @@ fn reopen(repo: &git2::Repository) -> Result<git2::Repository, git2::Error> {
     }
 }
 
+fn is_regular(mode: i32) -> bool {
+    mode == 0o100644 || mode == 0o100755
+}
+
 impl Tree for GitTree {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         let repo = self.repo.lock().ok()?;
         let tree = repo.find_tree(self.tree).ok()?;
         let entry = tree.get_path(Path::new(path)).ok()?;
         // Only regular files: symlinks (0o120000) and submodules are never followed.
-        if entry.filemode() != 0o100644 && entry.filemode() != 0o100755 {
+        if !is_regular(entry.filemode()) {
             return None;
         }
         let blob = repo.find_blob(entry.id()).ok()?;
         Some(blob.content().to_vec())
     }
 
+    /// Walks only the subtree of `prefix`: the gate lists `policies/` and CRD directories on
+    /// every push, and walking all of a 50,000-file tree for each listing was half of a one-file
+    /// push's time.
     fn files_under(&self, prefix: &str) -> Vec<String> {
+        let prefix = prefix.trim_end_matches('/');
         let Ok(repo) = self.repo.lock() else {
             return Vec::new();
         };
-        let Ok(tree) = repo.find_tree(self.tree) else {
+        let Ok(root) = repo.find_tree(self.tree) else {
             return Vec::new();
         };
-        let prefix = prefix.trim_end_matches('/');
+        let (start, base) = if prefix.is_empty() {
+            (root, String::new())
+        } else {
+            let Ok(entry) = root.get_path(Path::new(prefix)) else {
+                return Vec::new();
+            };
+            if is_regular(entry.filemode()) {
+                return vec![prefix.to_owned()];
+            }
+            match entry.to_object(&repo).ok().and_then(|o| o.into_tree().ok()) {
+                Some(tree) => (tree, format!("{prefix}/")),
+                None => return Vec::new(),
+            }
+        };
         let mut out = Vec::new();
-        let _ = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob)
-                && (entry.filemode() == 0o100644 || entry.filemode() == 0o100755)
-            {
-                let path = format!("{dir}{}", entry.name().unwrap_or_default());
-                if prefix.is_empty()
-                    || path == prefix
-                    || path
-                        .strip_prefix(prefix)
-                        .is_some_and(|r| r.starts_with('/'))
-                {
-                    out.push(path);
-                }
+        let _ = start.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) && is_regular(entry.filemode()) {
+                out.push(format!("{base}{dir}{}", entry.name().unwrap_or_default()));
             }
             git2::TreeWalkResult::Ok
         });
@@ -193,5 +204,44 @@ impl Tree for MemTree {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_tree_listings_cover_exactly_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        for (path, text) in [
+            ("a/b/c.rego", "x"),
+            ("a/d.yaml", "y"),
+            ("e.yaml", "z"),
+            ("ab/f", "w"),
+        ] {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap();
+        let tree = GitTree::open(&repo, "HEAD").unwrap();
+        let all = ["a/b/c.rego", "a/d.yaml", "ab/f", "e.yaml"];
+        assert_eq!(tree.files_under(""), all);
+        assert_eq!(tree.files_under("a"), ["a/b/c.rego", "a/d.yaml"]);
+        assert_eq!(tree.files_under("a/"), ["a/b/c.rego", "a/d.yaml"]);
+        assert_eq!(tree.files_under("a/b"), ["a/b/c.rego"]);
+        assert_eq!(tree.files_under("e.yaml"), ["e.yaml"]);
+        assert_eq!(tree.files_under("ab"), ["ab/f"]);
+        assert!(tree.files_under("missing").is_empty());
+        assert_eq!(tree.read("a/d.yaml").as_deref(), Some(&b"y"[..]));
     }
 }

@@ -121,7 +121,7 @@ fn trusted_tree(
         },
         _ => update.old.clone(),
     };
-    match super::tree::TrustedTree::open(repo, &rev) {
+    match GitTree::open(repo, &rev) {
         Ok(tree) => Ok(Box::new(tree)),
         // The old tip of a tag may be a tag of a tree: no rules there, use the default branch's.
         Err(_) if update.kind() != UpdateKind::Create => trusted_tree(

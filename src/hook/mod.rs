@@ -9,7 +9,6 @@ pub mod audit;
 pub mod judge;
 pub mod messages;
 pub mod protocol;
-pub mod tree;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
