@@ -28,14 +28,7 @@ pub fn install_pre_commit(dir: &Path, err: &mut dyn Write) -> u8 {
     let hook = hooks.join("pre-commit");
     match write_hook(&hooks, &hook) {
         Ok(kept) => {
-            let _ = writeln!(err, "installed {}", hook.display());
-            if let Some(kept) = kept {
-                let _ = writeln!(
-                    err,
-                    "kept the previous hook as {} (it runs first)",
-                    kept.display()
-                );
-            }
+            say_installed(err, &hook, kept.as_deref());
             0
         }
         Err(e) => {
@@ -241,14 +234,7 @@ pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn
         );
         return 2;
     }
-    let _ = writeln!(err, "installed {}", hook.display());
-    if let Some(kept) = kept {
-        let _ = writeln!(
-            err,
-            "kept the previous hook as {} (it runs first)",
-            kept.display()
-        );
-    }
+    say_installed(err, &hook, kept.as_deref());
     let _ = writeln!(
         err,
         "set receive.advertisePushOptions=true (for -o stategate.bypass=\"reason\")"
@@ -269,4 +255,16 @@ fn git_output(dir: &Path, args: &[&str]) -> Result<String, String> {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// What both installers tell the user: the hook written, and where an existing one was kept.
+fn say_installed(err: &mut dyn Write, hook: &Path, kept: Option<&Path>) {
+    let _ = writeln!(err, "installed {}", hook.display());
+    if let Some(kept) = kept {
+        let _ = writeln!(
+            err,
+            "kept the previous hook as {} (it runs first)",
+            kept.display()
+        );
+    }
 }
