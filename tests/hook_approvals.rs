@@ -4,11 +4,8 @@
 mod common;
 mod hook_support;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::git::TestRepo;
-use hook_support::{Pushed, Server, push};
+use hook_support::{Keys, Pushed, Server, push, ssh_keygen_available};
 
 const CONFIG: &str = "version: 1
 protect:
@@ -28,48 +25,6 @@ metadata:
 data:
   replicas: \"2\"
 ";
-
-/// Ed25519 keys made for the test: `<dir>/<name>` (private) and `<name>.pub`.
-struct Keys {
-    dir: tempfile::TempDir,
-}
-
-impl Keys {
-    fn new(names: &[&str]) -> Keys {
-        let dir = tempfile::tempdir().unwrap();
-        for name in names {
-            let out = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                .arg(dir.path().join(name))
-                .output()
-                .expect("ssh-keygen runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Keys { dir }
-    }
-
-    fn private(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `allowed_signers` lines: `<principal> <key type> <key>`.
-    fn allowed_signers(&self, names: &[&str]) -> String {
-        names
-            .iter()
-            .map(|name| {
-                let public =
-                    std::fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap();
-                let mut parts = public.split_whitespace();
-                let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
-                format!("{name} {kind} {key}\n")
-            })
-            .collect()
-    }
-}
 
 /// A server whose base lists bob, carol and dave as signers (eve has a key but is not listed), and
 /// a work repository with one unapproved change to prod.
@@ -91,38 +46,8 @@ fn setup(keys: &Keys) -> (Server, TestRepo) {
     (server, work)
 }
 
-/// An empty commit signed by `who` with git's own SSH signing.
-fn sign_approval(work: &TestRepo, keys: &Keys, who: &str) {
-    let key = keys.private(who);
-    work.git(&[
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        &format!("user.signingkey={}", key.display()),
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-S",
-        "-m",
-        &format!("Approve: scale prod\n\nApproved-by: {who}"),
-    ]);
-}
-
 fn push_main(server: &Server, work: &TestRepo) -> Pushed {
     push(work, &server.url(), &["main"], &[("REMOTE_USER", "dev")])
-}
-
-/// Without `ssh-keygen` nothing can be signed; the tests then say so and skip (fail under CI).
-fn ssh_keygen_available() -> bool {
-    let available = Command::new("ssh-keygen").arg("-?").output().is_ok();
-    if !available {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true needs ssh-keygen"
-        );
-        eprintln!("skipping: ssh-keygen is not installed");
-    }
-    available
 }
 
 fn rejected_for_missing_approval(pushed: &Pushed, verified: &str) {
@@ -153,8 +78,8 @@ fn two_listed_signers_meet_the_rule() {
     }
     let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
-    sign_approval(&work, &keys, "bob");
-    sign_approval(&work, &keys, "carol");
+    keys.sign_approval(&work, "bob");
+    keys.sign_approval(&work, "carol");
     let pushed = push_main(&server, &work);
     assert!(pushed.ok, "{}", pushed.stderr);
     assert!(pushed.says("push accepted"), "{}", pushed.stderr);
@@ -167,9 +92,9 @@ fn one_signature_is_not_enough() {
     }
     let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
-    sign_approval(&work, &keys, "bob");
+    keys.sign_approval(&work, "bob");
     // The same approver twice is still one approver.
-    sign_approval(&work, &keys, "bob");
+    keys.sign_approval(&work, "bob");
     rejected_for_missing_approval(&push_main(&server, &work), "bob");
 }
 
@@ -180,8 +105,8 @@ fn a_key_not_in_allowed_signers_does_not_count() {
     }
     let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
-    sign_approval(&work, &keys, "bob");
-    sign_approval(&work, &keys, "eve");
+    keys.sign_approval(&work, "bob");
+    keys.sign_approval(&work, "eve");
     rejected_for_missing_approval(&push_main(&server, &work), "bob");
 }
 
@@ -209,8 +134,8 @@ fn approvals_signed_before_a_later_change_do_not_cover_it() {
     }
     let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
-    sign_approval(&work, &keys, "bob");
-    sign_approval(&work, &keys, "carol");
+    keys.sign_approval(&work, "bob");
+    keys.sign_approval(&work, "carol");
     work.write("clusters/prod/app.yaml", APP.replace('2', "30"));
     work.commit_all("sneak in more replicas");
     rejected_for_missing_approval(&push_main(&server, &work), "none");

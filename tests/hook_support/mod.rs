@@ -139,3 +139,84 @@ pub fn push(work: &TestRepo, url: &str, args: &[&str], env: &[(&str, &str)]) -> 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Ed25519 keys made for a test with the real `ssh-keygen`: `<dir>/<name>` (private), `<name>.pub`.
+pub struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    pub fn new(names: &[&str]) -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(dir.path().join(name))
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Keys { dir }
+    }
+
+    pub fn private(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `allowed_signers` lines: `<principal> <key type> <key>`.
+    pub fn allowed_signers(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|name| {
+                let public =
+                    std::fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap();
+                let mut parts = public.split_whitespace();
+                let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
+                format!("{name} {kind} {key}\n")
+            })
+            .collect()
+    }
+
+    /// `git` arguments that make the next commit SSH-signed by `who`.
+    fn signing(&self, who: &str) -> [String; 4] {
+        [
+            "-c".into(),
+            "gpg.format=ssh".into(),
+            "-c".into(),
+            format!("user.signingkey={}", self.private(who).display()),
+        ]
+    }
+
+    /// An empty commit signed by `who`: an approval of the tree it sits on.
+    pub fn sign_approval(&self, work: &TestRepo, who: &str) {
+        let mut args: Vec<String> = self.signing(who).into();
+        args.extend(["commit", "-q", "--allow-empty", "-S", "-m"].map(String::from));
+        args.push(format!("Approve\n\nApproved-by: {who}"));
+        work.git(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Stage everything and commit it signed by `who` (the author of a change, proven).
+    pub fn commit_signed(&self, work: &TestRepo, who: &str, message: &str) {
+        work.add_all();
+        let mut args: Vec<String> = self.signing(who).into();
+        args.extend(["commit", "-q", "-S", "-m", message].map(String::from));
+        work.git(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+/// Without `ssh-keygen` nothing can be signed; the tests then say so and skip (fail under CI).
+pub fn ssh_keygen_available() -> bool {
+    let available = Command::new("ssh-keygen").arg("-?").output().is_ok();
+    if !available {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs ssh-keygen"
+        );
+        eprintln!("skipping: ssh-keygen is not installed");
+    }
+    available
+}
