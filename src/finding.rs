@@ -71,6 +71,9 @@ pub enum Rule {
     // the gate itself
     GateTimeout,
     GateInternal,
+    // push coverage and the gate's own rules (hook)
+    ProtectUnjudgedRef,
+    ProtectTrustPaths,
 }
 
 impl Rule {
@@ -106,6 +109,8 @@ impl Rule {
         Rule::RenderFailed,
         Rule::GateTimeout,
         Rule::GateInternal,
+        Rule::ProtectUnjudgedRef,
+        Rule::ProtectTrustPaths,
     ];
 
     /// The stable code, `stage/what`.
@@ -142,6 +147,8 @@ impl Rule {
             Rule::RenderFailed => "render/failed",
             Rule::GateTimeout => "gate/timeout",
             Rule::GateInternal => "gate/internal",
+            Rule::ProtectUnjudgedRef => "protect/unjudged-ref",
+            Rule::ProtectTrustPaths => "protect/trust-paths",
         }
     }
 
@@ -182,6 +189,12 @@ impl Rule {
             Rule::RenderFailed => "a renderer (kustomize, helm) failed",
             Rule::GateTimeout => "the gate ran out of its time budget",
             Rule::GateInternal => "the gate hit an internal error",
+            Rule::ProtectUnjudgedRef => {
+                "a pushed ref the hook does not judge (outside `hook.refs`, or not a commit)"
+            }
+            Rule::ProtectTrustPaths => {
+                "a change to the gate's own rules without the approval of `protect.admins`"
+            }
         }
     }
 

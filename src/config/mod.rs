@@ -129,6 +129,20 @@ pub struct ProtectConfig {
     /// `deny` makes matching refs merge-only; allowed by default.
     pub direct_push: Permission,
     pub bypass_users: Vec<String>,
+    /// Who must approve changes to the gate's own rules (config, policies, schemas, signers).
+    pub admins: Option<AdminsConfig>,
+}
+
+/// `protect.admins`: approvers of changes to the trust paths; at push time, signed commits
+/// verified against `allowed_signers`, exactly like an approval rule.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminsConfig {
+    pub from: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+    #[serde(default)]
+    pub allowed_signers: Option<String>,
 }
 
 impl Default for ProtectConfig {
@@ -139,6 +153,7 @@ impl Default for ProtectConfig {
             deletion: Permission::Deny,
             direct_push: Permission::Allow,
             bypass_users: Vec::new(),
+            admins: None,
         }
     }
 }

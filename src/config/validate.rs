@@ -232,6 +232,22 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
             ));
         }
     }
+    if let Some(admins) = &config.protect.admins {
+        if admins.required == 0 {
+            findings.push(invalid(
+                doc,
+                "/protect/admins/required",
+                "`required` must be at least 1",
+            ));
+        }
+        if admins.from.is_empty() {
+            findings.push(invalid(
+                doc,
+                "/protect/admins/from",
+                "`from` must name at least one admin",
+            ));
+        }
+    }
     if let Some(version) = &config.schemas.kubernetes {
         let available = crate::schema::available_versions();
         let wanted = version.trim().trim_start_matches('v');
