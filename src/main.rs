@@ -62,6 +62,9 @@ enum HookCommand {
         /// Write `hooks/pre-receive` of this (bare) repository, running `stategate hook pre-receive`.
         #[arg(long, conflicts_with = "pre_commit")]
         repo: Option<std::path::PathBuf>,
+        /// With --repo: the branch whose rules judge new refs, when HEAD names another.
+        #[arg(long, requires = "repo")]
+        default_branch: Option<String>,
         /// Flags for the installed pre-receive hook, after `--` (e.g. `-- --config-dir DIR`).
         #[arg(last = true, requires = "repo")]
         hook_args: Vec<String>,
@@ -120,13 +123,19 @@ fn main() -> ExitCode {
                 HookCommand::Install {
                     pre_commit,
                     repo,
+                    default_branch,
                     hook_args,
                 },
         } => {
             if pre_commit {
                 install_pre_commit(&cwd, &mut std::io::stderr())
             } else if let Some(repo) = repo {
-                install_pre_receive(&cwd.join(repo), &hook_args, &mut std::io::stderr())
+                install_pre_receive(
+                    &cwd.join(repo),
+                    &hook_args,
+                    default_branch.as_deref(),
+                    &mut std::io::stderr(),
+                )
             } else {
                 eprintln!("stategate: say which hook to install: --pre-commit or --repo DIR");
                 2

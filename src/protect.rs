@@ -3,8 +3,9 @@
 
 use globset::GlobSet;
 
-use crate::config::{Permission, ProtectConfig};
+use crate::config::{CONFIG_FILE, Config, Permission, ProtectConfig};
 use crate::finding::{Finding, Rule};
+use crate::tree::Tree;
 
 /// What a push does to a ref, as far as protection cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,107 @@ impl Protection {
         }
         findings.into_iter().map(|f| f.for_ref(git_ref)).collect()
     }
+}
+
+/// The gate's own trust paths under `config`, as globs: the files whose change changes the rules
+/// that judge later changes (the config, policies and their data, Gatekeeper templates, CRD and
+/// mapped schemas, every allowed_signers file).
+pub fn trust_path_globs(config: &Config) -> Vec<String> {
+    let mut globs = vec![CONFIG_FILE.to_owned()];
+    let policies = &config.policies;
+    for dir in policies
+        .paths
+        .iter()
+        .chain(&policies.data)
+        .chain(&policies.gatekeeper)
+    {
+        globs.extend(directory_globs(dir));
+    }
+    globs.extend(config.schemas.crds.iter().cloned());
+    globs.extend(config.schemas.map.iter().map(|m| m.schema.clone()));
+    globs.extend(
+        config
+            .approvals
+            .iter()
+            .filter_map(|r| r.allowed_signers.clone()),
+    );
+    if let Some(admins) = &config.protect.admins {
+        globs.extend(admins.allowed_signers.clone());
+    }
+    globs
+}
+
+/// A configured directory (or file) and everything under it.
+fn directory_globs(dir: &str) -> Vec<String> {
+    let dir = dir.trim_start_matches("./").trim_end_matches('/');
+    if dir.is_empty() || dir == "." {
+        return vec!["**".to_owned()];
+    }
+    vec![dir.to_owned(), format!("{dir}/**")]
+}
+
+/// The paths of a change that are trust paths under the base's `config`.
+pub fn changed_trust_paths<'a>(
+    config: &Config,
+    changed: &[&'a str],
+) -> Result<Vec<&'a str>, Box<Finding>> {
+    let globs = crate::gate::glob_set(&trust_path_globs(config)).map_err(|e| {
+        Box::new(
+            Finding::error(
+                Rule::ConfigInvalid,
+                format!("invalid glob among the trust paths: {e}"),
+            )
+            .in_file(CONFIG_FILE),
+        )
+    })?;
+    Ok(changed
+        .iter()
+        .copied()
+        .filter(|p| globs.is_match(p))
+        .collect())
+}
+
+/// How a change takes the rules away entirely, if it does: it deletes or empties the config, or
+/// removes every policy. Without `protect.admins`, that is refused; lesser edits of the rules are
+/// judged by the base rules as usual.
+pub fn removes_the_rules(config: &Config, base: &dyn Tree, head: &dyn Tree) -> Option<String> {
+    if let Some(before) = base.read(CONFIG_FILE)
+        && !is_empty_config(&before)
+    {
+        match head.read(CONFIG_FILE) {
+            None => return Some(format!("it deletes {CONFIG_FILE}")),
+            Some(after) if is_empty_config(&after) => {
+                return Some(format!("it empties {CONFIG_FILE}"));
+            }
+            Some(_) => {}
+        }
+    }
+    let policies = |tree: &dyn Tree| -> usize {
+        config
+            .policies
+            .paths
+            .iter()
+            .flat_map(|dir| tree.files_under(dir.trim_start_matches("./").trim_end_matches('/')))
+            .filter(|p| p.ends_with(".rego"))
+            .count()
+    };
+    let before = policies(base);
+    (before > 0 && policies(head) == 0)
+        .then(|| format!("it removes every policy ({before} .rego file(s) under policies.paths)"))
+}
+
+/// A config with no settings at all: no documents, or only null or empty ones.
+fn is_empty_config(bytes: &[u8]) -> bool {
+    let loaded = crate::load::load_file(CONFIG_FILE, bytes, &crate::load::LoadOptions::default());
+    loaded
+        .findings
+        .iter()
+        .all(|f| f.severity != crate::finding::Severity::Error)
+        && loaded.documents.iter().all(|d| match &d.value {
+            serde_json::Value::Null => true,
+            serde_json::Value::Object(map) => map.is_empty(),
+            _ => false,
+        })
 }
 
 #[cfg(test)]

@@ -26,15 +26,15 @@ data:
   replicas: \"2\"
 ";
 
-/// A server whose base lists bob, carol and dave as signers (eve has a key but is not listed), and
-/// a work repository with one unapproved change to prod.
+/// A server whose base lists dev (the author), bob, carol and dave as signers (eve has a key but
+/// is not listed), and a work repository with one unapproved change to prod, signed by dev.
 fn setup(keys: &Keys) -> (Server, TestRepo) {
     let server = Server::new();
     let work = TestRepo::new();
     work.write(".stategate.yaml", CONFIG);
     work.write(
         ".stategate/allowed_signers",
-        keys.allowed_signers(&["bob", "carol", "dave"]),
+        keys.allowed_signers(&["dev", "bob", "carol", "dave"]),
     );
     work.write("clusters/prod/app.yaml", APP);
     work.write("clusters/dev/app.yaml", APP);
@@ -42,7 +42,8 @@ fn setup(keys: &Keys) -> (Server, TestRepo) {
     assert!(push(&work, &server.url(), &["main"], &[]).ok);
     server.install_hook(&[]);
     work.write("clusters/prod/app.yaml", APP.replace('2', "3"));
-    work.commit_all("scale prod");
+    // Signed, so its author is proven: an unsigned change leaves no approver independent.
+    keys.commit_signed(&work, "dev", "scale prod");
     (server, work)
 }
 
@@ -76,7 +77,7 @@ fn two_listed_signers_meet_the_rule() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
     keys.sign_approval(&work, "bob");
     keys.sign_approval(&work, "carol");
@@ -90,7 +91,7 @@ fn one_signature_is_not_enough() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
     keys.sign_approval(&work, "bob");
     // The same approver twice is still one approver.
@@ -103,7 +104,7 @@ fn a_key_not_in_allowed_signers_does_not_count() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
     keys.sign_approval(&work, "bob");
     keys.sign_approval(&work, "eve");
@@ -115,7 +116,7 @@ fn unsigned_approved_by_trailers_are_not_evidence() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
     work.git(&[
         "commit",
@@ -132,7 +133,7 @@ fn approvals_signed_before_a_later_change_do_not_cover_it() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave", "eve"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave", "eve"]);
     let (server, work) = setup(&keys);
     keys.sign_approval(&work, "bob");
     keys.sign_approval(&work, "carol");
@@ -146,7 +147,7 @@ fn changes_outside_the_rule_paths_need_no_approval() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol", "dave"]);
+    let keys = Keys::new(&["dev", "bob", "carol", "dave"]);
     let (server, work) = setup(&keys);
     work.git(&["reset", "-q", "--hard", "HEAD~1"]);
     work.write("clusters/dev/app.yaml", APP.replace('2', "5"));

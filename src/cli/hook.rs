@@ -102,6 +102,10 @@ pub struct PreReceiveArgs {
     /// Colour: never (default; git relays hook output verbatim) or always.
     #[arg(long, default_value = "never")]
     pub color: String,
+    /// Run this hook first with the same stdin (the hook `hook install` found and kept); its
+    /// failure rejects the push.
+    #[arg(long)]
+    pub chain: Option<PathBuf>,
 }
 
 /// Run the pre-receive hook: reads the push from stdin, reports on `err`; returns the exit code.
@@ -118,6 +122,11 @@ pub fn run_pre_receive(
         );
         return 2;
     }
+    if let Some(local) = &args.chain
+        && let Some(code) = run_chained(local, &input, err)
+    {
+        return code;
+    }
     let timeout = if args.timeout.is_finite() && args.timeout > 0.0 {
         std::time::Duration::from_secs_f64(args.timeout)
     } else {
@@ -133,33 +142,67 @@ pub fn run_pre_receive(
     crate::hook::pre_receive(&input, &options, err)
 }
 
+/// Run the kept hook with the push on its stdin; `Some(exit code)` when it rejects the push (or
+/// cannot be run, which rejects it too).
+fn run_chained(local: &Path, input: &str, err: &mut dyn Write) -> Option<u8> {
+    use std::process::{Command, Stdio};
+    let child = Command::new(local)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "stategate: cannot run the chained hook {}: {e}; push rejected",
+                local.display()
+            );
+            return Some(2);
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that exits without reading its input is its own business; its status decides.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    match child.wait() {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(status.code().map_or(1, |c| c.clamp(1, 255) as u8)),
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "stategate: the chained hook {} failed: {e}; push rejected",
+                local.display()
+            );
+            Some(2)
+        }
+    }
+}
+
 /// The marker that tells stategate's own hooks from others when installing again.
 const PRE_RECEIVE_MARKER: &str = "Installed by `stategate hook install --repo`";
 
-/// The `hooks/pre-receive` script: it keeps stdin for a chained local hook, then runs stategate by
-/// absolute path (servers run hooks with a minimal PATH).
+/// The `hooks/pre-receive` script: it `exec`s stategate by absolute path (servers run hooks with
+/// a minimal PATH) and leaves stdin to it untouched; stategate itself feeds a chained local hook.
+/// Nothing in the script reads stdin, so no missing shell tool can empty the push it judges.
 pub fn pre_receive_script(stategate: &str, local: Option<&Path>, extra_args: &[String]) -> String {
-    let args: String = extra_args
+    let mut args: String = extra_args
         .iter()
         .map(|a| format!(" {}", shell_quote(a)))
         .collect();
-    let mut script = format!(
+    if let Some(local) = local {
+        args = format!(
+            " --chain {}{args}",
+            shell_quote(&local.display().to_string())
+        );
+    }
+    format!(
         "#!/bin/sh\n\
          # {PRE_RECEIVE_MARKER}: judges every pushed ref with stategate.\n\
-         input=$(cat)\n"
-    );
-    if let Some(local) = local {
-        script.push_str(&format!(
-            "# The hook that was here before stategate; it runs first and can reject on its own.\n\
-             printf '%s\\n' \"$input\" | {} \"$@\" || exit $?\n",
-            shell_quote(&local.display().to_string())
-        ));
-    }
-    script.push_str(&format!(
-        "printf '%s\\n' \"$input\" | exec {} hook pre-receive{args}\n",
+         exec {} hook pre-receive{args}\n",
         shell_quote(stategate)
-    ));
-    script
+    )
 }
 
 fn shell_quote(text: &str) -> String {
@@ -168,7 +211,15 @@ fn shell_quote(text: &str) -> String {
 
 /// Install the pre-receive hook into the (bare) repository at `repo_dir` and turn on push options
 /// (`receive.advertisePushOptions`), which the emergency bypass needs.
-pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn Write) -> u8 {
+///
+/// `default_branch` names the branch whose rules judge new refs (`stategate.defaultBranch` in the
+/// repository's git config), for servers whose HEAD names a branch the team does not use.
+pub fn install_pre_receive(
+    repo_dir: &Path,
+    extra_args: &[String],
+    default_branch: Option<&str>,
+    err: &mut dyn Write,
+) -> u8 {
     // The real git answers for the repository: it is on every git server, and it reads SHA-256
     // repositories, which stategate's libgit2 cannot (the hook then refuses pushes, saying why).
     let git_dir = match git_output(repo_dir, &["rev-parse", "--absolute-git-dir"]) {
@@ -234,11 +285,25 @@ pub fn install_pre_receive(repo_dir: &Path, extra_args: &[String], err: &mut dyn
         );
         return 2;
     }
+    if let Some(branch) = default_branch {
+        let key = crate::hook::judge::DEFAULT_BRANCH_KEY;
+        if let Err(e) = git_output(&git_dir, &["config", key, branch]) {
+            let _ = writeln!(err, "stategate: cannot set {key}: {e}");
+            return 2;
+        }
+    }
     say_installed(err, &hook, kept.as_deref());
     let _ = writeln!(
         err,
         "set receive.advertisePushOptions=true (for -o stategate.bypass=\"reason\")"
     );
+    if let Some(branch) = default_branch {
+        let _ = writeln!(
+            err,
+            "set {}={branch} (new refs are judged by its rules)",
+            crate::hook::judge::DEFAULT_BRANCH_KEY
+        );
+    }
     0
 }
 

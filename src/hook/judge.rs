@@ -8,7 +8,9 @@ use rayon::prelude::*;
 
 use super::protocol::{RefUpdate, UpdateKind};
 use super::{PushContext, RefOutcome};
-use crate::approval::{PushedCommit, check_approvals};
+use crate::approval::{
+    PushedChange, PushedCommit, Requirement, check_approvals, check_requirement, unmet_finding,
+};
 use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::finding::{Finding, Rule, Severity};
 use crate::gate::Gate;
@@ -48,20 +50,38 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
     let protection = Protection::new(&gate.config.protect)?;
     let movement = movement(repo, update)?;
     let mut findings = protection.check(&update.name, movement, ctx.through_pull_request);
-    if update.kind() == UpdateKind::Delete
-        || !update.is_branch_or_tag()
-        || !checks_apply(&gate, &update.name)?
-    {
+    if update.kind() == UpdateKind::Delete {
         return Ok(findings);
     }
-    // A ref pointing at a tree or blob carries no desired state to judge.
+    let judged = JudgedRefs::of(&gate)?;
+    if !judged.contains(&update.name) {
+        findings.push(unjudged(
+            &update.name,
+            "it is outside hook.refs, so stategate does not judge it and refuses it".to_owned(),
+            "push to a ref that hook.refs names, or add this ref's pattern to hook.refs",
+        ));
+        return Ok(findings);
+    }
     let Some(head) = peel_commit(repo, &update.new) else {
+        findings.push(unjudged(
+            &update.name,
+            format!(
+                "it points at a {}, not a commit: no desired state to judge",
+                object_kind(repo, &update.new)
+            ),
+            "point branches and tags at commits",
+        ));
         return Ok(findings);
     };
-    let range = PushedRange::find(repo, update, head)?;
+    let mut range = PushedRange::find(repo, update, head, &judged)?;
     if range.commits.is_empty() {
-        // Nothing new: the commits are already on other refs, judged when they were pushed.
-        return Ok(findings);
+        if judged.has_tip(repo, head) {
+            // Nothing new: this exact state is the tip of a ref the hook judged.
+            return Ok(findings);
+        }
+        // An existing commit no judged ref points at (a rewind, or a ref at a commit in the
+        // middle of an accepted push): its state was judged only as part of a range, if at all.
+        range = PushedRange::state_at(repo, update, head);
     }
     let narrowed = range
         .base
@@ -73,16 +93,25 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
     let report = gate.check(&change, &head_tree);
     findings.extend(report.findings);
     findings.extend(change_policies(repo, &gate, update, ctx, &change, &range)?);
+    let paths: Vec<&str> = change
+        .files
+        .iter()
+        .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
+        .collect();
+    let tip = head.to_string();
+    let pushed = PushedChange {
+        tip: &tip,
+        commits: &range.pushed,
+        pusher: ctx.actor.as_deref(),
+    };
+    if ctx.config_dir.is_none() {
+        findings.extend(guard_trust_paths(repo, &gate, &paths, pushed, &head_tree)?);
+    }
     if !ctx.through_pull_request {
-        let paths: Vec<&str> = change
-            .files
-            .iter()
-            .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
-            .collect();
         findings.extend(check_approvals(
             &gate.config.approvals,
             &paths,
-            &range.pushed,
+            pushed,
             gate.trusted(),
             repo.path(),
         ));
@@ -90,11 +119,139 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
     Ok(findings)
 }
 
+/// Changes to the gate's own rules (rules read from the repository, not `--config-dir`) need the
+/// signed approval of `protect.admins`; without admins, a change that takes the rules away
+/// entirely is refused.
+fn guard_trust_paths(
+    repo: &Repository,
+    gate: &Gate,
+    paths: &[&str],
+    change: PushedChange<'_>,
+    head_tree: &dyn Tree,
+) -> Judged {
+    let config = &gate.config;
+    let touched = crate::protect::changed_trust_paths(config, paths)?;
+    if touched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shown = {
+        let mut shown: Vec<&str> = touched.iter().copied().take(5).collect();
+        if touched.len() > 5 {
+            shown.push("…");
+        }
+        shown.join(", ")
+    };
+    let Some(admins) = &config.protect.admins else {
+        return Ok(crate::protect::removes_the_rules(config, gate.trusted(), head_tree)
+            .map(|why| {
+                Finding::error(
+                    Rule::ProtectTrustPaths,
+                    format!("this change removes the gate's own rules: {why} ({shown})"),
+                )
+                .help(
+                    "configure who may change the rules, then have one of them sign an approval: \
+                     protect.admins: {from: [\"alice\"], allowed_signers: .stategate/allowed_signers} in .stategate.yaml",
+                )
+            })
+            .into_iter()
+            .collect());
+    };
+    let requirement = Requirement {
+        from: &admins.from,
+        required: admins.required,
+        allowed_signers: admins.allowed_signers.as_deref(),
+    };
+    Ok(
+        match check_requirement(&requirement, change, gate.trusted(), repo.path()) {
+            Ok(_) => Vec::new(),
+            Err(unmet) => {
+                let what = format!("a change to the gate's own rules ({shown}): protect.admins");
+                vec![unmet_finding(
+                    Rule::ProtectTrustPaths,
+                    &what,
+                    &requirement,
+                    &unmet,
+                )]
+            }
+        },
+    )
+}
+
+fn unjudged(git_ref: &str, why: String, help: &str) -> Finding {
+    Finding::error(
+        Rule::ProtectUnjudgedRef,
+        format!("{git_ref} is refused: {why}"),
+    )
+    .help(help.to_owned())
+    .for_ref(git_ref)
+}
+
+fn object_kind(repo: &Repository, id: &str) -> String {
+    let Ok(object) = Oid::from_str(id).and_then(|oid| repo.find_object(oid, None)) else {
+        return "missing object".to_owned();
+    };
+    let peeled = object.peel(git2::ObjectType::Any).unwrap_or(object);
+    match peeled.kind() {
+        Some(git2::ObjectType::Tree) => "tree".to_owned(),
+        Some(git2::ObjectType::Blob) => "blob".to_owned(),
+        Some(kind) => kind.str().to_owned(),
+        None => "object of unknown kind".to_owned(),
+    }
+}
+
 fn internal(message: String) -> Box<Finding> {
     Box::new(
         Finding::error(Rule::GateInternal, message)
             .help("the push cannot be judged, so it is refused; tell the server's administrator"),
     )
+}
+
+/// The refs the hook judges: `hook.refs`, or every ref when it is empty. Only commits reachable
+/// from refs the hook judges count as already judged: in the default case branches and tags,
+/// because other namespaces may hold refs the server wrote itself or that predate the hook.
+struct JudgedRefs {
+    judged: Option<globset::GlobSet>,
+}
+
+impl JudgedRefs {
+    fn of(gate: &Gate) -> Result<JudgedRefs, Box<Finding>> {
+        if gate.config.hook.refs.is_empty() {
+            return Ok(JudgedRefs { judged: None });
+        }
+        let set = crate::gate::glob_set(&gate.config.hook.refs).map_err(|e| {
+            Box::new(
+                Finding::error(
+                    Rule::ConfigInvalid,
+                    format!("invalid glob in hook.refs: {e}"),
+                )
+                .in_file(crate::config::CONFIG_FILE),
+            )
+        })?;
+        Ok(JudgedRefs { judged: Some(set) })
+    }
+
+    fn contains(&self, git_ref: &str) -> bool {
+        self.judged.as_ref().is_none_or(|set| set.is_match(git_ref))
+    }
+
+    /// Whether `commit` is the tip of an existing ref the hook judges.
+    fn has_tip(&self, repo: &Repository, commit: Oid) -> bool {
+        let Ok(refs) = repo.references() else {
+            return false;
+        };
+        refs.flatten().any(|reference| {
+            reference.name().is_ok_and(|name| self.vouches_for(name))
+                && reference.peel_to_commit().is_ok_and(|c| c.id() == commit)
+        })
+    }
+
+    /// Whether commits reachable from this existing ref were judged when it was pushed.
+    fn vouches_for(&self, git_ref: &str) -> bool {
+        match &self.judged {
+            Some(set) => set.is_match(git_ref),
+            None => git_ref.starts_with("refs/heads/") || git_ref.starts_with("refs/tags/"),
+        }
+    }
 }
 
 /// The trust rule: the rules come from the ref's tip before the push; a new ref takes the default
@@ -111,11 +268,11 @@ fn trusted_tree(
         )));
     }
     let rev = match update.kind() {
-        UpdateKind::Create => match repo.head().ok().and_then(|h| h.target()) {
+        UpdateKind::Create => match default_branch_tip(repo)? {
             Some(tip) => tip.to_string(),
             None => {
                 return Ok(Box::new(MemTree::empty(
-                    "an empty repository (no default branch yet)",
+                    "an empty repository (no branch or tag yet)",
                 )));
             }
         },
@@ -139,21 +296,64 @@ fn trusted_tree(
     }
 }
 
-/// `hook.refs` narrows which refs get schema and policy checks.
-fn checks_apply(gate: &Gate, git_ref: &str) -> Result<bool, Box<Finding>> {
-    if gate.config.hook.refs.is_empty() {
-        return Ok(true);
+/// The git config key `hook install --default-branch` sets.
+pub const DEFAULT_BRANCH_KEY: &str = "stategate.defaultBranch";
+
+/// The tip whose rules judge new refs: the branch `stategate.defaultBranch` names, else the
+/// branch HEAD names. `None` only for a repository with no branch or tag at all (its first push has
+/// no rules to be judged by). HEAD naming a branch that does not exist while others do (`git init
+/// --bare -b master`, the team pushes `main`) fails closed: judging against no rules would wave
+/// every new ref through.
+fn default_branch_tip(repo: &Repository) -> Result<Option<Oid>, Box<Finding>> {
+    let configured = repo
+        .config()
+        .and_then(|c| c.get_string(DEFAULT_BRANCH_KEY))
+        .ok()
+        .filter(|b| !b.trim().is_empty());
+    let (name, source) = match &configured {
+        Some(branch) => {
+            let branch = branch.trim();
+            let full = if branch.starts_with("refs/") {
+                branch.to_owned()
+            } else {
+                format!("refs/heads/{branch}")
+            };
+            (full, format!("git config {DEFAULT_BRANCH_KEY}"))
+        }
+        None => (
+            repo.find_reference("HEAD")
+                .ok()
+                .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_owned))
+                .unwrap_or_else(|| "HEAD".to_owned()),
+            "HEAD".to_owned(),
+        ),
+    };
+    if let Ok(tip) = repo.refname_to_id(&name) {
+        return Ok(Some(tip));
     }
-    let set = crate::gate::glob_set(&gate.config.hook.refs).map_err(|e| {
-        Box::new(
-            Finding::error(
-                Rule::ConfigInvalid,
-                format!("invalid glob in hook.refs: {e}"),
-            )
-            .in_file(crate::config::CONFIG_FILE),
+    if !has_branch_or_tag(repo) {
+        return Ok(None);
+    }
+    Err(Box::new(
+        Finding::error(
+            Rule::ConfigInvalid,
+            format!(
+                "the default branch {name} (from {source}) does not exist, so there are no trusted rules to judge a new ref by"
+            ),
         )
-    })?;
-    Ok(set.is_match(git_ref))
+        .help(
+            "name the branch whose rules judge new refs: `stategate hook install --repo DIR --default-branch main` \
+             (or `git symbolic-ref HEAD refs/heads/main` in the server's repository)",
+        ),
+    ))
+}
+
+fn has_branch_or_tag(repo: &Repository) -> bool {
+    let has = |glob: &str| {
+        repo.references_glob(glob)
+            .is_ok_and(|mut refs| refs.next().is_some())
+    };
+    has("refs/heads/*") || has("refs/tags/*")
 }
 
 fn peel_commit(repo: &Repository, id: &str) -> Option<Oid> {
@@ -224,9 +424,42 @@ struct PushedRange {
 }
 
 impl PushedRange {
+    /// No new commits: the state at `head` against the trusted base commit (the ref's old tip, or
+    /// the default branch's for a new ref), or as a whole tree when there is none.
+    fn state_at(repo: &Repository, update: &RefUpdate, head: Oid) -> PushedRange {
+        let base = match update.kind() {
+            UpdateKind::Create => default_branch_tip(repo).ok().flatten(),
+            _ => peel_commit(repo, &update.old),
+        };
+        // A change is judged from the merge base, which for an ancestor of the base (a rewind) is
+        // the head itself: nothing would be seen. Such a state is judged whole.
+        let base = base
+            .filter(|base| *base != head && !repo.graph_descendant_of(*base, head).unwrap_or(true));
+        let mode = match base {
+            Some(base) => ChangeMode::Range {
+                base: base.to_string(),
+                head: head.to_string(),
+            },
+            None => ChangeMode::All {
+                rev: Some(head.to_string()),
+            },
+        };
+        PushedRange {
+            mode,
+            base,
+            commits: Vec::new(),
+            pushed: Vec::new(),
+        }
+    }
+
     /// Update: `old..new`. New ref: the commits reachable from no existing ref, judged against the
     /// commit they branch from (or as a whole new tree when they share no history).
-    fn find(repo: &Repository, update: &RefUpdate, head: Oid) -> Result<PushedRange, Box<Finding>> {
+    fn find(
+        repo: &Repository,
+        update: &RefUpdate,
+        head: Oid,
+        judged: &JudgedRefs,
+    ) -> Result<PushedRange, Box<Finding>> {
         let walk_error =
             |e: git2::Error| internal(format!("cannot list the pushed commits: {}", e.message()));
         let mut walk = repo.revwalk().map_err(walk_error)?;
@@ -236,7 +469,7 @@ impl PushedRange {
         let old = peel_commit(repo, &update.old);
         match (update.kind(), old) {
             (UpdateKind::Update, Some(old)) => walk.hide(old).map_err(walk_error)?,
-            _ => hide_existing_refs(repo, &mut walk),
+            _ => hide_judged_refs(repo, &mut walk, judged),
         }
         let ids: Vec<Oid> = walk.collect::<Result<_, _>>().map_err(walk_error)?;
         let mut commits = Vec::with_capacity(ids.len());
@@ -275,11 +508,15 @@ impl PushedRange {
     }
 }
 
-fn hide_existing_refs(repo: &Repository, walk: &mut git2::Revwalk<'_>) {
+/// Commits reachable from refs the hook judges were judged when those refs were pushed.
+fn hide_judged_refs(repo: &Repository, walk: &mut git2::Revwalk<'_>, judged: &JudgedRefs) {
     let Ok(refs) = repo.references() else {
         return;
     };
     for reference in refs.flatten() {
+        if !reference.name().is_ok_and(|name| judged.vouches_for(name)) {
+            continue;
+        }
         if let Ok(commit) = reference.peel_to_commit() {
             let _ = walk.hide(commit.id());
         }
@@ -312,11 +549,10 @@ fn pushed_commit(commit: &git2::Commit<'_>) -> PushedCommit {
         Ok(parent) => parent.tree_id() != commit.tree_id(),
         Err(_) => commit.tree().is_ok_and(|t| !t.is_empty()),
     };
-    let author = commit.author();
     PushedCommit {
         id: commit.id().to_string(),
-        author_name: author.name().unwrap_or_default().to_owned(),
-        author_email: author.email().unwrap_or_default().to_owned(),
+        tree: commit.tree_id().to_string(),
+        first_parent: commit.parent_id(0).ok().map(|p| p.to_string()),
         changes_files,
     }
 }
@@ -446,7 +682,7 @@ pub fn trusted_config(
 /// The commit the trust rule reads from (see [`trusted_tree`]), when it is a commit.
 fn trusted_commit(repo: &Repository, update: &RefUpdate) -> Option<Oid> {
     match update.kind() {
-        UpdateKind::Create => repo.head().ok().and_then(|h| h.target()),
+        UpdateKind::Create => default_branch_tip(repo).ok().flatten(),
         _ => peel_commit(repo, &update.old),
     }
 }

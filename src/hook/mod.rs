@@ -116,6 +116,13 @@ pub fn pre_receive(input: &str, options: &HookOptions, err: &mut dyn Write) -> u
             return Verdict::Undecided.exit_code();
         }
     };
+    if updates.is_empty() {
+        // git runs pre-receive only with ref lines; none means the plumbing in front of the hook
+        // (a wrapper script, a server) lost them, and nothing was judged.
+        out.line("stategate: push rejected: the hook received no `<old> <new> <ref>` lines on stdin, so nothing was judged");
+        out.line("stategate: the hook must get git's stdin untouched; reinstall it with `stategate hook install --repo DIR`");
+        return Verdict::Undecided.exit_code();
+    }
     if updates.iter().any(|u| u.format() == ObjectFormat::Sha256) {
         out.line("stategate: push rejected: this is a SHA-256 repository, which stategate cannot read yet");
         out.line("stategate: ask the server administrator to remove the stategate hook from SHA-256 repositories or use --config-dir with a SHA-1 mirror");
@@ -139,24 +146,34 @@ pub fn pre_receive(input: &str, options: &HookOptions, err: &mut dyn Write) -> u
             })
             .collect(),
     };
-    report(&mut out, &outcomes, &ctx);
+    let mut outcomes = outcomes;
     let log = options
         .audit_log
         .clone()
         .unwrap_or_else(|| default_audit_log(&git_dir));
+    // Audit first: a bypass is only granted once it is on record, so the verdict printed below is
+    // the final one.
     let records: Vec<AuditRecord> = outcomes.iter().map(|o| record(o, &ctx)).collect();
-    let verdict = push_verdict(&outcomes);
     if let Err(e) = audit::append(&log, &records) {
-        out.line(&format!(
-            "stategate: cannot write the audit log {}: {e}",
-            log.display()
-        ));
-        if outcomes.iter().any(|o| o.bypass_allowed) {
-            out.line("stategate: push rejected: a bypass that cannot be audited is not granted");
-            return Verdict::Undecided.exit_code();
+        let message = format!("cannot write the audit log {}: {e}", log.display());
+        let bypassed = outcomes.iter().any(|o| o.bypass_allowed);
+        for outcome in outcomes.iter_mut().filter(|o| o.bypass_allowed) {
+            outcome.findings.push(
+                Finding::error(
+                    Rule::GateInternal,
+                    format!("{message}; a bypass that cannot be audited is not granted"),
+                )
+                .for_ref(&outcome.update.name)
+                .help("ask the server's administrator to make the audit log writable"),
+            );
+            outcome.bypass_allowed = false;
+        }
+        if !bypassed {
+            out.line(&format!("stategate: {message}"));
         }
     }
-    verdict.exit_code()
+    report(&mut out, &outcomes, &ctx);
+    push_verdict(&outcomes).exit_code()
 }
 
 /// Judge every ref on a worker thread; after `timeout` give up and refuse the push.
