@@ -257,6 +257,71 @@ mod tests {
     }
 
     #[test]
+    fn trust_paths_cover_config_policies_schemas_and_signers() {
+        let config = crate::config::parse_config(
+            CONFIG_FILE,
+            "version: 1\nschemas:\n  crds: [\"crds/**\"]\n  map:\n    - files: [\"a/*.yaml\"]\n      schema: s/a.json\nprotect:\n  admins:\n    from: [alice]\n    allowed_signers: keys/admins\napprovals:\n  - name: p\n    paths: [\"p/**\"]\n    from: [bob]\n    allowed_signers: keys/p\n",
+        )
+        .unwrap();
+        let changed = [
+            ".stategate.yaml",
+            "policies/x.rego",
+            "policies/data/d.json",
+            "crds/c.yaml",
+            "s/a.json",
+            "keys/admins",
+            "keys/p",
+            "apps/a.yaml",
+            "policiesx.yaml",
+        ];
+        let touched = changed_trust_paths(&config, &changed).unwrap();
+        assert_eq!(touched, &changed[..7]);
+    }
+
+    #[test]
+    fn removing_the_rules_is_deleting_or_emptying_the_config_or_every_policy() {
+        use crate::tree::MemTree;
+        let config = Config::default();
+        let tree = |files: &[(&str, &str)]| MemTree {
+            name: "t".to_owned(),
+            files: files
+                .iter()
+                .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
+                .collect(),
+        };
+        let base = tree(&[
+            (CONFIG_FILE, "version: 1\n"),
+            ("policies/a.rego", "package main"),
+        ]);
+        let kept = tree(&[
+            (CONFIG_FILE, "version: 1\n# edited\n"),
+            ("policies/b.rego", "package main"),
+        ]);
+        assert_eq!(removes_the_rules(&config, &base, &kept), None);
+        let emptied = tree(&[
+            (CONFIG_FILE, "# nothing\n"),
+            ("policies/a.rego", "package main"),
+        ]);
+        assert!(
+            removes_the_rules(&config, &base, &emptied)
+                .unwrap()
+                .contains("empties")
+        );
+        let deleted = tree(&[("policies/a.rego", "package main")]);
+        assert!(
+            removes_the_rules(&config, &base, &deleted)
+                .unwrap()
+                .contains("deletes")
+        );
+        let no_policies = tree(&[(CONFIG_FILE, "version: 1\n")]);
+        assert!(
+            removes_the_rules(&config, &base, &no_policies)
+                .unwrap()
+                .contains("every policy")
+        );
+    }
+
+    #[test]
     fn only_listed_users_may_bypass() {
         let p = protection(Permission::Allow);
         assert!(p.may_bypass(Some("oncall")));

@@ -105,7 +105,14 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         pusher: ctx.actor.as_deref(),
     };
     if ctx.config_dir.is_none() {
-        findings.extend(guard_trust_paths(repo, &gate, &paths, pushed, &head_tree)?);
+        findings.extend(guard_trust_paths(
+            repo,
+            &gate,
+            &paths,
+            pushed,
+            &head_tree,
+            ctx.through_pull_request,
+        )?);
     }
     if !ctx.through_pull_request {
         findings.extend(check_approvals(
@@ -121,13 +128,15 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
 
 /// Changes to the gate's own rules (rules read from the repository, not `--config-dir`) need the
 /// signed approval of `protect.admins`; without admins, a change that takes the rules away
-/// entirely is refused.
+/// entirely is refused. The merge of a pull request (GHES) had its admins' reviews enforced by
+/// the Action's required check, as approval rules do.
 fn guard_trust_paths(
     repo: &Repository,
     gate: &Gate,
     paths: &[&str],
     change: PushedChange<'_>,
     head_tree: &dyn Tree,
+    through_pull_request: bool,
 ) -> Judged {
     let config = &gate.config;
     let touched = crate::protect::changed_trust_paths(config, paths)?;
@@ -156,6 +165,9 @@ fn guard_trust_paths(
             .into_iter()
             .collect());
     };
+    if through_pull_request {
+        return Ok(Vec::new());
+    }
     let requirement = Requirement {
         from: &admins.from,
         required: admins.required,
