@@ -434,7 +434,7 @@ fn is_kustomize_file(doc: &Document) -> bool {
 
 /// Without `schemas.crds`, CRDs in the base are found by where people keep them; reading every file
 /// of a 50,000-file repository on each push would cost the hook its time budget.
-const DEFAULT_CRD_GLOBS: &[&str] = &[
+pub(crate) const DEFAULT_CRD_GLOBS: &[&str] = &[
     "**/crds/**",
     "**/*crd*.yaml",
     "**/*crd*.yml",

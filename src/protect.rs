@@ -95,7 +95,8 @@ impl Protection {
 
 /// The gate's own trust paths under `config`, as globs: the files whose change changes the rules
 /// that judge later changes (the config, policies and their data, Gatekeeper templates, CRD and
-/// mapped schemas, every allowed_signers file).
+/// mapped schemas, every allowed_signers file). Without `schemas.crds`, the files the gate reads
+/// CRDs from by default.
 pub fn trust_path_globs(config: &Config) -> Vec<String> {
     let mut globs = vec![CONFIG_FILE.to_owned()];
     let policies = &config.policies;
@@ -107,7 +108,15 @@ pub fn trust_path_globs(config: &Config) -> Vec<String> {
     {
         globs.extend(directory_globs(dir));
     }
-    globs.extend(config.schemas.crds.iter().cloned());
+    if config.schemas.crds.is_empty() {
+        globs.extend(
+            crate::gate::DEFAULT_CRD_GLOBS
+                .iter()
+                .map(|g| (*g).to_owned()),
+        );
+    } else {
+        globs.extend(config.schemas.crds.iter().cloned());
+    }
     globs.extend(config.schemas.map.iter().map(|m| m.schema.clone()));
     globs.extend(
         config
@@ -166,7 +175,7 @@ pub fn removes_the_rules(config: &Config, base: &dyn Tree, head: &dyn Tree) -> O
             Some(_) => {}
         }
     }
-    let policies = |tree: &dyn Tree| -> usize {
+    let policies = |config: &Config, tree: &dyn Tree| -> usize {
         config
             .policies
             .paths
@@ -175,9 +184,19 @@ pub fn removes_the_rules(config: &Config, base: &dyn Tree, head: &dyn Tree) -> O
             .filter(|p| p.ends_with(".rego"))
             .count()
     };
-    let before = policies(base);
-    (before > 0 && policies(head) == 0)
-        .then(|| format!("it removes every policy ({before} .rego file(s) under policies.paths)"))
+    // The head's own config says where its policies are; an invalid one blocks every later push
+    // by itself (the gate cannot read its rules), so it removes nothing here.
+    let head_config = match head.read(CONFIG_FILE) {
+        None => Some(Config::default()),
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| crate::config::parse_config(CONFIG_FILE, text).ok()),
+    };
+    let before = policies(config, base);
+    let after = head_config.map(|c| policies(&c, head));
+    (before > 0 && after == Some(0)).then(|| {
+        format!("it removes every policy ({before} .rego file(s) under policies.paths before, none after)")
+    })
 }
 
 /// A config with no settings at all: no documents, or only null or empty ones.
@@ -312,6 +331,15 @@ mod tests {
             removes_the_rules(&config, &base, &deleted)
                 .unwrap()
                 .contains("deletes")
+        );
+        let elsewhere = tree(&[
+            (CONFIG_FILE, "version: 1\npolicies:\n  paths: [nothing/]\n"),
+            ("policies/a.rego", "package main"),
+        ]);
+        assert!(
+            removes_the_rules(&config, &base, &elsewhere)
+                .unwrap()
+                .contains("every policy")
         );
         let no_policies = tree(&[(CONFIG_FILE, "version: 1\n")]);
         assert!(

@@ -500,6 +500,18 @@ fn emptying_the_config_is_refused_without_admins() {
     assert_rejected(&pushed, &["protect/trust-paths", "protect.admins"]);
 }
 
+#[test]
+fn pointing_policies_paths_away_from_every_policy_is_refused_without_admins() {
+    let (server, work) = seeded(CONFIG, &[]);
+    work.write(
+        ".stategate.yaml",
+        format!("{CONFIG}policies:\n  paths: [\"nowhere/\"]\n"),
+    );
+    work.commit_all("policies live elsewhere now");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(&pushed, &["protect/trust-paths", "every policy"]);
+}
+
 const ADMIN_CONFIG: &str = "version: 1
 protect:
   refs: [\"refs/heads/main\"]
