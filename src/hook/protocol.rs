@@ -54,11 +54,6 @@ impl RefUpdate {
             ObjectFormat::Sha1
         }
     }
-
-    /// Branches and tags carry desired state; other refs (notes, review refs) do not.
-    pub fn is_branch_or_tag(&self) -> bool {
-        self.name.starts_with("refs/heads/") || self.name.starts_with("refs/tags/")
-    }
 }
 
 impl fmt::Display for RefUpdate {
