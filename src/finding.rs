@@ -71,6 +71,10 @@ pub enum Rule {
     // the gate itself
     GateTimeout,
     GateInternal,
+    // load: what kubectl, kustomize and Flux would apply cannot be known (issue 8).
+    LoadAmbiguous,
+    LoadBinary,
+    LoadSymlink,
 }
 
 impl Rule {
@@ -106,6 +110,9 @@ impl Rule {
         Rule::RenderFailed,
         Rule::GateTimeout,
         Rule::GateInternal,
+        Rule::LoadAmbiguous,
+        Rule::LoadBinary,
+        Rule::LoadSymlink,
     ];
 
     /// The stable code, `stage/what`.
@@ -142,6 +149,9 @@ impl Rule {
             Rule::RenderFailed => "render/failed",
             Rule::GateTimeout => "gate/timeout",
             Rule::GateInternal => "gate/internal",
+            Rule::LoadAmbiguous => "load/ambiguous",
+            Rule::LoadBinary => "load/binary",
+            Rule::LoadSymlink => "load/symlink",
         }
     }
 
@@ -182,6 +192,13 @@ impl Rule {
             Rule::RenderFailed => "a renderer (kustomize, helm) failed",
             Rule::GateTimeout => "the gate ran out of its time budget",
             Rule::GateInternal => "the gate hit an internal error",
+            Rule::LoadAmbiguous => {
+                "YAML that kubectl (go-yaml v2) and kustomize/Flux/Argo CD (kyaml) read differently"
+            }
+            Rule::LoadBinary => "a file the gate checks holds binary content, not text",
+            Rule::LoadSymlink => {
+                "a symlink leaves the repository or points at nothing readable"
+            }
         }
     }
 
@@ -200,6 +217,9 @@ impl Rule {
                 | Rule::RenderFailed
                 | Rule::GateTimeout
                 | Rule::GateInternal
+                | Rule::LoadAmbiguous
+                | Rule::LoadBinary
+                | Rule::LoadSymlink
         )
     }
 }

@@ -439,6 +439,7 @@ impl<'a> Builder<'a> {
             (Some((value, pos)), Some(shared)) => loaded.documents.push(Document {
                 source: Arc::clone(shared),
                 index,
+                item: None,
                 value,
                 positions: Positions::root_only(pos.span()),
             }),

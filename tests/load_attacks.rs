@@ -1,0 +1,256 @@
+//! Ways to get a manifest past the gate by making it read something other than what kubectl,
+//! kustomize or Flux apply (issue 8, "what kubectl applies"). Each test runs the real binary in a
+//! real git repository and would pass the attack on the code before this issue.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::git::TestRepo;
+
+/// Denies every container with a `:latest` image, in Pods and workloads alike.
+const NO_LATEST: &str = r#"package main
+
+import rego.v1
+
+containers contains c if some c in input.spec.containers
+
+containers contains c if some c in input.spec.template.spec.containers
+
+deny contains msg if {
+  some c in containers
+  endswith(c.image, ":latest")
+  msg := sprintf("container %s uses a :latest image", [c.name])
+}
+"#;
+
+const GOOD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n";
+
+/// A Pod the policy above denies, as YAML lines without a trailing newline.
+const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sneaky\nspec:\n  containers:\n    - name: app\n      image: nginx:latest";
+
+fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("run stategate")
+}
+
+/// `stategate check --format json` on the working tree: exit code and report.
+fn check(repo: &TestRepo) -> (i32, serde_json::Value) {
+    let out = stategate(repo, &["check", "--format", "json"]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().expect("exit code"), report)
+}
+
+/// `(rule, file, line)` of every error finding.
+fn errors(report: &serde_json::Value) -> Vec<(String, String, u64)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                f["location"]["file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                f["location"]["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn has_error(report: &serde_json::Value, rule: &str, file: &str) -> bool {
+    errors(report).iter().any(|(r, f, _)| r == rule && f == file)
+}
+
+/// A repository whose base holds the `:latest` policy and one good manifest.
+fn repo_with_policy() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("policies/images.rego", NO_LATEST);
+    repo.write("apps/settings.yaml", GOOD);
+    repo.commit_all("base with a policy");
+    repo
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_policy_itself_denies_a_plain_latest_pod() {
+    let repo = repo_with_policy();
+    repo.write("apps/pod.yaml", format!("{LATEST_POD}\n"));
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has_error(&report, "policy/deny", "apps/pod.yaml"));
+}
+
+#[test]
+fn items_of_a_v1_list_go_through_policies_at_their_own_line() {
+    let repo = repo_with_policy();
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}\n{}\n",
+        indent(&GOOD.replace("settings", "other"), "  ").replacen("  apiVersion", "- apiVersion", 1),
+        indent(LATEST_POD, "  ").replacen("  apiVersion", "- apiVersion", 1),
+    );
+    repo.write("apps/list.yaml", &list);
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{list}\n{report:#}");
+    let denied: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "policy/deny")
+        .collect();
+    assert_eq!(denied.len(), 1, "{report:#}");
+    // The Pod item starts on line 10 of the list file.
+    assert_eq!(denied[0]["location"]["file"], "apps/list.yaml");
+    assert_eq!(denied[0]["location"]["line"], 10, "{list}");
+    assert_eq!(denied[0]["object"], "v1/Pod//sneaky");
+}
+
+#[test]
+fn items_of_a_typed_list_inherit_its_kind_and_are_judged() {
+    let repo = repo_with_policy();
+    // kubectl gives kind-less items the list's apiVersion and kind minus `List`.
+    repo.write(
+        "apps/pods.yaml",
+        "apiVersion: v1\nkind: PodList\nitems:\n  - metadata:\n      name: inherited\n    spec:\n      containers:\n        - name: app\n          image: nginx:latest\n",
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    let denied = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "policy/deny")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(denied["object"], "v1/Pod//inherited");
+    assert_eq!(denied["location"]["line"], 4);
+}
+
+#[test]
+fn a_non_list_kind_with_items_is_ambiguous() {
+    let repo = repo_with_policy();
+    // kubectl applies the Pod item; kustomize applies the ConfigMap.
+    repo.write(
+        "apps/cm.yaml",
+        format!(
+            "{GOOD}items:\n{}\n",
+            indent(LATEST_POD, "  ").replacen("  apiVersion", "- apiVersion", 1)
+        ),
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(has_error(&report, "load/ambiguous", "apps/cm.yaml"), "{report:#}");
+}
+
+#[test]
+fn a_manifest_named_like_the_config_below_the_root_is_checked() {
+    let repo = repo_with_policy();
+    repo.write("apps/.stategate.yaml", format!("{LATEST_POD}\n"));
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has_error(&report, "policy/deny", "apps/.stategate.yaml"));
+}
+
+#[test]
+fn template_braces_in_a_comment_do_not_hide_a_manifest() {
+    let repo = repo_with_policy();
+    // Not in a chart, and the braces are in a comment: kubectl applies it as it is.
+    repo.write(
+        "apps/templates/pod.yaml",
+        format!("# rendered from {{{{ .Values.image }}}} once\n{LATEST_POD}\n"),
+    );
+    // Inside a chart, a comment alone does not make a template either.
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    repo.write(
+        "charts/web/static/pod.yaml",
+        format!("{LATEST_POD}  # {{{{ not a template }}}}\n"),
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has_error(&report, "policy/deny", "apps/templates/pod.yaml"), "{report:#}");
+    assert!(has_error(&report, "policy/deny", "charts/web/static/pod.yaml"), "{report:#}");
+}
+
+#[test]
+fn real_chart_templates_are_still_skipped_with_a_note() {
+    let repo = repo_with_policy();
+    // Not under `charts/`, which the default config excludes anyway.
+    repo.write("deploy/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    repo.write(
+        "deploy/web/templates/pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n",
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "load/skipped"
+                && f["location"]["file"] == "deploy/web/templates/pod.yaml")
+    );
+}
+
+#[test]
+fn a_file_listed_as_resource_and_patch_is_checked_as_a_whole_object() {
+    let repo = repo_with_policy();
+    repo.write(
+        "base/kustomization.yaml",
+        "resources:\n  - pod.yaml\npatches:\n  - path: pod.yaml\n",
+    );
+    repo.write("base/pod.yaml", format!("{LATEST_POD}\n"));
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has_error(&report, "policy/deny", "base/pod.yaml"), "{report:#}");
+}
+
+#[test]
+fn a_file_listed_as_resource_elsewhere_and_patch_here_is_checked() {
+    let repo = repo_with_policy();
+    repo.write(
+        "base/kustomization.yaml",
+        "resources: []\npatchesStrategicMerge:\n  - pod.yaml\n",
+    );
+    repo.write("overlay/kustomization.yaml", "resources:\n  - ../base/pod.yaml\n");
+    repo.write("base/pod.yaml", format!("{LATEST_POD}\n"));
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(has_error(&report, "policy/deny", "base/pod.yaml"), "{report:#}");
+}
+
+#[test]
+fn a_patch_only_file_is_still_not_judged_as_a_whole_object() {
+    let repo = repo_with_policy();
+    repo.write(
+        "base/kustomization.yaml",
+        "resources: []\npatches:\n  - path: patch.yaml\n",
+    );
+    // A partial object: without the patch exemption, schemas would call it incomplete.
+    repo.write(
+        "base/patch.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 0, "{report:#}");
+}
