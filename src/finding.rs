@@ -196,9 +196,7 @@ impl Rule {
                 "YAML that kubectl (go-yaml v2) and kustomize/Flux/Argo CD (kyaml) read differently"
             }
             Rule::LoadBinary => "a file the gate checks holds binary content, not text",
-            Rule::LoadSymlink => {
-                "a symlink leaves the repository or points at nothing readable"
-            }
+            Rule::LoadSymlink => "a symlink leaves the repository or points at nothing readable",
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::change::{Action, ChangeSet, FileChange};
+use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
 use crate::config::{CONFIG_FILE, Config, parse_config};
 use crate::finding::{Finding, Rule};
 use crate::load::{
@@ -92,15 +92,7 @@ impl Gate {
     pub fn check(&self, change: &ChangeSet, head: &dyn Tree) -> Report {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        for skipped in &change.skipped {
-            findings.push(
-                Finding::note(
-                    Rule::LoadSkipped,
-                    format!("not checked: {}", skipped.reason),
-                )
-                .in_file(&skipped.path),
-            );
-        }
+        findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
         let selected = self.select(change, head, &mut findings);
         stats.files = selected.len();
         stats.skipped = change.skipped.len();
@@ -165,6 +157,22 @@ impl Gate {
         report.stats = stats;
         report.notes.push(self.origin.to_string());
         report
+    }
+
+    /// A path the change touches but the gate did not read. Binary content in a file the gate
+    /// would check and a symlink it cannot follow block: kubectl would apply something unseen.
+    fn skipped_finding(&self, skipped: &Skipped) -> Finding {
+        let finding = match skipped.kind {
+            SkipKind::Binary if self.paths.is_checked(&skipped.path) => Finding::error(
+                Rule::LoadBinary,
+                "binary content (NUL bytes) in a file named like a manifest: kubectl would try to apply it",
+            )
+            .help("store manifests as UTF-8 text, or exclude the file in .stategate.yaml"),
+            SkipKind::Symlink => Finding::error(Rule::LoadSymlink, skipped.reason.clone())
+                .help("point the link at a file inside the repository, or replace it with the file"),
+            _ => Finding::note(Rule::LoadSkipped, format!("not checked: {}", skipped.reason)),
+        };
+        finding.in_file(&skipped.path)
     }
 
     /// Document policies on every checked document, in parallel, with `data.stategate.file`.

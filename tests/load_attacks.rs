@@ -24,7 +24,8 @@ deny contains msg if {
 }
 "#;
 
-const GOOD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n";
+const GOOD: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n";
 
 /// A Pod the policy above denies, as YAML lines without a trailing newline.
 const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sneaky\nspec:\n  containers:\n    - name: app\n      image: nginx:latest";
@@ -74,7 +75,9 @@ fn errors(report: &serde_json::Value) -> Vec<(String, String, u64)> {
 }
 
 fn has_error(report: &serde_json::Value, rule: &str, file: &str) -> bool {
-    errors(report).iter().any(|(r, f, _)| r == rule && f == file)
+    errors(report)
+        .iter()
+        .any(|(r, f, _)| r == rule && f == file)
 }
 
 /// A repository whose base holds the `:latest` policy and one good manifest.
@@ -107,7 +110,11 @@ fn items_of_a_v1_list_go_through_policies_at_their_own_line() {
     let repo = repo_with_policy();
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n{}\n{}\n",
-        indent(&GOOD.replace("settings", "other"), "  ").replacen("  apiVersion", "- apiVersion", 1),
+        indent(&GOOD.replace("settings", "other"), "  ").replacen(
+            "  apiVersion",
+            "- apiVersion",
+            1
+        ),
         indent(LATEST_POD, "  ").replacen("  apiVersion", "- apiVersion", 1),
     );
     repo.write("apps/list.yaml", &list);
@@ -159,7 +166,10 @@ fn a_non_list_kind_with_items_is_ambiguous() {
     );
     let (code, report) = check(&repo);
     assert_eq!(code, 2, "{report:#}");
-    assert!(has_error(&report, "load/ambiguous", "apps/cm.yaml"), "{report:#}");
+    assert!(
+        has_error(&report, "load/ambiguous", "apps/cm.yaml"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -180,22 +190,34 @@ fn template_braces_in_a_comment_do_not_hide_a_manifest() {
         format!("# rendered from {{{{ .Values.image }}}} once\n{LATEST_POD}\n"),
     );
     // Inside a chart, a comment alone does not make a template either.
-    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    repo.write(
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
     repo.write(
         "charts/web/static/pod.yaml",
         format!("{LATEST_POD}  # {{{{ not a template }}}}\n"),
     );
     let (code, report) = check(&repo);
     assert_eq!(code, 1, "{report:#}");
-    assert!(has_error(&report, "policy/deny", "apps/templates/pod.yaml"), "{report:#}");
-    assert!(has_error(&report, "policy/deny", "charts/web/static/pod.yaml"), "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/templates/pod.yaml"),
+        "{report:#}"
+    );
+    assert!(
+        has_error(&report, "policy/deny", "charts/web/static/pod.yaml"),
+        "{report:#}"
+    );
 }
 
 #[test]
 fn real_chart_templates_are_still_skipped_with_a_note() {
     let repo = repo_with_policy();
     // Not under `charts/`, which the default config excludes anyway.
-    repo.write("deploy/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    repo.write(
+        "deploy/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
     repo.write(
         "deploy/web/templates/pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n",
@@ -222,7 +244,10 @@ fn a_file_listed_as_resource_and_patch_is_checked_as_a_whole_object() {
     repo.write("base/pod.yaml", format!("{LATEST_POD}\n"));
     let (code, report) = check(&repo);
     assert_eq!(code, 1, "{report:#}");
-    assert!(has_error(&report, "policy/deny", "base/pod.yaml"), "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "base/pod.yaml"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -232,11 +257,17 @@ fn a_file_listed_as_resource_elsewhere_and_patch_here_is_checked() {
         "base/kustomization.yaml",
         "resources: []\npatchesStrategicMerge:\n  - pod.yaml\n",
     );
-    repo.write("overlay/kustomization.yaml", "resources:\n  - ../base/pod.yaml\n");
+    repo.write(
+        "overlay/kustomization.yaml",
+        "resources:\n  - ../base/pod.yaml\n",
+    );
     repo.write("base/pod.yaml", format!("{LATEST_POD}\n"));
     let (code, report) = check(&repo);
     assert_eq!(code, 1, "{report:#}");
-    assert!(has_error(&report, "policy/deny", "base/pod.yaml"), "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "base/pod.yaml"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -253,4 +284,160 @@ fn a_patch_only_file_is_still_not_judged_as_a_whole_object() {
     );
     let (code, report) = check(&repo);
     assert_eq!(code, 0, "{report:#}");
+}
+
+fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+    let mut bytes = if big_endian {
+        vec![0xFE, 0xFF]
+    } else {
+        vec![0xFF, 0xFE]
+    };
+    for unit in text.encode_utf16() {
+        let pair = if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        };
+        bytes.extend(pair);
+    }
+    bytes
+}
+
+#[test]
+fn utf16_manifests_with_a_bom_are_decoded_and_judged() {
+    for big_endian in [false, true] {
+        let repo = repo_with_policy();
+        repo.write(
+            "apps/pod.yaml",
+            utf16(&format!("{LATEST_POD}\n"), big_endian),
+        );
+        let (code, report) = check(&repo);
+        assert_eq!(code, 1, "big endian: {big_endian}: {report:#}");
+        assert!(
+            has_error(&report, "policy/deny", "apps/pod.yaml"),
+            "{report:#}"
+        );
+    }
+}
+
+#[test]
+fn utf32_manifests_are_refused_as_kubectl_refuses_them() {
+    let repo = repo_with_policy();
+    let mut bytes = vec![0xFF, 0xFE, 0, 0];
+    for c in format!("{LATEST_POD}\n").chars() {
+        bytes.extend((c as u32).to_le_bytes());
+    }
+    repo.write("apps/pod.yaml", bytes);
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        has_error(&report, "load/invalid-utf8", "apps/pod.yaml"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn binary_content_in_a_manifest_file_blocks() {
+    let repo = repo_with_policy();
+    // A NUL after the Pod: git calls it binary, kubectl reads up to it and fails.
+    repo.write("apps/pod.yaml", format!("{LATEST_POD}\n\0\n"));
+    // Binary files not named like manifests are still only noted.
+    repo.write("apps/logo.png", b"\x89PNG\x00\x00binary");
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        has_error(&report, "load/binary", "apps/pod.yaml"),
+        "{report:#}"
+    );
+    assert!(!errors(&report).iter().any(|(_, f, _)| f == "apps/logo.png"));
+}
+
+#[test]
+fn gitattributes_cannot_make_a_manifest_binary() {
+    let repo = repo_with_policy();
+    repo.write(".gitattributes", "*.yaml binary\n");
+    repo.write("apps/pod.yaml", format!("{LATEST_POD}\n"));
+    repo.commit_all("pod marked binary");
+    let out = stategate(
+        &repo,
+        &[
+            "check", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/pod.yaml"),
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_inside_the_repository_is_judged_by_its_target() {
+    let repo = repo_with_policy();
+    // The target sits outside the checked globs (no .yaml), so only the link can bring it in.
+    repo.write("vendor/pod.txt", format!("{LATEST_POD}\n"));
+    repo.symlink("../vendor/pod.txt", "apps/pod.yaml");
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "working tree: {report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/pod.yaml"),
+        "{report:#}"
+    );
+
+    // The same from commits: the link text is resolved in the commit's tree, not on disk.
+    repo.commit_all("link to a bad pod");
+    std::fs::remove_file(repo.abs("vendor/pod.txt")).unwrap();
+    let out = stategate(
+        &repo,
+        &[
+            "check", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "range: {report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/pod.yaml"),
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_turned_into_a_symlink_is_judged_by_its_target() {
+    let repo = repo_with_policy();
+    repo.write("vendor/pod.txt", format!("{LATEST_POD}\n"));
+    repo.commit_all("a bad pod outside the globs");
+    repo.remove("apps/settings.yaml");
+    repo.symlink("../vendor/pod.txt", "apps/settings.yaml");
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/settings.yaml"),
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_leaving_the_repository_blocks_without_being_read() {
+    let repo = repo_with_policy();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("pod.yaml"), format!("{LATEST_POD}\n")).unwrap();
+    let target = outside.path().join("pod.yaml");
+    repo.symlink(target.to_str().unwrap(), "apps/abs.yaml");
+    repo.symlink("../../../../../../../../../../etc/passwd", "apps/rel.yaml");
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        has_error(&report, "load/symlink", "apps/abs.yaml"),
+        "{report:#}"
+    );
+    assert!(
+        has_error(&report, "load/symlink", "apps/rel.yaml"),
+        "{report:#}"
+    );
+    assert!(!report.to_string().contains("root:"));
+    assert!(!has_error(&report, "policy/deny", "apps/abs.yaml"));
 }

@@ -46,9 +46,12 @@ fn unpack(list: Document, items: Value, loaded: &mut Loaded) {
         Value::Null => Vec::new(),
         _ => {
             loaded.findings.push(
-                Finding::error(Rule::LoadSyntax, "`items` of a list is not a sequence: kubectl cannot read it")
-                    .at(list.locate("/items"))
-                    .help("make `items` a sequence of objects"),
+                Finding::error(
+                    Rule::LoadSyntax,
+                    "`items` of a list is not a sequence: kubectl cannot read it",
+                )
+                .at(list.locate("/items"))
+                .help("make `items` a sequence of objects"),
             );
             return;
         }
@@ -75,9 +78,12 @@ fn unpack(list: Document, items: Value, loaded: &mut Loaded) {
 fn inherit(item: &mut Document, api_version: Option<&str>, kind: &str) -> Result<(), Box<Finding>> {
     let refuse = |item: &Document, why: &str| {
         Box::new(
-            Finding::error(Rule::LoadSyntax, format!("list item {why}: kubectl refuses it"))
-                .at(item.locate(""))
-                .help("give every item of a list its own apiVersion, kind and metadata"),
+            Finding::error(
+                Rule::LoadSyntax,
+                format!("list item {why}: kubectl refuses it"),
+            )
+            .at(item.locate(""))
+            .help("give every item of a list its own apiVersion, kind and metadata"),
         )
     };
     let Value::Object(map) = &mut item.value else {
@@ -92,7 +98,11 @@ fn inherit(item: &mut Document, api_version: Option<&str>, kind: &str) -> Result
             map.insert("kind".into(), Value::String(kind.to_owned()));
         }
     }
-    let named = |key: &str| map.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let named = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
     if !named("kind") || !named("apiVersion") {
         return Err(refuse(item, "has no apiVersion or kind"));
     }

@@ -214,7 +214,8 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 /// `{{` outside YAML comments. A `#` starts a comment at the start of a line or after a space, and
 /// not inside a quoted scalar (which only opens where a value or key can start).
 pub fn has_template_syntax(text: &str) -> bool {
-    text.lines().any(|line| outside_comment(line).contains("{{"))
+    text.lines()
+        .any(|line| outside_comment(line).contains("{{"))
 }
 
 fn outside_comment(line: &str) -> &str {

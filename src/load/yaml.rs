@@ -135,33 +135,115 @@ fn too_large(path: &str, size: usize, limit: u64) -> Finding {
     .help("split it into smaller files, or raise `limits.max_file_size` in .stategate.yaml")
 }
 
-/// UTF-8 only (a BOM is dropped); anything else is refused with the position of the first bad byte.
+/// Text as kubectl decodes it: UTF-8 (a BOM is dropped), or UTF-16 with a byte-order mark, which
+/// kubectl's reader converts. UTF-32 and anything else is refused with the position of the first
+/// bad byte, as are the control characters go-yaml's reader refuses.
 fn decode(path: &str, bytes: &[u8]) -> Result<String, Box<Finding>> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = if bytes.starts_with(b"\xFF\xFE\x00\x00") || bytes.starts_with(b"\x00\x00\xFE\xFF") {
+        return Err(Box::new(
+            Finding::error(
+                Rule::LoadInvalidUtf8,
+                "UTF-32 text: kubectl and kustomize cannot read it",
+            )
+            .at(file_start(path))
+            .help("re-encode the file as UTF-8 (`iconv -f UTF-32 -t UTF-8`)"),
+        ));
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        utf16(path, rest, u16::from_le_bytes)?
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        utf16(path, rest, u16::from_be_bytes)?
+    } else {
+        utf8(path, bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))?
+    };
+    refuse_control_characters(path, &text)?;
+    Ok(text)
+}
+
+fn file_start(path: &str) -> Location {
+    Location {
+        file: path.to_owned(),
+        line: Some(1),
+        column: Some(1),
+        offset: Some(0),
+        len: 0,
+    }
+}
+
+fn utf8(path: &str, bytes: &[u8]) -> Result<String, Box<Finding>> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.to_owned()),
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
             // `good` is valid UTF-8 by construction.
             let good = std::str::from_utf8(good).unwrap_or_default();
-            let line = good.matches('\n').count() + 1;
-            let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            let location = Location {
-                file: path.to_owned(),
-                line: Some(line as u32),
-                column: Some(col as u32),
-                offset: None,
-                len: 0,
-            };
             Err(Box::new(
                 Finding::error(
                     Rule::LoadInvalidUtf8,
                     format!("invalid UTF-8 at byte {}", e.valid_up_to()),
                 )
-                .at(location)
+                .at(location_after(path, good))
                 .help("Kubernetes manifests must be UTF-8: re-encode the file (e.g. `iconv -t UTF-8`)"),
             ))
         }
+    }
+}
+
+fn utf16(path: &str, bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, Box<Finding>> {
+    let units = bytes.chunks(2).map(|c| match c {
+        [a, b] => unit([*a, *b]),
+        // An odd trailing byte cannot be UTF-16: an unpaired surrogate reports it below.
+        _ => 0xD800,
+    });
+    let mut text = String::with_capacity(bytes.len() / 2);
+    for c in char::decode_utf16(units) {
+        match c {
+            Ok(c) => text.push(c),
+            Err(_) => {
+                return Err(Box::new(
+                    Finding::error(
+                        Rule::LoadInvalidUtf8,
+                        "invalid UTF-16 (an unpaired surrogate or a stray byte)",
+                    )
+                    .at(location_after(path, &text))
+                    .help("re-encode the file as UTF-8 (`iconv -f UTF-16 -t UTF-8`)"),
+                ));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// go-yaml's reader (and so kubectl) refuses these anywhere in a file: tab, newline and carriage
+/// return are the only C0 controls allowed, DEL and the C1 controls but NEL are refused, and so
+/// are U+FFFE and U+FFFF.
+fn refuse_control_characters(path: &str, text: &str) -> Result<(), Box<Finding>> {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let Some((at, c)) = text.char_indices().find(|(_, c)| !allowed(*c)) else {
+        return Ok(());
+    };
+    Err(Box::new(
+        Finding::error(
+            Rule::LoadSyntax,
+            format!(
+                "control character U+{:04X}: kubectl refuses the file",
+                c as u32
+            ),
+        )
+        .at(location_after(path, &text[..at]))
+        .help("remove the character, or write it as an escape in a double-quoted string"),
+    ))
+}
+
+/// The location just after `good`, the text read before a problem.
+fn location_after(path: &str, good: &str) -> Location {
+    let line = good.matches('\n').count() + 1;
+    let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Location {
+        file: path.to_owned(),
+        line: Some(line as u32),
+        column: Some(col as u32),
+        offset: Some(good.len()),
+        len: 0,
     }
 }
 
