@@ -732,6 +732,15 @@ fn ambiguous_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Option
         return (!fits)
             .then(|| format!("`{tag} {text}`: kubectl refuses a value its tag does not fit"));
     }
+    if let Some(c) = text
+        .chars()
+        .find(|c| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+    {
+        return Some(format!(
+            "the line-break character U+{:04X} in a string: kubectl keeps it, kustomize's output turns it into a line break",
+            c as u32
+        ));
+    }
     if style != ScalarStyle::Plain {
         return None;
     }
