@@ -48,12 +48,16 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
         }
     };
     let mut text = text;
+    let mut last_retry = None;
     for _ in 0..MAX_RELAXED_SCALARS {
         let source = Arc::new(SourceFile::new(path, text).with_alias_budget(options.alias_budget));
         let mut attempt = Loaded::default();
         Builder::new(&source, Some(&source), options).run(&mut attempt);
         match relaxed_retry(&source, &attempt) {
-            Some(relaxed) => text = relaxed,
+            Some(relaxed) => {
+                last_retry = attempt.findings.last().and_then(|f| f.location.clone());
+                text = relaxed;
+            }
             None => {
                 attempt.source = Some(source);
                 return attempt;
@@ -62,7 +66,7 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     }
     loaded.findings.push(
         Finding::error(Rule::LoadSyntax, "too many under-indented quoted scalars")
-            .in_file(path)
+            .at(last_retry.unwrap_or_else(|| file_start(path)))
             .help("indent the continuation lines of multi-line quoted strings"),
     );
     loaded
