@@ -441,3 +441,80 @@ fn a_symlink_leaving_the_repository_blocks_without_being_read() {
     assert!(!report.to_string().contains("root:"));
     assert!(!has_error(&report, "policy/deny", "apps/abs.yaml"));
 }
+
+#[test]
+fn each_list_item_is_schema_checked_at_its_own_line() {
+    let repo = repo_with_policy();
+    repo.write(
+        "apps/list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: one\n  - apiVersion: v1\n    kind: Service\n    metadata:\n      name: two\n    spec:\n      selectr: {app: x}\n",
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 1, "{report:#}");
+    let unknown: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "schema/unknown-field")
+        .map(|f| (f["location"]["line"].clone(), f["object"].clone()))
+        .collect();
+    assert_eq!(
+        unknown,
+        vec![(serde_json::json!(13), serde_json::json!("v1/Service//two"))],
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn staged_symlinks_are_resolved_in_the_index() {
+    let repo = repo_with_policy();
+    repo.write("vendor/pod.txt", format!("{LATEST_POD}\n"));
+    repo.symlink("../vendor/pod.txt", "apps/pod.yaml");
+    repo.add_all();
+    // The working tree no longer has the target; the index does.
+    std::fs::remove_file(repo.abs("vendor/pod.txt")).unwrap();
+    let out = stategate(&repo, &["check", "--staged", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(
+        has_error(&report, "policy/deny", "apps/pod.yaml"),
+        "{report:#}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_symlink_blocks() {
+    let repo = repo_with_policy();
+    repo.symlink("missing.yaml", "apps/pod.yaml");
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        has_error(&report, "load/symlink", "apps/pod.yaml"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_merge_key_that_overrides_an_explicit_key_blocks_and_names_it() {
+    let repo = repo_with_policy();
+    // kubectl (go-yaml v2) applies the merged `nginx:latest`; kustomize keeps `nginx:1.27`.
+    repo.write(
+        "apps/pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: merged\nlatest: &latest {image: \"nginx:latest\"}\nspec:\n  containers:\n    - name: app\n      image: nginx:1.27\n      <<: *latest\n",
+    );
+    let (code, report) = check(&repo);
+    assert_eq!(code, 2, "{report:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "load/ambiguous")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(finding["location"]["line"], 10);
+    assert!(
+        finding["message"].as_str().unwrap().contains("`image`"),
+        "{finding}"
+    );
+}
