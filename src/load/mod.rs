@@ -237,3 +237,49 @@ fn outside_comment(line: &str) -> &str {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_syntax_counts_only_outside_comments() {
+        assert!(has_template_syntax("name: {{ .Release.Name }}\n"));
+        assert!(has_template_syntax(
+            "image: \"{{ .Values.image }}\"  # pinned\n"
+        ));
+        assert!(has_template_syntax("{{- /* # a template comment */ -}}\n"));
+        assert!(!has_template_syntax(
+            "# rendered from {{ .Values.x }}\nkind: Pod\n"
+        ));
+        assert!(!has_template_syntax("kind: Pod  # {{ not a template }}\n"));
+        assert!(!has_template_syntax("note: \"a # b\"\n"));
+    }
+
+    #[test]
+    fn chart_templates_need_a_chart_above_them() {
+        let charts = ["deploy/web"];
+        let chart_at = |dir: &str| charts.contains(&dir);
+        let text = "name: {{ .Release.Name }}\n";
+        assert!(is_chart_template(
+            "deploy/web/templates/a.yaml",
+            text,
+            chart_at
+        ));
+        assert!(is_chart_template(
+            "deploy/web/templates/sub/a.yaml",
+            text,
+            chart_at
+        ));
+        assert!(!is_chart_template("apps/templates/a.yaml", text, chart_at));
+        assert!(!is_chart_template(
+            "deploy/web/templates/a.yaml",
+            "# {{ x }}\n",
+            chart_at
+        ));
+        assert_eq!(
+            ancestors("a/b/c.yaml").collect::<Vec<_>>(),
+            vec!["a/b", "a", ""]
+        );
+    }
+}
