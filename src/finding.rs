@@ -74,6 +74,10 @@ pub enum Rule {
     // push coverage and the gate's own rules (hook)
     ProtectUnjudgedRef,
     ProtectTrustPaths,
+    // load: what kubectl, kustomize and Flux would apply cannot be known (issue 8).
+    LoadAmbiguous,
+    LoadBinary,
+    LoadSymlink,
 }
 
 impl Rule {
@@ -111,6 +115,9 @@ impl Rule {
         Rule::GateInternal,
         Rule::ProtectUnjudgedRef,
         Rule::ProtectTrustPaths,
+        Rule::LoadAmbiguous,
+        Rule::LoadBinary,
+        Rule::LoadSymlink,
     ];
 
     /// The stable code, `stage/what`.
@@ -149,6 +156,9 @@ impl Rule {
             Rule::GateInternal => "gate/internal",
             Rule::ProtectUnjudgedRef => "protect/unjudged-ref",
             Rule::ProtectTrustPaths => "protect/trust-paths",
+            Rule::LoadAmbiguous => "load/ambiguous",
+            Rule::LoadBinary => "load/binary",
+            Rule::LoadSymlink => "load/symlink",
         }
     }
 
@@ -195,6 +205,11 @@ impl Rule {
             Rule::ProtectTrustPaths => {
                 "a change to the gate's own rules without the approval of `protect.admins`"
             }
+            Rule::LoadAmbiguous => {
+                "YAML that kubectl (go-yaml v2) and kustomize/Flux/Argo CD (kyaml) read differently"
+            }
+            Rule::LoadBinary => "a file the gate checks holds binary content, not text",
+            Rule::LoadSymlink => "a symlink leaves the repository or points at nothing readable",
         }
     }
 
@@ -213,6 +228,9 @@ impl Rule {
                 | Rule::RenderFailed
                 | Rule::GateTimeout
                 | Rule::GateInternal
+                | Rule::LoadAmbiguous
+                | Rule::LoadBinary
+                | Rule::LoadSymlink
         )
     }
 }

@@ -11,10 +11,12 @@ use std::sync::{Arc, RwLock};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::change::{Action, ChangeSet, FileChange};
+use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
 use crate::config::{CONFIG_FILE, Config, parse_config};
 use crate::finding::{Finding, Rule};
-use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, load_file};
+use crate::load::{
+    Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
+};
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
 use crate::render::{Checkout, KustomizeGraph, RenderOutput, kustomize_command, render_kustomize};
@@ -90,16 +92,8 @@ impl Gate {
     pub fn check(&self, change: &ChangeSet, head: &dyn Tree) -> Report {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        for skipped in &change.skipped {
-            findings.push(
-                Finding::note(
-                    Rule::LoadSkipped,
-                    format!("not checked: {}", skipped.reason),
-                )
-                .in_file(&skipped.path),
-            );
-        }
-        let selected = self.select(change, &mut findings);
+        findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
+        let selected = self.select(change, head, &mut findings);
         stats.files = selected.len();
         stats.skipped = change.skipped.len();
         let patches = PatchIndex::build(head, selected.iter().map(|f| f.path.as_str()));
@@ -107,7 +101,7 @@ impl Gate {
         let loaded: Vec<Loaded> = selected
             .par_iter()
             .map(|file| {
-                load_file(
+                load_manifest(
                     &file.path,
                     file.after.as_deref().unwrap_or_default(),
                     &options,
@@ -163,6 +157,22 @@ impl Gate {
         report.stats = stats;
         report.notes.push(self.origin.to_string());
         report
+    }
+
+    /// A path the change touches but the gate did not read. Binary content in a file the gate
+    /// would check and a symlink it cannot follow block: kubectl would apply something unseen.
+    fn skipped_finding(&self, skipped: &Skipped) -> Finding {
+        let finding = match skipped.kind {
+            SkipKind::Binary if self.paths.is_checked(&skipped.path) => Finding::error(
+                Rule::LoadBinary,
+                "binary content (NUL bytes) in a file named like a manifest: kubectl would try to apply it",
+            )
+            .help("store manifests as UTF-8 text, or exclude the file in .stategate.yaml"),
+            SkipKind::Symlink => Finding::error(Rule::LoadSymlink, skipped.reason.clone())
+                .help("point the link at a file inside the repository, or replace it with the file"),
+            _ => Finding::note(Rule::LoadSkipped, format!("not checked: {}", skipped.reason)),
+        };
+        finding.in_file(&skipped.path)
     }
 
     /// Document policies on every checked document, in parallel, with `data.stategate.file`.
@@ -261,6 +271,7 @@ impl Gate {
     fn select<'c>(
         &self,
         change: &'c ChangeSet,
+        head: &dyn Tree,
         findings: &mut Vec<Finding>,
     ) -> Vec<&'c FileChange> {
         let mut selected = Vec::new();
@@ -272,7 +283,7 @@ impl Gate {
                 continue;
             }
             let text = file.after.as_deref().unwrap_or_default();
-            if looks_like_helm_template(&file.path, text) {
+            if looks_like_helm_template(&file.path, text, head) {
                 findings.push(
                     Finding::note(
                         Rule::LoadSkipped,
@@ -384,7 +395,7 @@ impl BeforeIndex {
             .filter(|f| matches!(f.action, Action::Modified | Action::Renamed))
             .filter_map(|f| {
                 let path = f.old_path.as_deref().unwrap_or(&f.path);
-                Some(load_file(path, f.before.as_deref()?, options).documents)
+                Some(load_manifest(path, f.before.as_deref()?, options).documents)
             })
             .flatten_iter()
             .map(|doc| (doc.id(), doc.value))
@@ -421,9 +432,10 @@ fn policy_report(findings: Vec<Finding>, trusted: &dyn Tree) -> Report {
     report_of(findings, sources)
 }
 
-/// stategate's own config is judged when the gate opens, not as desired state.
+/// stategate's own config is judged when the gate opens, not as desired state. Only the root file
+/// is the config; a file of that name elsewhere is a manifest like any other.
 fn is_tool_config(path: &str) -> bool {
-    path.rsplit('/').next() == Some(CONFIG_FILE)
+    path == CONFIG_FILE
 }
 
 /// kustomize's build instructions are not cluster objects and have no published schema.
@@ -452,10 +464,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A chart template, or a YAML file that is really a Go template: `{{` under a `templates/`
-/// directory.
-fn looks_like_helm_template(path: &str, bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|text| is_helm_template(path, text))
+/// A chart template: inside a chart of the judged tree, with template syntax outside comments.
+fn looks_like_helm_template(path: &str, bytes: &[u8], head: &dyn Tree) -> bool {
+    let chart_at = |dir: &str| {
+        let chart = if dir.is_empty() {
+            "Chart.yaml".to_owned()
+        } else {
+            format!("{dir}/Chart.yaml")
+        };
+        head.read(&chart).is_some()
+    };
+    std::str::from_utf8(bytes).is_ok_and(|text| is_chart_template(path, text, chart_at))
 }
 
 /// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.
@@ -589,8 +608,11 @@ impl PathRules {
 }
 
 /// Files that kustomizations list as patches: partial objects, not validated as whole ones.
-/// Only kustomizations in the changed files' own and ancestor directories are read, which is where
-/// patches are declared in practice, and keeps a one-file push from reading the whole repository.
+/// Patches are looked up in the kustomizations of the changed files' own and ancestor directories,
+/// which is where they are declared in practice, and keeps a one-file push from reading the whole
+/// repository. A file that any kustomization of the tree also lists as a resource is applied as a
+/// whole object, so it is no patch here: only when a changed file is a patch candidate are all
+/// kustomizations read to rule that out.
 struct PatchIndex {
     patches: BTreeSet<String>,
 }
@@ -610,13 +632,16 @@ impl PatchIndex {
                 dir = parent(dir);
             }
         }
-        let mut cache: HashMap<String, Vec<String>> = HashMap::new();
-        for dir in &dirs {
-            cache.insert(dir.clone(), kustomization_patches(head, dir));
+        let mut patches: BTreeSet<String> = dirs
+            .iter()
+            .flat_map(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
+            .collect();
+        if !patches.is_empty() {
+            for resource in all_resources(head) {
+                patches.remove(&resource);
+            }
         }
-        PatchIndex {
-            patches: cache.into_values().flatten().collect(),
-        }
+        PatchIndex { patches }
     }
 
     fn is_patch(&self, path: &str) -> bool {
@@ -630,7 +655,29 @@ fn parent(path: &str) -> &str {
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-fn kustomization_patches(head: &dyn Tree, dir: &str) -> Vec<String> {
+/// Fields whose entries (strings, or items with a `path`) name patch files.
+const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson6902"];
+/// Fields whose entries name files kustomize loads as whole objects.
+const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
+
+/// Every file that a kustomization anywhere in `head` lists as a resource.
+fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
+    head.files_under("")
+        .iter()
+        .filter_map(|path| {
+            let name = path.rsplit('/').next()?;
+            KUSTOMIZATION_FILES
+                .contains(&name)
+                .then(|| parent(path).to_owned())
+        })
+        .collect::<BTreeSet<_>>()
+        .iter()
+        .flat_map(|dir| kustomization_lists(head, dir, RESOURCE_FIELDS))
+        .collect()
+}
+
+/// The files listed under `fields` by the kustomization in `dir`, resolved against it.
+fn kustomization_lists(head: &dyn Tree, dir: &str, fields: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for name in KUSTOMIZATION_FILES {
         let path = if dir.is_empty() {
@@ -643,7 +690,7 @@ fn kustomization_patches(head: &dyn Tree, dir: &str) -> Vec<String> {
         };
         let loaded = load_file(&path, &bytes, &LoadOptions::default());
         for doc in &loaded.documents {
-            for listed in patch_paths(&doc.value) {
+            for listed in listed_paths(&doc.value, fields) {
                 if let Some(resolved) = join(dir, &listed) {
                     out.push(resolved);
                 }
@@ -653,10 +700,10 @@ fn kustomization_patches(head: &dyn Tree, dir: &str) -> Vec<String> {
     out
 }
 
-/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `patchesJson6902: [{path: file}]`.
-fn patch_paths(kustomization: &serde_json::Value) -> Vec<String> {
+/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `resources: [file]`, …
+fn listed_paths(kustomization: &serde_json::Value, fields: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    for key in ["patchesStrategicMerge", "patches", "patchesJson6902"] {
+    for key in fields {
         let Some(items) = kustomization.get(key).and_then(|v| v.as_array()) else {
             continue;
         };
@@ -701,7 +748,7 @@ mod tests {
             "patchesJson6902": [{"path": "d.yaml"}]
         });
         assert_eq!(
-            patch_paths(&k),
+            listed_paths(&k, PATCH_FIELDS),
             vec!["a.yaml", "b.yaml", "../c.yaml", "d.yaml"]
         );
     }

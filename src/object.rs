@@ -46,6 +46,18 @@ impl ObjectId {
         }
     }
 
+    /// Identity of item `item` of the list object at document `index`: its own when it has one,
+    /// else `path#index/items#item`, so items without names stay apart.
+    pub fn of_item(value: &Value, path: &str, index: usize, item: usize) -> ObjectId {
+        match ObjectId::of(value, path, index) {
+            id @ ObjectId::Kube { .. } => id,
+            ObjectId::Document { .. } => ObjectId::Document {
+                path: format!("{path}#{index}/items"),
+                index: item,
+            },
+        }
+    }
+
     pub fn kind(&self) -> Option<&str> {
         match self {
             ObjectId::Kube { kind, .. } => Some(kind),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use stategate::change::{Action, ChangeMode, ChangeSet, FileChange, detect_changes};
+use stategate::change::{Action, ChangeMode, ChangeSet, FileChange, SkipKind, detect_changes};
 
 fn detect(repo: &TestRepo, mode: ChangeMode, paths: &[&str]) -> ChangeSet {
     let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
@@ -468,11 +468,23 @@ fn symlinks_are_skipped_and_never_followed() {
             _ => &[],
         };
         assert_eq!(set.paths().collect::<Vec<_>>(), expected_files, "{mode:?}");
-        let expected: Vec<(&str, &str)> = links
+        // Links out of the repository are refused (the gate blocks on them), never followed.
+        let refused: Vec<(&str, SkipKind, bool)> = set
+            .skipped
             .iter()
-            .map(|p| (*p, "symlink, not followed"))
+            .map(|s| {
+                (
+                    s.path.as_str(),
+                    s.kind,
+                    s.reason.contains("leaves the repository"),
+                )
+            })
             .collect();
-        assert_eq!(skipped(&set), expected, "{mode:?}");
+        let expected: Vec<(&str, SkipKind, bool)> = links
+            .iter()
+            .map(|p| (*p, SkipKind::Symlink, true))
+            .collect();
+        assert_eq!(refused, expected, "{mode:?}");
     }
 }
 

@@ -239,8 +239,10 @@ fn a_mapped_schema_that_is_not_json_is_exit_2() {
     assert!(found[0].2 >= 3, "{found:?}");
 }
 
+/// Issue 8 changed this: a manifest-named binary file and a symlink out of the repository are what
+/// kubectl would try to apply, so they block (exit 2) instead of being noted.
 #[test]
-fn helm_templates_binary_files_and_symlinks_are_skipped_with_a_note() {
+fn helm_templates_are_skipped_and_binary_manifests_and_outside_symlinks_block() {
     let repo = repo_with_base();
     repo.write(
         "charts/web/templates/deploy.yaml",
@@ -249,16 +251,17 @@ fn helm_templates_binary_files_and_symlinks_are_skipped_with_a_note() {
     repo.write("apps/logo.json", b"\x89PNG\x00\x00binary");
     repo.symlink("/etc/passwd", "apps/passwd.yaml");
     let out = stategate(&repo, &["check", "--format", "json"]);
-    assert_eq!(code(&out), 0, "{}", stdout(&out));
-    let notes: Vec<String> = json(&out)["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "load/skipped")
-        .map(|f| f["location"]["file"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(notes.contains(&"apps/logo.json".to_owned()), "{notes:?}");
-    assert!(notes.contains(&"apps/passwd.yaml".to_owned()), "{notes:?}");
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let found = errors(&json(&out));
+    assert!(
+        found.contains(&("load/binary".to_owned(), "apps/logo.json".to_owned(), 0)),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("load/symlink".to_owned(), "apps/passwd.yaml".to_owned(), 0)),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
     assert!(!stdout(&out).contains("root:"));
 }
 

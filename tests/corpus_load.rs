@@ -80,13 +80,42 @@ fn every_gitops_file_loads_without_panic_and_the_broken_ones_are_located() {
         return;
     };
     let outcome = load_corpus(&corpus.join("gitops-repos"));
-    let found: Vec<(&str, Vec<(Rule, u32)>)> = outcome
+    // Issue 8: what kubectl and kustomize read differently is its own blocking error. In the corpus
+    // that is Go-template placeholders (`{{cell}}` is a flow mapping used as a key, which kubectl
+    // refuses) and the custom tags of a file that already fails to parse. Custom tags in files that
+    // are no Kubernetes objects (Home Assistant, recyclarr, authentik blueprints) only warn.
+    let ambiguous: Vec<&str> = outcome
         .errors
         .iter()
-        .map(|(file, errors)| (file.as_str(), errors.clone()))
+        .filter(|(_, errors)| errors.iter().any(|(rule, _)| *rule == Rule::LoadAmbiguous))
+        .map(|(file, _)| file.as_str())
         .collect();
     let archived = "kubernetes-examples/_archived";
     let authentik = "theepicsaxguy-homelab/k8s/infrastructure/auth/authentik";
+    assert_eq!(
+        ambiguous,
+        vec![
+            format!("{archived}/newrelic-infrastructure/newrelic-config-template.yaml"),
+            format!("{archived}/newrelic/newrelic-config-template.yaml"),
+            format!("{archived}/storage/vitess/etcd-controller-template.yaml"),
+            format!("{archived}/storage/vitess/etcd-service-template.yaml"),
+            format!("{archived}/storage/vitess/vtgate-controller-template.yaml"),
+            format!("{authentik}/extra/blueprints/apps-media.yaml"),
+        ]
+    );
+    let found: Vec<(&str, Vec<(Rule, u32)>)> = outcome
+        .errors
+        .iter()
+        .map(|(file, errors)| {
+            let errors: Vec<(Rule, u32)> = errors
+                .iter()
+                .filter(|(rule, _)| *rule != Rule::LoadAmbiguous)
+                .copied()
+                .collect();
+            (file.as_str(), errors)
+        })
+        .filter(|(_, errors)| !errors.is_empty())
+        .collect();
     assert_eq!(
         found,
         vec![

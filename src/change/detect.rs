@@ -9,7 +9,8 @@ use std::path::{Component, Path, PathBuf};
 
 use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository};
 
-use super::{Action, ChangeSet, FileChange, Skipped};
+use super::links::{self, Target};
+use super::{Action, ChangeSet, FileChange, SkipKind, Skipped};
 
 /// Which two sides of the repository a check compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +110,7 @@ pub fn detect_changes_in(
 ) -> Result<ChangeSet, ChangeError> {
     let plan = Plan::new(repo, mode)?;
     let diff = plan.diff(repo, paths)?;
-    let mut loader = Loader::new(repo, plan.new_side_is_workdir());
+    let mut loader = Loader::new(repo, &plan)?;
     let mut set = ChangeSet {
         base: plan.base.map(|id| id.to_string()),
         head: plan.head.map(|id| id.to_string()),
@@ -118,7 +119,11 @@ pub fn detect_changes_in(
     for delta in diff.deltas() {
         match classify(&delta) {
             Sorted::Ignore => {}
-            Sorted::Skip(path, reason) => set.skipped.push(Skipped { path, reason }),
+            Sorted::Skip(path, reason) => set.skipped.push(Skipped {
+                path,
+                reason,
+                kind: SkipKind::Other,
+            }),
             Sorted::Change(change) => match loader.load(change)? {
                 Ok(file) => set.files.push(file),
                 Err(skipped) => set.skipped.push(skipped),
@@ -211,10 +216,6 @@ impl<'r> Plan<'r> {
             new,
             renames: true,
         })
-    }
-
-    fn new_side_is_workdir(&self) -> bool {
-        matches!(self.new, NewSide::WorkDir)
     }
 
     fn diff(&self, repo: &'r Repository, paths: &[String]) -> Result<git2::Diff<'r>, ChangeError> {
@@ -383,6 +384,9 @@ struct Candidate {
     old_path: Option<String>,
     old_id: Option<Oid>,
     new_id: Option<Oid>,
+    /// The side is a symlink: its blob is the link text, judged by what it points at.
+    old_link: bool,
+    new_link: bool,
 }
 
 enum Sorted {
@@ -397,14 +401,8 @@ fn classify(delta: &DiffDelta<'_>) -> Sorted {
         Delta::Deleted => Action::Deleted,
         Delta::Modified | Delta::Conflicted => Action::Modified,
         Delta::Renamed => Action::Renamed,
-        Delta::Typechange => {
-            let reason = format!(
-                "type changed from {} to {}",
-                kind_name(delta.old_file().mode()),
-                kind_name(delta.new_file().mode())
-            );
-            return Sorted::Skip(path_of(delta.new_file()), reason);
-        }
+        // A file that became a symlink (or back) is read like any other modified path.
+        Delta::Typechange => Action::Modified,
         Delta::Unreadable => {
             return Sorted::Skip(
                 path_of(delta.new_file()),
@@ -428,14 +426,15 @@ fn classify(delta: &DiffDelta<'_>) -> Sorted {
             return Sorted::Skip(path, reason.into());
         }
     }
-    if delta.flags().is_binary() {
-        return Sorted::Skip(path, "binary file".into());
-    }
+    // Binary-ness is decided on content when loading: git's flag follows `.gitattributes`, which
+    // the change itself can set.
     Sorted::Change(Candidate {
         action,
         old_path: (action == Action::Renamed).then(|| path_of(delta.old_file())),
         old_id: has_old.then(|| delta.old_file().id()),
         new_id: has_new.then(|| delta.new_file().id()),
+        old_link: has_old && delta.old_file().mode() == FileMode::Link,
+        new_link: has_new && delta.new_file().mode() == FileMode::Link,
         path,
     })
 }
@@ -447,20 +446,10 @@ fn unreadable_kind(present: bool, mode: FileMode) -> Option<&'static str> {
     }
     match mode {
         FileMode::Blob | FileMode::BlobExecutable => None,
-        FileMode::Link => Some("symlink, not followed"),
+        FileMode::Link => None,
         FileMode::Commit => Some("submodule, not followed"),
         FileMode::Tree => Some("nested git repository, not followed"),
         FileMode::BlobGroupWritable | FileMode::Unreadable => Some("not a regular file"),
-    }
-}
-
-fn kind_name(mode: FileMode) -> &'static str {
-    match mode {
-        FileMode::Link => "symlink",
-        FileMode::Commit => "submodule",
-        FileMode::Tree => "directory",
-        FileMode::Unreadable => "nothing",
-        FileMode::Blob | FileMode::BlobExecutable | FileMode::BlobGroupWritable => "file",
     }
 }
 
@@ -476,48 +465,76 @@ fn path_of(file: git2::DiffFile<'_>) -> String {
     }
 }
 
-/// git calls a file binary when its first 8000 bytes hold a NUL.
+/// git calls a file binary when its first 8000 bytes hold a NUL. UTF-16 and UTF-32 text holds
+/// NULs too, and kubectl reads UTF-16 with a byte-order mark, so a BOM makes it text.
 fn looks_binary(bytes: &[u8]) -> bool {
-    bytes[..bytes.len().min(8000)].contains(&0)
+    const BOMS: &[&[u8]] = &[b"\xFF\xFE", b"\xFE\xFF", b"\x00\x00\xFE\xFF"];
+    !BOMS.iter().any(|bom| bytes.starts_with(bom)) && bytes[..bytes.len().min(8000)].contains(&0)
+}
+
+/// Where the new side's bytes come from.
+enum NewReader<'p, 'r> {
+    Tree(&'p git2::Tree<'r>),
+    Index(git2::Index),
+    WorkDir(WorkdirReader),
 }
 
 /// Loads the bytes of both sides of a candidate.
-struct Loader<'r> {
+struct Loader<'p, 'r> {
     repo: &'r Repository,
-    /// The new side is read from disk rather than from blobs.
-    workdir: Option<WorkdirReader>,
+    old: Option<&'p git2::Tree<'r>>,
+    new: NewReader<'p, 'r>,
 }
 
-impl<'r> Loader<'r> {
-    fn new(repo: &'r Repository, new_side_is_workdir: bool) -> Loader<'r> {
-        let workdir = match (new_side_is_workdir, repo.workdir()) {
-            (true, Some(root)) => Some(WorkdirReader::new(root)),
-            _ => None,
+/// A side's content, or why it was not read.
+type SideRead = Result<Vec<u8>, (String, SkipKind)>;
+
+impl<'p, 'r> Loader<'p, 'r> {
+    fn new(repo: &'r Repository, plan: &'p Plan<'r>) -> Result<Loader<'p, 'r>, ChangeError> {
+        let new = match (&plan.new, repo.workdir()) {
+            (NewSide::Tree(tree), _) => NewReader::Tree(tree),
+            (NewSide::Index, _) => {
+                NewReader::Index(repo.index().map_err(git_err("reading the index"))?)
+            }
+            (NewSide::WorkDir, Some(root)) => NewReader::WorkDir(WorkdirReader::new(root)),
+            (NewSide::WorkDir, None) => {
+                return Err(ChangeError::BareRepository {
+                    mode: "checking the working tree",
+                    path: repo.path().to_path_buf(),
+                });
+            }
         };
-        Loader { repo, workdir }
+        Ok(Loader {
+            repo,
+            old: plan.old.as_ref(),
+            new,
+        })
     }
 
-    /// The loaded file, or why it was skipped after all (binary content, a symlink on disk).
+    /// The loaded file, or why it was skipped after all (binary content, a symlink that cannot be
+    /// followed, a file swapped on disk).
     fn load(&mut self, c: Candidate) -> Result<Result<FileChange, Skipped>, ChangeError> {
-        let before = c.old_id.map(|id| self.blob(id)).transpose()?;
-        let after = match (c.new_id, &mut self.workdir) {
-            (None, _) => None,
-            (Some(_), Some(reader)) => match reader.read(&c.path)? {
+        let skip = |path: String, (reason, kind): (String, SkipKind)| {
+            Ok(Err(Skipped { path, reason, kind }))
+        };
+        // The base side only feeds `before`: a link there that cannot be followed is no content.
+        let before = match c.old_id {
+            None => None,
+            Some(id) if !c.old_link => Some(self.blob(id)?),
+            Some(id) => {
+                let text = self.blob(id)?;
+                self.follow_old(&c.path, &text)?.ok()
+            }
+        };
+        let after = match c.new_id {
+            None => None,
+            Some(id) => match self.read_new(&c.path, id, c.new_link)? {
                 Ok(bytes) => Some(bytes),
-                Err(reason) => {
-                    return Ok(Err(Skipped {
-                        path: c.path,
-                        reason: reason.into(),
-                    }));
-                }
+                Err(why) => return skip(c.path, why),
             },
-            (Some(id), None) => Some(self.blob(id)?),
         };
         if before.iter().chain(after.iter()).any(|b| looks_binary(b)) {
-            return Ok(Err(Skipped {
-                path: c.path,
-                reason: "binary file".into(),
-            }));
+            return skip(c.path, ("binary file".into(), SkipKind::Binary));
         }
         Ok(Ok(FileChange {
             path: c.path,
@@ -528,12 +545,92 @@ impl<'r> Loader<'r> {
         }))
     }
 
+    fn read_new(&mut self, path: &str, id: Oid, link: bool) -> Result<SideRead, ChangeError> {
+        let io_err = |source| ChangeError::Read {
+            path: path.to_string(),
+            source,
+        };
+        let text = match (&mut self.new, link) {
+            (NewReader::WorkDir(reader), false) => {
+                return Ok(reader
+                    .read(path)?
+                    .map_err(|why| (why.to_owned(), SkipKind::Other)));
+            }
+            (NewReader::WorkDir(reader), true) => {
+                if !reader.parents_are_real_dirs(path).map_err(io_err)? {
+                    let why = "inside a symlinked directory, not followed";
+                    return Ok(Err((why.into(), SkipKind::Other)));
+                }
+                match std::fs::read_link(reader.root.join(path)) {
+                    Ok(text) => text.to_string_lossy().into_owned().into_bytes(),
+                    // Replaced by a regular file since git looked: read that, safely.
+                    Err(_) => {
+                        return Ok(reader
+                            .read(path)?
+                            .map_err(|why| (why.to_owned(), SkipKind::Other)));
+                    }
+                }
+            }
+            (_, false) => return Ok(Ok(self.blob(id)?)),
+            (_, true) => self.blob(id)?,
+        };
+        let Ok(text) = String::from_utf8(text) else {
+            return Ok(Err((
+                "symlink with a non-UTF-8 target".into(),
+                SkipKind::Symlink,
+            )));
+        };
+        let repo = self.repo;
+        let target = match &mut self.new {
+            NewReader::Tree(tree) => {
+                links::resolve(&mut links::TreeSide { repo, tree }, path, &text)
+            }
+            NewReader::Index(index) => {
+                links::resolve(&mut links::IndexSide { repo, index }, path, &text)
+            }
+            NewReader::WorkDir(reader) => {
+                let root = reader.root.clone();
+                links::resolve(&mut links::WorkSide { root: &root }, path, &text)
+            }
+        }
+        .map_err(io_err)?;
+        Ok(followed(target))
+    }
+
+    fn follow_old(&self, path: &str, text: &[u8]) -> Result<SideRead, ChangeError> {
+        let (Some(tree), Ok(text)) = (self.old, std::str::from_utf8(text)) else {
+            return Ok(Err((String::new(), SkipKind::Other)));
+        };
+        let mut side = links::TreeSide {
+            repo: self.repo,
+            tree,
+        };
+        let target = links::resolve(&mut side, path, text).map_err(|source| ChangeError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(followed(target))
+    }
+
     fn blob(&self, id: Oid) -> Result<Vec<u8>, ChangeError> {
         let blob = self
             .repo
             .find_blob(id)
             .map_err(git_err("reading a file's content"))?;
         Ok(blob.content().to_vec())
+    }
+}
+
+/// A link's content is its target's; a directory, an escape or a dangling link is not read.
+fn followed(target: Target) -> SideRead {
+    match target {
+        Target::File { bytes, .. } => Ok(bytes),
+        Target::Dir(dir) => Err((
+            format!("symlink to the directory `{dir}`: its files are checked where they are"),
+            SkipKind::Other,
+        )),
+        Target::Refused(why) => Err((why, SkipKind::Symlink)),
+        Target::Other(why) => Err((why, SkipKind::Other)),
     }
 }
 
@@ -570,14 +667,10 @@ impl WorkdirReader {
         if !meta.is_file() {
             return Ok(Err("not a regular file"));
         }
-        let mut file = std::fs::File::open(&full).map_err(io_err)?;
-        if !same_file(&meta, &file.metadata().map_err(io_err)?) {
-            // Swapped for something else (a symlink?) between the check and the open.
-            return Ok(Err("changed while being read, not followed"));
+        match read_regular(&full, &meta).map_err(io_err)? {
+            Some(bytes) => Ok(Ok(bytes)),
+            None => Ok(Err("changed while being read, not followed")),
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(io_err)?;
-        Ok(Ok(bytes))
     }
 
     fn parents_are_real_dirs(&mut self, rel: &str) -> std::io::Result<bool> {
@@ -596,6 +689,21 @@ impl WorkdirReader {
         }
         Ok(true)
     }
+}
+
+/// The bytes of the regular file `meta` describes, or `None` when it was swapped for something
+/// else (a symlink?) between the check and the open.
+pub(super) fn read_regular(
+    full: &Path,
+    meta: &std::fs::Metadata,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = std::fs::File::open(full)?;
+    if !same_file(meta, &file.metadata()?) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 #[cfg(unix)]

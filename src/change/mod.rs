@@ -2,6 +2,7 @@
 //! side, read through git2.
 
 mod detect;
+mod links;
 
 use serde::Serialize;
 
@@ -40,11 +41,26 @@ pub struct FileChange {
     pub after: Option<Vec<u8>>,
 }
 
-/// A changed path the gate did not read, and why: binary content, a symlink, a submodule.
+/// A changed path the gate did not read, and why: binary content, a symlink it cannot follow, a
+/// submodule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub path: String,
     pub reason: String,
+    pub kind: SkipKind,
+}
+
+/// Whether a skipped path hides something a consumer would apply: the gate blocks on the first two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipKind {
+    /// Not text: NUL bytes and no UTF-16/UTF-32 byte-order mark. A manifest like that blocks.
+    Binary,
+    /// A symlink that leaves the repository, dangles or loops: kubectl would read something the
+    /// gate cannot see.
+    Symlink,
+    /// A submodule, a nested repository, a symlink to a directory, or another entry no consumer
+    /// reads as a manifest.
+    Other,
 }
 
 /// Everything a change touches. Commit ids are hex strings when the sides are commits.

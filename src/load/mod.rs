@@ -3,6 +3,7 @@
 //! YAML is read the way `kubectl` reads it (sigs.k8s.io/yaml → go-yaml v2, YAML 1.1 scalars), so the
 //! gate judges what the cluster will receive. JSON goes through the same parser (JSON is YAML).
 
+mod lists;
 mod positions;
 mod resolve;
 mod yaml;
@@ -92,6 +93,9 @@ pub struct Document {
     /// 0-based index among the documents of the stream; empty documents count, as PyYAML and
     /// kubectl count them.
     pub index: usize,
+    /// The item's index when the document is an item of a list object (kubectl applies the items,
+    /// not the list); `None` for a whole document.
+    pub item: Option<usize>,
     pub value: Value,
     pub positions: Positions,
 }
@@ -102,21 +106,26 @@ impl Document {
     }
 
     pub fn id(&self) -> ObjectId {
-        ObjectId::of(&self.value, self.path(), self.index)
+        match self.item {
+            None => ObjectId::of(&self.value, self.path(), self.index),
+            Some(item) => ObjectId::of_item(&self.value, self.path(), self.index, item),
+        }
     }
 
     /// The location of the value at a JSON pointer, or of its nearest ancestor that exists.
     pub fn locate(&self, pointer: &str) -> Location {
-        if let (true, Some(root)) = (pointer.is_empty(), self.positions.root()) {
+        if let (true, None, Some(root)) = (pointer.is_empty(), self.item, self.positions.root()) {
             return root.location(&self.source);
         }
-        positions::value_location(self.position_tree(), &self.source, pointer)
+        let pointer = lists::item_pointer(self.item, pointer);
+        positions::value_location(self.position_tree(), &self.source, &pointer)
     }
 
     /// The location of the key of the last pointer segment (for "unknown field" findings), falling
     /// back to [`Document::locate`].
     pub fn locate_key(&self, pointer: &str) -> Location {
-        positions::key_location(self.position_tree(), &self.source, pointer)
+        let pointer = lists::item_pointer(self.item, pointer);
+        positions::key_location(self.position_tree(), &self.source, &pointer)
     }
 
     /// Positions given when the document was built, else those of its source, parsed on demand.
@@ -167,8 +176,110 @@ pub fn load_file(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     yaml::load(path, bytes, options)
 }
 
-/// Helm chart templates are Go templates, not YAML, until rendered.
+/// A manifest as `kubectl apply -f` reads it: [`load_file`], then every list object (`v1 List`,
+/// `DeploymentList`, anything with `items`) replaced by its items, each a document of its own.
+pub fn load_manifest(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
+    let mut loaded = load_file(path, bytes, options);
+    lists::flatten(&mut loaded);
+    loaded
+}
+
+/// A Helm chart template: Go template syntax outside YAML comments, in a file under a `templates/`
+/// directory. [`is_chart_template`] is the stricter test the gate uses.
 pub fn is_helm_template(path: &str, text: &str) -> bool {
     let in_templates = path.starts_with("templates/") || path.contains("/templates/");
-    in_templates && text.contains("{{")
+    in_templates && has_template_syntax(text)
+}
+
+/// A file the gate skips as not-yet-YAML: it sits inside a chart (`chart_at(dir)` says whether a
+/// directory holds a `Chart.yaml`, looked up in the tree being judged) and has template syntax
+/// outside comments. Both are needed: `{{` in a comment hides nothing, and a `templates/`
+/// directory without a chart is applied as it is by kubectl.
+pub fn is_chart_template(path: &str, text: &str, chart_at: impl Fn(&str) -> bool) -> bool {
+    has_template_syntax(text) && ancestors(path).any(chart_at)
+}
+
+/// The directories above `path`, nearest first, ending with the root (`""`).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut dirs = Vec::new();
+    let mut rest = path;
+    while let Some(slash) = rest.rfind('/') {
+        rest = &rest[..slash];
+        dirs.push(rest);
+    }
+    dirs.push("");
+    dirs.into_iter()
+}
+
+/// `{{` outside YAML comments. A `#` starts a comment at the start of a line or after a space, and
+/// not inside a quoted scalar (which only opens where a value or key can start).
+pub fn has_template_syntax(text: &str) -> bool {
+    text.lines()
+        .any(|line| outside_comment(line).contains("{{"))
+}
+
+fn outside_comment(line: &str) -> &str {
+    let mut quote: Option<char> = None;
+    let mut previous = ' ';
+    let mut last_token = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '#' && previous.is_whitespace() => return &line[..i],
+            None if (c == '"' || c == '\'') && " :-[{,?".contains(last_token) => quote = Some(c),
+            None => {}
+        }
+        if !c.is_whitespace() {
+            last_token = c;
+        }
+        previous = c;
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_syntax_counts_only_outside_comments() {
+        assert!(has_template_syntax("name: {{ .Release.Name }}\n"));
+        assert!(has_template_syntax(
+            "image: \"{{ .Values.image }}\"  # pinned\n"
+        ));
+        assert!(has_template_syntax("{{- /* # a template comment */ -}}\n"));
+        assert!(!has_template_syntax(
+            "# rendered from {{ .Values.x }}\nkind: Pod\n"
+        ));
+        assert!(!has_template_syntax("kind: Pod  # {{ not a template }}\n"));
+        assert!(!has_template_syntax("note: \"a # b\"\n"));
+    }
+
+    #[test]
+    fn chart_templates_need_a_chart_above_them() {
+        let charts = ["deploy/web"];
+        let chart_at = |dir: &str| charts.contains(&dir);
+        let text = "name: {{ .Release.Name }}\n";
+        assert!(is_chart_template(
+            "deploy/web/templates/a.yaml",
+            text,
+            chart_at
+        ));
+        assert!(is_chart_template(
+            "deploy/web/templates/sub/a.yaml",
+            text,
+            chart_at
+        ));
+        assert!(!is_chart_template("apps/templates/a.yaml", text, chart_at));
+        assert!(!is_chart_template(
+            "deploy/web/templates/a.yaml",
+            "# {{ x }}\n",
+            chart_at
+        ));
+        assert_eq!(
+            ancestors("a/b/c.yaml").collect::<Vec<_>>(),
+            vec!["a/b", "a", ""]
+        );
+    }
 }

@@ -26,7 +26,7 @@ pub fn position_trees(source: &SourceFile, alias_budget: usize) -> Vec<(usize, P
 }
 use super::resolve::resolve_plain;
 use super::{Document, LoadOptions, Loaded, SourceFile};
-use crate::finding::{Finding, Location, Rule};
+use crate::finding::{Finding, Location, Rule, Severity};
 
 /// Deeper nesting than this is refused: no real manifest comes close, and unbounded depth would
 /// overflow the stack of every recursive consumer (validators, policy engines, drop).
@@ -48,12 +48,16 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
         }
     };
     let mut text = text;
+    let mut last_retry = None;
     for _ in 0..MAX_RELAXED_SCALARS {
         let source = Arc::new(SourceFile::new(path, text).with_alias_budget(options.alias_budget));
         let mut attempt = Loaded::default();
         Builder::new(&source, Some(&source), options).run(&mut attempt);
         match relaxed_retry(&source, &attempt) {
-            Some(relaxed) => text = relaxed,
+            Some(relaxed) => {
+                last_retry = attempt.findings.last().and_then(|f| f.location.clone());
+                text = relaxed;
+            }
             None => {
                 attempt.source = Some(source);
                 return attempt;
@@ -62,7 +66,7 @@ pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     }
     loaded.findings.push(
         Finding::error(Rule::LoadSyntax, "too many under-indented quoted scalars")
-            .in_file(path)
+            .at(last_retry.unwrap_or_else(|| file_start(path)))
             .help("indent the continuation lines of multi-line quoted strings"),
     );
     loaded
@@ -135,33 +139,115 @@ fn too_large(path: &str, size: usize, limit: u64) -> Finding {
     .help("split it into smaller files, or raise `limits.max_file_size` in .stategate.yaml")
 }
 
-/// UTF-8 only (a BOM is dropped); anything else is refused with the position of the first bad byte.
+/// Text as kubectl decodes it: UTF-8 (a BOM is dropped), or UTF-16 with a byte-order mark, which
+/// kubectl's reader converts. UTF-32 and anything else is refused with the position of the first
+/// bad byte, as are the control characters go-yaml's reader refuses.
 fn decode(path: &str, bytes: &[u8]) -> Result<String, Box<Finding>> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = if bytes.starts_with(b"\xFF\xFE\x00\x00") || bytes.starts_with(b"\x00\x00\xFE\xFF") {
+        return Err(Box::new(
+            Finding::error(
+                Rule::LoadInvalidUtf8,
+                "UTF-32 text: kubectl and kustomize cannot read it",
+            )
+            .at(file_start(path))
+            .help("re-encode the file as UTF-8 (`iconv -f UTF-32 -t UTF-8`)"),
+        ));
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        utf16(path, rest, u16::from_le_bytes)?
+    } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        utf16(path, rest, u16::from_be_bytes)?
+    } else {
+        utf8(path, bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))?
+    };
+    refuse_control_characters(path, &text)?;
+    Ok(text)
+}
+
+fn file_start(path: &str) -> Location {
+    Location {
+        file: path.to_owned(),
+        line: Some(1),
+        column: Some(1),
+        offset: Some(0),
+        len: 0,
+    }
+}
+
+fn utf8(path: &str, bytes: &[u8]) -> Result<String, Box<Finding>> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.to_owned()),
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
             // `good` is valid UTF-8 by construction.
             let good = std::str::from_utf8(good).unwrap_or_default();
-            let line = good.matches('\n').count() + 1;
-            let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-            let location = Location {
-                file: path.to_owned(),
-                line: Some(line as u32),
-                column: Some(col as u32),
-                offset: None,
-                len: 0,
-            };
             Err(Box::new(
                 Finding::error(
                     Rule::LoadInvalidUtf8,
                     format!("invalid UTF-8 at byte {}", e.valid_up_to()),
                 )
-                .at(location)
+                .at(location_after(path, good))
                 .help("Kubernetes manifests must be UTF-8: re-encode the file (e.g. `iconv -t UTF-8`)"),
             ))
         }
+    }
+}
+
+fn utf16(path: &str, bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, Box<Finding>> {
+    let units = bytes.chunks(2).map(|c| match c {
+        [a, b] => unit([*a, *b]),
+        // An odd trailing byte cannot be UTF-16: an unpaired surrogate reports it below.
+        _ => 0xD800,
+    });
+    let mut text = String::with_capacity(bytes.len() / 2);
+    for c in char::decode_utf16(units) {
+        match c {
+            Ok(c) => text.push(c),
+            Err(_) => {
+                return Err(Box::new(
+                    Finding::error(
+                        Rule::LoadInvalidUtf8,
+                        "invalid UTF-16 (an unpaired surrogate or a stray byte)",
+                    )
+                    .at(location_after(path, &text))
+                    .help("re-encode the file as UTF-8 (`iconv -f UTF-16 -t UTF-8`)"),
+                ));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// go-yaml's reader (and so kubectl) refuses these anywhere in a file: tab, newline and carriage
+/// return are the only C0 controls allowed, DEL and the C1 controls but NEL are refused, and so
+/// are U+FFFE and U+FFFF.
+fn refuse_control_characters(path: &str, text: &str) -> Result<(), Box<Finding>> {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let Some((at, c)) = text.char_indices().find(|(_, c)| !allowed(*c)) else {
+        return Ok(());
+    };
+    Err(Box::new(
+        Finding::error(
+            Rule::LoadSyntax,
+            format!(
+                "control character U+{:04X}: kubectl refuses the file",
+                c as u32
+            ),
+        )
+        .at(location_after(path, &text[..at]))
+        .help("remove the character, or write it as an escape in a double-quoted string"),
+    ))
+}
+
+/// The location just after `good`, the text read before a problem.
+fn location_after(path: &str, good: &str) -> Location {
+    let line = good.matches('\n').count() + 1;
+    let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Location {
+        file: path.to_owned(),
+        line: Some(line as u32),
+        column: Some(col as u32),
+        offset: Some(good.len()),
+        len: 0,
     }
 }
 
@@ -179,10 +265,19 @@ enum Frame {
         /// Key spans in the map's insertion order, to say where a duplicated key first was.
         key_spans: Vec<Span>,
         pos: Vec<(String, Span, PosTree)>,
-        pending_key: Option<(String, Span)>,
-        merges: Vec<(Value, PosTree)>,
+        /// The key waiting for its value, and whether it is a merge key (a plain `<<`).
+        pending_key: Option<(String, Span, bool)>,
+        /// Merged values, with where their `<<` was and how many explicit keys came before it.
+        merges: Vec<Merge>,
         anchor: usize,
     },
+}
+
+/// One `<<: value` of a mapping.
+struct Merge {
+    value: Value,
+    key: Span,
+    explicit_before: usize,
 }
 
 /// An anchored node, kept to expand aliases; `nodes` is its size, charged to the alias budget.
@@ -208,6 +303,10 @@ struct Builder<'a> {
     /// Build position trees (the second, on-demand parse) or only values (the first).
     track: bool,
     trees: Vec<(usize, PosTree)>,
+    /// The node just finished was a plain, untagged scalar: only such a `<<` is a merge key.
+    last_plain: bool,
+    /// Where this document's findings start in the file's list.
+    doc_findings: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -229,6 +328,8 @@ impl<'a> Builder<'a> {
             root: None,
             track: false,
             trees: Vec::new(),
+            last_plain: false,
+            doc_findings: 0,
         }
     }
 
@@ -265,9 +366,14 @@ impl<'a> Builder<'a> {
             Event::DocumentStart(_) => {
                 self.doc_started = true;
                 self.anchors.clear();
+                self.doc_findings = loaded.findings.len();
             }
             Event::DocumentEnd => self.finish_document(loaded),
             Event::Scalar(text, style, anchor, tag) => {
+                if let Some(construct) = ambiguous_scalar(&text, style, tag.as_deref()) {
+                    loaded.findings.push(self.ambiguous(span, &construct));
+                }
+                self.last_plain = style == ScalarStyle::Plain && tag.is_none();
                 let (value, ambiguity) = scalar(&text, style, tag.as_deref());
                 if let Some(message) = ambiguity {
                     loaded.findings.push(
@@ -286,9 +392,11 @@ impl<'a> Builder<'a> {
                 }
                 let (value, pos, nodes) =
                     (anchored.value.clone(), anchored.pos.clone(), anchored.nodes);
+                self.last_plain = false;
                 self.push_value(value, pos, nodes, 0, loaded)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "seq", span, loaded);
                 self.open(span)?;
                 self.stack.push(Frame::Seq {
                     span,
@@ -297,7 +405,8 @@ impl<'a> Builder<'a> {
                     anchor,
                 });
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "map", span, loaded);
                 self.open(span)?;
                 self.stack.push(Frame::Map {
                     span,
@@ -351,6 +460,11 @@ impl<'a> Builder<'a> {
                 anchor,
                 ..
             } => {
+                for merge in &merges {
+                    if let Some(construct) = merge_override(&map, merge) {
+                        loaded.findings.push(self.ambiguous(merge.key, &construct));
+                    }
+                }
                 apply_merges(&mut map, merges);
                 (
                     Value::Object(map),
@@ -359,6 +473,7 @@ impl<'a> Builder<'a> {
                 )
             }
         };
+        self.last_plain = false;
         self.push_value(value, pos, nodes, anchor, loaded)
     }
 
@@ -403,9 +518,46 @@ impl<'a> Builder<'a> {
                 merges,
                 ..
             }) => match pending_key.take() {
-                None => *pending_key = Some((key_text(&value), span)),
-                Some((key, _)) if key == "<<" => merges.push((value, pos)),
-                Some((key, key_span)) => {
+                None => {
+                    let key = key_text(&value);
+                    let merge = key == "<<" && self.last_plain;
+                    let problem = match &value {
+                        _ if merge && !merges.is_empty() => {
+                            Some("a second `<<` merge key in one mapping: kubectl merges both, kustomize refuses the file".to_owned())
+                        }
+                        Value::String(s) if s == "<<" && !merge => Some(
+                            "a quoted or tagged `<<` key: kubectl keeps it as a key, kustomize merges it"
+                                .to_owned(),
+                        ),
+                        Value::Null => Some("a null key: kubectl refuses it, kustomize reads a string".to_owned()),
+                        Value::Number(n) if n.is_f64() => Some(format!(
+                            "the float key `{key}`: kubectl turns it into a string key, kustomize refuses it"
+                        )),
+                        Value::Array(_) | Value::Object(_) => Some(
+                            "a sequence or mapping used as a key: kubectl refuses it".to_owned(),
+                        ),
+                        _ => None,
+                    };
+                    if let Some(construct) = problem {
+                        loaded.findings.push(ambiguous(source, span, &construct));
+                    }
+                    *pending_key = Some((key, span, merge));
+                }
+                Some((_, key_span, true)) => {
+                    if !is_mergeable(&value) {
+                        loaded.findings.push(ambiguous(
+                            source,
+                            key_span,
+                            "`<<` merges something that is not a mapping or a list of mappings: kubectl refuses it",
+                        ));
+                    }
+                    merges.push(Merge {
+                        value,
+                        key: key_span,
+                        explicit_before: map.len(),
+                    });
+                }
+                Some((key, key_span, false)) => {
                     if map.contains_key(&key) {
                         // Rare: only now pay for finding where the key first was.
                         let first = map.keys().position(|k| *k == key).unwrap_or_default();
@@ -433,12 +585,21 @@ impl<'a> Builder<'a> {
         self.doc_started = false;
         let index = self.doc_index;
         self.doc_index += 1;
+        if let Some((root, _)) = &self.root
+            && !is_applied(root)
+        {
+            let start = self.doc_findings.min(loaded.findings.len());
+            for finding in &mut loaded.findings[start..] {
+                forgive_ambiguity(finding);
+            }
+        }
         match (self.root.take(), self.shared) {
             (Some((Value::Null, _)) | None, _) => {}
             (Some((_, pos)), _) if self.track => self.trees.push((index, pos)),
             (Some((value, pos)), Some(shared)) => loaded.documents.push(Document {
                 source: Arc::clone(shared),
                 index,
+                item: None,
                 value,
                 positions: Positions::root_only(pos.span()),
             }),
@@ -448,6 +609,24 @@ impl<'a> Builder<'a> {
 
     fn at(&self, span: Span) -> Location {
         span.location(self.source)
+    }
+
+    fn ambiguous(&self, span: Span, construct: &str) -> Finding {
+        ambiguous(self.source, span, construct)
+    }
+
+    /// `!!map` and `!!seq` are what the collection is anyway; any other tag (`!!set`, `!!omap`,
+    /// `!Custom`) is read differently by go-yaml v2 and kyaml.
+    fn check_collection_tag(&self, tag: Option<&Tag>, core: &str, span: Span, loaded: &mut Loaded) {
+        let Some(tag) = tag else {
+            return;
+        };
+        if tag.is_yaml_core_schema() && tag.suffix == core {
+            return;
+        }
+        loaded
+            .findings
+            .push(self.ambiguous(span, &format!("the tag `{tag}` on a collection")));
     }
 
     fn error(&self, rule: Rule, span: Span, message: &str) -> Box<Finding> {
@@ -481,6 +660,131 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Whether kubectl would apply this document at all: it needs `apiVersion` or `kind` (a merge key
+/// could bring them, so a leftover `<<` counts too). Files without them are app config that
+/// kubectl refuses, read by other programs: their custom tags (`!secret`, `!Find`) are no
+/// ambiguity about what the cluster gets.
+fn is_applied(root: &Value) -> bool {
+    match root {
+        Value::Object(map) => ["apiVersion", "kind", "<<"]
+            .iter()
+            .any(|k| map.contains_key(*k)),
+        _ => false,
+    }
+}
+
+fn forgive_ambiguity(finding: &mut Finding) {
+    if finding.rule == Rule::LoadAmbiguous && finding.severity == Severity::Error {
+        finding.severity = Severity::Warning;
+        finding
+            .message
+            .push_str(" (not a Kubernetes object: kubectl would not apply it)");
+    }
+}
+
+/// A `load/ambiguous` error: the readers kubectl and kustomize use make different objects of this.
+fn ambiguous(source: &SourceFile, span: Span, construct: &str) -> Finding {
+    Finding::error(
+        Rule::LoadAmbiguous,
+        format!("{construct}; the gate cannot know what will be applied"),
+    )
+    .at(span.location(source))
+    .help("write it so that every YAML reader agrees: plain mappings with string keys, quoted strings, no tags")
+}
+
+/// A merge that v2 (kubectl) and v3 (kustomize) resolve differently: go-yaml v2 lets a `<<` that
+/// comes after an explicit key override it, kyaml keeps the explicit value.
+fn merge_override(map: &Map<String, Value>, merge: &Merge) -> Option<String> {
+    let merged: Vec<&Map<String, Value>> = match &merge.value {
+        Value::Object(m) => vec![m],
+        Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
+        _ => Vec::new(),
+    };
+    let key = map
+        .keys()
+        .take(merge.explicit_before)
+        .find(|k| merged.iter().any(|m| m.contains_key(*k)))?;
+    Some(format!(
+        "`<<` after the explicit key `{key}` it also sets: kubectl takes the merged value, kustomize the explicit one"
+    ))
+}
+
+fn is_mergeable(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => true,
+        Value::Array(items) => items.iter().all(Value::is_object),
+        _ => false,
+    }
+}
+
+/// Scalars go-yaml v2 (kubectl) and kyaml (kustomize) read differently, or that kubectl cannot turn
+/// into JSON; `None` when every reader agrees with [`scalar`].
+fn ambiguous_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Option<String> {
+    if let Some(tag) = tag {
+        if !tag.is_yaml_core_schema() {
+            return Some(format!("the tag `{tag}`"));
+        }
+        let resolved = resolve_plain(text).value;
+        let fits = match tag.suffix.as_str() {
+            "str" => true,
+            "null" => resolved.is_null(),
+            "bool" => resolved.is_boolean(),
+            "int" => resolved.is_i64() || resolved.is_u64(),
+            "float" => resolved.is_number(),
+            _ => return Some(format!("the tag `{tag}`")),
+        };
+        return (!fits)
+            .then(|| format!("`{tag} {text}`: kubectl refuses a value its tag does not fit"));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+    {
+        return Some(format!(
+            "the line-break character U+{:04X} in a string: kubectl keeps it, kustomize's output turns it into a line break",
+            c as u32
+        ));
+    }
+    if style != ScalarStyle::Plain {
+        return None;
+    }
+    if is_nan_or_infinity(text) {
+        return Some(format!(
+            "`{text}`: kubectl reads a float that JSON cannot hold and refuses the file"
+        ));
+    }
+    if is_timestamp(text) {
+        return Some(format!(
+            "the unquoted timestamp `{text}`: kubectl keeps the text, kustomize rewrites it (RFC 3339); quote it"
+        ));
+    }
+    None
+}
+
+/// go-yaml v2's `.inf`, `.nan` and their spellings.
+fn is_nan_or_infinity(text: &str) -> bool {
+    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
+    matches!(body, ".inf" | ".Inf" | ".INF") || matches!(text, ".nan" | ".NaN" | ".NAN")
+}
+
+/// YAML 1.1 timestamps (`2001-12-14`, `2001-12-14t21:59:43.10-05:00`, `2001-12-14 21:59:43`):
+/// a date of four, one or two, one or two digits, alone or followed by a time.
+fn is_timestamp(text: &str) -> bool {
+    let mut parts = text.splitn(3, '-');
+    let (Some(year), Some(month), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let digits = |s: &str, min: usize, max: usize| {
+        (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let day_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let time = &rest[day_len..];
+    digits(year, 4, 4)
+        && digits(month, 1, 2)
+        && (1..=2).contains(&day_len)
+        && (time.is_empty() || time.starts_with(['T', 't', ' ', '\t']))
+}
+
 fn extend(start: Span, end: Span) -> Span {
     Span {
         end: end.end.max(start.end),
@@ -499,9 +803,9 @@ fn duplicate_key(source: &SourceFile, key: &str, span: Span, first: Span) -> Fin
 }
 
 /// YAML merge keys (`<<: *base`): explicit keys win over merged ones, as in go-yaml.
-fn apply_merges(map: &mut Map<String, Value>, merges: Vec<(Value, PosTree)>) {
-    for (merged, _) in merges {
-        let sources = match merged {
+fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Merge>) {
+    for merge in merges {
+        let sources = match merge.value {
             Value::Object(m) => vec![m],
             Value::Array(items) => items
                 .into_iter()

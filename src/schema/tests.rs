@@ -12,6 +12,7 @@ fn doc(path: &str, value: Value) -> Document {
     Document {
         source: Arc::new(SourceFile::new(path, "")),
         index: 0,
+        item: None,
         value,
         positions: Positions::default(),
     }
