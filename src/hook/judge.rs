@@ -70,15 +70,13 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         detect_changes_in(repo, &range.mode, &narrowed).map_err(|e| internal(format!("{e}")))?;
     let head_tree =
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
-    let report = gate.check(&change, &head_tree);
+    let (report, impact) = gate.check_with_impact(&change, &head_tree);
     findings.extend(report.findings);
     findings.extend(change_policies(repo, &gate, update, ctx, &change, &range)?);
     if !ctx.through_pull_request {
-        let paths: Vec<&str> = change
-            .files
-            .iter()
-            .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
-            .collect();
+        // Changed files, and the overlays whose rendered objects the change alters: a base edit
+        // that changes prod's objects needs prod's approvals.
+        let paths: Vec<&str> = impact.paths.iter().map(String::as_str).collect();
         findings.extend(check_approvals(
             &gate.config.approvals,
             &paths,

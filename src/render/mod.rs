@@ -4,6 +4,7 @@
 //! The gate has no network: remote bases are refused, with the URL, before kustomize runs.
 
 pub mod graph;
+pub mod overlays;
 pub mod paths;
 pub mod sandbox;
 
@@ -61,6 +62,21 @@ impl Checkout {
             checkout.sandbox.write_file(&path, &bytes)?;
         }
         Ok(checkout)
+    }
+
+    /// Write what rendering `roots` reads: their kustomizations' closures, plus every file beside
+    /// a kustomization in them (kustomize reads a few by convention, not by reference).
+    pub fn for_roots(
+        tree: &dyn Tree,
+        graph: &KustomizeGraph,
+        roots: &std::collections::BTreeSet<String>,
+    ) -> std::io::Result<Checkout> {
+        let closure: std::collections::BTreeSet<String> =
+            roots.iter().flat_map(|r| graph.closure(r)).collect();
+        Checkout::write(tree, &|p: &str| {
+            let dir = graph::split(p).0;
+            closure.contains(p) || graph.dirs.contains_key(dir) && closure.contains(dir)
+        })
     }
 
     pub fn root(&self) -> PathBuf {
