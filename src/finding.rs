@@ -71,6 +71,8 @@ pub enum Rule {
     // the gate itself
     GateTimeout,
     GateInternal,
+    // render (Flux post-build substitution)
+    RenderUnresolvedVariable,
 }
 
 impl Rule {
@@ -106,6 +108,7 @@ impl Rule {
         Rule::RenderFailed,
         Rule::GateTimeout,
         Rule::GateInternal,
+        Rule::RenderUnresolvedVariable,
     ];
 
     /// The stable code, `stage/what`.
@@ -142,6 +145,7 @@ impl Rule {
             Rule::RenderFailed => "render/failed",
             Rule::GateTimeout => "gate/timeout",
             Rule::GateInternal => "gate/internal",
+            Rule::RenderUnresolvedVariable => "render/unresolved-variable",
         }
     }
 
@@ -182,6 +186,9 @@ impl Rule {
             Rule::RenderFailed => "a renderer (kustomize, helm) failed",
             Rule::GateTimeout => "the gate ran out of its time budget",
             Rule::GateInternal => "the gate hit an internal error",
+            Rule::RenderUnresolvedVariable => {
+                "a Flux post-build variable has no value or default in the repository"
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, load_file};
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
+use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Stats};
@@ -136,6 +137,16 @@ impl Gate {
         let rendered = self.render_changed(change, head, &mut findings, &options);
         let impact = Impact::of(change, &rendered.impacted);
         documents.extend(rendered.documents);
+        // Flux applies objects after its post-build substitution: judge those.
+        let flux_path = |path: &str| {
+            rendered
+                .contexts
+                .get(path)
+                .map_or_else(|| path.to_owned(), |r| r.file.clone())
+        };
+        let (flux_findings, flux_secrets) =
+            flux::substitute_documents(head, &mut documents, &flux_path, &options);
+        findings.extend(flux_findings);
         stats.documents = documents.len();
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
@@ -173,6 +184,9 @@ impl Gate {
             sources
                 .entry(doc.path().to_owned())
                 .or_insert_with(|| Arc::clone(&doc.source));
+        }
+        for finding in &mut findings {
+            flux::scrub_finding(finding, &flux_secrets);
         }
         let mut report = report_of(findings, sources);
         report.stats = stats;
