@@ -72,7 +72,7 @@ pub enum Rule {
     GateTimeout,
     GateInternal,
     // render (Flux post-build substitution)
-    RenderUnresolvedVariable,
+    RenderUnsetVariable,
 }
 
 impl Rule {
@@ -108,7 +108,7 @@ impl Rule {
         Rule::RenderFailed,
         Rule::GateTimeout,
         Rule::GateInternal,
-        Rule::RenderUnresolvedVariable,
+        Rule::RenderUnsetVariable,
     ];
 
     /// The stable code, `stage/what`.
@@ -145,7 +145,7 @@ impl Rule {
             Rule::RenderFailed => "render/failed",
             Rule::GateTimeout => "gate/timeout",
             Rule::GateInternal => "gate/internal",
-            Rule::RenderUnresolvedVariable => "render/unresolved-variable",
+            Rule::RenderUnsetVariable => "render/unset-variable",
         }
     }
 
@@ -186,7 +186,7 @@ impl Rule {
             Rule::RenderFailed => "a renderer (kustomize, helm) failed",
             Rule::GateTimeout => "the gate ran out of its time budget",
             Rule::GateInternal => "the gate hit an internal error",
-            Rule::RenderUnresolvedVariable => {
+            Rule::RenderUnsetVariable => {
                 "a Flux post-build variable has no value or default in the repository"
             }
         }

@@ -156,7 +156,7 @@ fn a_value_from_the_configmap_passes() {
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 0, "{text}");
     assert!(
-        findings(&report, "render/unresolved-variable").is_empty(),
+        findings(&report, "render/unset-variable").is_empty(),
         "{text}"
     );
 }
@@ -170,7 +170,7 @@ fn unresolved_variables_are_a_warning_naming_them() {
     );
     repo.commit_all("unset variables");
     let (_, report, text) = check_json(&repo, &base);
-    let warnings = findings(&report, "render/unresolved-variable");
+    let warnings = findings(&report, "render/unset-variable");
     assert_eq!(warnings.len(), 1, "{text}");
     assert_eq!(warnings[0]["severity"], "warning");
     assert_eq!(
@@ -242,7 +242,7 @@ fn objects_outside_the_flux_path_and_escaped_variables_are_left_as_written() {
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 0, "{text}");
     assert!(
-        findings(&report, "render/unresolved-variable").is_empty(),
+        findings(&report, "render/unset-variable").is_empty(),
         "{text}"
     );
 }

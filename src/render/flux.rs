@@ -558,7 +558,7 @@ fn substitution_warnings(
     let listed = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(", ");
     if !out.unresolved.is_empty() {
         let mut finding = Finding::warning(
-            Rule::RenderUnresolvedVariable,
+            Rule::RenderUnsetVariable,
             format!(
                 "{by} has no value for {}: Flux substitutes an empty string",
                 listed(&out.unresolved)
@@ -581,7 +581,7 @@ fn substitution_warnings(
     if !left.is_empty() {
         findings.push(
             Finding::warning(
-                Rule::RenderUnresolvedVariable,
+                Rule::RenderUnsetVariable,
                 format!(
                     "{by} takes {} from an encrypted Secret: judged as written, unsubstituted",
                     listed(&left)
@@ -593,7 +593,7 @@ fn substitution_warnings(
     if !out.unsupported.is_empty() {
         findings.push(
             Finding::warning(
-                Rule::RenderUnresolvedVariable,
+                Rule::RenderUnsetVariable,
                 format!(
                     "{by}: the gate does not evaluate {}; judged as written",
                     listed(&out.unsupported)
