@@ -110,7 +110,6 @@ impl Gate {
         let selected = self.select(change, &mut findings);
         stats.files = selected.len();
         stats.skipped = change.skipped.len();
-        let patches = PatchIndex::build(head, selected.iter().map(|f| f.path.as_str()));
         let options = self.config.load_options();
         let loaded: Vec<Loaded> = selected
             .par_iter()
@@ -144,10 +143,15 @@ impl Gate {
                 .get(path)
                 .map_or_else(|| path.to_owned(), |r| r.file.clone())
         };
+        let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
         let (flux_findings, flux_secrets) =
-            flux::substitute_documents(head, &mut documents, &flux_path, &options);
+            flux::substitute_documents(head, &changed, &mut documents, &flux_path, &options);
         findings.extend(flux_findings);
         stats.documents = documents.len();
+        // Flux may have brought in objects beyond the changed files: know their patches too.
+        let files = documents.iter().map(|d| d.path());
+        let patches =
+            PatchIndex::build(head, files.filter(|p| !rendered.contexts.contains_key(*p)));
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = if documents.is_empty() {

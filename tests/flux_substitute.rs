@@ -246,3 +246,30 @@ fn objects_outside_the_flux_path_and_escaped_variables_are_left_as_written() {
         "{text}"
     );
 }
+
+#[test]
+fn changing_only_a_variable_rejudges_the_objects_that_use_it() {
+    let (repo, _) = flux_repo(None);
+    let vars = |tag: &str| format!("{CLUSTER_VARS}  TAG: \"{tag}\"\n");
+    repo.write("clusters/prod/vars.yaml", vars("1.0"));
+    repo.write(
+        "apps/web/deployment.yaml",
+        deployment("${REGISTRY}/web:${TAG}", "plain"),
+    );
+    let base = repo.commit_all("tag from the cluster variables");
+    // Git shows no change to the Deployment; the cluster gets a new image all the same.
+    repo.write("clusters/prod/vars.yaml", vars("latest"));
+    repo.commit_all("follow latest");
+    let (code, report, text) = check_json(&repo, &base);
+    assert_eq!(code, 1, "{text}");
+    let denied = findings(&report, "policy/deny");
+    assert_eq!(denied.len(), 1, "{text}");
+    assert_eq!(denied[0]["location"]["file"], "apps/web/deployment.yaml");
+    assert!(
+        denied[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"ghcr.io/acme/web:latest\""),
+        "{text}"
+    );
+}

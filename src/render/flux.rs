@@ -46,6 +46,9 @@ pub struct FluxKustomization {
     pub unknown: BTreeSet<String>,
     /// `substituteFrom` sources the repository does not hold (and that are not optional).
     pub missing_sources: Vec<String>,
+    /// The files its variables come from (its own file included): a change to one changes every
+    /// object under `path`.
+    pub inputs: BTreeSet<String>,
 }
 
 /// Every Flux `Kustomization` of a tree that substitutes.
@@ -97,8 +100,14 @@ impl FluxIndex {
             .map(|(mut k, substitute, refs)| {
                 for r in refs {
                     match sources.get(&(r.kind.clone(), r.name.clone())) {
-                        Some(Source::Known(vars)) => k.vars.extend(vars.clone()),
-                        Some(Source::Encrypted(keys)) => k.unknown.extend(keys.iter().cloned()),
+                        Some((file, Source::Known(vars))) => {
+                            k.vars.extend(vars.clone());
+                            k.inputs.insert(file.clone());
+                        }
+                        Some((file, Source::Encrypted(keys))) => {
+                            k.unknown.extend(keys.iter().cloned());
+                            k.inputs.insert(file.clone());
+                        }
                         None if r.optional => {}
                         None => k.missing_sources.push(format!("{}/{}", r.kind, r.name)),
                     }
@@ -191,6 +200,7 @@ fn declaration(file: &str, value: &Value) -> Option<Declared> {
         vars: BTreeMap::new(),
         unknown: BTreeSet::new(),
         missing_sources: Vec::new(),
+        inputs: BTreeSet::from([file.to_owned()]),
     };
     Some((kustomization, substitute, refs))
 }
@@ -207,7 +217,7 @@ fn find_sources(
     manifests: &[String],
     wanted: &BTreeSet<&str>,
     options: &LoadOptions,
-) -> BTreeMap<(String, String), Source> {
+) -> BTreeMap<(String, String), (String, Source)> {
     let mut sources = BTreeMap::new();
     for path in manifests {
         let Some(bytes) = tree.read(path) else {
@@ -225,7 +235,7 @@ fn find_sources(
                 continue;
             }
             let source = source_vars(&kind, &doc.value);
-            sources.insert((kind, name.to_owned()), source);
+            sources.insert((kind, name.to_owned()), (path.clone(), source));
         }
     }
     sources
@@ -462,6 +472,7 @@ pub fn is_disabled(object: &Value) -> bool {
 /// into the documents, which the caller keeps out of every output.
 pub fn substitute_documents(
     tree: &dyn Tree,
+    changed: &BTreeSet<&str>,
     documents: &mut Vec<crate::load::Document>,
     flux_path: &dyn Fn(&str) -> String,
     options: &LoadOptions,
@@ -469,14 +480,23 @@ pub fn substitute_documents(
     use crate::finding::{Finding, Rule};
     let mut findings = Vec::new();
     let mut secrets = BTreeSet::new();
-    // Only text with `${` can change; most pushes have none and never read the whole tree.
-    if !documents.iter().any(|d| d.source.text.contains("${")) {
+    // Only text with `${` can change, unless the variables themselves change; most pushes have
+    // neither and never read the whole tree.
+    let may_substitute = documents.iter().any(|d| d.source.text.contains("${"));
+    let may_set_variables = documents.iter().any(|d| {
+        d.api_version().is_some_and(|v| v.starts_with(FLUX_GROUP))
+            || matches!(d.kind(), Some("ConfigMap" | "Secret"))
+    });
+    if !may_substitute && !may_set_variables {
         return (findings, secrets);
     }
     let index = FluxIndex::find(tree);
     if index.kustomizations.is_empty() {
         return (findings, secrets);
     }
+    documents.extend(objects_with_changed_variables(
+        tree, &index, changed, documents, options,
+    ));
     let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, doc) in documents.iter().enumerate() {
         if doc.source.text.contains("${") {
@@ -545,6 +565,44 @@ pub fn substitute_documents(
     });
     documents.extend(added);
     (findings, secrets)
+}
+
+/// The objects under the path of every Flux Kustomization whose variables the change alters (its
+/// own file, or a ConfigMap or Secret it substitutes from), that use a variable and are not among
+/// the checked documents yet: they change in the cluster without changing in Git.
+fn objects_with_changed_variables(
+    tree: &dyn Tree,
+    index: &FluxIndex,
+    changed: &BTreeSet<&str>,
+    documents: &[crate::load::Document],
+    options: &LoadOptions,
+) -> Vec<crate::load::Document> {
+    let checked: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+    let mut paths = BTreeSet::new();
+    for k in &index.kustomizations {
+        if !k
+            .inputs
+            .iter()
+            .any(|input| changed.contains(input.as_str()))
+        {
+            continue;
+        }
+        paths.extend(
+            tree.files_under(&k.path)
+                .into_iter()
+                .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+                .filter(|p| !checked.contains(p.as_str())),
+        );
+    }
+    paths
+        .iter()
+        .filter_map(|path| Some((path, tree.read(path)?)))
+        .filter(|(path, bytes)| {
+            contains(bytes, b"${")
+                && !super::graph::KUSTOMIZATION_FILES.contains(&super::graph::split(path).1)
+        })
+        .flat_map(|(path, bytes)| load_file(path, &bytes, options).documents)
+        .collect()
 }
 
 fn substitution_warnings(
