@@ -273,3 +273,58 @@ fn changing_only_a_variable_rejudges_the_objects_that_use_it() {
         "{text}"
     );
 }
+
+#[test]
+fn shared_components_are_judged_with_each_kustomizations_variables() {
+    let repo = TestRepo::new();
+    repo.write("policies/images.rego", policy("images.rego"));
+    repo.write("policies/lib_k8s.rego", policy("lib_k8s.rego"));
+    // Two apps, as home-ops repositories lay them out: `ks.yaml` beside `app/`, a shared component.
+    for (app, tag) in [("web", "1.0"), ("api", "latest")] {
+        repo.write(
+            &format!("apps/{app}/ks.yaml"),
+            format!(
+                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {app}\nspec:\n  path: ./apps/{app}/app\n  components: [../../../components/backup]\n  postBuild:\n    substitute:\n      APP: {app}\n      BACKUP_TAG: \"{tag}\"\n"
+            ),
+        );
+        repo.write(
+            &format!("apps/{app}/app/kustomization.yaml"),
+            "resources: [configmap.yaml]\n",
+        );
+        repo.write(
+            &format!("apps/{app}/app/configmap.yaml"),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\ndata:\n  a: b\n"),
+        );
+    }
+    repo.write(
+        "components/backup/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cronjob.yaml]\n",
+    );
+    let cronjob = |image: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: ${{APP}}-backup\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: backup\n              image: {image}\n"
+        )
+    };
+    repo.write(
+        "components/backup/cronjob.yaml",
+        cronjob("restic/restic:0.17"),
+    );
+    let base = repo.commit_all("apps");
+    repo.write(
+        "components/backup/cronjob.yaml",
+        cronjob("restic/restic:${BACKUP_TAG:=0.17}"),
+    );
+    repo.commit_all("tag per app");
+    let (code, report, text) = check_json(&repo, &base);
+    assert_eq!(code, 1, "{text}");
+    let denied: Vec<&str> = findings(&report, "policy/deny")
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    // Only api's copy follows latest; web's is pinned.
+    assert_eq!(denied.len(), 1, "{text}");
+    assert!(
+        denied[0].contains("CronJob api-backup") && denied[0].contains("restic/restic:latest"),
+        "{text}"
+    );
+}

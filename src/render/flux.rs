@@ -41,6 +41,11 @@ pub struct FluxKustomization {
     pub file: String,
     /// `spec.path`, as a repository path ("" for the root).
     pub path: String,
+    /// `spec.components`, as repository paths (they are relative to `path`).
+    pub components: Vec<String>,
+    /// Every path kustomize reads to build `path` and the components, when `path` has a
+    /// kustomization; `None` when Flux generates one (then everything under `path` is built).
+    pub built: Option<BTreeSet<String>>,
     pub vars: BTreeMap<String, Var>,
     /// Variables whose value the repository cannot give (SOPS-encrypted Secret, missing source).
     pub unknown: BTreeSet<String>,
@@ -95,6 +100,7 @@ impl FluxIndex {
             .flat_map(|(_, _, refs)| refs.iter().map(|r| r.name.as_str()))
             .collect();
         let sources = find_sources(tree, &manifests, &wanted, &options);
+        let graph = super::KustomizeGraph::build(tree);
         let kustomizations = declared
             .into_iter()
             .map(|(mut k, substitute, refs)| {
@@ -114,6 +120,7 @@ impl FluxIndex {
                 }
                 // Inline values win over every source.
                 k.vars.extend(substitute);
+                k.built = built(&graph, &k);
                 for name in k.vars.keys() {
                     k.unknown.remove(name);
                 }
@@ -123,27 +130,50 @@ impl FluxIndex {
         FluxIndex { kustomizations }
     }
 
-    /// The Kustomizations that build `path`: those with the longest `spec.path` containing it.
+    /// The Kustomizations that build `path`: every one whose kustomize build reads it, and of
+    /// those without a kustomization of their own, the one with the longest `spec.path` above it.
     pub fn covering(&self, path: &str) -> Vec<&FluxKustomization> {
-        let within = |k: &&FluxKustomization| {
-            k.path.is_empty()
-                || path == k.path
-                || path
-                    .strip_prefix(&k.path)
-                    .is_some_and(|r| r.starts_with('/'))
+        let reads = |k: &&FluxKustomization| k.built.as_ref().is_some_and(|b| b.contains(path));
+        let under = |k: &&FluxKustomization| {
+            k.built.is_none()
+                && (k.path.is_empty()
+                    || path == k.path
+                    || path
+                        .strip_prefix(&k.path)
+                        .is_some_and(|r| r.starts_with('/')))
         };
         let longest = self
             .kustomizations
             .iter()
-            .filter(within)
+            .filter(under)
             .map(|k| k.path.len())
             .max();
         self.kustomizations
             .iter()
-            .filter(within)
-            .filter(|k| Some(k.path.len()) == longest)
+            .filter(|k| reads(k) || under(k) && Some(k.path.len()) == longest)
             .collect()
     }
+
+    /// The paths `k` builds (for finding the objects to re-judge when its variables change).
+    fn files_built(&self, k: &FluxKustomization, tree: &dyn Tree) -> Vec<String> {
+        match &k.built {
+            Some(built) => built.iter().cloned().collect(),
+            None => tree.files_under(&k.path),
+        }
+    }
+}
+
+/// What kustomize reads to build a Flux Kustomization's path and components, if the path has a
+/// kustomization.
+fn built(graph: &super::KustomizeGraph, k: &FluxKustomization) -> Option<BTreeSet<String>> {
+    if !graph.dirs.contains_key(&k.path) {
+        return None;
+    }
+    let mut built = graph.closure(&k.path);
+    for component in &k.components {
+        built.extend(graph.closure(component));
+    }
+    Some(built)
 }
 
 type Declared = (FluxKustomization, BTreeMap<String, Var>, Vec<SourceRef>);
@@ -197,6 +227,15 @@ fn declaration(file: &str, value: &Value) -> Option<Declared> {
         file: file.to_owned(),
         // Flux paths are relative to the source's root, which is the repository.
         path: resolve("", path).unwrap_or_default(),
+        components: spec
+            .get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|c| resolve(&resolve("", path).unwrap_or_default(), c))
+            .collect(),
+        built: None,
         vars: BTreeMap::new(),
         unknown: BTreeSet::new(),
         missing_sources: Vec::new(),
@@ -588,7 +627,8 @@ fn objects_with_changed_variables(
             continue;
         }
         paths.extend(
-            tree.files_under(&k.path)
+            index
+                .files_built(k, tree)
                 .into_iter()
                 .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
                 .filter(|p| !checked.contains(p.as_str())),
