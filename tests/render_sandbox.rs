@@ -293,13 +293,20 @@ fn the_renderer_process_itself_cannot_reach_the_network() {
 fn a_timed_out_hook_kills_its_renderer_and_leaves_no_checkout() {
     let scripts = tempfile::tempdir().expect("temp dir");
     let pid_file = scripts.path().join("renderer.pid");
+    // The hook's TMPDIR; the renderer records the mode of the directory it was given there.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let tmpdir = tmp.path().display().to_string();
+    let mode_file = scripts.path().join("checkout.mode");
     let slow = scripts.path().join("slow.sh");
     std::fs::write(
         &slow,
         format!(
-            "#!/bin/sh\necho $$ > {}\nsleep 600 &\necho $! >> {}\nwait\n",
-            pid_file.display(),
-            pid_file.display()
+            "#!/bin/sh\n\
+             d=$(pwd); while [ \"$(dirname \"$d\")\" != {tmpdir} ] && [ \"$d\" != / ]; do d=$(dirname \"$d\"); done\n\
+             stat -c %a \"$d\" > {mode}\n\
+             echo $$ > {pids}\nsleep 600 &\necho $! >> {pids}\nwait\n",
+            mode = mode_file.display(),
+            pids = pid_file.display()
         ),
     )
     .unwrap();
@@ -313,8 +320,6 @@ fn a_timed_out_hook_kills_its_renderer_and_leaves_no_checkout() {
         DEPLOYMENT.replace("replicas: 2", "replicas: 3"),
     );
     work.commit_all("scale");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let tmpdir = tmp.path().display().to_string();
     let pushed = push(
         &work,
         &server.url(),
@@ -324,6 +329,8 @@ fn a_timed_out_hook_kills_its_renderer_and_leaves_no_checkout() {
     assert!(!pushed.ok, "{}", pushed.stderr);
     assert!(pushed.says("gate/timeout"), "{}", pushed.stderr);
     let pids = std::fs::read_to_string(&pid_file).expect("the renderer started");
+    let mode = std::fs::read_to_string(&mode_file).expect("the renderer started");
+    assert_eq!(mode.trim(), "700", "the checkout must be private");
     let left: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
