@@ -78,6 +78,8 @@ pub enum Rule {
     LoadAmbiguous,
     LoadBinary,
     LoadSymlink,
+    // render (Flux post-build substitution)
+    RenderUnsetVariable,
 }
 
 impl Rule {
@@ -118,6 +120,7 @@ impl Rule {
         Rule::LoadAmbiguous,
         Rule::LoadBinary,
         Rule::LoadSymlink,
+        Rule::RenderUnsetVariable,
     ];
 
     /// The stable code, `stage/what`.
@@ -159,6 +162,7 @@ impl Rule {
             Rule::LoadAmbiguous => "load/ambiguous",
             Rule::LoadBinary => "load/binary",
             Rule::LoadSymlink => "load/symlink",
+            Rule::RenderUnsetVariable => "render/unset-variable",
         }
     }
 
@@ -210,6 +214,9 @@ impl Rule {
             }
             Rule::LoadBinary => "a file the gate checks holds binary content, not text",
             Rule::LoadSymlink => "a symlink leaves the repository or points at nothing readable",
+            Rule::RenderUnsetVariable => {
+                "a Flux post-build variable has no value or default in the repository"
+            }
         }
     }
 

@@ -19,7 +19,9 @@ use crate::load::{
 };
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
-use crate::render::{Checkout, KustomizeGraph, RenderOutput, kustomize_command, render_kustomize};
+use crate::render::flux;
+use crate::render::overlays::{PatchedTree, render_both_sides};
+use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
@@ -90,13 +92,18 @@ impl Gate {
     /// Run every document check on a change. `head` is the tree the change produces, where the
     /// kustomizations that declare patch files are looked up.
     pub fn check(&self, change: &ChangeSet, head: &dyn Tree) -> Report {
+        self.check_with_impact(change, head).0
+    }
+
+    /// [`Gate::check`], and what the change reaches: for approval rules, which must see a change
+    /// to a shared base as a change to every overlay whose objects it alters.
+    pub fn check_with_impact(&self, change: &ChangeSet, head: &dyn Tree) -> (Report, Impact) {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
         findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
         let selected = self.select(change, head, &mut findings);
         stats.files = selected.len();
         stats.skipped = change.skipped.len();
-        let patches = PatchIndex::build(head, selected.iter().map(|f| f.path.as_str()));
         let options = self.config.load_options();
         let loaded: Vec<Loaded> = selected
             .par_iter()
@@ -120,8 +127,25 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
-        documents.extend(self.render_changed(change, head, &mut findings, &options));
+        let rendered = self.render_changed(change, head, &mut findings, &options);
+        let impact = Impact::of(change, &rendered.impacted);
+        documents.extend(rendered.documents);
+        // Flux applies objects after its post-build substitution: judge those.
+        let flux_path = |path: &str| {
+            rendered
+                .contexts
+                .get(path)
+                .map_or_else(|| path.to_owned(), |r| r.file.clone())
+        };
+        let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
+        let (flux_findings, flux_secrets) =
+            flux::substitute_documents(head, &changed, &mut documents, &flux_path, &options);
+        findings.extend(flux_findings);
         stats.documents = documents.len();
+        // Flux may have brought in objects beyond the changed files: know their patches too.
+        let files = documents.iter().map(|d| d.path());
+        let patches =
+            PatchIndex::build(head, files.filter(|p| !rendered.contexts.contains_key(*p)));
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = if documents.is_empty() {
@@ -142,7 +166,13 @@ impl Gate {
             Err(errors) => findings.extend(errors),
         }
 
-        findings.extend(self.check_policies(change, &documents, &patches, &options));
+        findings.extend(self.check_policies(
+            change,
+            &documents,
+            &patches,
+            &options,
+            &rendered.contexts,
+        ));
 
         let cited: BTreeSet<&str> = findings
             .iter()
@@ -153,10 +183,13 @@ impl Gate {
                 .entry(doc.path().to_owned())
                 .or_insert_with(|| Arc::clone(&doc.source));
         }
+        for finding in &mut findings {
+            flux::scrub_finding(finding, &flux_secrets);
+        }
         let mut report = report_of(findings, sources);
         report.stats = stats;
         report.notes.push(self.origin.to_string());
-        report
+        (report, impact)
     }
 
     /// A path the change touches but the gate did not read. Binary content in a file the gate
@@ -182,6 +215,7 @@ impl Gate {
         documents: &[Document],
         patches: &PatchIndex,
         options: &LoadOptions,
+        rendered: &HashMap<String, RenderedContext>,
     ) -> Vec<Finding> {
         {
             let mut policies = self.policies.write().unwrap_or_else(|p| p.into_inner());
@@ -198,11 +232,14 @@ impl Gate {
                 .par_iter()
                 .filter(|doc| !patches.is_patch(doc.path()))
                 .flat_map_iter(|doc| {
-                    let ctx = FileContext {
-                        path: doc.path().to_owned(),
-                        environment: self.environment_of(doc.path()).map(str::to_owned),
-                        action: before.action(doc.path()),
-                        before: before.object(doc),
+                    let ctx = match rendered.get(doc.path()) {
+                        Some(r) => r.context(self, doc.path()),
+                        None => FileContext {
+                            path: doc.path().to_owned(),
+                            environment: self.environment_of(doc.path()).map(str::to_owned),
+                            action: before.action(doc.path()),
+                            before: before.object(doc),
+                        },
                     };
                     policies.check_document(doc, &ctx)
                 }),
@@ -212,58 +249,67 @@ impl Gate {
 
     /// Objects that the `render.kustomize` directories touched by the change render to at head, as
     /// documents for the schema and policy checks: a change to a base is judged in every overlay
-    /// that uses it. Rendering is opt-in (listed directories only) because it runs an external
-    /// program per directory.
+    /// that uses it, in the overlay's environment. Each overlay is rendered at the base side too,
+    /// so an overlay whose objects change is known as changed. Rendering is opt-in (listed
+    /// directories only) because it runs an external program per directory and side.
     fn render_changed(
         &self,
         change: &ChangeSet,
         head: &dyn Tree,
         findings: &mut Vec<Finding>,
         options: &LoadOptions,
-    ) -> Vec<Document> {
+    ) -> RenderedChange {
+        let mut out = RenderedChange::default();
         let listed = &self.config.render.kustomize;
         let Ok(explicit) = glob_set(listed) else {
-            return Vec::new();
+            return out;
         };
         if listed.is_empty() {
-            return Vec::new();
+            return out;
         }
         let graph = KustomizeGraph::build(head);
         let roots: BTreeSet<String> = change
             .files
             .iter()
-            .flat_map(|f| graph.roots_for(&f.path, &explicit))
+            .flat_map(|f| {
+                let old = f
+                    .old_path
+                    .iter()
+                    .flat_map(|p| graph.roots_for(p, &explicit));
+                graph.roots_for(&f.path, &explicit).into_iter().chain(old)
+            })
             .filter(|dir| explicit.is_match(dir))
             .collect();
         if roots.is_empty() {
-            return Vec::new();
+            return out;
         }
-        let checkout = match Checkout::write(head, &|_| true) {
-            Ok(checkout) => checkout,
-            Err(e) => {
-                findings.push(Finding::error(
-                    Rule::RenderFailed,
-                    format!("cannot write a temporary checkout to render kustomizations: {e}"),
-                ));
-                return Vec::new();
-            }
-        };
+        let base = PatchedTree::new(head, before_images(change), "the change's base");
         let command = kustomize_command(&self.config.render);
-        let outputs: Vec<(String, RenderOutput)> = roots
-            .par_iter()
-            .map(|dir| {
-                let output = render_kustomize(&checkout, &graph, dir, &command, "head");
-                (dir.clone(), output)
-            })
-            .collect();
-        let mut documents = Vec::new();
-        for (dir, output) in outputs {
-            findings.extend(output.findings);
-            for (index, object) in output.objects.into_iter().enumerate() {
-                documents.extend(rendered_document(&dir, index, &object.value, options));
+        let rendered = render_both_sides(&base, head, &roots, &command);
+        findings.extend(rendered.findings);
+        for overlay in rendered.overlays {
+            if overlay.changed {
+                out.impacted.push(overlay.file.clone());
+            }
+            for (index, object) in overlay.objects.iter().enumerate() {
+                let Some(doc) = rendered_document(&overlay.dir, index, object, options) else {
+                    continue;
+                };
+                let before = match doc.id() {
+                    id @ ObjectId::Kube { .. } => overlay.before.get(&id).cloned(),
+                    ObjectId::Document { .. } => None,
+                };
+                out.contexts.insert(
+                    doc.path().to_owned(),
+                    RenderedContext {
+                        file: overlay.file.clone(),
+                        before,
+                    },
+                );
+                out.documents.push(doc);
             }
         }
-        documents
+        out
     }
 
     /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
@@ -356,6 +402,76 @@ impl Gate {
             .filter(is_crd)
             .collect()
     }
+}
+
+/// What a change reaches: the paths that approval rules and environments judge it by.
+#[derive(Debug, Default, Clone)]
+pub struct Impact {
+    /// The changed paths (both sides of a rename), plus the kustomization file of every rendered
+    /// overlay whose objects the change alters (`clusters/prod/kustomization.yaml` for an edit
+    /// of a base that prod uses).
+    pub paths: BTreeSet<String>,
+}
+
+impl Impact {
+    fn of(change: &ChangeSet, overlays: &[String]) -> Impact {
+        let mut paths: BTreeSet<String> = change
+            .files
+            .iter()
+            .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+            .collect();
+        paths.extend(overlays.iter().cloned());
+        Impact { paths }
+    }
+}
+
+/// The rendered overlays' objects as documents, and what the checks need to know about each.
+#[derive(Default)]
+struct RenderedChange {
+    documents: Vec<Document>,
+    /// Document path → its overlay.
+    contexts: HashMap<String, RenderedContext>,
+    /// Kustomization files of overlays whose objects the change alters.
+    impacted: Vec<String>,
+}
+
+/// A rendered object is judged as part of its overlay: the overlay's kustomization file decides
+/// its environment, and the same object rendered at the base is its `before`.
+struct RenderedContext {
+    file: String,
+    before: Option<serde_json::Value>,
+}
+
+impl RenderedContext {
+    fn context(&self, gate: &Gate, path: &str) -> FileContext {
+        FileContext {
+            path: path.to_owned(),
+            environment: gate.environment_of(&self.file).map(str::to_owned),
+            action: if self.before.is_some() {
+                Action::Modified
+            } else {
+                Action::Added
+            },
+            before: self.before.clone(),
+        }
+    }
+}
+
+/// The change's files as they were at the base (`None`: absent there), over the head tree.
+fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    for file in &change.files {
+        match &file.old_path {
+            Some(old) => {
+                files.insert(file.path.clone(), None);
+                files.insert(old.clone(), file.before.clone());
+            }
+            None => {
+                files.insert(file.path.clone(), file.before.clone());
+            }
+        }
+    }
+    files
 }
 
 /// A rendered object as a document of its own: pretty JSON under a path that says where it came

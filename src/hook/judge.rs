@@ -90,7 +90,7 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         detect_changes_in(repo, &range.mode, &narrowed).map_err(|e| internal(format!("{e}")))?;
     let head_tree =
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
-    let report = gate.check(&change, &head_tree);
+    let (report, impact) = gate.check_with_impact(&change, &head_tree);
     findings.extend(report.findings);
     findings.extend(change_policies(repo, &gate, update, ctx, &change, &range)?);
     let paths: Vec<&str> = change
@@ -115,9 +115,12 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         )?);
     }
     if !ctx.through_pull_request {
+        // Changed files, and the overlays whose rendered objects the change alters: a base edit
+        // that changes prod's objects needs prod's approvals.
+        let impacted: Vec<&str> = impact.paths.iter().map(String::as_str).collect();
         findings.extend(check_approvals(
             &gate.config.approvals,
-            &paths,
+            &impacted,
             pushed,
             gate.trusted(),
             repo.path(),

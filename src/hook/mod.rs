@@ -196,14 +196,18 @@ fn judge_with_timeout(
     }
     match receive.recv_timeout(timeout) {
         Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(Box::new(Finding::error(
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // The worker is abandoned, not stopped: its renderers and checkouts are cleaned here.
+            crate::render::sandbox::abandon_all();
+            Err(Box::new(Finding::error(
             Rule::GateTimeout,
             format!(
                 "the checks did not finish within {:.1} s, so the push is refused",
                 timeout.as_secs_f64()
             ),
         )
-        .help("push fewer changes at once, or ask the administrator to raise --timeout (GitHub Enterprise Server allows 5 s in total)"))),
+        .help("push fewer changes at once, or ask the administrator to raise --timeout (GitHub Enterprise Server allows 5 s in total)")))
+        }
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(Box::new(Finding::error(
             Rule::GateInternal,
             "the check stopped unexpectedly, so the push is refused",

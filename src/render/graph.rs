@@ -4,27 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use globset::GlobSet;
-use serde_json::Value;
 
 use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
+pub use super::paths::{Refusal, is_remote, resolve};
+
 pub const KUSTOMIZATION_FILES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
-
-/// Fields of a kustomization whose strings (or whose items' `path`) name files or directories.
-const PATH_LISTS: &[&str] = &[
-    "resources",
-    "bases",
-    "components",
-    "crds",
-    "patchesStrategicMerge",
-    "transformers",
-    "generators",
-    "validators",
-];
-const PATH_ITEM_LISTS: &[&str] = &["patches", "patchesJson6902", "replacements"];
-const GENERATORS: &[&str] = &["configMapGenerator", "secretGenerator"];
 
 /// One kustomization directory.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +20,9 @@ pub struct Kustomization {
     pub file: String,
     /// Repository paths it reads (files or other kustomization directories), normalised.
     pub refs: Vec<String>,
-    /// References kustomize would fetch over the network.
-    pub remote: Vec<String>,
+    /// References the gate will not hand to kustomize: remote, absolute, outside the repository,
+    /// or in a field it does not know.
+    pub refused: Vec<Refusal>,
 }
 
 #[derive(Debug, Default)]
@@ -67,9 +55,15 @@ impl KustomizeGraph {
                 );
                 continue;
             };
-            graph
-                .dirs
-                .insert(dir.to_string(), parse(dir, &path, &doc.value));
+            let scanned = super::paths::scan(tree, dir, &doc.value);
+            graph.dirs.insert(
+                dir.to_string(),
+                Kustomization {
+                    file: path,
+                    refs: scanned.refs,
+                    refused: scanned.refused,
+                },
+            );
         }
         for (dir, k) in &graph.dirs {
             for r in &k.refs {
@@ -100,12 +94,13 @@ impl KustomizeGraph {
         seen
     }
 
-    /// Remote references reachable from `dir`.
-    pub fn remote_refs(&self, dir: &str) -> Vec<String> {
+    /// References kustomize must not follow, in `dir` and every kustomization it reads, with the
+    /// kustomization file each is written in.
+    pub fn refused_refs(&self, dir: &str) -> Vec<(String, Refusal)> {
         self.closure(dir)
             .iter()
             .filter_map(|d| self.dirs.get(d))
-            .flat_map(|k| k.remote.iter().cloned())
+            .flat_map(|k| k.refused.iter().map(|r| (k.file.clone(), r.clone())))
             .collect()
     }
 
@@ -135,91 +130,6 @@ impl KustomizeGraph {
     }
 }
 
-fn parse(dir: &str, file: &str, value: &Value) -> Kustomization {
-    let mut k = Kustomization {
-        file: file.to_string(),
-        ..Default::default()
-    };
-    let mut add = |raw: &str| {
-        if is_remote(raw) {
-            k.remote.push(raw.to_string());
-        } else if let Some(p) = resolve(dir, raw) {
-            k.refs.push(p);
-        }
-    };
-    for field in PATH_LISTS {
-        for item in list(value, field) {
-            if let Some(s) = item.as_str() {
-                add(s);
-            }
-        }
-    }
-    for field in PATH_ITEM_LISTS {
-        for item in list(value, field) {
-            if let Some(s) = item.get("path").and_then(Value::as_str) {
-                add(s);
-            }
-        }
-    }
-    for field in GENERATORS {
-        for item in list(value, field) {
-            for key in ["files", "envs"] {
-                for f in list(item, key).iter().filter_map(Value::as_str) {
-                    add(f.rsplit_once('=').map_or(f, |(_, p)| p));
-                }
-            }
-            if let Some(f) = item.get("env").and_then(Value::as_str) {
-                add(f);
-            }
-        }
-    }
-    for chart in list(value, "helmCharts") {
-        if let Some(repo) = chart.get("repo").and_then(Value::as_str) {
-            k.remote.push(repo.to_string());
-        }
-    }
-    k
-}
-
-fn list<'a>(value: &'a Value, field: &str) -> &'a [Value] {
-    value
-        .get(field)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// kustomize fetches these; the gate runs without network, so they are errors.
-pub fn is_remote(reference: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "http://",
-        "https://",
-        "git@",
-        "ssh://",
-        "git::",
-        "github.com/",
-        "gitlab.com/",
-        "bitbucket.org/",
-        "oci://",
-    ];
-    PREFIXES.iter().any(|p| reference.starts_with(p)) || reference.contains("?ref=")
-}
-
-/// `dir` joined with a relative reference, `.`/`..` resolved; `None` if it leaves the repository.
-pub fn resolve(dir: &str, reference: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
-    for seg in reference.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            s => parts.push(s),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 /// (directory, file name) of a repository path; the root directory is "".
 pub fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
@@ -228,38 +138,6 @@ pub fn split(path: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn references_resolve_relative_to_the_kustomization() {
-        assert_eq!(
-            resolve("a/b/overlays/prod", "../../base").as_deref(),
-            Some("a/b/base")
-        );
-        assert_eq!(resolve("a", "./x.yaml").as_deref(), Some("a/x.yaml"));
-        assert_eq!(resolve("", "../x"), None);
-    }
-
-    #[test]
-    fn remote_references_are_recognised() {
-        assert!(is_remote("github.com/org/repo//deploy?ref=v1"));
-        assert!(is_remote("https://example.com/x.yaml"));
-        assert!(!is_remote("../base"));
-    }
-
-    #[test]
-    fn kustomization_fields_give_local_and_remote_references() {
-        let v = serde_json::json!({
-            "resources": ["../../base", "https://example.com/crd.yaml"],
-            "patches": [{"path": "patch.yaml"}],
-            "configMapGenerator": [{"files": ["cfg=conf/app.ini"]}],
-        });
-        let k = parse("apps/prod", "apps/prod/kustomization.yaml", &v);
-        assert_eq!(
-            k.refs,
-            vec!["base", "apps/prod/patch.yaml", "apps/prod/conf/app.ini"]
-        );
-        assert_eq!(k.remote, vec!["https://example.com/crd.yaml"]);
-    }
 
     fn graph(files: &[(&str, &str)]) -> KustomizeGraph {
         let tree = crate::tree::MemTree {

@@ -3,10 +3,13 @@
 //! one revision. Failures are `render/failed` findings carrying the tool's message, never panics.
 //! The gate has no network: remote bases are refused, with the URL, before kustomize runs.
 
+pub mod flux;
 pub mod graph;
+pub mod overlays;
+pub mod paths;
+pub mod sandbox;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -16,6 +19,7 @@ use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
 pub use graph::KustomizeGraph;
+pub use sandbox::Sandbox;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,31 +44,44 @@ pub struct RenderOutput {
     pub findings: Vec<Finding>,
 }
 
-/// A revision's files written to a temporary directory, removed again on drop.
+/// A revision's files written to a private temporary directory (see [`sandbox`]), removed again
+/// on drop.
 pub struct Checkout {
-    root: PathBuf,
+    sandbox: Sandbox,
 }
 
 impl Checkout {
     /// Write the files `wanted` accepts (all of them for `|_| true`).
     pub fn write(tree: &dyn Tree, wanted: &dyn Fn(&str) -> bool) -> std::io::Result<Checkout> {
-        let root = unique_temp_dir()?;
-        let checkout = Checkout { root };
+        let checkout = Checkout {
+            sandbox: Sandbox::create()?,
+        };
         for path in tree.files_under("").into_iter().filter(|p| wanted(p)) {
             let Some(bytes) = tree.read(&path) else {
                 continue;
             };
-            let dest = checkout.root.join(&path);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(dest, bytes)?;
+            checkout.sandbox.write_file(&path, &bytes)?;
         }
         Ok(checkout)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Write what rendering `roots` reads: their kustomizations' closures, plus every file beside
+    /// a kustomization in them (kustomize reads a few by convention, not by reference).
+    pub fn for_roots(
+        tree: &dyn Tree,
+        graph: &KustomizeGraph,
+        roots: &std::collections::BTreeSet<String>,
+    ) -> std::io::Result<Checkout> {
+        let closure: std::collections::BTreeSet<String> =
+            roots.iter().flat_map(|r| graph.closure(r)).collect();
+        Checkout::write(tree, &|p: &str| {
+            let dir = graph::split(p).0;
+            closure.contains(p) || graph.dirs.contains_key(dir) && closure.contains(dir)
+        })
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.sandbox.tree()
     }
 
     /// Ask kustomize to annotate each object with the file it came from, by adding
@@ -75,41 +92,19 @@ impl Checkout {
             let Some(k) = graph.dirs.get(dir) else {
                 continue;
             };
-            let path = self.root.join(&k.file);
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(text) = std::fs::read_to_string(self.root().join(&k.file)) else {
                 continue;
             };
             if text.contains("buildMetadata") || text.trim_start().starts_with('{') {
                 continue;
             }
             let separator = if text.ends_with('\n') { "" } else { "\n" };
-            let _ = std::fs::write(
-                &path,
-                format!("{text}{separator}buildMetadata: [originAnnotations]\n"),
+            let _ = self.sandbox.write_file(
+                &k.file,
+                format!("{text}{separator}buildMetadata: [originAnnotations]\n").as_bytes(),
             );
         }
     }
-}
-
-impl Drop for Checkout {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn unique_temp_dir() -> std::io::Result<PathBuf> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "stategate-render-{}-{n}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir(&dir)?;
-    Ok(dir)
 }
 
 /// The kustomize command: the configured one, else `kustomize build` when installed, else
@@ -142,20 +137,9 @@ pub fn render_kustomize(
         // No kustomization on this side: the directory renders to nothing.
         return RenderOutput::default();
     };
-    let remote = graph.remote_refs(dir);
-    if !remote.is_empty() {
-        let finding = Finding::error(
-            Rule::RenderFailed,
-            format!(
-                "kustomization `{dir}` at {side} refers to remote {}: {}; the gate renders without network",
-                if remote.len() == 1 { "base" } else { "bases" },
-                remote.join(", ")
-            ),
-        )
-        .at(Location::file(&k.file))
-        .help("vendor the remote base into the repository, or exclude the directory from rendering")
-        .with_meta("remote", remote);
-        return failed(finding);
+    let refused = graph.refused_refs(dir);
+    if !refused.is_empty() {
+        return failed(refusal_finding(dir, side, &k.file, &refused));
     }
     let target = if dir.is_empty() { "." } else { dir };
     run(
@@ -169,9 +153,48 @@ pub fn render_kustomize(
     )
 }
 
+/// The static guard's verdict: every reference kustomize must not follow, with the file it is in.
+fn refusal_finding(
+    dir: &str,
+    side: &str,
+    file: &str,
+    refused: &[(String, paths::Refusal)],
+) -> Finding {
+    let listed: Vec<String> = refused
+        .iter()
+        .map(|(in_file, r)| {
+            if in_file == file {
+                r.to_string()
+            } else {
+                format!("{r} (in {in_file})")
+            }
+        })
+        .collect();
+    let shown = if dir.is_empty() { "." } else { dir };
+    let values: Vec<&str> = refused.iter().map(|(_, r)| r.value.as_str()).collect();
+    let remote = refused
+        .iter()
+        .any(|(_, r)| r.reason == paths::Reason::Remote);
+    Finding::error(
+        Rule::RenderFailed,
+        format!(
+            "kustomization `{shown}` at {side} is not rendered: {}",
+            listed.join("; ")
+        ),
+    )
+    .at(Location::file(&refused[0].0))
+    .help(if remote {
+        "vendor the remote content into the repository, or exclude the directory from rendering; \
+         the gate renders without network and reads only the repository"
+    } else {
+        "reference only files and directories inside the repository, in fields kustomize documents"
+    })
+    .with_meta("refused", values)
+}
+
 /// Render a Helm chart directory with `helm template`.
 pub fn render_helm(checkout: &Checkout, dir: &str, side: &str) -> RenderOutput {
-    if !checkout.root.join(dir).join("Chart.yaml").is_file() {
+    if !checkout.root().join(dir).join("Chart.yaml").is_file() {
         return RenderOutput::default();
     }
     let name = dir.rsplit('/').next().unwrap_or("release");
@@ -220,11 +243,12 @@ fn run(
     let Some((program, rest)) = command.split_first() else {
         return failed(Finding::error(Rule::RenderFailed, "empty render command").in_file(file));
     };
-    let result = Command::new(program)
-        .args(rest)
-        .args(args)
-        .current_dir(&checkout.root)
-        .output();
+    let all_args: Vec<&str> = rest
+        .iter()
+        .map(String::as_str)
+        .chain(args.iter().copied())
+        .collect();
+    let result = checkout.sandbox.output(program, &all_args);
     let output = match result {
         Ok(output) => output,
         Err(e) => {
@@ -237,7 +261,7 @@ fn run(
         }
     };
     if !output.status.success() {
-        let stderr = clean_stderr(&String::from_utf8_lossy(&output.stderr), &checkout.root);
+        let stderr = clean_stderr(&String::from_utf8_lossy(&output.stderr), &checkout.root());
         let mut finding = Finding::error(
             Rule::RenderFailed,
             format!("`{shown}` failed at {side}: {stderr}"),

@@ -1,0 +1,801 @@
+//! Flux post-build substitution. Flux's kustomize-controller builds the `spec.path` of a
+//! `Kustomization` (kustomize.toolkit.fluxcd.io) and then replaces `${VAR}` in every object's YAML
+//! with values from `spec.postBuild.substitute` and the ConfigMaps and Secrets of
+//! `spec.postBuild.substituteFrom`. What the cluster gets is the substituted object, so that is
+//! what the gate judges: `image: ghcr.io/x:${TAG:=latest}` is an image ending in `:latest`.
+//!
+//! The expansion follows Flux's envsubst: `${VAR}`; `${VAR:=default}`, `${VAR:-default}` and
+//! `${VAR=default}` take the default when the variable is unset or empty (defaults may nest
+//! `${…}`); `${VAR^}`, `${VAR^^}`, `${VAR,}`, `${VAR,,}` change case and `${#VAR}` is the length;
+//! `$${VAR}` is the literal `${VAR}`; `$VAR` without braces is left alone. An unset variable
+//! without a default becomes an empty string, as Flux does outside strict mode; the gate warns
+//! about each. Values from Secrets are remembered so that no output shows them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::load::{LoadOptions, load_file};
+use crate::tree::Tree;
+
+use super::paths::resolve;
+
+const FLUX_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
+/// Objects Flux leaves alone: this label or annotation set to `disabled`.
+pub const DISABLED_KEY: &str = "kustomize.toolkit.fluxcd.io/substitute";
+
+/// A variable's value and whether it came from a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    pub value: String,
+    pub secret: bool,
+}
+
+/// One Flux `Kustomization` with post-build substitution, and the variables it substitutes.
+#[derive(Debug, Clone)]
+pub struct FluxKustomization {
+    /// `namespace/name`.
+    pub name: String,
+    /// The repository file that declares it.
+    pub file: String,
+    /// `spec.path`, as a repository path ("" for the root).
+    pub path: String,
+    /// `spec.components`, as repository paths (they are relative to `path`).
+    pub components: Vec<String>,
+    /// Every path kustomize reads to build `path` and the components, when `path` has a
+    /// kustomization; `None` when Flux generates one (then everything under `path` is built).
+    pub built: Option<BTreeSet<String>>,
+    pub vars: BTreeMap<String, Var>,
+    /// Variables whose value the repository cannot give (SOPS-encrypted Secret, missing source).
+    pub unknown: BTreeSet<String>,
+    /// `substituteFrom` sources the repository does not hold (and that are not optional).
+    pub missing_sources: Vec<String>,
+    /// The files its variables come from (its own file included): a change to one changes every
+    /// object under `path`.
+    pub inputs: BTreeSet<String>,
+}
+
+/// Every Flux `Kustomization` of a tree that substitutes.
+#[derive(Debug, Default)]
+pub struct FluxIndex {
+    pub kustomizations: Vec<FluxKustomization>,
+}
+
+struct SourceRef {
+    kind: String,
+    name: String,
+    optional: bool,
+}
+
+impl FluxIndex {
+    /// Read the tree's manifests for Flux Kustomizations with `postBuild`, and the ConfigMaps and
+    /// Secrets they substitute from. Files are filtered on their bytes before any is parsed.
+    pub fn find(tree: &dyn Tree) -> FluxIndex {
+        let manifests: Vec<String> = tree
+            .files_under("")
+            .into_iter()
+            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+            .collect();
+        let options = LoadOptions::default();
+        let mut declared = Vec::new();
+        for path in &manifests {
+            let Some(bytes) = tree.read(path) else {
+                continue;
+            };
+            if !contains(&bytes, FLUX_GROUP.as_bytes()) || !contains(&bytes, b"postBuild") {
+                continue;
+            }
+            for doc in load_file(path, &bytes, &options).documents {
+                if let Some(found) = declaration(path, &doc.value) {
+                    declared.push(found);
+                }
+            }
+        }
+        if declared.is_empty() {
+            return FluxIndex::default();
+        }
+        let wanted: BTreeSet<&str> = declared
+            .iter()
+            .flat_map(|(_, _, refs)| refs.iter().map(|r| r.name.as_str()))
+            .collect();
+        let sources = find_sources(tree, &manifests, &wanted, &options);
+        let graph = super::KustomizeGraph::build(tree);
+        let kustomizations = declared
+            .into_iter()
+            .map(|(mut k, substitute, refs)| {
+                for r in refs {
+                    match sources.get(&(r.kind.clone(), r.name.clone())) {
+                        Some((file, Source::Known(vars))) => {
+                            k.vars.extend(vars.clone());
+                            k.inputs.insert(file.clone());
+                        }
+                        Some((file, Source::Encrypted(keys))) => {
+                            k.unknown.extend(keys.iter().cloned());
+                            k.inputs.insert(file.clone());
+                        }
+                        None if r.optional => {}
+                        None => k.missing_sources.push(format!("{}/{}", r.kind, r.name)),
+                    }
+                }
+                // Inline values win over every source.
+                k.vars.extend(substitute);
+                k.built = built(&graph, &k);
+                for name in k.vars.keys() {
+                    k.unknown.remove(name);
+                }
+                k
+            })
+            .collect();
+        FluxIndex { kustomizations }
+    }
+
+    /// The Kustomizations that build `path`: every one whose kustomize build reads it, and of
+    /// those without a kustomization of their own, the one with the longest `spec.path` above it.
+    pub fn covering(&self, path: &str) -> Vec<&FluxKustomization> {
+        let reads = |k: &&FluxKustomization| k.built.as_ref().is_some_and(|b| b.contains(path));
+        let under = |k: &&FluxKustomization| {
+            k.built.is_none()
+                && (k.path.is_empty()
+                    || path == k.path
+                    || path
+                        .strip_prefix(&k.path)
+                        .is_some_and(|r| r.starts_with('/')))
+        };
+        let longest = self
+            .kustomizations
+            .iter()
+            .filter(under)
+            .map(|k| k.path.len())
+            .max();
+        self.kustomizations
+            .iter()
+            .filter(|k| reads(k) || under(k) && Some(k.path.len()) == longest)
+            .collect()
+    }
+
+    /// The paths `k` builds (for finding the objects to re-judge when its variables change).
+    fn files_built(&self, k: &FluxKustomization, tree: &dyn Tree) -> Vec<String> {
+        match &k.built {
+            Some(built) => built.iter().cloned().collect(),
+            None => tree.files_under(&k.path),
+        }
+    }
+}
+
+/// What kustomize reads to build a Flux Kustomization's path and components, if the path has a
+/// kustomization.
+fn built(graph: &super::KustomizeGraph, k: &FluxKustomization) -> Option<BTreeSet<String>> {
+    if !graph.dirs.contains_key(&k.path) {
+        return None;
+    }
+    let mut built = graph.closure(&k.path);
+    for component in &k.components {
+        built.extend(graph.closure(component));
+    }
+    Some(built)
+}
+
+type Declared = (FluxKustomization, BTreeMap<String, Var>, Vec<SourceRef>);
+
+fn declaration(file: &str, value: &Value) -> Option<Declared> {
+    let api_version = value.get("apiVersion")?.as_str()?;
+    if !api_version.starts_with(FLUX_GROUP) || value.get("kind")?.as_str()? != "Kustomization" {
+        return None;
+    }
+    let spec = value.get("spec")?;
+    let post_build = spec.get("postBuild")?;
+    let path = spec.get("path").and_then(Value::as_str).unwrap_or("");
+    let name = value.pointer("/metadata/name").and_then(Value::as_str)?;
+    let namespace = value
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("flux-system");
+    let substitute = post_build
+        .get("substitute")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| {
+                    let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    (
+                        k.clone(),
+                        Var {
+                            value,
+                            secret: false,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let refs = post_build
+        .get("substituteFrom")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(SourceRef {
+                kind: r.get("kind")?.as_str()?.to_owned(),
+                name: r.get("name")?.as_str()?.to_owned(),
+                optional: r.get("optional").and_then(Value::as_bool).unwrap_or(false),
+            })
+        })
+        .collect();
+    let kustomization = FluxKustomization {
+        name: format!("{namespace}/{name}"),
+        file: file.to_owned(),
+        // Flux paths are relative to the source's root, which is the repository.
+        path: resolve("", path).unwrap_or_default(),
+        components: spec
+            .get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|c| resolve(&resolve("", path).unwrap_or_default(), c))
+            .collect(),
+        built: None,
+        vars: BTreeMap::new(),
+        unknown: BTreeSet::new(),
+        missing_sources: Vec::new(),
+        inputs: BTreeSet::from([file.to_owned()]),
+    };
+    Some((kustomization, substitute, refs))
+}
+
+enum Source {
+    Known(BTreeMap<String, Var>),
+    /// A SOPS-encrypted Secret: its keys are known, its values are not.
+    Encrypted(BTreeSet<String>),
+}
+
+/// ConfigMaps and Secrets named in `wanted`, by (kind, name).
+fn find_sources(
+    tree: &dyn Tree,
+    manifests: &[String],
+    wanted: &BTreeSet<&str>,
+    options: &LoadOptions,
+) -> BTreeMap<(String, String), (String, Source)> {
+    let mut sources = BTreeMap::new();
+    for path in manifests {
+        let Some(bytes) = tree.read(path) else {
+            continue;
+        };
+        if !wanted.iter().any(|name| contains(&bytes, name.as_bytes())) {
+            continue;
+        }
+        for doc in load_file(path, &bytes, options).documents {
+            let kind = doc.kind().unwrap_or_default().to_owned();
+            let Some(name) = doc.value.pointer("/metadata/name").and_then(Value::as_str) else {
+                continue;
+            };
+            if !wanted.contains(name) || !matches!(kind.as_str(), "ConfigMap" | "Secret") {
+                continue;
+            }
+            let source = source_vars(&kind, &doc.value);
+            sources.insert((kind, name.to_owned()), (path.clone(), source));
+        }
+    }
+    sources
+}
+
+fn source_vars(kind: &str, value: &Value) -> Source {
+    let secret = kind == "Secret";
+    let entries = |field: &str| {
+        value
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    if secret && value.get("sops").is_some() {
+        let keys = entries("data")
+            .into_iter()
+            .chain(entries("stringData"))
+            .map(|(k, _)| k)
+            .collect();
+        return Source::Encrypted(keys);
+    }
+    let mut vars = BTreeMap::new();
+    for (key, raw) in entries("data") {
+        let value = if secret {
+            match base64::engine::general_purpose::STANDARD.decode(raw.trim()) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                // Not base64: the API server would refuse the Secret; its value is unknowable.
+                Err(_) => continue,
+            }
+        } else {
+            raw
+        };
+        vars.insert(key, Var { value, secret });
+    }
+    for (key, value) in entries("stringData") {
+        vars.insert(key, Var { value, secret });
+    }
+    Source::Known(vars)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The result of substituting one text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Substituted {
+    pub text: String,
+    /// Variables without a value or default: Flux writes an empty string.
+    pub unresolved: BTreeSet<String>,
+    /// Expressions Flux supports that the gate does not evaluate; left as written.
+    pub unsupported: BTreeSet<String>,
+    /// Values from Secrets that went into `text`.
+    pub secrets: BTreeSet<String>,
+}
+
+/// Expand `text` as Flux's envsubst does with `vars`. `unknown` variables (whose values exist but
+/// the repository cannot show) are left as written.
+pub fn substitute(
+    text: &str,
+    vars: &BTreeMap<String, Var>,
+    unknown: &BTreeSet<String>,
+) -> Substituted {
+    let mut out = Substituted::default();
+    out.text = expand(text, vars, unknown, &mut out);
+    out
+}
+
+fn expand(
+    text: &str,
+    vars: &BTreeMap<String, Var>,
+    unknown: &BTreeSet<String>,
+    out: &mut Substituted,
+) -> String {
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        result.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            // `$${VAR}` is the escape for a literal `${VAR}`.
+            result.push_str("${");
+            rest = after;
+            continue;
+        }
+        if !tail.starts_with("${") {
+            result.push('$');
+            rest = &tail[1..];
+            continue;
+        }
+        let Some(end) = closing_brace(&tail[2..]) else {
+            result.push_str(tail);
+            rest = "";
+            break;
+        };
+        let expression = &tail[2..2 + end];
+        result.push_str(&evaluate(expression, vars, unknown, out));
+        rest = &tail[2 + end + 1..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// The index of the `}` closing an expression, counting nested `${`.
+fn closing_brace(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn evaluate(
+    expression: &str,
+    vars: &BTreeMap<String, Var>,
+    unknown: &BTreeSet<String>,
+    out: &mut Substituted,
+) -> String {
+    let written = format!("${{{expression}}}");
+    let (length, body) = match expression.strip_prefix('#') {
+        Some(name) => (true, name),
+        None => (false, expression),
+    };
+    let name_end = body
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_alphanumeric() || *c == '_') || (*i == 0 && c.is_ascii_digit()))
+        .map_or(body.len(), |(i, _)| i);
+    let (name, operator) = body.split_at(name_end);
+    if name.is_empty() {
+        out.unsupported.insert(written.clone());
+        return written;
+    }
+    if unknown.contains(name) {
+        return written;
+    }
+    let value = vars.get(name);
+    if let Some(var) = value.filter(|v| v.secret && !v.value.is_empty()) {
+        out.secrets.insert(var.value.clone());
+    }
+    let current = value.map(|v| v.value.clone()).unwrap_or_default();
+    if length {
+        if !operator.is_empty() {
+            out.unsupported.insert(written.clone());
+            return written;
+        }
+        if value.is_none() {
+            out.unresolved.insert(name.to_owned());
+        }
+        return current.chars().count().to_string();
+    }
+    let default = [":=", ":-", "="]
+        .iter()
+        .find_map(|op| operator.strip_prefix(op));
+    match (operator, default) {
+        ("", _) | ("^", _) | ("^^", _) | (",", _) | (",,", _) => {
+            if value.is_none() {
+                out.unresolved.insert(name.to_owned());
+            }
+            change_case(&current, operator)
+        }
+        (_, Some(default)) if current.is_empty() => expand(default, vars, unknown, out),
+        (_, Some(_)) => current,
+        _ => {
+            out.unsupported.insert(written.clone());
+            written
+        }
+    }
+}
+
+fn change_case(value: &str, operator: &str) -> String {
+    let mut chars = value.chars();
+    match operator {
+        "^^" => value.to_uppercase(),
+        ",," => value.to_lowercase(),
+        "^" => chars
+            .next()
+            .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect()),
+        "," => chars
+            .next()
+            .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect()),
+        _ => value.to_owned(),
+    }
+}
+
+/// `text` with each secret value's characters (but not its line breaks) replaced by `*` of the
+/// same byte length: lines and columns stay where they were, so snippets still point right.
+pub fn mask(text: &str, secrets: &BTreeSet<String>) -> String {
+    let mut masked = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let stars: String = secret
+            .chars()
+            .map(|c| {
+                if c == '\n' {
+                    "\n".to_owned()
+                } else {
+                    "*".repeat(c.len_utf8())
+                }
+            })
+            .collect();
+        masked = masked.replace(secret.as_str(), &stars);
+    }
+    masked
+}
+
+/// Whether Flux leaves this object unsubstituted.
+pub fn is_disabled(object: &Value) -> bool {
+    ["annotations", "labels"].iter().any(|field| {
+        object
+            .get("metadata")
+            .and_then(|m| m.get(*field))
+            .and_then(|m| m.get(DISABLED_KEY))
+            .and_then(Value::as_str)
+            == Some("disabled")
+    })
+}
+
+/// Replace every document that a Flux Kustomization with post-build substitution builds by the
+/// object Flux applies. `flux_path` names the repository path a document is built from (its file,
+/// or a rendered overlay's kustomization). Returns the warnings and the Secret values that went
+/// into the documents, which the caller keeps out of every output.
+pub fn substitute_documents(
+    tree: &dyn Tree,
+    changed: &BTreeSet<&str>,
+    documents: &mut Vec<crate::load::Document>,
+    flux_path: &dyn Fn(&str) -> String,
+    options: &LoadOptions,
+) -> (Vec<crate::finding::Finding>, BTreeSet<String>) {
+    use crate::finding::{Finding, Rule};
+    let mut findings = Vec::new();
+    let mut secrets = BTreeSet::new();
+    // Only text with `${` can change, unless the variables themselves change; most pushes have
+    // neither and never read the whole tree.
+    let may_substitute = documents.iter().any(|d| d.source.text.contains("${"));
+    let may_set_variables = documents.iter().any(|d| {
+        d.api_version().is_some_and(|v| v.starts_with(FLUX_GROUP))
+            || matches!(d.kind(), Some("ConfigMap" | "Secret"))
+    });
+    if !may_substitute && !may_set_variables {
+        return (findings, secrets);
+    }
+    let index = FluxIndex::find(tree);
+    if index.kustomizations.is_empty() {
+        return (findings, secrets);
+    }
+    documents.extend(objects_with_changed_variables(
+        tree, &index, changed, documents, options,
+    ));
+    let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, doc) in documents.iter().enumerate() {
+        if doc.source.text.contains("${") {
+            by_file.entry(doc.path().to_owned()).or_default().push(i);
+        }
+    }
+    let mut removed = BTreeSet::new();
+    let mut added = Vec::new();
+    for (path, indices) in by_file {
+        let covering = index.covering(&flux_path(&path));
+        if covering.is_empty() {
+            continue;
+        }
+        let source = std::sync::Arc::clone(&documents[indices[0]].source);
+        for k in covering {
+            let out = substitute(&source.text, &k.vars, &k.unknown);
+            findings.extend(substitution_warnings(&path, k, &out));
+            let loaded = load_file(&path, out.text.as_bytes(), options);
+            for finding in loaded
+                .findings
+                .into_iter()
+                .filter(|f| f.rule.is_undecidable())
+            {
+                findings.push(
+                    Finding::error(
+                        Rule::RenderFailed,
+                        format!(
+                            "after Flux post-build substitution by `{}` ({}), the file does not parse: {}",
+                            k.name, k.file, finding.message
+                        ),
+                    )
+                    .in_file(&path),
+                );
+            }
+            let shown = (!out.secrets.is_empty()).then(|| {
+                std::sync::Arc::new(crate::load::SourceFile::new(
+                    path.clone(),
+                    mask(&out.text, &out.secrets),
+                ))
+            });
+            for mut doc in loaded.documents {
+                let original = indices.iter().find(|&&i| documents[i].index == doc.index);
+                if original.is_some_and(|&i| is_disabled(&documents[i].value)) {
+                    continue;
+                }
+                if let Some(shown) = &shown {
+                    doc.source = std::sync::Arc::clone(shown);
+                }
+                added.push(doc);
+            }
+            // Objects Flux does not substitute stay as written.
+            removed.extend(
+                indices
+                    .iter()
+                    .copied()
+                    .filter(|&i| !is_disabled(&documents[i].value)),
+            );
+            secrets.extend(out.secrets);
+        }
+    }
+    let mut i = 0;
+    documents.retain(|_| {
+        let keep = !removed.contains(&i);
+        i += 1;
+        keep
+    });
+    documents.extend(added);
+    (findings, secrets)
+}
+
+/// The objects under the path of every Flux Kustomization whose variables the change alters (its
+/// own file, or a ConfigMap or Secret it substitutes from), that use a variable and are not among
+/// the checked documents yet: they change in the cluster without changing in Git.
+fn objects_with_changed_variables(
+    tree: &dyn Tree,
+    index: &FluxIndex,
+    changed: &BTreeSet<&str>,
+    documents: &[crate::load::Document],
+    options: &LoadOptions,
+) -> Vec<crate::load::Document> {
+    let checked: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+    let mut paths = BTreeSet::new();
+    for k in &index.kustomizations {
+        if !k
+            .inputs
+            .iter()
+            .any(|input| changed.contains(input.as_str()))
+        {
+            continue;
+        }
+        paths.extend(
+            index
+                .files_built(k, tree)
+                .into_iter()
+                .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+                .filter(|p| !checked.contains(p.as_str())),
+        );
+    }
+    paths
+        .iter()
+        .filter_map(|path| Some((path, tree.read(path)?)))
+        .filter(|(path, bytes)| {
+            contains(bytes, b"${")
+                && !super::graph::KUSTOMIZATION_FILES.contains(&super::graph::split(path).1)
+        })
+        .flat_map(|(path, bytes)| load_file(path, &bytes, options).documents)
+        .collect()
+}
+
+fn substitution_warnings(
+    path: &str,
+    k: &FluxKustomization,
+    out: &Substituted,
+) -> Vec<crate::finding::Finding> {
+    use crate::finding::{Finding, Rule};
+    let by = format!("Flux Kustomization `{}` ({})", k.name, k.file);
+    let mut findings = Vec::new();
+    let listed = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(", ");
+    if !out.unresolved.is_empty() {
+        let mut finding = Finding::warning(
+            Rule::RenderUnsetVariable,
+            format!(
+                "{by} has no value for {}: Flux substitutes an empty string",
+                listed(&out.unresolved)
+            ),
+        )
+        .in_file(path)
+        .help("set it in postBuild.substitute or a ConfigMap of postBuild.substituteFrom, or give a default: ${VAR:=value}")
+        .with_meta("variables", out.unresolved.iter().cloned().collect::<Vec<_>>());
+        if !k.missing_sources.is_empty() {
+            finding = finding.with_meta("missing_sources", k.missing_sources.clone());
+        }
+        findings.push(finding);
+    }
+    let left: BTreeSet<String> = k
+        .unknown
+        .iter()
+        .filter(|name| out.text.contains(&format!("${{{name}")))
+        .cloned()
+        .collect();
+    if !left.is_empty() {
+        findings.push(
+            Finding::warning(
+                Rule::RenderUnsetVariable,
+                format!(
+                    "{by} takes {} from an encrypted Secret: judged as written, unsubstituted",
+                    listed(&left)
+                ),
+            )
+            .in_file(path),
+        );
+    }
+    if !out.unsupported.is_empty() {
+        findings.push(
+            Finding::warning(
+                Rule::RenderUnsetVariable,
+                format!(
+                    "{by}: the gate does not evaluate {}; judged as written",
+                    listed(&out.unsupported)
+                ),
+            )
+            .in_file(path),
+        );
+    }
+    findings
+}
+
+/// `text` with every Secret value replaced, for messages and metadata. Values shorter than three
+/// characters are left: they would mangle every message and reveal nothing.
+pub fn scrub(text: &str, secrets: &BTreeSet<String>) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 3) {
+        out = out.replace(secret.as_str(), "<masked>");
+    }
+    out
+}
+
+/// [`scrub`] applied to a finding's message, help and metadata.
+pub fn scrub_finding(finding: &mut crate::finding::Finding, secrets: &BTreeSet<String>) {
+    if secrets.is_empty() {
+        return;
+    }
+    finding.message = scrub(&finding.message, secrets);
+    if let Some(help) = &mut finding.help {
+        *help = scrub(help, secrets);
+    }
+    for value in finding.metadata.values_mut() {
+        scrub_value(value, secrets);
+    }
+}
+
+fn scrub_value(value: &mut Value, secrets: &BTreeSet<String>) {
+    match value {
+        Value::String(s) => *s = scrub(s, secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub_value(v, secrets)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, Var> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Var {
+                        value: v.to_string(),
+                        secret: *k == "PASSWORD",
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn run(text: &str, pairs: &[(&str, &str)]) -> Substituted {
+        substitute(text, &vars(pairs), &BTreeSet::new())
+    }
+
+    #[test]
+    fn variables_defaults_and_escapes_expand_as_flux_does() {
+        let cases = [
+            ("image: x:${TAG}", &[("TAG", "1.2")][..], "image: x:1.2"),
+            ("image: x:${TAG:=latest}", &[], "image: x:latest"),
+            ("image: x:${TAG:=latest}", &[("TAG", "")], "image: x:latest"),
+            ("image: x:${TAG:-latest}", &[("TAG", "2")], "image: x:2"),
+            ("image: x:${TAG=latest}", &[], "image: x:latest"),
+            ("claim: ${CLAIM:-${APP}}", &[("APP", "web")], "claim: web"),
+            ("keep: $${TAG}", &[("TAG", "1")], "keep: ${TAG}"),
+            ("shell: $HOME and $1", &[], "shell: $HOME and $1"),
+            ("up: ${APP^^} ${APP^}", &[("APP", "web")], "up: WEB Web"),
+            ("len: ${#APP}", &[("APP", "web")], "len: 3"),
+        ];
+        for (text, pairs, expected) in cases {
+            assert_eq!(run(text, pairs).text, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn unset_variables_become_empty_and_are_named() {
+        let out = run("a: ${MISSING}\nb: ${OTHER:=x}\nc: ${X:1:2}\n", &[]);
+        assert_eq!(out.text, "a: \nb: x\nc: ${X:1:2}\n");
+        assert_eq!(out.unresolved, BTreeSet::from(["MISSING".to_owned()]));
+        assert_eq!(out.unsupported, BTreeSet::from(["${X:1:2}".to_owned()]));
+    }
+
+    #[test]
+    fn secret_values_are_remembered_and_masked_in_place() {
+        let out = run(
+            "password: ${PASSWORD}\nuser: ${USER}\n",
+            &[("PASSWORD", "hunter22"), ("USER", "bob")],
+        );
+        assert_eq!(out.secrets, BTreeSet::from(["hunter22".to_owned()]));
+        assert_eq!(
+            mask(&out.text, &out.secrets),
+            "password: ********\nuser: bob\n"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The `render.kustomize` overlays a change touches, rendered at both sides of the change. The head's
+//! objects are checked like files; an overlay whose objects differ between base and head is changed
+//! by the change, for its environment and its approval rules, even when none of its own files is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::finding::{Finding, Rule, Severity};
+use crate::object::ObjectId;
+use crate::tree::Tree;
+
+use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
+
+/// The head tree with some files replaced or removed: the base side of a change, built from the
+/// change's own before-images so no second revision has to be opened.
+pub struct PatchedTree<'t> {
+    head: &'t dyn Tree,
+    /// Path → content at the other side (`None`: absent there).
+    files: BTreeMap<String, Option<Vec<u8>>>,
+    name: String,
+}
+
+impl<'t> PatchedTree<'t> {
+    pub fn new(
+        head: &'t dyn Tree,
+        files: BTreeMap<String, Option<Vec<u8>>>,
+        name: impl Into<String>,
+    ) -> Self {
+        PatchedTree {
+            head,
+            files,
+            name: name.into(),
+        }
+    }
+}
+
+impl Tree for PatchedTree<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        match self.files.get(path) {
+            Some(content) => content.clone(),
+            None => self.head.read(path),
+        }
+    }
+
+    fn files_under(&self, prefix: &str) -> Vec<String> {
+        let under = |p: &str| {
+            let prefix = prefix.trim_end_matches('/');
+            prefix.is_empty()
+                || p == prefix
+                || p.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
+        };
+        let mut all: BTreeSet<String> = self
+            .head
+            .files_under(prefix)
+            .into_iter()
+            .filter(|p| !self.files.contains_key(p))
+            .collect();
+        all.extend(
+            self.files
+                .iter()
+                .filter(|(p, content)| content.is_some() && under(p))
+                .map(|(p, _)| p.clone()),
+        );
+        all.into_iter().collect()
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// One overlay rendered at both sides.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub dir: String,
+    /// Its kustomization file at head: the path environments and approval rules see.
+    pub file: String,
+    pub objects: Vec<Value>,
+    /// The objects at base, matched by id; empty when the overlay is new or did not render there.
+    pub before: BTreeMap<ObjectId, Value>,
+    /// Whether the rendered objects differ between base and head.
+    pub changed: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct RenderedOverlays {
+    pub overlays: Vec<Overlay>,
+    pub findings: Vec<Finding>,
+}
+
+/// Render `roots` at `base` and `head`. Findings are the head's: what the base cannot render is not
+/// the change's fault, but makes the overlay count as changed (the gate cannot show it is not).
+pub fn render_both_sides(
+    base: &dyn Tree,
+    head: &dyn Tree,
+    roots: &BTreeSet<String>,
+    command: &[String],
+) -> RenderedOverlays {
+    let mut out = RenderedOverlays::default();
+    if roots.is_empty() {
+        return out;
+    }
+    let head_graph = KustomizeGraph::build(head);
+    let base_graph = KustomizeGraph::build(base);
+    let sides = [(head, &head_graph, "head"), (base, &base_graph, "base")];
+    let rendered: Vec<Result<Vec<RenderOutput>, String>> = sides
+        .par_iter()
+        .map(|(tree, graph, side)| {
+            let checkout = Checkout::for_roots(*tree, graph, roots).map_err(|e| e.to_string())?;
+            Ok(roots
+                .par_iter()
+                .map(|dir| render_kustomize(&checkout, graph, dir, command, side))
+                .collect())
+        })
+        .collect();
+    let mut rendered = rendered.into_iter();
+    let (Some(head_side), Some(base_side)) = (rendered.next(), rendered.next()) else {
+        return out;
+    };
+    let head_side = match head_side {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            out.findings.push(Finding::error(
+                Rule::RenderFailed,
+                format!("cannot write a temporary checkout to render kustomizations: {e}"),
+            ));
+            return out;
+        }
+    };
+    let base_side = base_side.ok();
+    for (i, (dir, head_output)) in roots.iter().zip(head_side).enumerate() {
+        out.findings.extend(head_output.findings);
+        let base_output = base_side.as_ref().and_then(|outputs| outputs.get(i));
+        let before_ok =
+            base_output.filter(|o| !o.findings.iter().any(|f| f.severity == Severity::Error));
+        let objects: Vec<Value> = head_output.objects.into_iter().map(|o| o.value).collect();
+        let before_values: Option<Vec<Value>> =
+            before_ok.map(|o| o.objects.iter().map(|r| r.value.clone()).collect());
+        let changed = before_values
+            .as_ref()
+            .is_none_or(|before| canonical_set(before) != canonical_set(&objects));
+        let before = before_values
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(n, v)| (ObjectId::of(&v, dir, n), v))
+            .collect();
+        let file = head_graph
+            .dirs
+            .get(dir)
+            .or_else(|| base_graph.dirs.get(dir))
+            .map_or_else(
+                || super::paths::resolve(dir, "kustomization.yaml").unwrap_or_default(),
+                |k| k.file.clone(),
+            );
+        out.overlays.push(Overlay {
+            dir: dir.clone(),
+            file,
+            objects,
+            before,
+            changed,
+        });
+    }
+    out
+}
+
+/// Objects as a sorted set of canonical JSON texts (keys sorted): equal when kustomize renders
+/// the same objects, whatever their order.
+fn canonical_set(objects: &[Value]) -> Vec<String> {
+    let mut texts: Vec<String> = objects.iter().map(|v| sorted(v).to_string()).collect();
+    texts.sort();
+    texts
+}
+
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let ordered: BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, sorted(v))).collect();
+            Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::MemTree;
+
+    #[test]
+    fn the_patched_tree_shows_the_other_side() {
+        let head = MemTree {
+            files: [
+                ("a/x.yaml", "new"),
+                ("a/added.yaml", "1"),
+                ("b/y.yaml", "same"),
+            ]
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+            .collect(),
+            name: "head".into(),
+        };
+        let base = PatchedTree::new(
+            &head,
+            BTreeMap::from([
+                ("a/x.yaml".to_owned(), Some(b"old".to_vec())),
+                ("a/added.yaml".to_owned(), None),
+                ("a/deleted.yaml".to_owned(), Some(b"gone".to_vec())),
+            ]),
+            "base",
+        );
+        assert_eq!(base.read("a/x.yaml").as_deref(), Some(&b"old"[..]));
+        assert_eq!(base.read("a/added.yaml"), None);
+        assert_eq!(base.files_under("a"), vec!["a/deleted.yaml", "a/x.yaml"]);
+        assert_eq!(base.files_under("").len(), 3);
+    }
+
+    #[test]
+    fn key_order_and_object_order_are_not_changes() {
+        let a = vec![
+            serde_json::json!({"kind": "A", "spec": {"x": 1, "y": 2}}),
+            serde_json::json!({"kind": "B"}),
+        ];
+        let b = vec![
+            serde_json::json!({"kind": "B"}),
+            serde_json::json!({"spec": {"y": 2, "x": 1}, "kind": "A"}),
+        ];
+        assert_eq!(canonical_set(&a), canonical_set(&b));
+        assert_ne!(canonical_set(&a), canonical_set(&b[..1]));
+    }
+}
