@@ -8,7 +8,7 @@ mod hook_support;
 use std::process::{Command, Output};
 
 use common::git::TestRepo;
-use hook_support::keys::{Keys, ssh_keygen_available};
+use hook_support::{Keys, ssh_keygen_available};
 use hook_support::{Pushed, Server, push};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -127,7 +127,7 @@ fn approval_server(keys: &Keys) -> (Server, TestRepo) {
     write_clusters(&work, APPROVALS);
     work.write(
         ".stategate/allowed_signers",
-        keys.allowed_signers(&["bob", "carol"]),
+        keys.allowed_signers(&["dev", "bob", "carol"]),
     );
     work.commit_all("clusters");
     assert!(push(&work, &server.url(), &["main"], &[]).ok);
@@ -144,9 +144,14 @@ fn a_base_edit_that_changes_prod_needs_the_prod_approval() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol"]);
+    let keys = Keys::new(&["dev", "bob", "carol"]);
     let (server, work) = approval_server(&keys);
-    scale_base_to_zero(&work);
+    // The change is signed by its author, so bob and carol are provably not its authors.
+    work.write(
+        "apps/web/deployment.yaml",
+        DEPLOYMENT.replace("replicas: 2", "replicas: 0"),
+    );
+    keys.commit_signed(&work, "dev", "scale web to zero");
     let pushed = push_main(&server, &work);
     assert!(!pushed.ok, "{}", pushed.stderr);
     assert!(
@@ -167,7 +172,7 @@ fn a_base_edit_that_leaves_prod_unchanged_needs_no_prod_approval() {
     if !ssh_keygen_available() {
         return;
     }
-    let keys = Keys::new(&["bob", "carol"]);
+    let keys = Keys::new(&["dev", "bob", "carol"]);
     let (server, work) = approval_server(&keys);
     // Only a comment: prod's rendered objects are the same.
     work.write(
