@@ -519,21 +519,21 @@ fn read_config(
             })?;
             (name.clone(), text, ConfigOrigin::File(name))
         }
-        None => match trusted.read(CONFIG_FILE) {
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+        None => match crate::config::read_trusted(trusted) {
+            Ok(Some(text)) => {
                 let origin = ConfigOrigin::Tree {
                     file: CONFIG_FILE.to_owned(),
                     tree: trusted.describe(),
                 };
                 (CONFIG_FILE.to_owned(), text, origin)
             }
-            None => {
+            Ok(None) => {
                 let origin = ConfigOrigin::Defaults {
                     tree: trusted.describe(),
                 };
                 return Ok((Config::default(), origin));
             }
+            Err(finding) => return Err(Box::new(report_of(vec![*finding], BTreeMap::new()))),
         },
     };
     match parse_config(&name, &text) {

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::config::{CONFIG_FILE, Config, parse_config};
+use crate::config::{CONFIG_FILE, Config, parse_config, read_trusted};
 use crate::diff::{DiffOptions, Format, diff_trees, format_diff};
 use crate::finding::Finding;
-use crate::tree::{GitTree, Tree};
+use crate::tree::GitTree;
 
 #[derive(Debug, Clone)]
 pub struct DiffArgs {
@@ -64,10 +64,8 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<(GitTree, GitTree, Config), Ve
     let base = open(&args.base)?;
     let head = open(head_rev)?;
     // The trust rule: the config that shapes the diff (masks, environments) comes from the base.
-    let config = match base.read(CONFIG_FILE) {
-        Some(bytes) => {
-            parse_config(CONFIG_FILE, &String::from_utf8_lossy(&bytes)).map_err(|e| e.findings)?
-        }
+    let config = match read_trusted(&base).map_err(|f| vec![*f])? {
+        Some(text) => parse_config(CONFIG_FILE, &text).map_err(|e| e.findings)?,
         None => Config::default(),
     };
     Ok((base, head, config))

@@ -50,9 +50,14 @@ impl Gatekeeper {
         }
         let is_yaml = |p: &str| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json");
         let mut constraint_docs = Vec::new();
-        for path in super::matching_files(tree, roots, is_yaml) {
-            let Some(bytes) = tree.read(&path) else {
-                continue;
+        for path in super::matching_files(tree, roots, is_yaml, &mut gk.fatal) {
+            let bytes = match tree.read_checked(&path) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(unreadable) => {
+                    gk.fatal.push(super::unreadable_finding(&unreadable));
+                    continue;
+                }
             };
             let loaded = load_file(&path, &bytes, &LoadOptions::default());
             // A template file that does not load would silently disable its constraints.

@@ -19,7 +19,7 @@ use crate::change::Action;
 use crate::config::PoliciesConfig;
 use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{Document, LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, Unreadable};
 
 use eval::{EnginePool, Origin};
 pub use source::MISSING_BUILTINS;
@@ -130,9 +130,8 @@ impl PolicySet {
         engine.set_strict_builtin_errors(false);
         let mut findings = Vec::new();
         let mut uses_context = false;
-        for path in matching_files(tree, &config.paths, |p| {
-            p.ends_with(".rego") && !p.ends_with("_test.rego")
-        }) {
+        let is_policy = |p: &str| p.ends_with(".rego") && !p.ends_with("_test.rego");
+        for path in matching_files(tree, &config.paths, is_policy, &mut findings) {
             let Some(text) = read_text(tree, &path, &mut findings) else {
                 continue;
             };
@@ -518,12 +517,22 @@ fn fatal(mut finding: Finding) -> Finding {
 }
 
 /// Files under any of `roots` (directory prefixes, single files or globs) that pass `keep`.
+/// What would have passed but is not a regular file (a symlinked `.rego`, a submodule or symlink
+/// that may hide a directory of them) becomes a blocking finding: a policy the gate cannot read
+/// must stop the run, not quietly drop out of it.
 pub(crate) fn matching_files(
     tree: &dyn Tree,
     roots: &[String],
     keep: impl Fn(&str) -> bool,
+    findings: &mut Vec<Finding>,
 ) -> Vec<String> {
     let mut out = BTreeSet::new();
+    let mut unreadable = BTreeSet::new();
+    // A non-file entry without an extension may stand for a directory of policies.
+    let relevant = |u: &Unreadable| {
+        let name = u.path.rsplit('/').next().unwrap_or_default();
+        keep(&u.path) || u.reason != "a directory" && !name.contains('.')
+    };
     for root in roots {
         if root.contains(['*', '?', '[']) {
             let Ok(glob) = globset::Glob::new(root) else {
@@ -535,12 +544,39 @@ pub(crate) fn matching_files(
                     .into_iter()
                     .filter(|p| matcher.is_match(p) && keep(p)),
             );
+            unreadable.extend(
+                tree.unreadable_under("")
+                    .into_iter()
+                    .filter(|u| matcher.is_match(&u.path) && relevant(u)),
+            );
         } else {
             let prefix = root.trim_start_matches("./");
             out.extend(tree.files_under(prefix).into_iter().filter(|p| keep(p)));
+            unreadable.extend(
+                tree.unreadable_under(prefix)
+                    .into_iter()
+                    .filter(|u| u.path == prefix.trim_end_matches('/') || relevant(u)),
+            );
         }
     }
+    findings.extend(unreadable.iter().map(unreadable_finding));
     out.into_iter().collect()
+}
+
+/// A policy or data file that exists in the trusted tree but cannot be read as one.
+pub(crate) fn unreadable_finding(unreadable: &Unreadable) -> Finding {
+    Finding::error(
+        Rule::PolicyCompile,
+        format!(
+            "policy path {} is {}: policies and data are read only from regular files of {}",
+            unreadable.path, unreadable.reason, "the trusted tree"
+        ),
+    )
+    .at(Location::file(unreadable.path.as_str()))
+    .with_meta("policy", unreadable.path.as_str())
+    .help(
+        "commit the file itself instead of a link or submodule, or move it out of the policy paths",
+    )
 }
 
 pub(crate) fn read_text(
@@ -548,7 +584,13 @@ pub(crate) fn read_text(
     path: &str,
     findings: &mut Vec<Finding>,
 ) -> Option<String> {
-    let bytes = tree.read(path)?;
+    let bytes = match tree.read_checked(path) {
+        Ok(bytes) => bytes?,
+        Err(unreadable) => {
+            findings.push(unreadable_finding(&unreadable));
+            return None;
+        }
+    };
     match String::from_utf8(bytes) {
         Ok(text) => Some(text),
         Err(_) => {
@@ -572,9 +614,14 @@ pub(crate) fn load_data(
         (p.ends_with(".json") || p.ends_with(".yaml") || p.ends_with(".yml")) && !p.contains("/.")
     };
     let mut out = Vec::new();
-    for path in matching_files(tree, roots, is_data) {
-        let Some(bytes) = tree.read(&path) else {
-            continue;
+    for path in matching_files(tree, roots, is_data, findings) {
+        let bytes = match tree.read_checked(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(unreadable) => {
+                findings.push(unreadable_finding(&unreadable));
+                continue;
+            }
         };
         let loaded = load_file(&path, &bytes, &LoadOptions::default());
         let broken: Vec<_> = loaded

@@ -38,7 +38,7 @@ pub fn run_tests(
     engine.set_execution_timer_config(eval::timer(timeout_ms));
     engine.set_strict_builtin_errors(false);
     let mut findings = Vec::new();
-    for path in super::matching_files(tree, roots, |p| p.ends_with(".rego")) {
+    for path in super::matching_files(tree, roots, |p| p.ends_with(".rego"), &mut findings) {
         let Some(text) = super::read_text(tree, &path, &mut findings) else {
             continue;
         };
