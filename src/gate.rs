@@ -18,7 +18,7 @@ use crate::load::{Document, LoadOptions, Loaded, SourceFile, is_helm_template, l
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
 use crate::render::{Checkout, KustomizeGraph, RenderOutput, kustomize_command, render_kustomize};
-use crate::report::{Report, Stats};
+use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
 
@@ -162,6 +162,11 @@ impl Gate {
         let mut report = report_of(findings, sources);
         report.stats = stats;
         report.notes.push(self.origin.to_string());
+        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
+        // Secret's value.
+        let mut secrets = Secrets::default();
+        documents.iter().for_each(|doc| secrets.collect(&doc.value));
+        report.redact(&secrets);
         report
     }
 
