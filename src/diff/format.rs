@@ -163,7 +163,7 @@ fn json(result: &DiffResult) -> String {
         "objects": objects,
         "findings": result.findings,
     });
-    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    crate::report::escape::json_pretty(&value).unwrap_or_default() + "\n"
 }
 
 // ------------------------------------------------------------------------------------- markdown

@@ -115,6 +115,35 @@ pub fn fence_for(body: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
+/// Pretty JSON that says the same data as serde's, with what serde leaves raw escaped as `\uXXXX`
+/// too: C1 controls and bidi overrides (serde escapes only C0), and the `#` of any `##[` (a CI log
+/// that shows the JSON must not read the runner's older command syntax in it). These characters
+/// can only occur inside strings, where the escapes mean the same.
+pub fn write_json(
+    out: &mut dyn std::io::Write,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}",
+        json_pretty(value).map_err(std::io::Error::other)?
+    )
+}
+
+/// The text [`write_json`] writes, without the final line break.
+pub fn json_pretty(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && is_hostile(c) {
+            let _ = write!(safe, "\\u{:04x}", c as u32);
+        } else {
+            safe.push(c);
+        }
+    }
+    Ok(safe.replace("##[", "#\\u0023["))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
