@@ -133,6 +133,9 @@ pub struct PoliciesConfig {
     pub gatekeeper: Vec<String>,
     /// Per-document evaluation budget in milliseconds.
     pub timeout_ms: u64,
+    /// Heap, in MiB, that the policy evaluations running at once may add; past it an evaluation
+    /// fails as a `policy/error` instead of exhausting the host.
+    pub memory_mb: u64,
 }
 
 impl Default for PoliciesConfig {
@@ -143,6 +146,7 @@ impl Default for PoliciesConfig {
             namespaces: vec!["main".into()],
             gatekeeper: Vec::new(),
             timeout_ms: 1000,
+            memory_mb: 1024,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Policies are read from the trusted tree the caller passes, compiled once into a prototype
 //! engine, and evaluated by clones of it, so rayon workers never share an engine.
 
+mod budget;
 mod eval;
 mod fast;
 pub mod gatekeeper;
@@ -106,6 +107,8 @@ pub struct PolicySet {
     gatekeeper: gatekeeper::Gatekeeper,
     /// Findings about the policies themselves that do not stop the run (unsupported templates).
     notes: Vec<Finding>,
+    /// Heap that evaluations running at once may add (`policies.memory_mb`), in bytes.
+    memory: u64,
 }
 
 /// `deny`, `violation`, `warn` and their `_`-prefixed forms.
@@ -124,12 +127,17 @@ impl PolicySet {
     /// Read, parse and compile every policy and data file the config names, from `tree` (the
     /// trusted base). Any policy that does not compile stops the run: the gate cannot decide.
     pub fn load(config: &PoliciesConfig, tree: &dyn Tree) -> Result<PolicySet, Vec<Finding>> {
+        let memory = budget::bytes(config.memory_mb);
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(eval::timer(config.timeout_ms));
         // OPA (and so conftest) treats a builtin's error as undefined unless asked otherwise.
         engine.set_strict_builtin_errors(false);
         let mut findings = Vec::new();
+        if let Err(e) = budget::guard(&mut engine, memory) {
+            findings.push(source::compile_finding("policies", None, &e.to_string()));
+        }
         let mut uses_context = false;
+        let mut calls_guarded = false;
         let is_policy = |p: &str| p.ends_with(".rego") && !p.ends_with("_test.rego");
         for path in matching_files(tree, &config.paths, is_policy, &mut findings) {
             let Some(text) = read_text(tree, &path, &mut findings) else {
@@ -138,6 +146,7 @@ impl PolicySet {
             // `import data.stategate` or `data.stategate.file`; `package stategate.change` alone
             // does not need it.
             uses_context |= text.contains("data.stategate");
+            calls_guarded |= budget::calls_guarded(&text);
             findings.extend(source::check_builtins(&path, &text).into_iter().map(fatal));
             if let Err(finding) = source::add_policy(&mut engine, &path, &text) {
                 findings.push(*finding);
@@ -167,7 +176,8 @@ impl PolicySet {
                 ));
             }
         }
-        let gatekeeper = gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms);
+        let gatekeeper =
+            gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms, memory);
         findings.extend(gatekeeper.fatal.iter().cloned());
         if !findings.is_empty() {
             return Err(findings);
@@ -226,7 +236,10 @@ impl PolicySet {
                     .collect(),
             })
             .collect();
-        let fast = fast::FastPath::compile(&engine, &plans, config.timeout_ms);
+        // The VM calls builtins directly, past the guarded versions: such sets use the interpreter.
+        let fast = (!calls_guarded)
+            .then(|| fast::FastPath::compile(&engine, &plans, config.timeout_ms))
+            .flatten();
         Ok(PolicySet {
             pool: EnginePool::new(engine),
             documents,
@@ -237,6 +250,7 @@ impl PolicySet {
             uses_context,
             gatekeeper,
             notes,
+            memory,
         })
     }
 
@@ -258,6 +272,7 @@ impl PolicySet {
 
     /// Judge one document. Safe to call from many threads at once.
     pub fn check_document(&self, doc: &Document, ctx: &FileContext) -> Vec<Finding> {
+        let _bounded = budget::arm(self.memory);
         let mut findings = self.check_conftest(doc, ctx);
         findings.extend(self.gatekeeper.check_document(doc));
         findings
@@ -417,6 +432,7 @@ impl PolicySet {
             return Vec::new();
         }
         let value = serde_json::to_value(input).unwrap_or(Value::Null);
+        let _bounded = budget::arm(self.memory);
         let raw = self.pool.with(|engine| {
             engine.set_input(eval::to_rego(&value));
             self.change
