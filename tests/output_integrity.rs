@@ -4,10 +4,12 @@
 //! written.
 
 mod common;
+mod hook_support;
 
 use std::process::{Command, Output};
 
 use common::git::TestRepo;
+use hook_support::{Server, push};
 
 fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stategate"))
@@ -246,5 +248,45 @@ fn secret_values_reach_no_output_whatever_the_spelling() {
                 );
             }
         }
+    }
+}
+
+/// A change policy (it sees every changed file, before and after) and a document policy that
+/// quote whole Secrets; the pusher's `remote:` lines must not carry the values.
+const QUOTING_CHANGE_POLICY: &str = "package stategate.change\n\ndeny contains msg if {\n  some f in input.files\n  some doc in f.after\n  msg := sprintf(\"%s holds %v\", [f.path, doc])\n}\n";
+
+#[test]
+fn secret_values_reach_no_remote_line_of_the_hook() {
+    let server = Server::new();
+    let work = TestRepo::new();
+    work.write("policies/change.rego", QUOTING_CHANGE_POLICY);
+    work.write("policies/leaky.rego", LEAKY_POLICY);
+    work.write(
+        "apps/keep.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: keep\n",
+    );
+    work.commit_all("seed");
+    assert!(push(&work, &server.url(), &["main"], &[]).ok);
+    server.install_hook(&[]);
+    secret_files(&work, "");
+    work.commit_all("secrets");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert!(!pushed.ok, "{}", pushed.stderr);
+    assert!(
+        pushed.says("holds"),
+        "the change policy ran: {}",
+        pushed.stderr
+    );
+    assert!(
+        pushed.says("saw"),
+        "the document policy ran: {}",
+        pushed.stderr
+    );
+    for value in VALUES {
+        assert!(
+            !pushed.stderr.contains(value),
+            "the hook printed {value}: {}",
+            pushed.stderr
+        );
     }
 }

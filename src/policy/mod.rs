@@ -461,6 +461,18 @@ impl PolicySet {
                     .push(eval::error_finding(&err, &origin, "the change").at(location.clone())),
             }
         }
+        // Change policies see every changed file's documents: none of their Secret values may
+        // reach a message.
+        let mut secrets = crate::report::Secrets::default();
+        for file in &input.files {
+            file.before
+                .iter()
+                .chain(&file.after)
+                .for_each(|doc| secrets.collect(doc));
+        }
+        findings
+            .iter_mut()
+            .for_each(|finding| secrets.redact_finding(finding));
         findings
     }
 }

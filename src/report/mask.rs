@@ -169,6 +169,24 @@ impl Secrets {
         Cow::Owned(out)
     }
 
+    /// Redact a finding's message, help and metadata.
+    pub fn redact_finding(&self, finding: &mut crate::finding::Finding) {
+        if self.is_empty() {
+            return;
+        }
+        if let Cow::Owned(message) = self.redact(&finding.message) {
+            finding.message = message;
+        }
+        if let Some(help) = &mut finding.help
+            && let Cow::Owned(redacted) = self.redact(help)
+        {
+            *help = redacted;
+        }
+        for value in finding.metadata.values_mut() {
+            self.redact_value(value);
+        }
+    }
+
     /// Redact every string inside a JSON value (finding metadata).
     pub fn redact_value(&self, value: &mut Value) {
         match value {

@@ -14,7 +14,6 @@ mod junit;
 mod mask;
 mod sarif;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
@@ -58,17 +57,7 @@ impl Report {
             return;
         }
         for finding in &mut self.findings {
-            if let Cow::Owned(message) = secrets.redact(&finding.message) {
-                finding.message = message;
-            }
-            if let Some(help) = &mut finding.help
-                && let Cow::Owned(redacted) = secrets.redact(help)
-            {
-                *help = redacted;
-            }
-            for value in finding.metadata.values_mut() {
-                secrets.redact_value(value);
-            }
+            secrets.redact_finding(finding);
         }
     }
 
