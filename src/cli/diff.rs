@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::config::{CONFIG_FILE, Config, parse_config, read_trusted};
 use crate::diff::{DiffOptions, Format, diff_trees, format_diff};
 use crate::finding::Finding;
+use crate::report::escape;
 use crate::tree::GitTree;
 
 #[derive(Debug, Clone)]
@@ -34,12 +35,14 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
         }
         Err(findings) => {
             for f in findings {
+                // Config findings quote the file's text: shown safe, like every other output.
                 let at = f
                     .location
                     .as_ref()
-                    .map(|l| format!("{l}: "))
+                    .map(|l| format!("{}: ", escape::one_line(&l.to_string())))
                     .unwrap_or_default();
-                let _ = writeln!(err, "{at}{}[{}]: {}", f.severity, f.rule, f.message);
+                let message = escape::multi_line(&f.message, "\n  │ ");
+                let _ = writeln!(err, "{at}{}[{}]: {message}", f.severity, f.rule);
             }
             2
         }

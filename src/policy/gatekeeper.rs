@@ -60,7 +60,7 @@ impl Gatekeeper {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => continue,
                 Err(unreadable) => {
-                    gk.fatal.push(super::unreadable_finding(&unreadable));
+                    gk.fatal.push(super::unreadable_finding(&unreadable, tree));
                     continue;
                 }
             };

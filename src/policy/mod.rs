@@ -556,10 +556,10 @@ pub(crate) fn matching_files(
 ) -> Vec<String> {
     let mut out = BTreeSet::new();
     let mut unreadable = BTreeSet::new();
-    // A non-file entry without an extension may stand for a directory of policies.
+    // A symlink or submodule without an extension may stand for a directory of policies.
     let relevant = |u: &Unreadable| {
         let name = u.path.rsplit('/').next().unwrap_or_default();
-        keep(&u.path) || u.reason != "a directory" && !name.contains('.')
+        keep(&u.path) || !name.contains('.')
     };
     for root in roots {
         if root.contains(['*', '?', '[']) {
@@ -587,17 +587,19 @@ pub(crate) fn matching_files(
             );
         }
     }
-    findings.extend(unreadable.iter().map(unreadable_finding));
+    findings.extend(unreadable.iter().map(|u| unreadable_finding(u, tree)));
     out.into_iter().collect()
 }
 
 /// A policy or data file that exists in the trusted tree but cannot be read as one.
-pub(crate) fn unreadable_finding(unreadable: &Unreadable) -> Finding {
+pub(crate) fn unreadable_finding(unreadable: &Unreadable, tree: &dyn Tree) -> Finding {
     Finding::error(
         Rule::PolicyCompile,
         format!(
-            "policy path {} is {}: policies and data are read only from regular files of {}",
-            unreadable.path, unreadable.reason, "the trusted tree"
+            "policy path {} is {} in {}: policies and data are read only from regular files",
+            unreadable.path,
+            unreadable.reason,
+            tree.describe()
         ),
     )
     .at(Location::file(unreadable.path.as_str()))
@@ -615,7 +617,7 @@ pub(crate) fn read_text(
     let bytes = match tree.read_checked(path) {
         Ok(bytes) => bytes?,
         Err(unreadable) => {
-            findings.push(unreadable_finding(&unreadable));
+            findings.push(unreadable_finding(&unreadable, tree));
             return None;
         }
     };
@@ -647,7 +649,7 @@ pub(crate) fn load_data(
             Ok(Some(bytes)) => bytes,
             Ok(None) => continue,
             Err(unreadable) => {
-                findings.push(unreadable_finding(&unreadable));
+                findings.push(unreadable_finding(&unreadable, tree));
                 continue;
             }
         };
