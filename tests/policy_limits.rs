@@ -95,6 +95,18 @@ fn a_concat_of_one_string_repeated_is_refused_before_it_is_joined() {
 }
 
 #[test]
+fn json_marshal_of_a_value_shared_many_times_is_refused_before_it_is_written() {
+    // Forty doublings by reference: a few hundred bytes in memory, 2^40 copies as text.
+    let doublings: String = (1..=40)
+        .map(|i| format!("  a{i} := [a{}, a{}]\n", i - 1, i - 1))
+        .collect();
+    let policy = format!(
+        "package main\n\ndeny contains msg if {{\n  a0 := [\"0123456789abcdef\"]\n{doublings}  msg := json.marshal(a40)\n}}\n"
+    );
+    assert_memory_error(&check_with_policy("version: 1\n", &policy));
+}
+
+#[test]
 fn a_comprehension_that_grows_past_the_budget_stops_there() {
     // Ten billion pairs, built one at a time: the time budget is lifted so that memory is what
     // stops it.
@@ -105,7 +117,7 @@ fn a_comprehension_that_grows_past_the_budget_stops_there() {
 
 #[test]
 fn policies_within_the_budget_still_use_the_guarded_builtins() {
-    let policy = "package main\n\ndeny contains msg if {\n  count(numbers.range(1, 3)) == 3\n  numbers.range(3, 1) == [3, 2, 1]\n  numbers.range_step(0, 10, 5) == [0, 5, 10]\n  concat(\"-\", {\"b\", \"a\"}) == \"a-b\"\n  msg := concat(\", \", [\"fine\", input.metadata.name])\n}\n";
+    let policy = "package main\n\ndeny contains msg if {\n  count(numbers.range(1, 3)) == 3\n  numbers.range(3, 1) == [3, 2, 1]\n  numbers.range_step(0, 10, 5) == [0, 5, 10]\n  concat(\"-\", {\"b\", \"a\"}) == \"a-b\"\n  json.marshal({\"a\": [1, \"x\", {\"b\"}]}) == `{\"a\":[1,\"x\",[\"b\"]]}`\n  msg := concat(\", \", [\"fine\", input.metadata.name])\n}\n";
     let report = check_with_policy("version: 1\n", policy);
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{report:#}");

@@ -17,9 +17,11 @@
 //! can map aborts before any check: `numbers.range(1, 3e13)` asks for 720 TB at once, and
 //! `concat` of a million references to one large string joins terabytes in one call. Those
 //! builtins are replaced ([`guard`]) by versions that compute the size first and refuse past the
-//! budget. regorus' compiled VM calls builtins directly, so a policy set that calls one of them is
+//! budget; so is `json.marshal`, which writes out a value whose parts a policy may share
+//! (`b := [a, a]` forty times over is small in memory and 2^40 times `a` as text). regorus' compiled VM calls builtins directly, so a policy set that calls one of them is
 //! evaluated by the interpreter only ([`calls_guarded`]).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use regorus::Value;
@@ -65,7 +67,12 @@ pub fn bytes(memory_mb: u64) -> u64 {
 
 /// The builtins [`guard`] replaces: each reserves memory in proportion to its arguments in one
 /// step, before regorus could check the budget.
-const GUARDED: [&str; 3] = ["numbers.range", "numbers.range_step", "concat"];
+const GUARDED: [&str; 4] = [
+    "numbers.range",
+    "numbers.range_step",
+    "concat",
+    "json.marshal",
+];
 
 /// Whether a policy's text calls a guarded builtin (such policies skip the compiled VM).
 pub fn calls_guarded(text: &str) -> bool {
@@ -100,6 +107,11 @@ pub fn guard(engine: &mut regorus::Engine, bytes: u64) -> anyhow::Result<()> {
         "concat".into(),
         2,
         Box::new(move |args: Vec<Value>| concat(&args[0], &args[1], bytes)),
+    )?;
+    engine.add_extension(
+        "json.marshal".into(),
+        1,
+        Box::new(move |args: Vec<Value>| json_marshal(&args[0], bytes)),
     )?;
     Ok(())
 }
@@ -166,4 +178,56 @@ fn concat(delimiter: &Value, collection: &Value, bytes: u64) -> anyhow::Result<V
         );
     }
     Ok(Value::from(parts.join(delimiter)))
+}
+
+/// `json.marshal(value)`, as regorus writes it (serde_json), once the text is known to fit.
+fn json_marshal(value: &Value, bytes: u64) -> anyhow::Result<Value> {
+    let size = json_size(value, &mut HashMap::new());
+    if size > bytes {
+        anyhow::bail!(
+            "json.marshal would write {size} bytes or more, more than the policy memory budget \
+             ({} MiB) holds",
+            bytes / (1024 * 1024)
+        );
+    }
+    Ok(Value::from(serde_json::to_string(value)?))
+}
+
+/// An upper bound of the JSON text of `value`, counting each shared part once per use but
+/// walking it once (`seen`, by address): a value of 2^40 repetitions is sized in 40 steps.
+fn json_size(value: &Value, seen: &mut HashMap<usize, u64>) -> u64 {
+    let address = match value {
+        Value::Array(array) => std::ptr::from_ref(&**array).addr(),
+        Value::Set(set) => std::ptr::from_ref(&**set).addr(),
+        Value::Object(object) => std::ptr::from_ref(&**object).addr(),
+        Value::Null | Value::Undefined => return 4,
+        Value::Bool(_) => return 5,
+        Value::Number(n) => return n.format_decimal().len() as u64,
+        // An escape takes at most six bytes per byte (`\u001f`).
+        Value::String(text) => return (text.len() as u64).saturating_mul(6).saturating_add(2),
+    };
+    if let Some(known) = seen.get(&address) {
+        return *known;
+    }
+    let size = match value {
+        Value::Array(array) => items_size(array.iter(), seen),
+        Value::Set(set) => items_size(set.iter(), seen),
+        Value::Object(object) => object.iter().fold(2u64, |total, (key, item)| {
+            total
+                .saturating_add(json_size(key, seen))
+                .saturating_add(json_size(item, seen))
+                .saturating_add(2)
+        }),
+        _ => 0,
+    };
+    seen.insert(address, size);
+    size
+}
+
+fn items_size<'v>(items: impl Iterator<Item = &'v Value>, seen: &mut HashMap<usize, u64>) -> u64 {
+    items.fold(2u64, |total, item| {
+        total
+            .saturating_add(json_size(item, seen))
+            .saturating_add(1)
+    })
 }
