@@ -22,7 +22,7 @@ use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
-use crate::report::{Report, Stats};
+use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
 
@@ -183,12 +183,15 @@ impl Gate {
                 .entry(doc.path().to_owned())
                 .or_insert_with(|| Arc::clone(&doc.source));
         }
-        for finding in &mut findings {
-            flux::scrub_finding(finding, &flux_secrets);
-        }
         let mut report = report_of(findings, sources);
         report.stats = stats;
         report.notes.push(self.origin.to_string());
+        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
+        // Secret's value, nor a value Flux substituted from a Secret.
+        let mut secrets = Secrets::default();
+        documents.iter().for_each(|doc| secrets.collect(&doc.value));
+        flux_secrets.iter().for_each(|value| secrets.insert(value));
+        report.redact(&secrets);
         (report, impact)
     }
 
@@ -654,21 +657,21 @@ fn read_config(
             })?;
             (name.clone(), text, ConfigOrigin::File(name))
         }
-        None => match trusted.read(CONFIG_FILE) {
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+        None => match crate::config::read_trusted(trusted) {
+            Ok(Some(text)) => {
                 let origin = ConfigOrigin::Tree {
                     file: CONFIG_FILE.to_owned(),
                     tree: trusted.describe(),
                 };
                 (CONFIG_FILE.to_owned(), text, origin)
             }
-            None => {
+            Ok(None) => {
                 let origin = ConfigOrigin::Defaults {
                     tree: trusted.describe(),
                 };
                 return Ok((Config::default(), origin));
             }
+            Err(finding) => return Err(Box::new(report_of(vec![*finding], BTreeMap::new()))),
         },
     };
     match parse_config(&name, &text) {

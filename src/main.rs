@@ -11,10 +11,9 @@ use stategate::cli::hook::{
     PreReceiveArgs, install_pre_commit, install_pre_receive, run_pre_receive,
 };
 
-// glibc's allocator spent a third of a corpus-wide check in malloc/free and arena growth across the
-// worker threads; mimalloc cuts that.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The global allocator is mimalloc, declared by regorus (feature `allocator-memory-limits`): glibc's
+// allocator spent a third of a corpus-wide check in malloc/free and arena growth across the worker
+// threads, and regorus' build of it counts the bytes that bound a policy's memory.
 
 #[derive(Parser)]
 #[command(

@@ -5,11 +5,45 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A path that exists but cannot be read as a regular file: a symlink, a submodule, a directory
+/// where a file was expected, or an I/O failure. Never the same as absent: the gate's own rules
+/// must not fall back to defaults because their file turned into a symlink.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unreadable {
+    pub path: String,
+    /// What the path is instead ("a symlink to `x`", "a submodule", …).
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is {}", self.path, self.reason)
+    }
+}
+
+impl Unreadable {
+    fn new(path: &str, reason: impl Into<String>) -> Unreadable {
+        Unreadable {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A set of files at one revision, addressed by repository-relative `/` paths.
 pub trait Tree: Send + Sync {
-    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The content of the regular file at `path`; `Ok(None)` when nothing is there.
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable>;
+    /// For callers where an unreadable path counts as absent (lookups of optional inputs). The
+    /// gate's own rules (config, policies, data) read through [`Tree::read_checked`].
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.read_checked(path).ok().flatten()
+    }
     /// Every regular file path under `prefix` ("" = all), sorted.
     fn files_under(&self, prefix: &str) -> Vec<String>;
+    /// What `files_under` leaves out under `prefix` (and `prefix` itself): symlinks, submodules,
+    /// directories that cannot be listed. Sorted by path.
+    fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable>;
     /// Human name of the revision, for messages: "working tree", "HEAD (1a2b3c4)", …
     fn describe(&self) -> String;
 }
@@ -50,15 +84,69 @@ impl DirTree {
     }
 }
 
-impl Tree for DirTree {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
-        // Symlinks are not followed: a tree must never read outside the repository.
-        let full = self.root.join(path);
-        let meta = std::fs::symlink_metadata(&full).ok()?;
-        if !meta.is_file() {
-            return None;
+/// What a non-regular directory entry is, in words for a message.
+fn describe_kind(kind: std::fs::FileType, full: &Path) -> String {
+    if kind.is_symlink() {
+        match std::fs::read_link(full) {
+            Ok(target) => format!("a symlink to `{}`", target.display()),
+            Err(_) => "a symlink".to_owned(),
         }
-        std::fs::read(full).ok()
+    } else if kind.is_dir() {
+        "a directory".to_owned()
+    } else {
+        "not a regular file".to_owned()
+    }
+}
+
+impl DirTree {
+    /// The metadata of `path` without following symlinks, not even as a parent directory: a tree
+    /// must never read outside the repository. `Ok(None)` when nothing is there.
+    fn inspect(&self, path: &str) -> Result<Option<(PathBuf, std::fs::Metadata)>, Unreadable> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut full = self.root.clone();
+        let mut found = None;
+        for (i, part) in parts.iter().enumerate() {
+            if let Some((_, meta)) = &found {
+                let meta: &std::fs::Metadata = meta;
+                if meta.is_file() {
+                    return Ok(None);
+                }
+                if !meta.is_dir() {
+                    let here = parts[..i].join("/");
+                    return Err(Unreadable::new(
+                        &here,
+                        describe_kind(meta.file_type(), &full),
+                    ));
+                }
+            }
+            full.push(part);
+            found = match std::fs::symlink_metadata(&full) {
+                Ok(meta) => Some((full.clone(), meta)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => {
+                    let here = parts[..=i].join("/");
+                    return Err(Unreadable::new(&here, format!("unreadable: {e}")));
+                }
+            };
+        }
+        Ok(found)
+    }
+}
+
+impl Tree for DirTree {
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
+        let Some((full, meta)) = self.inspect(path)? else {
+            return Ok(None);
+        };
+        if !meta.is_file() {
+            return Err(Unreadable::new(
+                path,
+                describe_kind(meta.file_type(), &full),
+            ));
+        }
+        std::fs::read(&full)
+            .map(Some)
+            .map_err(|e| Unreadable::new(path, format!("unreadable: {e}")))
     }
 
     fn files_under(&self, prefix: &str) -> Vec<String> {
@@ -73,8 +161,80 @@ impl Tree for DirTree {
         out
     }
 
+    fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
+        let prefix = prefix.trim_matches('/');
+        let mut out = Vec::new();
+        if prefix.is_empty() {
+            self.walk_unreadable(&self.root, &mut out);
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+            return out;
+        }
+        let start = match self.inspect(prefix) {
+            Err(u) => return vec![u],
+            Ok(None) => return Vec::new(),
+            Ok(Some((_, meta))) if meta.is_file() => return Vec::new(),
+            Ok(Some((full, meta))) if !meta.is_dir() => {
+                return vec![Unreadable::new(
+                    prefix,
+                    describe_kind(meta.file_type(), &full),
+                )];
+            }
+            Ok(Some((full, _))) => full,
+        };
+        self.walk_unreadable(&start, &mut out);
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+impl DirTree {
+    fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/")
+    }
+
+    fn walk_unreadable(&self, dir: &Path, out: &mut Vec<Unreadable>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return,
+            Err(e) => {
+                out.push(Unreadable::new(&self.rel(dir), format!("unreadable: {e}")));
+                return;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    out.push(Unreadable::new(&self.rel(dir), format!("unreadable: {e}")));
+                    continue;
+                }
+            };
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => {
+                    if entry.file_name() != ".git" {
+                        self.walk_unreadable(&path, out);
+                    }
+                }
+                Ok(kind) if kind.is_file() => {}
+                Ok(kind) => out.push(Unreadable::new(
+                    &self.rel(&path),
+                    describe_kind(kind, &path),
+                )),
+                Err(e) => out.push(Unreadable::new(
+                    &self.rel(&path),
+                    format!("unreadable: {e}"),
+                )),
+            }
+        }
     }
 }
 
@@ -114,17 +274,82 @@ fn is_regular(mode: i32) -> bool {
     mode == 0o100644 || mode == 0o100755
 }
 
+/// What a tree entry of this mode is, when it is not a regular file.
+fn describe_mode(mode: i32) -> &'static str {
+    match mode {
+        0o120000 => "a symlink",
+        0o160000 => "a submodule",
+        0o040000 => "a directory",
+        _ => "not a regular file",
+    }
+}
+
 impl Tree for GitTree {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let repo = self.repo.lock().ok()?;
-        let tree = repo.find_tree(self.tree).ok()?;
-        let entry = tree.get_path(Path::new(path)).ok()?;
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
+        let broken = |e: git2::Error| Unreadable::new(path, format!("unreadable: {}", e.message()));
+        let repo = self
+            .repo
+            .lock()
+            .map_err(|_| Unreadable::new(path, "unreadable: repository lock poisoned"))?;
+        let tree = repo.find_tree(self.tree).map_err(broken)?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(broken(e)),
+        };
         // Only regular files: symlinks (0o120000) and submodules are never followed.
         if !is_regular(entry.filemode()) {
-            return None;
+            return Err(Unreadable::new(path, describe_mode(entry.filemode())));
         }
-        let blob = repo.find_blob(entry.id()).ok()?;
-        Some(blob.content().to_vec())
+        let blob = repo.find_blob(entry.id()).map_err(broken)?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
+        let prefix = prefix.trim_matches('/');
+        let Ok(repo) = self.repo.lock() else {
+            return vec![Unreadable::new(
+                prefix,
+                "unreadable: repository lock poisoned",
+            )];
+        };
+        let root = match repo.find_tree(self.tree) {
+            Ok(root) => root,
+            Err(e) => {
+                return vec![Unreadable::new(
+                    prefix,
+                    format!("unreadable: {}", e.message()),
+                )];
+            }
+        };
+        let (start, base) = if prefix.is_empty() {
+            (root, String::new())
+        } else {
+            let Ok(entry) = root.get_path(Path::new(prefix)) else {
+                return Vec::new();
+            };
+            match entry.filemode() {
+                0o040000 => match entry.to_object(&repo).ok().and_then(|o| o.into_tree().ok()) {
+                    Some(tree) => (tree, format!("{prefix}/")),
+                    None => {
+                        return vec![Unreadable::new(prefix, "unreadable: missing tree object")];
+                    }
+                },
+                mode if is_regular(mode) => return Vec::new(),
+                mode => return vec![Unreadable::new(prefix, describe_mode(mode))],
+            }
+        };
+        let mut out = Vec::new();
+        let _ = start.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            let mode = entry.filemode();
+            if mode != 0o040000 && !is_regular(mode) {
+                let path = format!("{base}{dir}{}", entry.name().unwrap_or_default());
+                out.push(Unreadable::new(&path, describe_mode(mode)));
+            }
+            git2::TreeWalkResult::Ok
+        });
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
     }
 
     /// Walks only the subtree of `prefix`: the gate lists `policies/` and CRD directories on
@@ -185,8 +410,13 @@ impl MemTree {
 }
 
 impl Tree for MemTree {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
-        self.files.get(path).cloned()
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
+        Ok(self.files.get(path).cloned())
+    }
+
+    /// An in-memory tree holds regular files only.
+    fn unreadable_under(&self, _prefix: &str) -> Vec<Unreadable> {
+        Vec::new()
     }
 
     fn files_under(&self, prefix: &str) -> Vec<String> {

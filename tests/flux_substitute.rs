@@ -209,7 +209,7 @@ fn values_from_secrets_never_reach_any_output() {
     assert!(
         denied
             .iter()
-            .any(|f| f["message"] == "env DB of web is <masked>"),
+            .any(|f| f["message"] == "env DB of web is ***"),
         "{text}"
     );
     for format in ["human", "json", "sarif", "junit", "github"] {

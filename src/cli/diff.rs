@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::config::{CONFIG_FILE, Config, parse_config};
+use crate::config::{CONFIG_FILE, Config, parse_config, read_trusted};
 use crate::diff::{DiffOptions, Format, diff_trees, format_diff};
 use crate::finding::Finding;
-use crate::tree::{GitTree, Tree};
+use crate::report::escape;
+use crate::tree::GitTree;
 
 #[derive(Debug, Clone)]
 pub struct DiffArgs {
@@ -34,12 +35,14 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
         }
         Err(findings) => {
             for f in findings {
+                // Config findings quote the file's text: shown safe, like every other output.
                 let at = f
                     .location
                     .as_ref()
-                    .map(|l| format!("{l}: "))
+                    .map(|l| format!("{}: ", escape::one_line(&l.to_string())))
                     .unwrap_or_default();
-                let _ = writeln!(err, "{at}{}[{}]: {}", f.severity, f.rule, f.message);
+                let message = escape::multi_line(&f.message, "\n  │ ");
+                let _ = writeln!(err, "{at}{}[{}]: {message}", f.severity, f.rule);
             }
             2
         }
@@ -64,10 +67,8 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<(GitTree, GitTree, Config), Ve
     let base = open(&args.base)?;
     let head = open(head_rev)?;
     // The trust rule: the config that shapes the diff (masks, environments) comes from the base.
-    let config = match base.read(CONFIG_FILE) {
-        Some(bytes) => {
-            parse_config(CONFIG_FILE, &String::from_utf8_lossy(&bytes)).map_err(|e| e.findings)?
-        }
+    let config = match read_trusted(&base).map_err(|f| vec![*f])? {
+        Some(text) => parse_config(CONFIG_FILE, &text).map_err(|e| e.findings)?,
         None => Config::default(),
     };
     Ok((base, head, config))

@@ -8,7 +8,42 @@ use std::collections::BTreeMap;
 
 pub use validate::{ConfigError, parse_config};
 
+use crate::finding::{Finding, Rule};
+use crate::tree::Tree;
+
 pub const CONFIG_FILE: &str = ".stategate.yaml";
+
+/// The text of `.stategate.yaml` in the trusted tree: `Ok(None)` when there is none (defaults
+/// apply). A config that is there but cannot be used (a symlink, a directory, a submodule, not
+/// UTF-8) is an error, never a silent fallback to defaults: replacing the file with a symlink
+/// must not switch the rules off.
+pub fn read_trusted(tree: &dyn Tree) -> Result<Option<String>, Box<Finding>> {
+    let refuse = |why: String| {
+        Box::new(
+            Finding::error(
+                Rule::ConfigInvalid,
+                format!("cannot read {CONFIG_FILE} from {}: {why}", tree.describe()),
+            )
+            .in_file(CONFIG_FILE)
+            .help(format!(
+                "{CONFIG_FILE} must be a regular UTF-8 file at the repository root; \
+                 remove it to use the defaults"
+            )),
+        )
+    };
+    let bytes = match tree.read_checked(CONFIG_FILE) {
+        Ok(None) => return Ok(None),
+        Ok(Some(bytes)) => bytes,
+        Err(unreadable) => return Err(refuse(format!("it is {}", unreadable.reason))),
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) => Err(refuse(format!(
+            "it is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))),
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +133,9 @@ pub struct PoliciesConfig {
     pub gatekeeper: Vec<String>,
     /// Per-document evaluation budget in milliseconds.
     pub timeout_ms: u64,
+    /// Heap, in MiB, that the policy evaluations running at once may add; past it an evaluation
+    /// fails as a `policy/error` instead of exhausting the host.
+    pub memory_mb: u64,
 }
 
 impl Default for PoliciesConfig {
@@ -108,6 +146,7 @@ impl Default for PoliciesConfig {
             namespaces: vec!["main".into()],
             gatekeeper: Vec::new(),
             timeout_ms: 1000,
+            memory_mb: 1024,
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{DiffResult, ObjectDiff, Source, Status};
 use crate::object::ObjectId;
+use crate::report::escape::{fence_for, markdown as md, markdown_code, multi_line, one_line};
 
 /// Output formats of `stategate diff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,7 +103,11 @@ fn human(result: &DiffResult, color: bool) -> String {
             text.to_string()
         }
     };
-    let mut out = format!("stategate diff: {} → {}\n", result.base, result.head);
+    let mut out = format!(
+        "stategate diff: {} → {}\n",
+        one_line(&result.base),
+        one_line(&result.head)
+    );
     for o in shown(result) {
         let status = match o.status {
             Status::Added => paint("32", "added"),
@@ -112,16 +117,18 @@ fn human(result: &DiffResult, color: bool) -> String {
         let _ = writeln!(
             out,
             "\n{status} {} ({})",
-            paint("1", &title(o)),
-            source_text(o)
+            paint("1", &one_line(&title(o))),
+            one_line(&source_text(o))
         );
         if !o.changed_fields.is_empty() {
-            let _ = writeln!(out, "  fields: {}", o.changed_fields.join(", "));
+            let fields: Vec<_> = o.changed_fields.iter().map(|f| one_line(f)).collect();
+            let _ = writeln!(out, "  fields: {}", fields.join(", "));
         }
         if o.diff.is_empty() {
             let _ = writeln!(out, "  same content, other file");
         }
         for line in o.diff.lines() {
+            let line = &*one_line(line);
             let painted = match line.chars().next() {
                 Some('+') => paint("32", line),
                 Some('-') => paint("31", line),
@@ -132,7 +139,8 @@ fn human(result: &DiffResult, color: bool) -> String {
         }
     }
     for f in &result.findings {
-        let _ = writeln!(out, "\n{}[{}]: {}", f.severity, f.rule, f.message);
+        let message = multi_line(&f.message, "\n  │ ");
+        let _ = writeln!(out, "\n{}[{}]: {message}", f.severity, f.rule);
     }
     let _ = writeln!(out, "\n{}", totals(result));
     out
@@ -155,7 +163,7 @@ fn json(result: &DiffResult) -> String {
         "objects": objects,
         "findings": result.findings,
     });
-    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    crate::report::escape::json_pretty(&value).unwrap_or_default() + "\n"
 }
 
 // ------------------------------------------------------------------------------------- markdown
@@ -214,9 +222,9 @@ fn summary(result: &DiffResult) -> String {
     let mut out = format!("{MARKER}\n## stategate diff\n\n");
     let _ = writeln!(
         out,
-        "`{}` → `{}`: {}\n",
-        result.base,
-        result.head,
+        "{} → {}: {}\n",
+        markdown_code(&result.base),
+        markdown_code(&result.head),
         totals(result)
     );
     let mut rows: BTreeMap<(String, String), [usize; 4]> = BTreeMap::new();
@@ -235,6 +243,7 @@ fn summary(result: &DiffResult) -> String {
         out.push_str("| Environment | Kind | Added | Changed | Removed | Moved |\n");
         out.push_str("|---|---|---:|---:|---:|---:|\n");
         for ((env, kind), [a, c, r, m]) in &rows {
+            let (env, kind) = (md(env), md(kind));
             let _ = writeln!(out, "| {env} | {kind} | {a} | {c} | {r} | {m} |");
         }
         out.push('\n');
@@ -242,7 +251,7 @@ fn summary(result: &DiffResult) -> String {
     for env in &result.protected {
         let gone: Vec<String> = shown(result)
             .filter(|o| o.status == Status::Removed && o.environment.as_ref() == Some(env))
-            .map(|o| format!("`{}`", label(&o.id)))
+            .map(|o| markdown_code(&label(&o.id)))
             .collect();
         if gone.is_empty() {
             continue;
@@ -259,54 +268,50 @@ fn summary(result: &DiffResult) -> String {
         }
         let _ = writeln!(
             out,
-            "> [!WARNING]\n> **{} deletion{} in protected environment `{env}`**: {names}\n",
+            "> [!WARNING]\n> **{} deletion{} in protected environment {}**: {names}\n",
             gone.len(),
-            if gone.len() == 1 { "" } else { "s" }
+            if gone.len() == 1 { "" } else { "s" },
+            markdown_code(env)
         );
     }
     for f in &result.findings {
         let message: String = f.message.chars().take(2000).collect();
+        let lines: Vec<String> = message.split('\n').map(md).collect();
         let _ = writeln!(
             out,
             "> [!CAUTION]\n> `{}`: {}\n",
             f.rule,
-            message.replace('\n', "\n> ")
+            lines.join("<br>\n> ")
         );
     }
     out
 }
 
 fn details(o: &ObjectDiff) -> String {
-    let fence = "`".repeat(longest_backtick_run(&o.diff).max(2) + 1);
+    // The diff body is YAML of user objects: control characters are shown, not passed on, and the
+    // fence outgrows any backtick run so the body cannot close it.
+    let body: String = o
+        .diff
+        .lines()
+        .map(|line| one_line(line).into_owned() + "\n")
+        .collect();
+    let fence = fence_for(&body);
     let mut s = format!(
         "<details>\n<summary>{} · {} ({})</summary>\n\n",
         o.status.as_str(),
-        escape_html(&title(o)),
-        escape_html(&source_text(o))
+        md(&title(o)),
+        md(&source_text(o))
     );
     if !o.changed_fields.is_empty() {
-        let fields: Vec<String> = o.changed_fields.iter().map(|f| format!("`{f}`")).collect();
+        let fields: Vec<String> = o.changed_fields.iter().map(|f| markdown_code(f)).collect();
         let _ = writeln!(s, "Changed: {}\n", fields.join(", "));
     }
     if o.diff.is_empty() {
         s.push_str("Same content, other file.\n\n");
     } else {
-        let _ = write!(s, "{fence}diff\n{}", o.diff);
-        if !o.diff.ends_with('\n') {
-            s.push('\n');
-        }
+        let _ = write!(s, "{fence}diff\n{body}");
         let _ = writeln!(s, "{fence}");
     }
     s.push_str("</details>\n\n");
     s
-}
-
-fn longest_backtick_run(text: &str) -> usize {
-    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

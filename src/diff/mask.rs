@@ -1,10 +1,14 @@
 //! Masking secret values before anything is diffed or printed.
 //!
-//! Values under `data` and `stringData` of a `Secret`, and any value a `diff.mask` pattern matches,
-//! are replaced on both sides by markers that still tell whether the value changed. The real value
-//! is gone before the YAML is printed, so no output format can leak it.
+//! Values under `data` and `stringData` of a `Secret` (wherever it sits: `List` items, a
+//! `SecretList`, and its last-applied-configuration annotation; see
+//! [`crate::report::secret_paths`]), and any value a `diff.mask` pattern matches, are replaced on
+//! both sides by markers that still tell whether the value changed. The real value is gone before
+//! the YAML is printed, so no output format can leak it.
 
 use serde_json::Value;
+
+use crate::report::secret_paths;
 
 pub const MASKED: &str = "<masked>";
 pub const MASKED_CHANGED: &str = "<masked, changed>";
@@ -36,6 +40,7 @@ impl Masker {
     pub fn mask_pair(&self, mut base: Option<&mut Value>, mut head: Option<&mut Value>) {
         let mut paths = Vec::new();
         for side in [base.as_deref(), head.as_deref()].into_iter().flatten() {
+            paths.extend(secret_paths(side));
             self.collect(side, &mut Vec::new(), &mut paths);
         }
         paths.sort();
@@ -61,10 +66,8 @@ impl Masker {
         }
     }
 
+    /// The paths `diff.mask` patterns match.
     fn collect(&self, value: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-        if path.len() == 2 && is_secret_data(value, path) {
-            out.push(path.clone());
-        }
         if !path.is_empty() && self.patterns.iter().any(|p| matches(p, path)) {
             out.push(path.clone());
             return;
@@ -91,11 +94,6 @@ impl Masker {
 
 fn at<'a>(root: &'a Value, path: &[String]) -> Option<&'a Value> {
     root.pointer(&to_pointer(path))
-}
-
-fn is_secret_data(root: &Value, path: &[String]) -> bool {
-    root.get("kind").and_then(Value::as_str) == Some("Secret")
-        && matches!(path[0].as_str(), "data" | "stringData")
 }
 
 fn matches(pattern: &[String], path: &[String]) -> bool {
@@ -155,6 +153,17 @@ mod tests {
             head["spec"]["db"],
             json!({"password": MASKED_ADDED, "user": "u"})
         );
+    }
+
+    #[test]
+    fn secrets_in_lists_and_last_applied_annotations_are_masked() {
+        let mut head = json!({"kind": "List", "items": [
+            {"kind": "Secret", "metadata": {"name": "a", "annotations": {
+                crate::report::LAST_APPLIED: "{\"data\":{\"p\":\"aHVudGVyMg==\"}}"}},
+             "data": {"p": "aHVudGVyMg=="}},
+        ]});
+        Masker::default().mask_pair(None, Some(&mut head));
+        assert!(!head.to_string().contains("aHVudGVyMg=="), "{head}");
     }
 
     #[test]

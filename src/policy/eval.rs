@@ -163,6 +163,14 @@ pub fn error_finding(err: &str, origin: &Origin<'_>, subject: &str) -> Finding {
             "policy rule data.{}.{} ran out of its time budget on {subject}",
             origin.package, origin.rule
         )
+    } else if super::budget::is_exhausted(text) {
+        format!(
+            "policy rule data.{}.{} ran out of its memory budget on {subject} \
+             (`policies.memory_mb`; {})",
+            origin.package,
+            origin.rule,
+            text.trim()
+        )
     } else {
         format!(
             "policy rule data.{}.{} failed on {subject}: {}",

@@ -43,16 +43,26 @@ pub struct Gatekeeper {
 }
 
 impl Gatekeeper {
-    pub(super) fn load(roots: &[String], tree: &dyn Tree, timeout_ms: u64) -> Gatekeeper {
+    pub(super) fn load(
+        roots: &[String],
+        tree: &dyn Tree,
+        timeout_ms: u64,
+        memory: u64,
+    ) -> Gatekeeper {
         let mut gk = Gatekeeper::default();
         if roots.is_empty() {
             return gk;
         }
         let is_yaml = |p: &str| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json");
         let mut constraint_docs = Vec::new();
-        for path in super::matching_files(tree, roots, is_yaml) {
-            let Some(bytes) = tree.read(&path) else {
-                continue;
+        for path in super::matching_files(tree, roots, is_yaml, &mut gk.fatal) {
+            let bytes = match tree.read_checked(&path) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(unreadable) => {
+                    gk.fatal.push(super::unreadable_finding(&unreadable, tree));
+                    continue;
+                }
             };
             let loaded = load_file(&path, &bytes, &LoadOptions::default());
             // A template file that does not load would silently disable its constraints.
@@ -67,7 +77,7 @@ impl Gatekeeper {
                 if api.starts_with("templates.gatekeeper.sh/")
                     && doc.kind() == Some("ConstraintTemplate")
                 {
-                    gk.add_template(&doc, timeout_ms);
+                    gk.add_template(&doc, timeout_ms, memory);
                 } else if api.starts_with("constraints.gatekeeper.sh/") {
                     constraint_docs.push(doc);
                 }
@@ -83,7 +93,7 @@ impl Gatekeeper {
         self.constraints.len()
     }
 
-    fn add_template(&mut self, doc: &Document, timeout_ms: u64) {
+    fn add_template(&mut self, doc: &Document, timeout_ms: u64, memory: u64) {
         let kind = doc
             .value
             .pointer("/spec/crd/spec/names/kind")
@@ -129,6 +139,10 @@ impl Gatekeeper {
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(eval::timer(timeout_ms));
         engine.set_strict_builtin_errors(false);
+        if let Err(e) = super::budget::guard(&mut engine, memory) {
+            self.fatal
+                .push(super::source::compile_finding(&file, None, &e.to_string()));
+        }
         let mut texts = vec![(
             format!("{file}#{pointer}"),
             rego.to_string(),

@@ -4,6 +4,7 @@
 //! Policies are read from the trusted tree the caller passes, compiled once into a prototype
 //! engine, and evaluated by clones of it, so rayon workers never share an engine.
 
+mod budget;
 mod eval;
 mod fast;
 pub mod gatekeeper;
@@ -19,7 +20,7 @@ use crate::change::Action;
 use crate::config::PoliciesConfig;
 use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{Document, LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, Unreadable};
 
 use eval::{EnginePool, Origin};
 pub use source::MISSING_BUILTINS;
@@ -106,6 +107,8 @@ pub struct PolicySet {
     gatekeeper: gatekeeper::Gatekeeper,
     /// Findings about the policies themselves that do not stop the run (unsupported templates).
     notes: Vec<Finding>,
+    /// Heap that evaluations running at once may add (`policies.memory_mb`), in bytes.
+    memory: u64,
 }
 
 /// `deny`, `violation`, `warn` and their `_`-prefixed forms.
@@ -124,21 +127,26 @@ impl PolicySet {
     /// Read, parse and compile every policy and data file the config names, from `tree` (the
     /// trusted base). Any policy that does not compile stops the run: the gate cannot decide.
     pub fn load(config: &PoliciesConfig, tree: &dyn Tree) -> Result<PolicySet, Vec<Finding>> {
+        let memory = budget::bytes(config.memory_mb);
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(eval::timer(config.timeout_ms));
         // OPA (and so conftest) treats a builtin's error as undefined unless asked otherwise.
         engine.set_strict_builtin_errors(false);
         let mut findings = Vec::new();
+        if let Err(e) = budget::guard(&mut engine, memory) {
+            findings.push(source::compile_finding("policies", None, &e.to_string()));
+        }
         let mut uses_context = false;
-        for path in matching_files(tree, &config.paths, |p| {
-            p.ends_with(".rego") && !p.ends_with("_test.rego")
-        }) {
+        let mut calls_guarded = false;
+        let is_policy = |p: &str| p.ends_with(".rego") && !p.ends_with("_test.rego");
+        for path in matching_files(tree, &config.paths, is_policy, &mut findings) {
             let Some(text) = read_text(tree, &path, &mut findings) else {
                 continue;
             };
             // `import data.stategate` or `data.stategate.file`; `package stategate.change` alone
             // does not need it.
             uses_context |= text.contains("data.stategate");
+            calls_guarded |= budget::calls_guarded(&text);
             findings.extend(source::check_builtins(&path, &text).into_iter().map(fatal));
             if let Err(finding) = source::add_policy(&mut engine, &path, &text) {
                 findings.push(*finding);
@@ -168,7 +176,8 @@ impl PolicySet {
                 ));
             }
         }
-        let gatekeeper = gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms);
+        let gatekeeper =
+            gatekeeper::Gatekeeper::load(&config.gatekeeper, tree, config.timeout_ms, memory);
         findings.extend(gatekeeper.fatal.iter().cloned());
         if !findings.is_empty() {
             return Err(findings);
@@ -227,7 +236,10 @@ impl PolicySet {
                     .collect(),
             })
             .collect();
-        let fast = fast::FastPath::compile(&engine, &plans, config.timeout_ms);
+        // The VM calls builtins directly, past the guarded versions: such sets use the interpreter.
+        let fast = (!calls_guarded)
+            .then(|| fast::FastPath::compile(&engine, &plans, config.timeout_ms))
+            .flatten();
         Ok(PolicySet {
             pool: EnginePool::new(engine),
             documents,
@@ -238,6 +250,7 @@ impl PolicySet {
             uses_context,
             gatekeeper,
             notes,
+            memory,
         })
     }
 
@@ -259,6 +272,7 @@ impl PolicySet {
 
     /// Judge one document. Safe to call from many threads at once.
     pub fn check_document(&self, doc: &Document, ctx: &FileContext) -> Vec<Finding> {
+        let _bounded = budget::arm(self.memory);
         let mut findings = self.check_conftest(doc, ctx);
         findings.extend(self.gatekeeper.check_document(doc));
         findings
@@ -418,6 +432,7 @@ impl PolicySet {
             return Vec::new();
         }
         let value = serde_json::to_value(input).unwrap_or(Value::Null);
+        let _bounded = budget::arm(self.memory);
         let raw = self.pool.with(|engine| {
             engine.set_input(eval::to_rego(&value));
             self.change
@@ -446,6 +461,18 @@ impl PolicySet {
                     .push(eval::error_finding(&err, &origin, "the change").at(location.clone())),
             }
         }
+        // Change policies see every changed file's documents: none of their Secret values may
+        // reach a message.
+        let mut secrets = crate::report::Secrets::default();
+        for file in &input.files {
+            file.before
+                .iter()
+                .chain(&file.after)
+                .for_each(|doc| secrets.collect(doc));
+        }
+        findings
+            .iter_mut()
+            .for_each(|finding| secrets.redact_finding(finding));
         findings
     }
 }
@@ -518,12 +545,22 @@ fn fatal(mut finding: Finding) -> Finding {
 }
 
 /// Files under any of `roots` (directory prefixes, single files or globs) that pass `keep`.
+/// What would have passed but is not a regular file (a symlinked `.rego`, a submodule or symlink
+/// that may hide a directory of them) becomes a blocking finding: a policy the gate cannot read
+/// must stop the run, not quietly drop out of it.
 pub(crate) fn matching_files(
     tree: &dyn Tree,
     roots: &[String],
     keep: impl Fn(&str) -> bool,
+    findings: &mut Vec<Finding>,
 ) -> Vec<String> {
     let mut out = BTreeSet::new();
+    let mut unreadable = BTreeSet::new();
+    // A symlink or submodule without an extension may stand for a directory of policies.
+    let relevant = |u: &Unreadable| {
+        let name = u.path.rsplit('/').next().unwrap_or_default();
+        keep(&u.path) || !name.contains('.')
+    };
     for root in roots {
         if root.contains(['*', '?', '[']) {
             let Ok(glob) = globset::Glob::new(root) else {
@@ -535,12 +572,41 @@ pub(crate) fn matching_files(
                     .into_iter()
                     .filter(|p| matcher.is_match(p) && keep(p)),
             );
+            unreadable.extend(
+                tree.unreadable_under("")
+                    .into_iter()
+                    .filter(|u| matcher.is_match(&u.path) && relevant(u)),
+            );
         } else {
             let prefix = root.trim_start_matches("./");
             out.extend(tree.files_under(prefix).into_iter().filter(|p| keep(p)));
+            unreadable.extend(
+                tree.unreadable_under(prefix)
+                    .into_iter()
+                    .filter(|u| u.path == prefix.trim_end_matches('/') || relevant(u)),
+            );
         }
     }
+    findings.extend(unreadable.iter().map(|u| unreadable_finding(u, tree)));
     out.into_iter().collect()
+}
+
+/// A policy or data file that exists in the trusted tree but cannot be read as one.
+pub(crate) fn unreadable_finding(unreadable: &Unreadable, tree: &dyn Tree) -> Finding {
+    Finding::error(
+        Rule::PolicyCompile,
+        format!(
+            "policy path {} is {} in {}: policies and data are read only from regular files",
+            unreadable.path,
+            unreadable.reason,
+            tree.describe()
+        ),
+    )
+    .at(Location::file(unreadable.path.as_str()))
+    .with_meta("policy", unreadable.path.as_str())
+    .help(
+        "commit the file itself instead of a link or submodule, or move it out of the policy paths",
+    )
 }
 
 pub(crate) fn read_text(
@@ -548,7 +614,13 @@ pub(crate) fn read_text(
     path: &str,
     findings: &mut Vec<Finding>,
 ) -> Option<String> {
-    let bytes = tree.read(path)?;
+    let bytes = match tree.read_checked(path) {
+        Ok(bytes) => bytes?,
+        Err(unreadable) => {
+            findings.push(unreadable_finding(&unreadable, tree));
+            return None;
+        }
+    };
     match String::from_utf8(bytes) {
         Ok(text) => Some(text),
         Err(_) => {
@@ -572,9 +644,14 @@ pub(crate) fn load_data(
         (p.ends_with(".json") || p.ends_with(".yaml") || p.ends_with(".yml")) && !p.contains("/.")
     };
     let mut out = Vec::new();
-    for path in matching_files(tree, roots, is_data) {
-        let Some(bytes) = tree.read(&path) else {
-            continue;
+    for path in matching_files(tree, roots, is_data, findings) {
+        let bytes = match tree.read_checked(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(unreadable) => {
+                findings.push(unreadable_finding(&unreadable, tree));
+                continue;
+            }
         };
         let loaded = load_file(&path, &bytes, &LoadOptions::default());
         let broken: Vec<_> = loaded

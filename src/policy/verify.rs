@@ -38,7 +38,11 @@ pub fn run_tests(
     engine.set_execution_timer_config(eval::timer(timeout_ms));
     engine.set_strict_builtin_errors(false);
     let mut findings = Vec::new();
-    for path in super::matching_files(tree, roots, |p| p.ends_with(".rego")) {
+    let memory = super::budget::bytes(crate::config::PoliciesConfig::default().memory_mb);
+    if let Err(e) = super::budget::guard(&mut engine, memory) {
+        findings.push(source::compile_finding("policies", None, &e.to_string()));
+    }
+    for path in super::matching_files(tree, roots, |p| p.ends_with(".rego"), &mut findings) {
         let Some(text) = super::read_text(tree, &path, &mut findings) else {
             continue;
         };
@@ -71,7 +75,10 @@ pub fn run_tests(
         let name = format!("data.{}.{}", test.package, test.name);
         let mut engine = engine.clone();
         let started = Instant::now();
-        let outcome = match engine.eval_rule(name.clone()) {
+        let bounded = super::budget::arm(memory);
+        let evaluated = engine.eval_rule(name.clone());
+        drop(bounded);
+        let outcome = match evaluated {
             Ok(regorus::Value::Bool(true)) => Outcome::Pass,
             Ok(_) => Outcome::Fail,
             Err(err) => Outcome::Error(err.to_string().trim().to_string()),

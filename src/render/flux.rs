@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use crate::load::{LoadOptions, load_file};
@@ -302,7 +301,7 @@ fn source_vars(kind: &str, value: &Value) -> Source {
     let mut vars = BTreeMap::new();
     for (key, raw) in entries("data") {
         let value = if secret {
-            match base64::engine::general_purpose::STANDARD.decode(raw.trim()) {
+            match data_encoding::BASE64.decode(raw.trim().as_bytes()) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 // Not base64: the API server would refuse the Secret; its value is unknowable.
                 Err(_) => continue,
@@ -701,39 +700,6 @@ fn substitution_warnings(
         );
     }
     findings
-}
-
-/// `text` with every Secret value replaced, for messages and metadata. Values shorter than three
-/// characters are left: they would mangle every message and reveal nothing.
-pub fn scrub(text: &str, secrets: &BTreeSet<String>) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.chars().count() >= 3) {
-        out = out.replace(secret.as_str(), "<masked>");
-    }
-    out
-}
-
-/// [`scrub`] applied to a finding's message, help and metadata.
-pub fn scrub_finding(finding: &mut crate::finding::Finding, secrets: &BTreeSet<String>) {
-    if secrets.is_empty() {
-        return;
-    }
-    finding.message = scrub(&finding.message, secrets);
-    if let Some(help) = &mut finding.help {
-        *help = scrub(help, secrets);
-    }
-    for value in finding.metadata.values_mut() {
-        scrub_value(value, secrets);
-    }
-}
-
-fn scrub_value(value: &mut Value, secrets: &BTreeSet<String>) {
-    match value {
-        Value::String(s) => *s = scrub(s, secrets),
-        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, secrets)),
-        Value::Object(map) => map.values_mut().for_each(|v| scrub_value(v, secrets)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

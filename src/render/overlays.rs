@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::finding::{Finding, Rule, Severity};
 use crate::object::ObjectId;
-use crate::tree::Tree;
+use crate::tree::{Tree, Unreadable};
 
 use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
 
@@ -37,10 +37,10 @@ impl<'t> PatchedTree<'t> {
 }
 
 impl Tree for PatchedTree<'_> {
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
         match self.files.get(path) {
-            Some(content) => content.clone(),
-            None => self.head.read(path),
+            Some(content) => Ok(content.clone()),
+            None => self.head.read_checked(path),
         }
     }
 
@@ -64,6 +64,13 @@ impl Tree for PatchedTree<'_> {
                 .map(|(p, _)| p.clone()),
         );
         all.into_iter().collect()
+    }
+
+    fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
+        // The replaced files are regular files (or gone) on this side.
+        let mut unreadable = self.head.unreadable_under(prefix);
+        unreadable.retain(|u| !self.files.contains_key(&u.path));
+        unreadable
     }
 
     fn describe(&self) -> String {

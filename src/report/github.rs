@@ -17,7 +17,7 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
     writeln!(out, "{}", summary_line(report))?;
     for note in &report.notes {
         // A note is plain log text; escaping keeps one that starts with `::` from being a command.
-        writeln!(out, "note: {}", escape_data(note))?;
+        writeln!(out, "note: {}", escape_data(&super::escape::one_line(note)))?;
     }
     Ok(())
 }
@@ -32,7 +32,7 @@ fn command(finding: &Finding) -> String {
     let mut properties: Vec<(&str, String)> = Vec::new();
     // The runner ignores line and col without a file, so they go out only together.
     if let Some(location) = finding.location.as_ref().filter(|l| !l.file.is_empty()) {
-        properties.push(("file", location.file.clone()));
+        properties.push(("file", super::escape::one_line(&location.file).into_owned()));
         if let Some(line) = location.line {
             properties.push(("line", line.to_string()));
             if let Some(column) = location.column {
@@ -54,7 +54,8 @@ fn command(finding: &Finding) -> String {
 
 /// The annotation body: the message, then the object, ref and help on their own lines.
 fn message(finding: &Finding) -> String {
-    std::iter::once(finding.message.clone())
+    // Line breaks survive (escaped below, the runner restores them); control characters do not.
+    std::iter::once(super::escape::safe_lines(&finding.message).join("\n"))
         .chain(detail_lines(finding))
         .collect::<Vec<_>>()
         .join("\n")

@@ -9,8 +9,8 @@ use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
 };
 
-use super::mask::{is_json_secret, mask_secret_lines};
-use super::{RenderOptions, Report, detail_lines, one_line, summary_line};
+use super::mask::mask_source;
+use super::{RenderOptions, Report, detail_lines, escape, one_line, summary_line};
 use crate::finding::{Finding, Severity};
 use crate::load::SourceFile;
 
@@ -36,7 +36,7 @@ pub(super) fn render(
     }
     writeln!(out, "{}", summary_line(report))?;
     for note in &report.notes {
-        writeln!(out, "note: {note}")?;
+        writeln!(out, "note: {}", escape::one_line(note))?;
     }
     Ok(())
 }
@@ -53,12 +53,16 @@ fn handler(options: &RenderOptions) -> GraphicalReportHandler {
         .with_width(options.width)
 }
 
+/// What starts every continuation line of a message: not blank, so that no line of a message
+/// can begin a GitHub workflow command (the runner reads `::` after leading spaces).
+const CONTINUATION: &str = "\n  │ ";
+
 /// A finding the source is not at hand for: `file:line:col: severity[rule]: message`, with the
 /// message's own line breaks and the details indented below it.
 fn write_plain(finding: &Finding, out: &mut dyn io::Write) -> io::Result<()> {
-    writeln!(out, "{}", one_line(finding).replace('\n', "\n  "))?;
+    writeln!(out, "{}", one_line(finding).replace('\n', CONTINUATION))?;
     for line in detail_lines(finding) {
-        writeln!(out, "  {}", line.replace('\n', "\n  "))?;
+        writeln!(out, "  {}", line.replace('\n', CONTINUATION))?;
     }
     Ok(())
 }
@@ -113,17 +117,23 @@ fn snippet_diagnostic(
     let source = report.sources.get(&location.file)?;
     let (text, span) = sources.show(source, offset, location.len)?;
     Some(FindingDiagnostic {
+        // miette starts continuation lines with `│`; the lines themselves are made safe here.
         headline: format!(
             "{}[{}]: {}",
-            finding.severity, finding.rule, finding.message
+            finding.severity,
+            finding.rule,
+            escape::safe_lines(&finding.message).join("\n")
         ),
         severity: match finding.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
             Severity::Note => miette::Severity::Advice,
         },
-        help: finding.help.clone(),
-        source: NamedSource::new(&location.file, text),
+        help: finding
+            .help
+            .as_ref()
+            .map(|help| escape::safe_lines(help).join("\n")),
+        source: NamedSource::new(escape::one_line(&location.file), text),
         label: LabeledSpan::new_primary_with_span(Some(label_text(finding)), span),
     })
 }
@@ -131,7 +141,7 @@ fn snippet_diagnostic(
 /// What the caret says: the object the finding is about, else what the rule means.
 fn label_text(finding: &Finding) -> String {
     match &finding.object {
-        Some(object) => format!("in {object}"),
+        Some(object) => format!("in {}", escape::one_line(&object.to_string())),
         None => finding.rule.description().to_string(),
     }
 }
@@ -173,7 +183,7 @@ impl ShownSources {
         } = self
             .by_path
             .entry(source.path.clone())
-            .or_insert_with(|| shown_text(original))
+            .or_insert_with(|| shown_text(source))
             .clone()?;
         let (start, len) = if masked {
             remap_span(original, &shown, offset, len)
@@ -188,16 +198,33 @@ impl ShownSources {
     }
 }
 
-fn shown_text(original: &str) -> Option<Shown> {
-    if is_json_secret(original) {
-        return None;
-    }
-    let text = mask_secret_lines(original);
-    let masked = text != original;
+fn shown_text(source: &SourceFile) -> Option<Shown> {
+    let masked_text = mask_source(source)?;
+    let masked = masked_text != source.text;
     Some(Shown {
-        text: Arc::new(text),
+        text: Arc::new(without_controls(&masked_text)),
         masked,
     })
+}
+
+/// Control characters and bidi overrides in a source become `?`s of the same byte length, so
+/// spans still point at the same bytes; line breaks and tabs stay.
+fn without_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let keep = match c {
+            '\n' | '\t' => true,
+            '\r' => chars.peek() == Some(&'\n'),
+            c => !escape::is_hostile(c),
+        };
+        if keep {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        }
+    }
+    out
 }
 
 /// The length of the longest of the lines a snippet shows: the span's line and its neighbours.
@@ -251,7 +278,7 @@ mod tests {
     #[test]
     fn a_span_on_a_masked_line_stays_on_that_line() {
         let original = "kind: Secret\ndata:\n  password: c2VjcmV0\n";
-        let masked = mask_secret_lines(original);
+        let masked = mask_source(&SourceFile::new("s.yaml", original)).unwrap();
         let offset = original.find("c2VjcmV0").unwrap();
         let (start, len) = remap_span(original, &masked, offset, 8);
         assert_eq!(&masked[start..start + len], "***");
@@ -260,7 +287,7 @@ mod tests {
     #[test]
     fn a_span_on_an_unchanged_line_keeps_its_column() {
         let original = "kind: Secret\ndata:\n  password: c2VjcmV0\ntype: 7\n";
-        let masked = mask_secret_lines(original);
+        let masked = mask_source(&SourceFile::new("s.yaml", original)).unwrap();
         let offset = original.find('7').unwrap();
         let (start, len) = remap_span(original, &masked, offset, 1);
         assert_eq!(&masked[start..start + len], "7");
@@ -280,10 +307,22 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_shown_of_a_json_secret() {
+    fn a_json_secret_is_shown_masked() {
         let mut sources = ShownSources::default();
-        let source = SourceFile::new("s.json", "{\"kind\": \"Secret\", \"data\": {\"p\": \"x\"}}");
-        assert!(sources.show(&source, 1, 4).is_none());
+        let source = SourceFile::new(
+            "s.json",
+            "{\"kind\": \"Secret\", \"data\": {\"p\": \"xyz1\"}}",
+        );
+        let (text, _) = sources.show(&source, 1, 4).unwrap();
+        assert!(!text.contains("xyz1"), "{text}");
+    }
+
+    #[test]
+    fn control_characters_in_a_source_never_reach_the_terminal() {
+        let text = "a: \"x\x1b[2Jy\"\r\nb: 1\r\n";
+        let shown = without_controls(text);
+        assert_eq!(shown.len(), text.len());
+        assert_eq!(shown, "a: \"x?[2Jy\"\r\nb: 1\r\n");
     }
 
     #[test]

@@ -42,6 +42,5 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
         findings: &report.findings,
         notes: &report.notes,
     };
-    serde_json::to_writer_pretty(&mut *out, &document)?;
-    writeln!(out)
+    super::escape::write_json(out, &document)
 }

@@ -132,16 +132,26 @@ fn escape_text(text: &str) -> String {
     escape_xml(text, false)
 }
 
-/// Characters XML 1.0 cannot carry at all become U+FFFD.
+/// Characters XML 1.0 cannot carry at all become U+FFFD. A `:` that would start a line (leading
+/// blanks aside) and the `#` of `##[` become character references: a CI log that shows the XML
+/// must not read a policy message's second line as a workflow command.
 fn escape_xml(text: &str, attribute: bool) -> String {
     let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut line_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let at_start = line_start;
+        line_start = c == '\n' && !attribute || (at_start && (c == ' ' || c == '\t'));
         match c {
             '&' => escaped.push_str("&amp;"),
             '<' => escaped.push_str("&lt;"),
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&apos;"),
+            ':' if at_start => escaped.push_str("&#58;"),
+            '#' if escaped.ends_with('#') && chars.peek() == Some(&'[') => {
+                escaped.push_str("&#35;")
+            }
             '\n' | '\t' if !attribute => escaped.push(c),
             '\n' => escaped.push_str("&#10;"),
             '\r' => escaped.push_str("&#13;"),

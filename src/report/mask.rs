@@ -1,170 +1,351 @@
-//! Masking Secret values in source snippets.
+//! Keeping Secret values out of every output.
 //!
-//! The human format shows the YAML lines a finding points at. When those lines belong to a
-//! `kind: Secret` document, the values under its top-level `data:`/`stringData:` must not reach a
-//! terminal or a CI log. Masking works on lines and keeps the line count, so a finding's line still
-//! points at the same line of the masked text.
+//! What is secret is decided on the parsed data, by path, never by the look of the text: the values
+//! under `data` and `stringData` of every object whose `kind` is `Secret` wherever it sits (top
+//! level, `List` items, the items of a `SecretList`), and the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation of such an object (it embeds the
+//! whole Secret as JSON). Anchors, tags (`kind: !!str Secret`), quoted keys and flow maps are
+//! resolved by the parser first, so they change nothing.
+//!
+//! Two uses: [`Secrets`] collects the values so that a report can redact them from every message
+//! (a policy may quote `input.data.password`); [`mask_source`] hides them in the YAML a human
+//! snippet shows, by their source positions, keeping every line where it was.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use serde_json::Value;
+
+use crate::load::{LoadOptions, PosTree, SourceFile, load_file};
 
 /// The value masked text shows instead of a secret.
 const MASK: &str = "***";
 
-/// `text` with the values of every YAML `kind: Secret` document's `data`/`stringData` replaced by
-/// `***`. Keys stay readable (they are not secret and tell the reader where they are). Other
-/// documents, and text that is no Secret at all, come back unchanged.
-pub fn mask_secret_lines(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for document in split_documents(text) {
-        if is_secret(document) {
-            mask_document(document, &mut out);
-        } else {
-            out.push_str(document);
-        }
-    }
+/// The annotation `kubectl apply` writes: the whole object as JSON, Secret values included.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Values shorter than this are not redacted from free text: replacing every `1` or `no` of a
+/// report would destroy it. Producers must not quote them either (schema findings on Secret data
+/// never quote the value); snippets mask them by position whatever their length.
+const MIN_REDACTED: usize = 3;
+
+/// Where a secret sits in a document: a path of keys and indexes.
+type SecretPath = Vec<String>;
+
+/// The paths of every secret value in `value` (see the module docs).
+pub fn secret_paths(value: &Value) -> Vec<SecretPath> {
+    let mut out = Vec::new();
+    walk(value, &mut Vec::new(), false, &mut out);
     out
 }
 
-/// Whether the text is a JSON Secret: line-based masking cannot handle JSON, so callers show no
-/// snippet for these at all.
-pub(crate) fn is_json_secret(text: &str) -> bool {
-    text.trim_start().starts_with('{') && text.contains("\"Secret\"")
-}
-
-/// The documents of a YAML stream, each with its `---` line and line endings, so that
-/// concatenating them gives back `text`.
-fn split_documents(text: &str) -> Vec<&str> {
-    let mut documents = Vec::new();
-    let mut start = 0;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if offset > start && is_document_start(line) {
-            documents.push(&text[start..offset]);
-            start = offset;
-        }
-        offset += line.len();
-    }
-    documents.push(&text[start..]);
-    documents
-}
-
-fn is_document_start(line: &str) -> bool {
-    line.strip_prefix("---")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
-}
-
-fn is_secret(document: &str) -> bool {
-    document
-        .lines()
-        .any(|line| top_level_value(line, "kind").is_some_and(|value| unquote(value) == "Secret"))
-}
-
-/// The value of a top-level `key: value` line, without a trailing comment.
-fn top_level_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let rest = line.strip_prefix(key)?.strip_prefix(':')?;
-    let value = rest.split(" #").next().unwrap_or(rest);
-    Some(value.trim())
-}
-
-fn unquote(value: &str) -> &str {
-    value.trim_matches(|c| c == '"' || c == '\'')
-}
-
-fn mask_document(document: &str, out: &mut String) {
-    // Some(entry indent) while inside `data:`/`stringData:`; the entry indent is known once the
-    // first entry is seen (0 until then).
-    let mut section: Option<usize> = None;
-    for line in document.split_inclusive('\n') {
-        let (content, ending) = split_ending(line);
-        let indent = content.len() - content.trim_start_matches(' ').len();
-        let blank = content.trim().is_empty();
-        if section.is_some() && !blank && indent == 0 && !content.starts_with('#') {
-            section = None;
-        }
-        match section {
-            Some(entry_indent) if !blank => {
-                let entry_indent = if entry_indent == 0 {
-                    indent
+fn walk(value: &Value, path: &mut Vec<String>, secret: bool, out: &mut Vec<SecretPath>) {
+    match value {
+        Value::Object(map) => {
+            let kind = map.get("kind").and_then(Value::as_str);
+            let secret = secret || kind == Some("Secret");
+            // `SecretList` items are Secrets even when they do not say so themselves.
+            let items_are_secrets = kind == Some("SecretList");
+            for (key, child) in map {
+                path.push(key.clone());
+                if secret && (key == "data" || key == "stringData") {
+                    match child {
+                        Value::Object(entries) => {
+                            for entry in entries.keys() {
+                                path.push(entry.clone());
+                                out.push(path.clone());
+                                path.pop();
+                            }
+                        }
+                        _ => out.push(path.clone()),
+                    }
+                } else if secret && key == "metadata" {
+                    let annotations = child.get("annotations");
+                    if annotations.and_then(|a| a.get(LAST_APPLIED)).is_some() {
+                        let mut annotation = path.clone();
+                        annotation.extend(["annotations".to_owned(), LAST_APPLIED.to_owned()]);
+                        out.push(annotation);
+                    }
+                    walk(child, path, false, out);
                 } else {
-                    entry_indent
-                };
-                section = Some(entry_indent);
-                out.push_str(&mask_entry(content, indent, entry_indent));
+                    walk(child, path, items_are_secrets && key == "items", out);
+                }
+                path.pop();
             }
-            _ => match secret_section_start(content) {
-                Some(SectionStart::Block) => {
-                    section = Some(0);
-                    out.push_str(content);
-                }
-                Some(SectionStart::Inline(key)) => {
-                    out.push_str(key);
-                    out.push_str(": ");
-                    out.push_str(MASK);
-                }
-                None => out.push_str(content),
-            },
         }
-        out.push_str(ending);
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                walk(item, path, secret, out);
+                path.pop();
+            }
+        }
+        _ => {}
     }
 }
 
-enum SectionStart<'a> {
-    /// `data:` with its entries on the following lines.
-    Block,
-    /// `data: {a: b}` or another value on the key's own line.
-    Inline(&'a str),
-}
-
-fn secret_section_start(line: &str) -> Option<SectionStart<'_>> {
-    ["data", "stringData"].into_iter().find_map(|key| {
-        let value = top_level_value(line, key)?;
-        Some(if value.is_empty() {
-            SectionStart::Block
-        } else {
-            SectionStart::Inline(key)
-        })
+fn at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |node, segment| match node {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
     })
 }
 
-/// One line inside a Secret's data section: `key: value` keeps its key, block-scalar headers
-/// (`key: |`) stay, and everything else (continuation lines, comments) becomes `***`.
-fn mask_entry(content: &str, indent: usize, entry_indent: usize) -> String {
-    let pad = &content[..indent];
-    let body = &content[indent..];
-    if indent == entry_indent
-        && !body.starts_with('#')
-        && let Some((key, value)) = split_key(body)
-    {
-        let value = value.trim();
-        let is_block_header = value.starts_with('|') || value.starts_with('>');
-        if value.is_empty() || is_block_header {
-            return content.to_string();
+/// The secret values of a set of documents, as text, for redaction from free text.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    values: BTreeSet<String>,
+}
+
+impl Secrets {
+    /// Every secret value of `value`: the scalars under a Secret's data (and their base64
+    /// decoding: a policy may print what it decoded), the last-applied annotation, and the secret
+    /// values of the object that annotation embeds.
+    pub fn collect(&mut self, value: &Value) {
+        for path in secret_paths(value) {
+            let Some(found) = at(value, &path) else {
+                continue;
+            };
+            let is_data = path.iter().rev().nth(1).is_some_and(|k| k == "data");
+            self.add_scalars(found, is_data);
+            if path.last().is_some_and(|k| k == LAST_APPLIED)
+                && let Some(embedded) = found
+                    .as_str()
+                    .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            {
+                self.collect(&embedded);
+            }
         }
-        return format!("{pad}{key}: {MASK}");
     }
-    format!("{pad}{MASK}")
+
+    fn add_scalars(&mut self, value: &Value, base64: bool) {
+        match value {
+            Value::Object(map) => map.values().for_each(|v| self.add_scalars(v, base64)),
+            Value::Array(items) => items.iter().for_each(|v| self.add_scalars(v, base64)),
+            Value::Null => {}
+            Value::String(text) => {
+                self.add(text);
+                if base64
+                    && let Ok(bytes) = data_encoding::BASE64.decode(text.trim().as_bytes())
+                    && let Ok(decoded) = String::from_utf8(bytes)
+                {
+                    self.add(&decoded);
+                }
+            }
+            other => self.add(&other.to_string()),
+        }
+    }
+
+    /// A value known to be secret by other means (a Flux variable read from a Secret).
+    pub fn insert(&mut self, text: &str) {
+        self.add(text);
+    }
+
+    fn add(&mut self, text: &str) {
+        for candidate in [text, text.trim()] {
+            if candidate.chars().count() >= MIN_REDACTED {
+                self.values.insert(candidate.to_owned());
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every secret value replaced by `***`, longest values first (a value that holds
+    /// another must go as a whole).
+    pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut found: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|v| text.contains(v.as_str()))
+            .collect();
+        if found.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        found.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_owned();
+        for value in found {
+            out = out.replace(value.as_str(), MASK);
+        }
+        Cow::Owned(out)
+    }
+
+    /// Redact a finding's message, help and metadata.
+    pub fn redact_finding(&self, finding: &mut crate::finding::Finding) {
+        if self.is_empty() {
+            return;
+        }
+        if let Cow::Owned(message) = self.redact(&finding.message) {
+            finding.message = message;
+        }
+        if let Some(help) = &mut finding.help
+            && let Cow::Owned(redacted) = self.redact(help)
+        {
+            *help = redacted;
+        }
+        for value in finding.metadata.values_mut() {
+            self.redact_value(value);
+        }
+    }
+
+    /// Redact every string inside a JSON value (finding metadata).
+    pub fn redact_value(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let Cow::Owned(redacted) = self.redact(text) {
+                    *text = redacted;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
+        }
+    }
 }
 
-/// `key: value` → (`key`, ` value`); keys may be quoted.
-fn split_key(body: &str) -> Option<(&str, &str)> {
-    let end = if let Some(quote @ ('"' | '\'')) = body.chars().next() {
-        body[1..].find(quote)? + 2
-    } else {
-        body.find(':')?
-    };
-    let rest = body[end..].strip_prefix(':')?;
-    if !(rest.is_empty() || rest.starts_with(' ')) {
-        return None;
+/// The text of `source` as a snippet may show it: every secret value replaced by `***` by its
+/// source position (line count and the text outside secrets unchanged), and every remaining
+/// occurrence of a secret value too (YAML can say a value twice). `None` when nothing of the file
+/// may be shown: it does not parse, so what is secret in it cannot be known, and it may hold one.
+pub fn mask_source(source: &SourceFile) -> Option<String> {
+    let loaded = load_file(
+        &source.path,
+        source.text.as_bytes(),
+        &LoadOptions::default(),
+    );
+    let broken = loaded
+        .findings
+        .iter()
+        .any(|f| f.severity == crate::finding::Severity::Error);
+    if broken {
+        return if might_hold_a_secret(&source.text) {
+            None
+        } else {
+            Some(source.text.clone())
+        };
     }
-    Some((&body[..end], rest))
+    let text = &source.text;
+    let chars = CharIndex::new(text);
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    let mut secrets = Secrets::default();
+    for doc in &loaded.documents {
+        let paths = secret_paths(&doc.value);
+        if paths.is_empty() {
+            continue;
+        }
+        secrets.collect(&doc.value);
+        let Some(tree) = doc.source.positions_of(doc.index) else {
+            // Secrets without positions: nothing of the file is shown.
+            return None;
+        };
+        for path in &paths {
+            match node_at(tree, path) {
+                Some(node) => {
+                    let span = node.span();
+                    ranges.push(chars.byte(span.start as usize)..chars.byte(span.end as usize));
+                }
+                None => return None,
+            }
+        }
+    }
+    for value in &secrets.values {
+        ranges.extend(
+            text.match_indices(value.as_str())
+                .map(|(i, v)| i..i + v.len()),
+        );
+    }
+    if ranges.is_empty() {
+        return Some(text.clone());
+    }
+    Some(mask_ranges(text, ranges))
 }
 
-fn split_ending(line: &str) -> (&str, &str) {
-    let content = line.trim_end_matches(['\n', '\r']);
-    (content, &line[content.len()..])
+/// For a file that does not parse: could it hold a Secret? Any mention of one, and any escape or
+/// tag that could spell one without saying it, counts.
+fn might_hold_a_secret(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("secret") || text.contains('\\') || text.contains('!')
+}
+
+/// The position node at a path of keys and indexes (the last of duplicated keys, as the value).
+fn node_at<'t>(tree: &'t PosTree, path: &[String]) -> Option<&'t PosTree> {
+    path.iter().try_fold(tree, |node, segment| match node {
+        PosTree::Leaf(_) => None,
+        PosTree::Seq(_, items) => items.get(segment.parse::<usize>().ok()?),
+        PosTree::Map(_, entries) => entries
+            .iter()
+            .rev()
+            .find(|(key, _, _)| key == segment)
+            .map(|(_, _, child)| child),
+    })
+}
+
+/// Character index → byte offset (the parser counts characters).
+struct CharIndex<'t> {
+    text: &'t str,
+    ascii: bool,
+}
+
+impl<'t> CharIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        CharIndex {
+            text,
+            ascii: text.is_ascii(),
+        }
+    }
+
+    fn byte(&self, char_index: usize) -> usize {
+        if self.ascii {
+            return char_index.min(self.text.len());
+        }
+        self.text
+            .char_indices()
+            .nth(char_index)
+            .map_or(self.text.len(), |(i, _)| i)
+    }
+}
+
+/// Replace each range's part of each line it covers with `***`, keeping the line breaks.
+fn mask_ranges(text: &str, mut ranges: Vec<Range<usize>>) -> String {
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut merged: Vec<Range<usize>> = Vec::new();
+    for range in ranges.into_iter().filter(|r| r.start < r.end) {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let content_end = line_start + line.trim_end_matches(['\n', '\r']).len();
+        let mut cursor = line_start;
+        for range in &merged {
+            let start = range.start.max(line_start);
+            let end = range.end.min(content_end);
+            if start >= end || start < cursor {
+                continue;
+            }
+            out.push_str(&text[cursor..start]);
+            out.push_str(MASK);
+            cursor = end;
+        }
+        out.push_str(&text[cursor..line_start + line.len()]);
+        line_start += line.len();
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn masked(text: &str) -> String {
+        mask_source(&SourceFile::new("s.yaml", text)).expect("shown")
+    }
 
     #[test]
     fn masks_data_and_string_data_values_of_secrets_only() {
@@ -188,34 +369,66 @@ stringData:
   url: postgres://u:p@db
 type: Opaque
 ";
-        let masked = mask_secret_lines(text);
-        assert!(masked.contains("password: visible-in-configmap"));
-        assert!(!masked.contains("c2VjcmV0"));
-        assert!(!masked.contains("dG9rZW4="));
-        assert!(!masked.contains("MIIB"));
-        assert!(!masked.contains("postgres://"));
-        assert!(masked.contains("  password: ***\n"));
-        assert!(masked.contains("  \"quoted.key\": ***\n"));
-        assert!(masked.contains("  cert: |\n    ***\n    ***\n"));
-        assert!(masked.contains("type: Opaque\n"));
-        assert_eq!(masked.lines().count(), text.lines().count());
+        let out = masked(text);
+        assert!(out.contains("password: visible-in-configmap"));
+        for secret in ["c2VjcmV0", "dG9rZW4=", "MIIB", "postgres://", "BEGIN"] {
+            assert!(!out.contains(secret), "{secret}: {out}");
+        }
+        assert!(out.contains("  password: ***\n"), "{out}");
+        assert!(out.contains("  \"quoted.key\": ***\n"), "{out}");
+        assert!(out.contains("type: Opaque\n"));
+        assert_eq!(out.lines().count(), text.lines().count());
     }
 
     #[test]
-    fn masks_inline_flow_mappings_and_keeps_crlf() {
-        let text = "kind: \"Secret\"\r\ndata: {password: c2VjcmV0}\r\n";
-        assert_eq!(mask_secret_lines(text), "kind: \"Secret\"\r\ndata: ***\r\n");
+    fn masks_by_data_path_whatever_the_spelling() {
+        for text in [
+            "kind: !!str Secret\ndata: {password: aHVudGVyMg==}\n",
+            "\"kind\": \"Secret\"\n\"data\":\n  \"password\": aHVudGVyMg==\n",
+            "x: &pw aHVudGVyMg==\nkind: Secret\ndata:\n  password: *pw\n",
+            "kind: List\nitems:\n- kind: Secret\n  data: {password: aHVudGVyMg==}\n",
+            "kind: SecretList\nitems:\n- data: {password: aHVudGVyMg==}\n",
+            "{\"kind\": \"Secret\", \"data\": {\"password\": \"aHVudGVyMg==\"}}",
+        ] {
+            let out = masked(text);
+            assert!(!out.contains("aHVudGVyMg=="), "{text}\n→ {out}");
+            assert_eq!(out.lines().count(), text.lines().count());
+        }
+    }
+
+    #[test]
+    fn the_last_applied_annotation_of_a_secret_is_masked() {
+        let text = "kind: Secret\nmetadata:\n  name: db\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"kind\":\"Secret\",\"data\":{\"password\":\"aHVudGVyMg==\"}}'\ndata:\n  password: aHVudGVyMg==\n";
+        let out = masked(text);
+        assert!(!out.contains("aHVudGVyMg=="), "{out}");
+        let mut secrets = Secrets::default();
+        let value: Value = serde_json::json!({"kind": "Secret", "metadata": {"annotations": {LAST_APPLIED: "{\"kind\":\"Secret\",\"stringData\":{\"token\":\"hunter2\"}}"}}});
+        secrets.collect(&value);
+        assert_eq!(secrets.redact("token hunter2 leaked"), "token *** leaked");
+    }
+
+    #[test]
+    fn redaction_covers_base64_decodings_and_leaves_other_text() {
+        let mut secrets = Secrets::default();
+        secrets.collect(&serde_json::json!({"kind": "Secret", "data": {"p": "aHVudGVyMg=="}}));
+        assert_eq!(
+            secrets.redact("saw aHVudGVyMg== = hunter2"),
+            "saw *** = ***"
+        );
+        assert_eq!(secrets.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn unparseable_files_that_may_hold_a_secret_show_nothing() {
+        let broken = "kind: Secret\ndata:\n  password: [unclosed\n";
+        assert!(mask_source(&SourceFile::new("s.yaml", broken)).is_none());
+        let plain = "kind: ConfigMap\ndata: [unclosed\n";
+        assert!(mask_source(&SourceFile::new("c.yaml", plain)).is_some());
     }
 
     #[test]
     fn leaves_text_without_secrets_unchanged() {
         let text = "kind: Deployment\nspec:\n  data: x\n---\nkind: SecretStore\ndata:\n  a: b\n";
-        assert_eq!(mask_secret_lines(text), text);
-    }
-
-    #[test]
-    fn recognises_json_secrets() {
-        assert!(is_json_secret("{\"kind\": \"Secret\", \"data\": {}}"));
-        assert!(!is_json_secret("kind: Secret\n"));
+        assert_eq!(masked(text), text);
     }
 }

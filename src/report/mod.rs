@@ -1,10 +1,12 @@
 //! Rendering findings. Renderers only format: the verdict is decided before they run.
 //!
 //! One file per output format; [`render`] dispatches on [`Format`]. Every renderer prints only what
-//! the findings carry (never values read from documents), so a secret can reach the output only if a
-//! producer put it into a message; the human snippets additionally mask Secret values
-//! (see [`mask_secret_lines`]).
+//! the findings carry (never values read from documents); messages are redacted of Secret values
+//! before rendering ([`Report::redact`]) and the human snippets mask them by their source
+//! positions ([`mask_source`]). User-controlled text is made safe for terminals, logs and
+//! markdown in one place, [`escape`].
 
+pub mod escape;
 mod github;
 mod human;
 mod json;
@@ -23,7 +25,7 @@ use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::SourceFile;
 
 pub use github::{escape_data, escape_property};
-pub use mask::mask_secret_lines;
+pub use mask::{LAST_APPLIED, Secrets, mask_source, secret_paths};
 
 /// Everything a renderer needs: the findings, the verdict, and the sources findings point into
 /// (for snippets).
@@ -46,6 +48,17 @@ pub struct Stats {
 impl Report {
     pub fn verdict(&self) -> Verdict {
         Verdict::of(&self.findings)
+    }
+
+    /// Replace every Secret value (see [`Secrets`]) in the findings' messages, help and metadata
+    /// with `***`: whatever a producer quoted, no format prints it.
+    pub fn redact(&mut self, secrets: &Secrets) {
+        if secrets.is_empty() {
+            return;
+        }
+        for finding in &mut self.findings {
+            secrets.redact_finding(finding);
+        }
     }
 
     /// How many findings of each severity the report holds.
@@ -162,32 +175,35 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// The one-line form of a finding, for findings without a snippet and for the plain formats:
-/// `file:line:col: severity[rule]: message`.
+/// `file:line:col: severity[rule]: message`. Everything user-controlled is made safe
+/// ([`escape`]); a multi-line message keeps its breaks (renderers prefix the continuation lines).
 pub(crate) fn one_line(finding: &Finding) -> String {
     let mut line = String::new();
     if let Some(location) = &finding.location {
-        let _ = write!(line, "{location}: ");
+        let _ = write!(line, "{}: ", escape::one_line(&location.to_string()));
     }
     let _ = write!(
         line,
         "{}[{}]: {}",
-        finding.severity, finding.rule, finding.message
+        finding.severity,
+        finding.rule,
+        escape::safe_lines(&finding.message).join("\n")
     );
     line
 }
 
 /// What a finding says beyond its one line, one `key: value` line each: the object it is about,
-/// the ref, and what to do.
+/// the ref, and what to do. Made safe like [`one_line`].
 pub(crate) fn detail_lines(finding: &Finding) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(object) = &finding.object {
-        lines.push(format!("object: {object}"));
+        lines.push(format!("object: {}", escape::one_line(&object.to_string())));
     }
     if let Some(git_ref) = &finding.git_ref {
-        lines.push(format!("ref: {git_ref}"));
+        lines.push(format!("ref: {}", escape::one_line(git_ref)));
     }
     if let Some(help) = &finding.help {
-        lines.push(format!("help: {help}"));
+        lines.push(format!("help: {}", escape::safe_lines(help).join("\n")));
     }
     lines
 }

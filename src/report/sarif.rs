@@ -31,8 +31,7 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
             "results": results,
         }],
     });
-    serde_json::to_writer_pretty(&mut *out, &document)?;
-    writeln!(out)
+    super::escape::write_json(out, &document)
 }
 
 fn driver(rules: &[Rule]) -> Value {

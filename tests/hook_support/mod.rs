@@ -2,7 +2,6 @@
 //! pre-receive hook by `stategate hook install --repo`, and clones that push to it for real.
 #![allow(dead_code)]
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
