@@ -401,7 +401,7 @@ impl Gate {
                 contains(bytes, b"CustomResourceDefinition")
                     && needles.iter().any(|n| contains(bytes, n.as_bytes()))
             })
-            .flat_map_iter(|(path, bytes)| load_file(path, &bytes, options).documents)
+            .flat_map_iter(|(path, bytes)| load_manifest(path, &bytes, options).documents)
             .filter(is_crd)
             .collect()
     }

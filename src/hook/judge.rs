@@ -14,7 +14,7 @@ use crate::approval::{
 use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::finding::{Finding, Rule, Severity};
 use crate::gate::Gate;
-use crate::load::load_file;
+use crate::load::load_manifest;
 use crate::policy::{ChangeInput, ChangedFile, CommitInput};
 use crate::protect::{Protection, RefMove};
 use crate::tree::{DirTree, GitTree, MemTree, Tree};
@@ -605,7 +605,7 @@ fn change_policies(
                 bytes
                     .as_deref()
                     .map(|b| {
-                        load_file(&file.path, b, &options)
+                        load_manifest(&file.path, b, &options)
                             .documents
                             .into_iter()
                             .map(|d| d.value)
