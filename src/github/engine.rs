@@ -1,0 +1,123 @@
+//! The one place the GitHub front door calls the engine. Everything GitHub-specific (events,
+//! reviews, comments, checks) stays outside; this file only turns "base and head commits of a
+//! local clone" into a report, a dry-run diff and the facts the PR rules need.
+//!
+//! Trust rule: config, policies and CRDs come from the base commit (`Gate::open` on the base
+//! tree), so a PR that edits `policies/` is still judged by the base's policies.
+
+use std::path::Path;
+
+use crate::change::{ChangeMode, detect_changes_in, open_repo};
+use crate::config::{ApprovalRule, Config};
+use crate::diff::format::{MarkdownOptions, markdown};
+use crate::diff::{DiffOptions, DiffResult, diff_trees};
+use crate::finding::{Finding, Rule};
+use crate::gate::Gate;
+use crate::report::Report;
+use crate::tree::{GitTree, Tree};
+
+/// What the engine says about one PR range.
+pub struct Judged {
+    /// Document checks of the changed files, judged by the base's rules.
+    pub report: Report,
+    /// The base's config: approvals, `drift.up_to_date`, environments.
+    pub config: Config,
+    /// Every changed path (both sides of a rename).
+    pub changed: Vec<String>,
+    /// Environments the changed paths belong to.
+    pub environments: Vec<String>,
+    /// The dry-run diff; [`Judged::diff_markdown`] renders it.
+    diff: DiffResult,
+    /// `CODEOWNERS` of the base, if any: `.github/`, the root, then `docs/`.
+    pub codeowners: Option<String>,
+}
+
+/// Judge `head` against `base` (both commits of the repository at `repo_dir`).
+/// `Err` is a report that says why the gate could not decide.
+pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> {
+    let repo = open_repo(repo_dir).map_err(|e| undecided(e.to_string()))?;
+    let open = |rev: &str| {
+        GitTree::open(&repo, rev)
+            .map_err(|e| undecided(format!("cannot read revision `{rev}`: {}", e.message())))
+    };
+    let base_tree = open(base)?;
+    let head_tree = open(head)?;
+    let gate = Gate::open(Box::new(open(base)?), None)?;
+    let mode = ChangeMode::Range {
+        base: base.to_owned(),
+        head: head.to_owned(),
+    };
+    let change = detect_changes_in(&repo, &mode, &[]).map_err(|e| undecided(e.to_string()))?;
+    let mut report = gate.check(&change, &head_tree);
+    report.notes.push(gate.origin.to_string());
+    let mut changed: Vec<String> = Vec::new();
+    for file in &change.files {
+        changed.push(file.path.clone());
+        changed.extend(file.old_path.clone());
+    }
+    changed.extend(change.skipped.iter().map(|s| s.path.clone()));
+    changed.sort();
+    changed.dedup();
+    let mut environments: Vec<String> = changed
+        .iter()
+        .filter_map(|p| gate.environment_of(p).map(str::to_owned))
+        .collect();
+    environments.sort();
+    environments.dedup();
+    let diff = diff_trees(&base_tree, &head_tree, &gate.config, &DiffOptions::default());
+    report.findings.extend(diff.findings.iter().cloned());
+    let codeowners = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
+        .iter()
+        .find_map(|p| base_tree.read(p))
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok(Judged {
+        report,
+        config: gate.config.clone(),
+        changed,
+        environments,
+        diff,
+        codeowners,
+    })
+}
+
+impl Judged {
+    /// The dry-run diff as markdown within `limit` characters (the existing renderer says what
+    /// it left out and where to find it).
+    pub fn diff_markdown(&self, limit: usize) -> String {
+        markdown(
+            &self.diff,
+            &MarkdownOptions {
+                limit,
+                full_diff_at: "the workflow run's job summary".into(),
+            },
+        )
+    }
+}
+
+/// The approval rules whose paths the change touches.
+pub fn approval_rules_touched<'c>(config: &'c Config, changed: &[String]) -> Vec<&'c ApprovalRule> {
+    config
+        .approvals
+        .iter()
+        .filter(|rule| match crate::gate::glob_set(&rule.paths) {
+            Ok(set) => changed.iter().any(|p| set.is_match(p)),
+            // An unreadable rule applies: the caller reports it and fails closed.
+            Err(_) => true,
+        })
+        .collect()
+}
+
+/// The one glob matcher of the project, for CODEOWNERS patterns.
+pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, globset::Error> {
+    crate::gate::glob_set(globs)
+}
+
+fn undecided(message: String) -> Report {
+    Report {
+        findings: vec![
+            Finding::error(Rule::GateInternal, message)
+                .help("check that the workflow checks out the PR with enough history (fetch-depth: 0)"),
+        ],
+        ..Report::default()
+    }
+}
