@@ -53,8 +53,15 @@ fn sh(dir: &Path, script: &str) {
 /// A release directory with a fake binary and its SHA256SUMS.
 fn release(tamper: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("stategate"), "#!/bin/sh\necho fake stategate\n").unwrap();
-    sh(dir.path(), &format!("chmod +x stategate && tar -czf {ASSET} stategate && rm stategate"));
+    std::fs::write(
+        dir.path().join("stategate"),
+        "#!/bin/sh\necho fake stategate\n",
+    )
+    .unwrap();
+    sh(
+        dir.path(),
+        &format!("chmod +x stategate && tar -czf {ASSET} stategate && rm stategate"),
+    );
     sh(dir.path(), &format!("sha256sum {ASSET} > SHA256SUMS"));
     if tamper {
         // Someone swapped the asset after the sums were published.
@@ -80,8 +87,14 @@ fn a_good_checksum_installs_the_release_binary() {
     let (url, _server) = serve(dir.path().to_path_buf());
     let dest = tempfile::tempdir().unwrap();
     let out = install(&url, dest.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ran = Command::new(dest.path().join("stategate")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran = Command::new(dest.path().join("stategate"))
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "fake stategate\n");
 }
 

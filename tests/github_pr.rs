@@ -87,7 +87,10 @@ impl Fixture {
             group["head_sha"] = Value::from(head);
             group["base_sha"] = Value::from(self.base.as_str());
         }
-        assert_eq!(payload["repository"]["full_name"], format!("{OWNER}/{REPO}"));
+        // merge_group's example is from another repository: point it at the stand-in's.
+        payload["repository"]["full_name"] = Value::from(format!("{OWNER}/{REPO}"));
+        payload["repository"]["name"] = Value::from(REPO);
+        payload["repository"]["owner"]["login"] = Value::from(OWNER);
         let out = self.repo.path().join(".git/event.json");
         std::fs::write(&out, serde_json::to_vec(&payload).unwrap()).unwrap();
         out
@@ -161,7 +164,9 @@ fn comment_body(server: &StandIn) -> String {
 
 #[test]
 fn a_clean_pr_gets_a_success_check_and_one_comment_then_one_patch_then_nothing() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     let payload = fx.payload("pull_request/opened.payload.json", &head);
@@ -181,7 +186,10 @@ fn a_clean_pr_gets_a_success_check_and_one_comment_then_one_patch_then_nothing()
     let body = comment_body(&server);
     assert!(body.starts_with("<!-- stategate:pr -->"), "{body}");
     assert!(body.contains("passes"), "{body}");
-    assert!(body.contains("ConfigMap"), "the dry-run diff is in the comment: {body}");
+    assert!(
+        body.contains("ConfigMap"),
+        "the dry-run diff is in the comment: {body}"
+    );
     assert!(first.outputs.contains("verdict=pass"), "{}", first.outputs);
     assert!(first.summary.contains("Dry-run diff"), "{}", first.summary);
 
@@ -218,11 +226,14 @@ fn a_clean_pr_gets_a_success_check_and_one_comment_then_one_patch_then_nothing()
 
 #[test]
 fn the_checkouts_merge_commit_is_judged_against_its_first_parent() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     // actions/checkout's default for pull_request: the merge commit, HEAD^2 = PR head.
     fx.repo.git(&["checkout", "-q", "--detach", "main"]);
-    fx.repo.git(&["merge", "-q", "--no-ff", "-m", "merge", "changes"]);
+    fx.repo
+        .git(&["merge", "-q", "--no-ff", "-m", "merge", "changes"]);
     let server = stand_in(&fx, &head);
     let payload = fx.payload("pull_request/opened.payload.json", &head);
     let out = run(&fx, &server, "pull_request", &payload, &[]);
@@ -235,8 +246,11 @@ fn the_checkouts_merge_commit_is_judged_against_its_first_parent() {
 
 #[test]
 fn a_pr_editing_policies_to_allow_the_violation_it_adds_still_fails() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
-    fx.repo.write("policies/main.rego", "package main\nimport rego.v1\n");
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    fx.repo
+        .write("policies/main.rego", "package main\nimport rego.v1\n");
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     let server = stand_in(&fx, &head);
     let payload = fx.payload("pull_request/opened.payload.json", &head);
@@ -260,7 +274,9 @@ fn a_pr_editing_policies_to_allow_the_violation_it_adds_still_fails() {
 
 #[test]
 fn two_hundred_findings_are_annotated_in_batches_of_fifty() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     for i in 0..200 {
         fx.repo.write(
             &format!("clusters/staging/cm-{i:03}.yaml"),
@@ -275,14 +291,20 @@ fn two_hundred_findings_are_annotated_in_batches_of_fifty() {
     let requests = server.take_requests();
     let run_id = server.with(|s| s.check_runs[0].0);
     let patch = format!("PATCH {R}/check-runs/{run_id}");
-    assert_eq!(requests.iter().filter(|r| **r == patch).count(), 3, "{requests:?}");
+    assert_eq!(
+        requests.iter().filter(|r| **r == patch).count(),
+        3,
+        "{requests:?}"
+    );
     assert_eq!(server.with(|s| s.check_runs[0].2.len()), 200);
     assert!(comment_body(&server).chars().count() <= 65_536);
 }
 
 #[test]
 fn prod_with_one_of_two_approvals_fails_and_names_who_is_still_needed() {
-    let Some(fx) = Fixture::new(CONFIG) else { return };
+    let Some(fx) = Fixture::new(CONFIG) else {
+        return;
+    };
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     server.add_review("alice", "APPROVED", &head);
@@ -295,7 +317,9 @@ fn prod_with_one_of_two_approvals_fails_and_names_who_is_still_needed() {
         lines(&[
             "GET {R}/pulls/2",
             "GET {R}/pulls/2/reviews?per_page=100&page=1",
-            "GET {R}/compare/main...{head}".replace("{head}", &head).as_str(),
+            "GET {R}/compare/main...{head}"
+                .replace("{head}", &head)
+                .as_str(),
             "POST {R}/check-runs",
             "GET {R}/issues/2/comments?per_page=100&page=1",
             "POST {R}/issues/2/comments",
@@ -303,12 +327,17 @@ fn prod_with_one_of_two_approvals_fails_and_names_who_is_still_needed() {
     );
     assert_eq!(check_body(&server)["conclusion"], "action_required");
     let body = comment_body(&server);
-    assert!(body.contains("| prod-needs-two | 2 | alice | 1 more from bob, carol |"), "{body}");
+    assert!(
+        body.contains("| prod-needs-two | 2 | alice | 1 more from bob, carol |"),
+        "{body}"
+    );
 }
 
 #[test]
 fn a_stale_approval_does_not_count() {
-    let Some(fx) = Fixture::new(CONFIG) else { return };
+    let Some(fx) = Fixture::new(CONFIG) else {
+        return;
+    };
     let old = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "warn"));
     let server = stand_in(&fx, &head);
@@ -324,7 +353,8 @@ fn a_stale_approval_does_not_count() {
 
 #[test]
 fn the_author_approving_their_own_pr_does_not_count() {
-    let Some(fx) = Fixture::new(&CONFIG.replace("[alice, bob, carol]", "[alice, Codertocat]")) else {
+    let Some(fx) = Fixture::new(&CONFIG.replace("[alice, bob, carol]", "[alice, Codertocat]"))
+    else {
         return;
     };
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
@@ -340,7 +370,9 @@ fn the_author_approving_their_own_pr_does_not_count() {
 
 #[test]
 fn changes_requested_blocks_until_the_reviewer_approves() {
-    let Some(fx) = Fixture::new(CONFIG) else { return };
+    let Some(fx) = Fixture::new(CONFIG) else {
+        return;
+    };
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     server.add_review("alice", "APPROVED", &head);
@@ -360,7 +392,9 @@ fn changes_requested_blocks_until_the_reviewer_approves() {
 
 #[test]
 fn a_team_member_when_team_reads_are_forbidden_fails_closed() {
-    let Some(fx) = Fixture::new(&CONFIG.replace("[alice, bob, carol]", "[alice, \"@acme/platform\"]")) else {
+    let Some(fx) =
+        Fixture::new(&CONFIG.replace("[alice, bob, carol]", "[alice, \"@acme/platform\"]"))
+    else {
         return;
     };
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
@@ -372,9 +406,15 @@ fn a_team_member_when_team_reads_are_forbidden_fails_closed() {
     let out = run(&fx, &server, "pull_request", &payload, &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let requests = server.take_requests();
-    assert!(requests.contains(&format!("GET /orgs/acme/teams/platform/memberships/erin")), "{requests:?}");
+    assert!(
+        requests.contains(&format!("GET /orgs/acme/teams/platform/memberships/erin")),
+        "{requests:?}"
+    );
     let body = comment_body(&server);
-    assert!(body.contains("Members: read") && body.contains("read:org"), "{body}");
+    assert!(
+        body.contains("Members: read") && body.contains("read:org"),
+        "{body}"
+    );
 
     // With membership readable, the team member counts.
     server.with(|s| s.memberships.insert("acme/platform/erin".into(), 200));
@@ -385,11 +425,16 @@ fn a_team_member_when_team_reads_are_forbidden_fails_closed() {
 
 #[test]
 fn codeowners_of_the_touched_paths_are_the_eligible_reviewers() {
-    let config = CONFIG.replace("[alice, bob, carol]", "[codeowners]").replace("required: 2", "required: 1");
-    let Some(fx) = Fixture::new(&config) else { return };
+    let config = CONFIG
+        .replace("[alice, bob, carol]", "[codeowners]")
+        .replace("required: 2", "required: 1");
+    let Some(fx) = Fixture::new(&config) else {
+        return;
+    };
     // CODEOWNERS comes from the base branch; the PR's own edit to it does not count.
     fx.repo.git(&["checkout", "-q", "main"]);
-    fx.repo.write(".github/CODEOWNERS", "* @zed\n/clusters/prod/ @olga\n");
+    fx.repo
+        .write(".github/CODEOWNERS", "* @zed\n/clusters/prod/ @olga\n");
     let base = fx.repo.commit_all("codeowners");
     fx.repo.git(&["checkout", "-q", "changes"]);
     fx.repo.git(&["merge", "-q", "main"]);
@@ -401,7 +446,11 @@ fn codeowners_of_the_touched_paths_are_the_eligible_reviewers() {
     let payload = fx.payload("pull_request/opened.payload.json", &head);
     let out = run(&fx, &server, "pull_request", &payload, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(comment_body(&server).contains("1 more from olga"), "{}", comment_body(&server));
+    assert!(
+        comment_body(&server).contains("1 more from olga"),
+        "{}",
+        comment_body(&server)
+    );
     server.add_review("olga", "APPROVED", &head);
     let out = run(&fx, &server, "pull_request", &payload, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -410,8 +459,11 @@ fn codeowners_of_the_touched_paths_are_the_eligible_reviewers() {
 
 #[test]
 fn a_pr_behind_base_fails_with_the_count() {
-    let config = "version: 1\nenvironments:\n  prod: [\"clusters/prod/**\"]\ndrift:\n  up_to_date: [prod]\n";
-    let Some(fx) = Fixture::new(config) else { return };
+    let config =
+        "version: 1\nenvironments:\n  prod: [\"clusters/prod/**\"]\ndrift:\n  up_to_date: [prod]\n";
+    let Some(fx) = Fixture::new(config) else {
+        return;
+    };
     let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     server.with(|s| s.behind_by = 3);
@@ -426,7 +478,9 @@ fn a_pr_behind_base_fails_with_the_count() {
 
 #[test]
 fn a_five_thousand_object_diff_fits_the_comment_and_the_summary_has_all() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let mut doc = String::new();
     for i in 0..5000 {
         doc.push_str(&config_map(&format!("object-{i:04}"), "info"));
@@ -439,7 +493,10 @@ fn a_five_thousand_object_diff_fits_the_comment_and_the_summary_has_all() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let body = comment_body(&server);
     assert!(body.chars().count() <= 65_536, "{}", body.chars().count());
-    assert!(body.contains("not shown"), "the comment says what it left out");
+    assert!(
+        body.contains("not shown"),
+        "the comment says what it left out"
+    );
     assert!(out.summary.contains("object-4999") && out.summary.contains("object-0000"));
     assert!(out.summary.len() <= 1024 * 1024);
     server.take_requests();
@@ -447,14 +504,25 @@ fn a_five_thousand_object_diff_fits_the_comment_and_the_summary_has_all() {
 
 #[test]
 fn a_fork_prs_read_only_token_gets_annotations_and_the_summary() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     let server = stand_in(&fx, &head);
     server.with(|s| s.read_only = true);
     let payload = fx.payload("pull_request/opened.payload.json", &head);
     let out = run(&fx, &server, "pull_request", &payload, &[]);
-    assert_eq!(out.code, 1, "the verdict's exit code is kept: {}", out.stderr);
-    assert!(out.stdout.contains("::error file=clusters/staging/app.yaml,line="), "{}", out.stdout);
+    assert_eq!(
+        out.code, 1,
+        "the verdict's exit code is kept: {}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("::error file=clusters/staging/app.yaml,line="),
+        "{}",
+        out.stdout
+    );
     assert!(out.summary.contains("trace logging is not allowed"));
     assert_eq!(
         server.take_requests(),
@@ -470,7 +538,9 @@ fn a_fork_prs_read_only_token_gets_annotations_and_the_summary() {
 
 #[test]
 fn a_token_without_checks_write_reports_a_commit_status() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     let server = stand_in(&fx, &head);
     server.with(|s| s.forbid_checks = true);
@@ -485,7 +555,9 @@ fn a_token_without_checks_write_reports_a_commit_status() {
 
 #[test]
 fn a_run_whose_head_moved_writes_nothing() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     let server = stand_in(&fx, "0123456789012345678901234567890123456789");
     let payload = fx.payload("pull_request/synchronize.payload.json", &head);
@@ -497,7 +569,9 @@ fn a_run_whose_head_moved_writes_nothing() {
 
 #[test]
 fn github_enterprise_server_is_reached_under_api_v3() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
     let server = StandIn::start(&fx.corpus, "/api/v3");
     point(&server, &fx, &head);
@@ -517,12 +591,17 @@ fn github_enterprise_server_is_reached_under_api_v3() {
             "POST /graphql",
         ])
     );
-    assert!(server.with(|s| s.comments[0].minimized), "the older duplicate {first} is minimized");
+    assert!(
+        server.with(|s| s.comments[0].minimized),
+        "the older duplicate {first} is minimized"
+    );
 }
 
 #[test]
 fn a_502_is_retried() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     server.with(|s| s.fail_times.insert(format!("POST {R}/check-runs"), 1));
@@ -543,7 +622,9 @@ fn a_502_is_retried() {
 
 #[test]
 fn a_merge_group_gets_a_check_on_its_head_and_no_comment() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
     let server = stand_in(&fx, &head);
     let payload = fx.payload("merge_group/checks_requested.payload.json", &head);
@@ -555,26 +636,61 @@ fn a_merge_group_gets_a_check_on_its_head_and_no_comment() {
 
 #[test]
 fn pull_request_target_is_refused() {
-    let Some(fx) = Fixture::new("version: 1\n") else { return };
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
     let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
     let server = stand_in(&fx, &head);
     let payload = fx.payload("pull_request/opened.payload.json", &head);
     let out = run(&fx, &server, "pull_request_target", &payload, &[]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("refusing `pull_request_target`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing `pull_request_target`"),
+        "{}",
+        out.stderr
+    );
     assert!(server.take_requests().is_empty());
 }
 
 #[test]
 fn the_stand_in_rejects_requests_github_would_reject() {
-    let Some(corpus) = common::corpus() else { return };
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
     let spec = github_support::spec::spec(&corpus);
-    assert!(spec.validate("POST", &format!("{R}/issues/comments/1"), None).is_err(), "octocrab's update_comment POST");
-    assert!(spec.validate("PATCH", &format!("{R}/issues/comments/1"), Some(&serde_json::json!({"body": "x"}))).is_ok());
-    assert!(spec.validate("POST", &format!("{R}/check-runs"), Some(&serde_json::json!({"name": "x"}))).is_err(), "head_sha is required");
     assert!(
-        spec.validate("POST", &format!("{R}/check-runs"), Some(&serde_json::json!({"name": "x", "head_sha": "a", "conclusion": "nope"}))).is_err(),
+        spec.validate("POST", &format!("{R}/issues/comments/1"), None)
+            .is_err(),
+        "octocrab's update_comment POST"
+    );
+    assert!(
+        spec.validate(
+            "PATCH",
+            &format!("{R}/issues/comments/1"),
+            Some(&serde_json::json!({"body": "x"}))
+        )
+        .is_ok()
+    );
+    assert!(
+        spec.validate(
+            "POST",
+            &format!("{R}/check-runs"),
+            Some(&serde_json::json!({"name": "x"}))
+        )
+        .is_err(),
+        "head_sha is required"
+    );
+    assert!(
+        spec.validate(
+            "POST",
+            &format!("{R}/check-runs"),
+            Some(&serde_json::json!({"name": "x", "head_sha": "a", "conclusion": "nope"}))
+        )
+        .is_err(),
         "enum"
     );
-    assert!(spec.validate("GET", "/repos/a/b/no-such-thing", None).is_err());
+    assert!(
+        spec.validate("GET", "/repos/a/b/no-such-thing", None)
+            .is_err()
+    );
 }

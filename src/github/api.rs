@@ -91,7 +91,9 @@ impl Api {
 
     pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value, ApiError> {
         let body = serde_json::json!({"query": query, "variables": variables});
-        let answer = self.send_on(&self.graphql, Verb::Post, "/graphql", Some(&body)).await?;
+        let answer = self
+            .send_on(&self.graphql, Verb::Post, "/graphql", Some(&body))
+            .await?;
         match answer.get("errors") {
             Some(errors) => Err(ApiError::Status {
                 status: 200,
@@ -190,10 +192,7 @@ struct Wait {
 fn retryable(status: u16, error: &ApiError, explicit_wait: bool) -> bool {
     match status {
         0 | 500..=599 => true,
-        403 | 429 => {
-            explicit_wait
-                || error.to_string().to_lowercase().contains("rate limit")
-        }
+        403 | 429 => explicit_wait || error.to_string().to_lowercase().contains("rate limit"),
         _ => false,
     }
 }
@@ -231,4 +230,3 @@ fn backoff(attempt: u32) -> Wait {
         explicit: false,
     }
 }
-

@@ -47,7 +47,10 @@ pub struct CheckOutput<'a> {
 /// How the verdict reached GitHub.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Published {
-    CheckRun { id: u64, requests: usize },
+    CheckRun {
+        id: u64,
+        requests: usize,
+    },
     /// The token cannot write checks: a commit status instead.
     Status,
 }
@@ -103,8 +106,13 @@ async fn create_run(
     if let Some(url) = &out.details_url {
         body["details_url"] = Value::from(url.clone());
     }
-    let created = api.post(&format!("/repos/{repo}/check-runs"), &body).await?;
-    let id = created.get("id").and_then(Value::as_u64).unwrap_or_default();
+    let created = api
+        .post(&format!("/repos/{repo}/check-runs"), &body)
+        .await?;
+    let id = created
+        .get("id")
+        .and_then(Value::as_u64)
+        .unwrap_or_default();
     let mut requests = 1;
     for batch in batches {
         api.patch(

@@ -45,19 +45,40 @@ pub fn head_part(parts: &Parts<'_>, findings_room: usize) -> String {
     let mut out = String::new();
     out.push_str(MARKER);
     out.push('\n');
-    let errors = parts.findings.iter().filter(|f| f.severity == Severity::Error).count();
-    let warnings = parts.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let errors = parts
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = parts
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
     let headline = match parts.verdict {
         Verdict::Pass => "✅ **stategate: passes**",
         Verdict::Fail => "❌ **stategate: blocked**",
         Verdict::Undecided => "⚠️ **stategate: could not decide, so it blocks**",
     };
-    let _ = writeln!(out, "{headline} ({errors} {}, {warnings} {})\n", plural(errors, "error"), plural(warnings, "warning"));
-    let blocking: Vec<&Finding> = parts.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let _ = writeln!(
+        out,
+        "{headline} ({errors} {}, {warnings} {})\n",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    );
+    let blocking: Vec<&Finding> = parts
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if !blocking.is_empty() {
         out.push_str(&table(&blocking, parts.links, findings_room));
     }
-    let rest: Vec<&Finding> = parts.findings.iter().filter(|f| f.severity != Severity::Error).collect();
+    let rest: Vec<&Finding> = parts
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Error)
+        .collect();
     if !rest.is_empty() {
         let _ = writeln!(
             out,
@@ -117,7 +138,10 @@ fn still_needed(row: &ApprovalRow) -> String {
     }
     let mut cells = Vec::new();
     if !row.changes_requested_by.is_empty() {
-        cells.push(format!("changes requested by {}", list(&row.changes_requested_by)));
+        cells.push(format!(
+            "changes requested by {}",
+            list(&row.changes_requested_by)
+        ));
     }
     if row.missing() > 0 {
         cells.push(format!(
@@ -140,7 +164,11 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "—".to_owned()
     } else {
-        names.iter().map(|n| escape(n)).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| escape(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -176,7 +204,11 @@ fn location(f: &Finding, links: &Links) -> String {
         return text;
     }
     let anchor = loc.line.map(|l| format!("#L{l}")).unwrap_or_default();
-    format!("[{text}]({}{}{anchor})", links.blob_base, url_path(&loc.file))
+    format!(
+        "[{text}]({}{}{anchor})",
+        links.blob_base,
+        url_path(&loc.file)
+    )
 }
 
 /// A file in the repository, not a pseudo-path like `app (rendered by kustomize: …)`.

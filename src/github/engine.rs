@@ -49,7 +49,6 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
     };
     let change = detect_changes_in(&repo, &mode, &[]).map_err(|e| undecided(e.to_string()))?;
     let mut report = gate.check(&change, &head_tree);
-    report.notes.push(gate.origin.to_string());
     let mut changed: Vec<String> = Vec::new();
     for file in &change.files {
         changed.push(file.path.clone());
@@ -64,7 +63,12 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
         .collect();
     environments.sort();
     environments.dedup();
-    let diff = diff_trees(&base_tree, &head_tree, &gate.config, &DiffOptions::default());
+    let diff = diff_trees(
+        &base_tree,
+        &head_tree,
+        &gate.config,
+        &DiffOptions::default(),
+    );
     report.findings.extend(diff.findings.iter().cloned());
     let codeowners = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
         .iter()
@@ -92,6 +96,29 @@ impl Judged {
             },
         )
     }
+
+    /// One line per object of the diff (`added · ConfigMap apps/x (file)`): what the job summary
+    /// lists when the whole diff does not fit its 1 MiB.
+    pub fn diff_index(&self) -> Vec<String> {
+        self.diff
+            .objects
+            .iter()
+            .filter(|o| o.status != crate::diff::Status::Unchanged)
+            .map(|o| {
+                let file = o
+                    .head
+                    .as_ref()
+                    .or(o.base.as_ref())
+                    .map(|s| s.file())
+                    .unwrap_or_default();
+                format!(
+                    "{} · {} ({file})",
+                    o.status.as_str(),
+                    crate::diff::format::label(&o.id)
+                )
+            })
+            .collect()
+    }
 }
 
 /// The approval rules whose paths the change touches.
@@ -114,10 +141,9 @@ pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, globset::Error> {
 
 fn undecided(message: String) -> Report {
     Report {
-        findings: vec![
-            Finding::error(Rule::GateInternal, message)
-                .help("check that the workflow checks out the PR with enough history (fetch-depth: 0)"),
-        ],
+        findings: vec![Finding::error(Rule::GateInternal, message).help(
+            "check that the workflow checks out the PR with enough history (fetch-depth: 0)",
+        )],
         ..Report::default()
     }
 }

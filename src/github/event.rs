@@ -26,11 +26,13 @@ pub enum Event {
 impl Event {
     pub fn read(name: &str, path: &Path) -> Result<Event, String> {
         if name == "pull_request_target" {
-            return Err("refusing `pull_request_target`: it runs with a write token and secrets \
+            return Err(
+                "refusing `pull_request_target`: it runs with a write token and secrets \
                  next to the PR's untrusted content, and stategate's rendering sandbox is not yet \
                  proven to hold. Use `pull_request` (fork PRs then get annotations and the job \
                  summary instead of a comment)"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read GITHUB_EVENT_PATH {}: {e}", path.display()))?;
@@ -93,7 +95,8 @@ pub fn resolve(cwd: &Path, event: &Event) -> Result<Target, String> {
             })
         }
         Event::PullRequest(pr) => {
-            let parents = git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).unwrap_or_default();
+            let parents =
+                git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).unwrap_or_default();
             let ids: Vec<&str> = parents.split_whitespace().collect();
             if let [merge, first, second] = ids.as_slice()
                 && *second == pr.head_sha
@@ -150,7 +153,12 @@ fn deepen(cwd: &Path) -> Result<(), String> {
     if shallow != "true" {
         return Ok(());
     }
-    git(cwd, &["fetch", "--no-tags", "--quiet", "--unshallow", "origin"]).map(drop).map_err(|e| {
+    git(
+        cwd,
+        &["fetch", "--no-tags", "--quiet", "--unshallow", "origin"],
+    )
+    .map(drop)
+    .map_err(|e| {
         format!("the checkout is shallow and unshallowing failed: {e}. Use `fetch-depth: 0`")
     })
 }

@@ -68,10 +68,19 @@ impl Env {
             std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{name} is not set: run `stategate github pr` inside a GitHub Actions job"))
+                .ok_or_else(|| {
+                    format!(
+                        "{name} is not set: run `stategate github pr` inside a GitHub Actions job"
+                    )
+                })
         };
-        let optional = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let server_url = std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
+        let optional = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let server_url =
+            std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".into());
         let repository = var("GITHUB_REPOSITORY")?;
         let run_url = std::env::var("GITHUB_RUN_ID")
             .ok()
@@ -80,9 +89,11 @@ impl Env {
             event_name: var("GITHUB_EVENT_NAME")?,
             event_path: PathBuf::from(var("GITHUB_EVENT_PATH")?),
             repository,
-            api_url: std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into()),
+            api_url: std::env::var("GITHUB_API_URL")
+                .unwrap_or_else(|_| "https://api.github.com".into()),
             server_url,
-            token: var("GITHUB_TOKEN").map_err(|e| format!("{e} (pass `github-token` to the Action)"))?,
+            token: var("GITHUB_TOKEN")
+                .map_err(|e| format!("{e} (pass `github-token` to the Action)"))?,
             step_summary: optional("GITHUB_STEP_SUMMARY"),
             output: optional("GITHUB_OUTPUT"),
             run_url,
@@ -104,7 +115,10 @@ pub fn run_pr(cwd: &Path, args: &PrArgs, out: &mut dyn Write, err: &mut dyn Writ
         Ok(target) => target,
         Err(e) => return fail(err, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(err, &format!("cannot start the async runtime: {e}")),
     };
@@ -140,7 +154,10 @@ async fn run(
     if let Some(pr) = pr {
         match api.get(&format!("/repos/{repo}/pulls/{}", pr.number)).await {
             Ok(current) => {
-                let head = current.pointer("/head/sha").and_then(Value::as_str).unwrap_or_default();
+                let head = current
+                    .pointer("/head/sha")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 if head != pr.head_sha {
                     let _ = writeln!(
                         err,
@@ -150,7 +167,9 @@ async fn run(
                     return verdict_code(&report, args.fail_on);
                 }
             }
-            Err(e) => report.findings.push(api_finding("read the pull request", &e)),
+            Err(e) => report
+                .findings
+                .push(api_finding("read the pull request", &e)),
         }
     }
     let mut approvals = Vec::new();
@@ -171,9 +190,15 @@ async fn run(
         links: &links,
         notes: &report.notes,
     };
-    let diff = |limit: usize| judged.as_ref().map(|j| j.diff_markdown(limit)).unwrap_or_default();
+    let diff = |limit: usize| {
+        judged
+            .as_ref()
+            .map(|j| j.diff_markdown(limit))
+            .unwrap_or_default()
+    };
     let body = comment::body(&parts, &diff);
-    let full = summary_text(&parts, &diff);
+    let index = judged.as_ref().map(|j| j.diff_index()).unwrap_or_default();
+    let full = summary_text(&parts, &diff, &index);
     let mut fallback = false;
 
     let check = CheckOutput {
@@ -186,11 +211,17 @@ async fn run(
     match checks::publish(&api, repo, &target.report_sha, &check).await {
         Ok(Published::CheckRun { .. }) => {}
         Ok(Published::Status) => {
-            let _ = writeln!(err, "stategate: the token cannot write checks (checks: write); reported a commit status instead");
+            let _ = writeln!(
+                err,
+                "stategate: the token cannot write checks (checks: write); reported a commit status instead"
+            );
             fallback = true;
         }
         Err(e) if e.status() == Some(403) => {
-            let _ = writeln!(err, "stategate: the token cannot write checks or statuses ({e}); a fork PR's token is read-only, so the findings follow as annotations and in the job summary");
+            let _ = writeln!(
+                err,
+                "stategate: the token cannot write checks or statuses ({e}); a fork PR's token is read-only, so the findings follow as annotations and in the job summary"
+            );
             fallback = true;
         }
         Err(e) => {
@@ -219,7 +250,12 @@ async fn run(
     }
     write_summary(env, &full, err);
     write_outputs(env, &report, verdict, &comment_url, cwd, err);
-    let _ = writeln!(err, "stategate: {} ({} requests to GitHub)", title(&report, verdict), api.requests.get());
+    let _ = writeln!(
+        err,
+        "stategate: {} ({} requests to GitHub)",
+        title(&report, verdict),
+        api.requests.get()
+    );
     verdict.exit_code()
 }
 
@@ -234,10 +270,15 @@ async fn judge_approvals(
     if touched.is_empty() {
         return Vec::new();
     }
-    let raw = match api.get_all(&format!("/repos/{repo}/pulls/{}/reviews", pr.number)).await {
+    let raw = match api
+        .get_all(&format!("/repos/{repo}/pulls/{}/reviews", pr.number))
+        .await
+    {
         Ok(raw) => raw,
         Err(e) => {
-            report.findings.push(api_finding("read the PR's reviews", &e));
+            report
+                .findings
+                .push(api_finding("read the PR's reviews", &e));
             return Vec::new();
         }
     };
@@ -247,7 +288,10 @@ async fn judge_approvals(
     let mut memberships = reviews::Memberships::new();
     for (team, user) in reviews::membership_questions(&needs, &latest, &pr.author) {
         let (org, slug) = team.split_once('/').unwrap_or((&team, ""));
-        let answer = match api.get(&format!("/orgs/{org}/teams/{slug}/memberships/{user}")).await {
+        let answer = match api
+            .get(&format!("/orgs/{org}/teams/{slug}/memberships/{user}"))
+            .await
+        {
             Ok(v) => Ok(v.get("state").and_then(Value::as_str) == Some("active")),
             Err(e) if matches!(e.status(), Some(403 | 404)) => Err(format!(
                 "cannot read whether {user} is in @{team} ({e}); the default GITHUB_TOKEN cannot read team membership: \
@@ -261,14 +305,21 @@ async fn judge_approvals(
     for row in &rows {
         if let Some(why) = &row.undecided {
             report.findings.push(
-                Finding::error(Rule::GateInternal, format!("approval rule `{}`: {why}", row.rule))
-                    .in_file(crate::config::CONFIG_FILE),
+                Finding::error(
+                    Rule::GateInternal,
+                    format!("approval rule `{}`: {why}", row.rule),
+                )
+                .in_file(crate::config::CONFIG_FILE),
             );
         } else if !row.changes_requested_by.is_empty() {
             report.findings.push(
                 Finding::error(
                     Rule::ApprovalMissing,
-                    format!("approval rule `{}`: changes requested by {}", row.rule, row.changes_requested_by.join(", ")),
+                    format!(
+                        "approval rule `{}`: changes requested by {}",
+                        row.rule,
+                        row.changes_requested_by.join(", ")
+                    ),
                 )
                 .with_meta("changes_requested", true),
             );
@@ -282,9 +333,14 @@ async fn judge_approvals(
                 row.still_needed_from.join(", ")
             );
             if !row.stale.is_empty() {
-                message.push_str(&format!(" (stale approvals of an older commit: {})", row.stale.join(", ")));
+                message.push_str(&format!(
+                    " (stale approvals of an older commit: {})",
+                    row.stale.join(", ")
+                ));
             }
-            report.findings.push(Finding::error(Rule::ApprovalMissing, message));
+            report
+                .findings
+                .push(Finding::error(Rule::ApprovalMissing, message));
         }
     }
     rows
@@ -302,9 +358,15 @@ async fn judge_up_to_date(
         return UpToDate::NotRequired;
     }
     let base = pr.base_ref.clone();
-    match api.get(&format!("/repos/{repo}/compare/{base}...{}", pr.head_sha)).await {
+    match api
+        .get(&format!("/repos/{repo}/compare/{base}...{}", pr.head_sha))
+        .await
+    {
         Ok(compare) => {
-            let behind = compare.get("behind_by").and_then(Value::as_u64).unwrap_or(0);
+            let behind = compare
+                .get("behind_by")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             if behind == 0 {
                 UpToDate::Current { base }
             } else {
@@ -319,7 +381,9 @@ async fn judge_up_to_date(
             }
         }
         Err(e) => {
-            report.findings.push(api_finding("compare the head with the base branch", &e));
+            report
+                .findings
+                .push(api_finding("compare the head with the base branch", &e));
             UpToDate::Unknown(e.to_string())
         }
     }
@@ -334,7 +398,10 @@ fn effective_verdict(report: &Report, fail_on: FailOn) -> Verdict {
     let verdict = report.verdict();
     if verdict == Verdict::Pass
         && fail_on == FailOn::Warning
-        && report.findings.iter().any(|f| f.severity == Severity::Warning)
+        && report
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning)
     {
         return Verdict::Fail;
     }
@@ -350,11 +417,15 @@ fn conclusion(report: &Report, verdict: Verdict) -> Conclusion {
     if verdict == Verdict::Pass {
         return Conclusion::Success;
     }
-    let blocking: Vec<&Finding> = report.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let blocking: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     let only_waiting = !blocking.is_empty()
-        && blocking
-            .iter()
-            .all(|f| f.rule == Rule::ApprovalMissing && !f.metadata.contains_key("changes_requested"));
+        && blocking.iter().all(|f| {
+            f.rule == Rule::ApprovalMissing && !f.metadata.contains_key("changes_requested")
+        });
     if only_waiting {
         Conclusion::ActionRequired
     } else {
@@ -369,18 +440,33 @@ fn title(report: &Report, verdict: Verdict) -> String {
         Verdict::Fail => "blocked",
         Verdict::Undecided => "could not decide",
     };
-    format!("{what}: {} error(s), {} warning(s)", counts.errors, counts.warnings)
+    format!(
+        "{what}: {} error(s), {} warning(s)",
+        counts.errors, counts.warnings
+    )
 }
 
-/// The whole report for the job summary: every finding and the whole diff, within 1 MiB.
-fn summary_text(parts: &Parts<'_>, diff: &dyn Fn(usize) -> String) -> String {
+/// The whole report for the job summary, within GitHub's 1 MiB: every finding, and the whole diff
+/// when it fits, else the diff as far as it fits followed by one line per object.
+fn summary_text(parts: &Parts<'_>, diff: &dyn Fn(usize) -> String, index: &[String]) -> String {
     let mut text = comment::head_part(parts, usize::MAX);
     for note in parts.notes {
         text.push_str(&format!("- {}\n", comment::escape(note)));
     }
     text.push_str("\n#### Dry-run diff\n\n");
-    let room = SUMMARY_LIMIT.saturating_sub(text.len() + 200);
+    let full = diff(usize::MAX);
+    if text.len() + full.len() <= SUMMARY_LIMIT {
+        text.push_str(&full);
+        return text;
+    }
+    let mut listing = format!("\n#### Every object of the diff ({})\n\n", index.len());
+    for line in index {
+        listing.push_str(&format!("- {}\n", comment::escape(line)));
+    }
+    // The renderer counts characters; leave room for multi-byte ones.
+    let room = SUMMARY_LIMIT.saturating_sub(text.len() + listing.len() + 1024) / 2;
     text.push_str(&diff(room));
+    text.push_str(&listing);
     if text.len() > SUMMARY_LIMIT {
         let mut cut = SUMMARY_LIMIT - 100;
         while !text.is_char_boundary(cut) {
@@ -393,18 +479,31 @@ fn summary_text(parts: &Parts<'_>, diff: &dyn Fn(usize) -> String) -> String {
 }
 
 fn write_summary(env: &Env, text: &str, err: &mut dyn Write) {
-    let Some(path) = &env.step_summary else { return };
+    let Some(path) = &env.step_summary else {
+        return;
+    };
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
-        let _ = writeln!(err, "stategate: cannot write the job summary {}: {e}", path.display());
+        let _ = writeln!(
+            err,
+            "stategate: cannot write the job summary {}: {e}",
+            path.display()
+        );
     }
 }
 
-fn write_outputs(env: &Env, report: &Report, verdict: Verdict, comment_url: &str, cwd: &Path, err: &mut dyn Write) {
+fn write_outputs(
+    env: &Env,
+    report: &Report,
+    verdict: Verdict,
+    comment_url: &str,
+    cwd: &Path,
+    err: &mut dyn Write,
+) {
     let Some(path) = &env.output else { return };
     let report_path = std::env::var_os("RUNNER_TEMP")
         .map(PathBuf::from)
@@ -413,7 +512,11 @@ fn write_outputs(env: &Env, report: &Report, verdict: Verdict, comment_url: &str
     let mut json = Vec::new();
     let _ = render(report, Format::Json, &mut json, &RenderOptions::default());
     if let Err(e) = std::fs::write(&report_path, &json) {
-        let _ = writeln!(err, "stategate: cannot write {}: {e}", report_path.display());
+        let _ = writeln!(
+            err,
+            "stategate: cannot write {}: {e}",
+            report_path.display()
+        );
     }
     let counts = report.counts();
     let verdict = match verdict {
@@ -433,6 +536,10 @@ fn write_outputs(env: &Env, report: &Report, verdict: Verdict, comment_url: &str
         .open(path)
         .and_then(|mut f| f.write_all(lines.as_bytes()));
     if let Err(e) = written {
-        let _ = writeln!(err, "stategate: cannot write the step outputs {}: {e}", path.display());
+        let _ = writeln!(
+            err,
+            "stategate: cannot write the step outputs {}: {e}",
+            path.display()
+        );
     }
 }

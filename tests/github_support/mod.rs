@@ -164,7 +164,11 @@ impl StandIn {
             s.comments.push(Comment {
                 id,
                 body: body.to_owned(),
-                user: if bot { BOT.to_owned() } else { OWNER.to_owned() },
+                user: if bot {
+                    BOT.to_owned()
+                } else {
+                    OWNER.to_owned()
+                },
                 bot,
                 minimized: false,
             });
@@ -205,7 +209,8 @@ fn handle(
         match serde_json::from_slice(&body) {
             Ok(v) => Some(v),
             Err(e) => {
-                s.violations.push(format!("{method} {full}: body is not JSON: {e}"));
+                s.violations
+                    .push(format!("{method} {full}: body is not JSON: {e}"));
                 return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
             }
         }
@@ -323,8 +328,10 @@ fn route(
                     c.minimized = true;
                 }
             }
-            axum::Json(json!({"data": {"minimizeComment": {"minimizedComment": {"isMinimized": true}}}}))
-                .into_response()
+            axum::Json(
+                json!({"data": {"minimizeComment": {"minimizedComment": {"isMinimized": true}}}}),
+            )
+            .into_response()
         }
         ("POST", ["repos", _, _, "check-runs"]) => {
             if s.forbid_checks {
@@ -340,7 +347,9 @@ fn route(
             s.check_runs.push((id, body, annotations));
             (
                 StatusCode::CREATED,
-                axum::Json(json!({"id": id, "html_url": format!("https://github.com/checks/{id}")})),
+                axum::Json(
+                    json!({"id": id, "html_url": format!("https://github.com/checks/{id}")}),
+                ),
             )
                 .into_response()
         }
@@ -432,7 +441,9 @@ fn paged(items: &[Value], (page, per_page): (usize, usize)) -> Response {
 fn error(status: StatusCode, message: &str) -> Response {
     (
         status,
-        axum::Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
+        axum::Json(
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+        ),
     )
         .into_response()
 }
@@ -472,7 +483,10 @@ fn check_limits(method: &str, path: &str, body: Option<&Value>) -> Result<(), St
         if description.chars().count() > 140 {
             return fail("status description over 140 characters".into());
         }
-        let context = body.get("context").and_then(Value::as_str).unwrap_or_default();
+        let context = body
+            .get("context")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if context.chars().count() > 255 {
             return fail("status context over 255 characters".into());
         }
@@ -486,7 +500,9 @@ fn check_graphql(body: Option<&Value>) -> Result<(), String> {
         .and_then(|b| b.get("query"))
         .and_then(Value::as_str)
         .ok_or("POST /graphql: no `query` string")?;
-    let id = body.and_then(|b| b.pointer("/variables/id")).and_then(Value::as_str);
+    let id = body
+        .and_then(|b| b.pointer("/variables/id"))
+        .and_then(Value::as_str);
     if !query.contains("minimizeComment") || !query.contains("OUTDATED") || id.is_none() {
         return Err(format!(
             "POST /graphql: expected minimizeComment(OUTDATED) with $id, got {query}"

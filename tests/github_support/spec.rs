@@ -143,7 +143,10 @@ fn body_schema(op: &Value, components: &Value) -> Option<Value> {
         let name = reference.rsplit('/').next()?;
         body = components.get("requestBodies")?.get(name)?;
     }
-    body.get("content")?.get("application/json")?.get("schema").cloned()
+    body.get("content")?
+        .get("application/json")?
+        .get("schema")
+        .cloned()
 }
 
 /// OpenAPI 3.0's `nullable: true` is not JSON Schema: `type: T` becomes `type: [T, "null"]`;
