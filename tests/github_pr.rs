@@ -407,7 +407,7 @@ fn a_team_member_when_team_reads_are_forbidden_fails_closed() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     let requests = server.take_requests();
     assert!(
-        requests.contains(&format!("GET /orgs/acme/teams/platform/memberships/erin")),
+        requests.contains(&"GET /orgs/acme/teams/platform/memberships/erin".to_owned()),
         "{requests:?}"
     );
     let body = comment_body(&server);
