@@ -694,3 +694,90 @@ fn the_stand_in_rejects_requests_github_would_reject() {
             .is_err()
     );
 }
+
+#[test]
+fn findings_on_rendered_objects_annotate_the_file_kustomize_read() {
+    let config = "version: 1\nrender:\n  kustomize: [\"clusters/*\"]\n";
+    let Some(fx) = Fixture::new(config) else {
+        return;
+    };
+    // The base has the object; the PR patches it in an overlay: only the rendered object shows
+    // the violation.
+    fx.repo.git(&["checkout", "-q", "main"]);
+    fx.repo
+        .write("base/kustomization.yaml", "resources:\n  - settings.yaml\n");
+    fx.repo
+        .write("base/settings.yaml", config_map("settings", "info"));
+    let base = fx.repo.commit_all("base objects");
+    fx.repo.git(&["checkout", "-q", "changes"]);
+    fx.repo.git(&["merge", "-q", "main"]);
+    fx.repo.write(
+        "clusters/staging/kustomization.yaml",
+        "resources:\n  - ../../base\npatches:\n  - path: level.yaml\n",
+    );
+    let head = fx.commit(
+        "clusters/staging/level.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata:\n  level: trace\n",
+    );
+    let fx = Fixture { base, ..fx };
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let annotations = check_body(&server)["output"]["annotations"].clone();
+    let paths: Vec<&str> = annotations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"base/settings.yaml"),
+        "{annotations}\n{}",
+        comment_body(&server)
+    );
+    assert!(
+        paths.iter().all(|p| !p.contains("rendered by")),
+        "{annotations}"
+    );
+    let at = annotations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["message"].as_str().unwrap().contains("trace logging"))
+        .expect("the policy finding on the rendered object");
+    assert_eq!(
+        at["start_line"], 4,
+        "the line naming the object: {annotations}"
+    );
+    server.take_requests();
+}
+
+/// The issue's benchmark: a clean 500-file PR against the stand-in. Prints the wall time (no
+/// timed assertion); the request count is asserted: at most 8 for a clean PR without teams.
+#[test]
+fn a_clean_500_file_pr_takes_at_most_8_requests() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    for i in 0..500 {
+        fx.repo.write(
+            &format!("clusters/staging/app-{i:03}.yaml"),
+            config_map(&format!("app-{i}"), "info"),
+        );
+    }
+    let head = fx.repo.commit_all("500 files");
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let started = std::time::Instant::now();
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    let elapsed = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let requests = server.take_requests();
+    eprintln!(
+        "benchmark: 500-file PR: {} requests, {:.2?} wall time",
+        requests.len(),
+        elapsed
+    );
+    assert!(requests.len() <= 8, "{requests:?}");
+}

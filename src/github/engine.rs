@@ -11,7 +11,7 @@ use crate::change::{ChangeMode, detect_changes_in, open_repo};
 use crate::config::{ApprovalRule, Config};
 use crate::diff::format::{MarkdownOptions, markdown};
 use crate::diff::{DiffOptions, DiffResult, diff_trees};
-use crate::finding::{Finding, Rule};
+use crate::finding::{Finding, Location, Rule};
 use crate::gate::Gate;
 use crate::report::Report;
 use crate::tree::{GitTree, Tree};
@@ -69,7 +69,13 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
         &gate.config,
         &DiffOptions::default(),
     );
-    report.findings.extend(diff.findings.iter().cloned());
+    relocate_rendered(&mut report.findings, &diff, &head_tree);
+    for finding in &diff.findings {
+        // Rendering runs in both; say a failure once.
+        if !report.findings.contains(finding) {
+            report.findings.push(finding.clone());
+        }
+    }
     let codeowners = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
         .iter()
         .find_map(|p| base_tree.read(p))
@@ -137,6 +143,52 @@ pub fn approval_rules_touched<'c>(config: &'c Config, changed: &[String]) -> Vec
 /// The one glob matcher of the project, for CODEOWNERS patterns.
 pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, globset::Error> {
     crate::gate::glob_set(globs)
+}
+
+/// Findings on rendered objects point at a pseudo-path (`app (rendered by kustomize: ID)`) that
+/// no annotation can use: move them to the file kustomize read the object from, at the line that
+/// names it, and keep where it was rendered in the message.
+fn relocate_rendered(findings: &mut [Finding], diff: &DiffResult, head: &dyn Tree) {
+    const MARK: &str = " (rendered by kustomize: ";
+    for finding in findings {
+        let Some(location) = &finding.location else {
+            continue;
+        };
+        let Some((dir, rest)) = location.file.split_once(MARK) else {
+            continue;
+        };
+        let id = rest.trim_end_matches(')');
+        let Some(object) = diff.objects.iter().find(|o| o.id.to_string() == id) else {
+            continue;
+        };
+        let Some(origin) = object.head.as_ref().and_then(|s| s.origin.clone()) else {
+            continue;
+        };
+        let line = match &object.id {
+            crate::object::ObjectId::Kube { name, .. } => head
+                .read(&origin)
+                .and_then(|bytes| line_naming(&bytes, name)),
+            crate::object::ObjectId::Document { .. } => None,
+        };
+        finding.message = format!("{} (as rendered by kustomize in {dir})", finding.message);
+        finding.location = Some(Location {
+            line,
+            ..Location::file(origin)
+        });
+    }
+}
+
+/// The 1-based line of `name: NAME` in a YAML file.
+fn line_naming(bytes: &[u8], name: &str) -> Option<u32> {
+    let text = String::from_utf8_lossy(bytes);
+    let wanted = [
+        format!("name: {name}"),
+        format!("name: \"{name}\""),
+        format!("name: '{name}'"),
+    ];
+    text.lines()
+        .position(|l| wanted.iter().any(|w| l.trim() == w))
+        .and_then(|i| u32::try_from(i + 1).ok())
 }
 
 fn undecided(message: String) -> Report {
