@@ -781,3 +781,91 @@ fn a_clean_500_file_pr_takes_at_most_8_requests() {
     );
     assert!(requests.len() <= 8, "{requests:?}");
 }
+
+#[test]
+fn a_secondary_rate_limit_is_retried_after_the_time_github_asks() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
+    let server = stand_in(&fx, &head);
+    server.with(|s| {
+        s.rate_limit_times.insert(
+            "POST /repos/Codertocat/Hello-World/issues/2/comments".into(),
+            2,
+        )
+    });
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        server.take_requests(),
+        lines(&[
+            "GET {R}/pulls/2",
+            "POST {R}/check-runs",
+            "GET {R}/issues/2/comments?per_page=100&page=1",
+            "POST {R}/issues/2/comments",
+            "POST {R}/issues/2/comments",
+            "POST {R}/issues/2/comments",
+        ])
+    );
+    assert_eq!(server.with(|s| s.comments.len()), 1);
+}
+
+#[test]
+fn the_sticky_comment_is_found_past_the_first_page_of_comments() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
+    let server = stand_in(&fx, &head);
+    for i in 0..120 {
+        server.add_comment(&format!("human comment {i}"), false);
+    }
+    // A human quoting the marker is not the gate's comment.
+    server.add_comment("<!-- stategate:pr -->\nquoted by a human", false);
+    let ours = server.add_comment("<!-- stategate:pr -->\nold verdict", true);
+    for i in 0..90 {
+        server.add_comment(&format!("later comment {i}"), false);
+    }
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        server.take_requests(),
+        lines(&[
+            "GET {R}/pulls/2",
+            "POST {R}/check-runs",
+            "GET {R}/issues/2/comments?per_page=100&page=1",
+            "GET {R}/issues/2/comments?per_page=100&page=2",
+            "GET {R}/issues/2/comments?per_page=100&page=3",
+            &format!("PATCH {{R}}/issues/comments/{ours}"),
+        ])
+    );
+    assert!(server.with(|s| s.comments[120].body.contains("quoted by a human")));
+}
+
+#[test]
+fn the_stand_in_enforces_the_limits_the_description_leaves_out() {
+    use github_support::check_limits;
+    use serde_json::json;
+    let comment = |n: usize| json!({"body": "x".repeat(n)});
+    let path = format!("{R}/issues/2/comments");
+    assert!(check_limits("POST", &path, Some(&comment(65_536))).is_ok());
+    assert!(check_limits("POST", &path, Some(&comment(65_537))).is_err());
+    let annotation = json!({"path": "a", "start_line": 1, "end_line": 1, "annotation_level": "failure", "message": "m"});
+    let run = |n: usize, title: &str| {
+        let mut a = annotation.clone();
+        a["title"] = json!(title);
+        json!({"output": {"title": "t", "summary": "s", "annotations": vec![a; n]}})
+    };
+    let checks = format!("{R}/check-runs");
+    assert!(check_limits("POST", &checks, Some(&run(50, "t"))).is_ok());
+    assert!(check_limits("POST", &checks, Some(&run(51, "t"))).is_err());
+    assert!(check_limits("POST", &checks, Some(&run(1, &"t".repeat(256)))).is_err());
+    let status = |d: usize, c: usize| json!({"state": "failure", "description": "d".repeat(d), "context": "c".repeat(c)});
+    let statuses = format!("{R}/statuses/abc");
+    assert!(check_limits("POST", &statuses, Some(&status(140, 255))).is_ok());
+    assert!(check_limits("POST", &statuses, Some(&status(141, 10))).is_err());
+    assert!(check_limits("POST", &statuses, Some(&status(10, 256))).is_err());
+}

@@ -311,3 +311,38 @@ fn url_of(comment: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_cannot_break_out_of_its_table_cell() {
+        let cell = escape("a | b <img src=x> **bold** [link](http://x)\nnext");
+        assert_eq!(
+            cell,
+            "a \\| b \\<img src=x\\> \\*\\*bold\\*\\* \\[link\\](http://x) next"
+        );
+    }
+
+    #[test]
+    fn links_point_at_the_head_blob_and_line_and_skip_pseudo_paths() {
+        let links = Links {
+            blob_base: "https://github.com/o/r/blob/abc/".into(),
+        };
+        let at = |file: &str| {
+            Finding::error(crate::finding::Rule::PolicyDeny, "m").at(crate::finding::Location {
+                line: Some(7),
+                ..crate::finding::Location::file(file)
+            })
+        };
+        assert_eq!(
+            location(&at("apps/a b.yaml"), &links),
+            "[apps/a b.yaml:7](https://github.com/o/r/blob/abc/apps/a%20b.yaml#L7)"
+        );
+        assert_eq!(
+            location(&at("app (rendered by kustomize: x)"), &links),
+            "app (rendered by kustomize: x):7"
+        );
+    }
+}

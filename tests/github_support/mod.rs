@@ -69,6 +69,8 @@ pub struct State {
     pub read_only: bool,
     /// `METHOD /path` → how many more times to answer 502.
     pub fail_times: HashMap<String, u32>,
+    /// `METHOD /path` → how many more times to answer a secondary rate limit (403 + Retry-After).
+    pub rate_limit_times: HashMap<String, u32>,
     /// `GET /compare/{base}...{head}`'s `behind_by`.
     pub behind_by: u32,
     /// Bodies of check runs by id, with every annotation sent to it.
@@ -254,6 +256,17 @@ fn handle(
     if let Some(left) = s.fail_times.get_mut(&key).filter(|n| **n > 0) {
         *left -= 1;
         let mut response = error(StatusCode::BAD_GATEWAY, "Bad Gateway");
+        response
+            .headers_mut()
+            .insert("retry-after", "0".parse().unwrap());
+        return response;
+    }
+    if let Some(left) = s.rate_limit_times.get_mut(&key).filter(|n| **n > 0) {
+        *left -= 1;
+        let mut response = error(
+            StatusCode::FORBIDDEN,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        );
         response
             .headers_mut()
             .insert("retry-after", "0".parse().unwrap());
@@ -449,7 +462,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// The limits GitHub enforces that the description does not state.
-fn check_limits(method: &str, path: &str, body: Option<&Value>) -> Result<(), String> {
+pub fn check_limits(method: &str, path: &str, body: Option<&Value>) -> Result<(), String> {
     let Some(body) = body else { return Ok(()) };
     let fail = |what: String| Err(format!("{method} {path}: {what}"));
     if path.contains("/comments")
