@@ -869,3 +869,37 @@ fn the_stand_in_enforces_the_limits_the_description_leaves_out() {
     assert!(check_limits("POST", &statuses, Some(&status(141, 10))).is_err());
     assert!(check_limits("POST", &statuses, Some(&status(10, 256))).is_err());
 }
+
+#[test]
+fn a_base_change_that_alters_prods_rendered_objects_needs_the_prod_approval() {
+    let config = format!("{CONFIG}render:\n  kustomize: [\"clusters/*\"]\n");
+    let Some(fx) = Fixture::new(&config) else {
+        return;
+    };
+    fx.repo.git(&["checkout", "-q", "main"]);
+    fx.repo.remove("clusters/prod/app.yaml");
+    fx.repo.write(
+        "clusters/prod/kustomization.yaml",
+        "resources:\n  - ../../base\n",
+    );
+    fx.repo
+        .write("base/kustomization.yaml", "resources:\n  - settings.yaml\n");
+    fx.repo
+        .write("base/settings.yaml", config_map("settings", "info"));
+    let base = fx.repo.commit_all("prod renders base/");
+    fx.repo.git(&["checkout", "-q", "changes"]);
+    fx.repo.git(&["merge", "-q", "main"]);
+    // Only base/ changes; no path under clusters/prod/ is touched.
+    let head = fx.commit("base/settings.yaml", &config_map("settings", "debug"));
+    let fx = Fixture { base, ..fx };
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let body = comment_body(&server);
+    assert!(
+        body.contains("| prod-needs-two | 2 | — | 2 more from alice, bob, carol |"),
+        "{body}"
+    );
+    server.take_requests();
+}

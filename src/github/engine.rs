@@ -22,7 +22,8 @@ pub struct Judged {
     pub report: Report,
     /// The base's config: approvals, `drift.up_to_date`, environments.
     pub config: Config,
-    /// Every changed path (both sides of a rename).
+    /// Every changed path (both sides of a rename), plus the files of each rendered directory
+    /// whose output changed: a base change that alters prod's rendered objects touches prod.
     pub changed: Vec<String>,
     /// Environments the changed paths belong to.
     pub environments: Vec<String>,
@@ -55,14 +56,6 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
         changed.extend(file.old_path.clone());
     }
     changed.extend(change.skipped.iter().map(|s| s.path.clone()));
-    changed.sort();
-    changed.dedup();
-    let mut environments: Vec<String> = changed
-        .iter()
-        .filter_map(|p| gate.environment_of(p).map(str::to_owned))
-        .collect();
-    environments.sort();
-    environments.dedup();
     let diff = diff_trees(
         &base_tree,
         &head_tree,
@@ -70,6 +63,16 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
         &DiffOptions::default(),
     );
     relocate_rendered(&mut report.findings, &diff, &head_tree);
+    changed.extend(rendered_impact(&diff, &head_tree));
+    changed.sort();
+    changed.dedup();
+    let mut environments: Vec<String> = changed
+        .iter()
+        .filter_map(|p| gate.environment_of(p).map(str::to_owned))
+        .collect();
+    environments.extend(diff.objects.iter().filter_map(|o| o.environment.clone()));
+    environments.sort();
+    environments.dedup();
     for finding in &diff.findings {
         // Rendering runs in both; say a failure once.
         if !report.findings.contains(finding) {
@@ -143,6 +146,22 @@ pub fn approval_rules_touched<'c>(config: &'c Config, changed: &[String]) -> Vec
 /// The one glob matcher of the project, for CODEOWNERS patterns.
 pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, globset::Error> {
     crate::gate::glob_set(globs)
+}
+
+/// The files of every rendered directory (kustomization, chart) with a changed object.
+fn rendered_impact(diff: &DiffResult, head: &dyn Tree) -> Vec<String> {
+    let mut dirs: Vec<&str> = diff
+        .objects
+        .iter()
+        .filter(|o| o.status != crate::diff::Status::Unchanged)
+        .flat_map(|o| [o.base.as_ref(), o.head.as_ref()])
+        .flatten()
+        .filter(|source| source.rendered_by.is_some())
+        .map(|source| source.path.as_str())
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.iter().flat_map(|dir| head.files_under(dir)).collect()
 }
 
 /// Findings on rendered objects point at a pseudo-path (`app (rendered by kustomize: ID)`) that
