@@ -106,20 +106,23 @@ struct Run {
 }
 
 fn run(fx: &Fixture, server: &StandIn, event: &str, payload: &Path, extra: &[&str]) -> Run {
+    run_in(fx.repo.path(), server, event, payload, extra)
+}
+
+fn run_in(dir: &Path, server: &StandIn, event: &str, payload: &Path, extra: &[&str]) -> Run {
     let scratch = tempfile::tempdir().unwrap();
     let summary = scratch.path().join("summary.md");
     let outputs = scratch.path().join("outputs");
     let output = Command::new(env!("CARGO_BIN_EXE_stategate"))
         .args(["github", "pr"])
         .args(extra)
-        .current_dir(fx.repo.path())
+        .current_dir(dir)
         .env("GITHUB_EVENT_NAME", event)
         .env("GITHUB_EVENT_PATH", payload)
         .env("GITHUB_REPOSITORY", format!("{OWNER}/{REPO}"))
         .env("GITHUB_API_URL", &server.url)
         .env("GITHUB_SERVER_URL", "https://github.com")
         .env("GITHUB_TOKEN", "ghs_stand_in_token")
-        .env("GITHUB_SHA", fx.repo.head())
         .env("GITHUB_STEP_SUMMARY", &summary)
         .env("GITHUB_OUTPUT", &outputs)
         .env("RUNNER_TEMP", scratch.path())
@@ -902,4 +905,45 @@ fn a_base_change_that_alters_prods_rendered_objects_needs_the_prod_approval() {
         "{body}"
     );
     server.take_requests();
+}
+
+#[test]
+fn a_shallow_checkout_fetches_what_it_lacks() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
+    // actions/checkout's default: one commit deep, the PR head only.
+    let clone = tempfile::tempdir().unwrap();
+    let origin = format!("file://{}", fx.repo.path().display());
+    fx.repo.git(&[
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        "--branch",
+        "changes",
+        &origin,
+        clone.path().to_str().unwrap(),
+    ]);
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run_in(clone.path(), &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(comment_body(&server).contains("trace logging is not allowed"));
+    server.take_requests();
+
+    // Without a remote to fetch from, the run fails closed and says what to do.
+    let again = tempfile::tempdir().unwrap();
+    let target = again.path().to_str().unwrap();
+    fx.repo.git(&[
+        "clone", "-q", "--depth", "1", "--branch", "changes", &origin, target,
+    ]);
+    fx.repo
+        .git_in(again.path(), &["remote", "remove", "origin"]);
+    let out = run_in(again.path(), &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("fetch-depth: 0"), "{}", out.stderr);
+    assert!(server.take_requests().is_empty());
 }
