@@ -34,6 +34,12 @@ deny contains msg if {
   input.data.level == \"trace\"
   msg := \"trace logging is not allowed\"
 }
+
+warn contains msg if {
+  input.kind == \"ConfigMap\"
+  input.data.level == \"verbose\"
+  msg := \"verbose logging is noisy\"
+}
 ";
 
 fn config_map(name: &str, level: &str) -> String {
@@ -946,4 +952,53 @@ fn a_shallow_checkout_fetches_what_it_lacks() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("fetch-depth: 0"), "{}", out.stderr);
     assert!(server.take_requests().is_empty());
+}
+
+#[test]
+fn comment_on_failure_skips_a_passing_pr_and_fail_on_warning_blocks_warnings() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "debug"));
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(
+        &fx,
+        &server,
+        "pull_request",
+        &payload,
+        &["--comment", "on-failure"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        server.take_requests(),
+        lines(&["GET {R}/pulls/2", "POST {R}/check-runs"])
+    );
+
+    // A policy warning passes, unless `--fail-on warning`.
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "verbose"));
+    point(&server, &fx, &head);
+    let payload = fx.payload("pull_request/synchronize.payload.json", &head);
+    let passes = run(
+        &fx,
+        &server,
+        "pull_request",
+        &payload,
+        &["--comment", "false"],
+    );
+    assert_eq!(passes.code, 0, "{}", passes.stderr);
+    let blocks = run(
+        &fx,
+        &server,
+        "pull_request",
+        &payload,
+        &["--comment", "false", "--fail-on", "warning"],
+    );
+    assert_eq!(blocks.code, 1, "{}", blocks.stderr);
+    assert!(
+        blocks.outputs.contains("verdict=fail"),
+        "{}",
+        blocks.outputs
+    );
+    server.take_requests();
 }

@@ -338,4 +338,48 @@ mod tests {
         assert_eq!(latest["a"].state, ReviewState::ChangesRequested);
         assert_eq!(latest["b"].state, ReviewState::Dismissed);
     }
+
+    fn rule(dismiss_stale: bool) -> ApprovalRule {
+        ApprovalRule {
+            name: "prod".into(),
+            paths: vec!["prod/**".into()],
+            required: 1,
+            from: vec!["alice".into(), "bob".into()],
+            allowed_signers: None,
+            dismiss_stale,
+        }
+    }
+
+    fn review(user: &str, state: ReviewState, commit: &str) -> (String, Review) {
+        let review = Review {
+            user: user.into(),
+            state,
+            commit: commit.into(),
+        };
+        (user.to_owned(), review)
+    }
+
+    #[test]
+    fn an_older_commits_approval_counts_only_without_dismiss_stale() {
+        let latest = BTreeMap::from([review("alice", ReviewState::Approved, "old")]);
+        let changed = vec!["prod/a.yaml".to_owned()];
+        for (dismiss, satisfied) in [(true, false), (false, true)] {
+            let rule = rule(dismiss);
+            let needs = needs(&[&rule], &changed, None);
+            let rows = evaluate(&needs, &latest, "author", "new", &Memberships::new());
+            assert_eq!(rows[0].satisfied(), satisfied, "dismiss_stale: {dismiss}");
+        }
+    }
+
+    #[test]
+    fn changes_requested_by_someone_not_eligible_does_not_block() {
+        let latest = BTreeMap::from([
+            review("alice", ReviewState::Approved, "h"),
+            review("mallory", ReviewState::ChangesRequested, "h"),
+        ]);
+        let rule = rule(true);
+        let needs = needs(&[&rule], &["prod/a.yaml".to_owned()], None);
+        let rows = evaluate(&needs, &latest, "author", "h", &Memberships::new());
+        assert!(rows[0].satisfied(), "{:?}", rows[0]);
+    }
 }
