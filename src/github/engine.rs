@@ -2,8 +2,16 @@
 //! reviews, comments, checks) stays outside; this file only turns "base and head commits of a
 //! local clone" into a report, a dry-run diff and the facts the PR rules need.
 //!
-//! Trust rule: config, policies and CRDs come from the base commit (`Gate::open` on the base
-//! tree), so a PR that edits `policies/` is still judged by the base's policies.
+//! Trust rule: config, policies, CRDs and CODEOWNERS come from the base commit (`Gate::open` on
+//! the base tree), so a PR that edits `policies/` is still judged by the base's policies.
+//!
+//! Seam for the engine refactor (issue 9): what the rest of `github/` needs from here is only
+//! [`judge`] → [`Judged`] (`report`, `config`, `changed`, `environments`, `codeowners`,
+//! [`Judged::diff_markdown`], [`Judged::diff_index`]) plus [`approval_rules_touched`] and
+//! [`glob_set`]. Once `Gate::check_change(&ChangeSet, ChangeMeta)` and the trust helper exist,
+//! `judge` becomes: trust helper → base tree; `check_change` with `ChangeMeta { reviews, author }`
+//! (so change policies see `input.reviews`, which this front door does not run yet); the
+//! rendered-impact paths and the relocation of rendered findings below move into the engine.
 
 use std::path::Path;
 
