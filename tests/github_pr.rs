@@ -1002,3 +1002,39 @@ fn comment_on_failure_skips_a_passing_pr_and_fail_on_warning_blocks_warnings() {
     );
     server.take_requests();
 }
+
+#[test]
+fn a_github_that_keeps_failing_is_given_up_on_and_the_verdict_kept() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "trace"));
+    let server = stand_in(&fx, &head);
+    server.with(|s| s.fail_times.insert(format!("POST {R}/check-runs"), 1000));
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(
+        &fx,
+        &server,
+        "pull_request",
+        &payload,
+        &["--comment", "false"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("could not report the check"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("::error file=clusters/staging/app.yaml"),
+        "{}",
+        out.stdout
+    );
+    let requests = server.take_requests();
+    let tries = requests
+        .iter()
+        .filter(|r| r.ends_with("/check-runs"))
+        .count();
+    assert_eq!(tries, 6, "{requests:?}");
+}

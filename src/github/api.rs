@@ -12,6 +12,8 @@ const RETRY_BUDGET: Duration = Duration::from_secs(120);
 /// Largest single wait; a `Retry-After` beyond the budget ends the retries instead.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const PER_PAGE: usize = 100;
+/// Tries of one request, whatever the waits: a `Retry-After: 0` loop must end too.
+const MAX_ATTEMPTS: u32 = 6;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -165,7 +167,10 @@ impl Api {
             } else {
                 ApiError::Status { status, message }
             };
-            if !retryable(status, &error, wait.explicit) || !self.may_wait(wait.duration) {
+            if attempt >= MAX_ATTEMPTS
+                || !retryable(status, &error, wait.explicit)
+                || !self.may_wait(wait.duration)
+            {
                 return Err(error);
             }
             tokio::time::sleep(wait.duration).await;
