@@ -150,27 +150,10 @@ async fn run(
     };
     let repo = env.repository.as_str();
     let pr = event.pr();
-    // A newer push started its own run: this one must not overwrite it.
-    if let Some(pr) = pr {
-        match api.get(&format!("/repos/{repo}/pulls/{}", pr.number)).await {
-            Ok(current) => {
-                let head = current
-                    .pointer("/head/sha")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if head != pr.head_sha {
-                    let _ = writeln!(
-                        err,
-                        "stategate: the PR head moved to {head} since this run started ({}); a newer run reports, so this one writes nothing",
-                        pr.head_sha
-                    );
-                    return verdict_code(&report, args.fail_on);
-                }
-            }
-            Err(e) => report
-                .findings
-                .push(api_finding("read the pull request", &e)),
-        }
+    if let Some(pr) = pr
+        && head_moved(&api, repo, pr, &mut report, err).await
+    {
+        return verdict_code(&report, args.fail_on);
     }
     let mut approvals = Vec::new();
     let mut up_to_date = UpToDate::NotRequired;
@@ -199,8 +182,6 @@ async fn run(
     let body = comment::body(&parts, &diff);
     let index = judged.as_ref().map(|j| j.diff_index()).unwrap_or_default();
     let full = summary_text(&parts, &diff, &index);
-    let mut fallback = false;
-
     let check = CheckOutput {
         conclusion: conclusion(&report, verdict),
         title: title(&report, verdict),
@@ -208,33 +189,13 @@ async fn run(
         findings: &report.findings,
         details_url: env.run_url.clone(),
     };
-    match checks::publish(&api, repo, &target.report_sha, &check).await {
-        Ok(Published::CheckRun { .. }) => {}
-        Ok(Published::Status) => {
-            let _ = writeln!(
-                err,
-                "stategate: the token cannot write checks (checks: write); reported a commit status instead"
-            );
-            fallback = true;
-        }
-        Err(e) if e.status() == Some(403) => {
-            let _ = writeln!(
-                err,
-                "stategate: the token cannot write checks or statuses ({e}); a fork PR's token is read-only, so the findings follow as annotations and in the job summary"
-            );
-            fallback = true;
-        }
-        Err(e) => {
-            let _ = writeln!(err, "stategate: could not report the check: {e}");
-            fallback = true;
-        }
-    }
-    let mut comment_url = String::new();
+    let mut fallback = !report_check(&api, repo, &target.report_sha, &check, err).await;
     let wants_comment = match args.comment {
         CommentMode::True => true,
         CommentMode::False => false,
         CommentMode::OnFailure => verdict != Verdict::Pass,
     };
+    let mut comment_url = String::new();
     if let (Some(pr), true) = (pr, wants_comment) {
         match comment::upsert(&api, repo, pr.number, &body).await {
             Ok(url) => comment_url = url,
@@ -257,6 +218,64 @@ async fn run(
         api.requests.get()
     );
     verdict.exit_code()
+}
+
+/// A newer push started its own run, which reports: this one must not overwrite it.
+async fn head_moved(
+    api: &Api,
+    repo: &str,
+    pr: &event::Pr,
+    report: &mut Report,
+    err: &mut dyn Write,
+) -> bool {
+    match api.get(&format!("/repos/{repo}/pulls/{}", pr.number)).await {
+        Ok(current) => {
+            let head = current
+                .pointer("/head/sha")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if head == pr.head_sha {
+                return false;
+            }
+            let _ = writeln!(
+                err,
+                "stategate: the PR head moved to {head} since this run started ({}); \
+                 a newer run reports, so this one writes nothing",
+                pr.head_sha
+            );
+            true
+        }
+        Err(e) => {
+            report
+                .findings
+                .push(api_finding("read the pull request", &e));
+            false
+        }
+    }
+}
+
+/// The check run, or a commit status; `false` when neither could carry the annotations.
+async fn report_check(
+    api: &Api,
+    repo: &str,
+    sha: &str,
+    check: &CheckOutput<'_>,
+    err: &mut dyn Write,
+) -> bool {
+    let why = match checks::publish(api, repo, sha, check).await {
+        Ok(Published::CheckRun { .. }) => return true,
+        Ok(Published::Status) => {
+            "the token cannot write checks (checks: write); reported a commit status instead"
+                .to_owned()
+        }
+        Err(e) if e.status() == Some(403) => format!(
+            "the token cannot write checks or statuses ({e}); a fork PR's token is read-only, \
+             so the findings follow as annotations and in the job summary"
+        ),
+        Err(e) => format!("could not report the check: {e}"),
+    };
+    let _ = writeln!(err, "stategate: {why}");
+    false
 }
 
 async fn judge_approvals(
