@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod finding;
 pub mod gate;
+pub mod github;
 pub mod hook;
 pub mod load;
 pub mod object;

@@ -208,10 +208,17 @@ pub struct ApprovalRule {
     /// At push time: the `allowed_signers` file (in the trusted base) whose keys count.
     #[serde(default)]
     pub allowed_signers: Option<String>,
+    /// On a PR: an approval given on an older commit than the head no longer counts.
+    #[serde(default = "yes")]
+    pub dismiss_stale: bool,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
