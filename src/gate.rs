@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
@@ -18,6 +17,7 @@ use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
 use crate::object::ObjectId;
+use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
@@ -622,14 +622,6 @@ fn literal_prefixes(globs: &[String]) -> Vec<String> {
     prefixes
 }
 
-pub(crate) fn glob_set(globs: &[String]) -> Result<GlobSet, globset::Error> {
-    let mut builder = GlobSetBuilder::new();
-    for glob in globs {
-        builder.add(Glob::new(glob)?);
-    }
-    builder.build()
-}
-
 fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>) -> Report {
     Report {
         findings,
@@ -683,46 +675,6 @@ fn read_config(
                 BTreeMap::from([(name, source)]),
             )))
         }
-    }
-}
-
-/// Which paths are checked, and which environment each belongs to.
-struct PathRules {
-    include: GlobSet,
-    exclude: GlobSet,
-    environments: Vec<(String, GlobSet)>,
-}
-
-impl PathRules {
-    fn new(config: &Config) -> Result<PathRules, Box<Finding>> {
-        let invalid = |e: globset::Error| {
-            Box::new(
-                Finding::error(Rule::ConfigInvalid, format!("invalid glob: {e}"))
-                    .in_file(CONFIG_FILE),
-            )
-        };
-        let environments = config
-            .environments
-            .iter()
-            .map(|(name, globs)| glob_set(globs).map(|set| (name.clone(), set)))
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?;
-        Ok(PathRules {
-            include: glob_set(&config.include).map_err(invalid)?,
-            exclude: glob_set(&config.exclude).map_err(invalid)?,
-            environments,
-        })
-    }
-
-    fn is_checked(&self, path: &str) -> bool {
-        self.include.is_match(path) && !self.exclude.is_match(path)
-    }
-
-    fn environment_of(&self, path: &str) -> Option<&str> {
-        self.environments
-            .iter()
-            .find(|(_, set)| set.is_match(path))
-            .map(|(name, _)| name.as_str())
     }
 }
 

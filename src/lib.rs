@@ -15,6 +15,7 @@ pub mod github;
 pub mod hook;
 pub mod load;
 pub mod object;
+pub mod paths;
 pub mod policy;
 pub mod protect;
 pub mod render;

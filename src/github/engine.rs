@@ -143,17 +143,12 @@ pub fn approval_rules_touched<'c>(config: &'c Config, changed: &[String]) -> Vec
     config
         .approvals
         .iter()
-        .filter(|rule| match crate::gate::glob_set(&rule.paths) {
+        .filter(|rule| match crate::paths::glob_set(&rule.paths) {
             Ok(set) => changed.iter().any(|p| set.is_match(p)),
             // An unreadable rule applies: the caller reports it and fails closed.
             Err(_) => true,
         })
         .collect()
-}
-
-/// The one glob matcher of the project, for CODEOWNERS patterns.
-pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, globset::Error> {
-    crate::gate::glob_set(globs)
 }
 
 /// The files of every rendered directory (kustomization, chart) with a changed object.

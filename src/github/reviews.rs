@@ -107,7 +107,7 @@ impl Codeowners {
                 .map(Principal::parse)
                 .collect();
             // A pattern we cannot read matches nothing, as GitHub ignores invalid lines.
-            if let Ok(set) = super::engine::glob_set(&codeowners_globs(pattern)) {
+            if let Ok(set) = crate::paths::glob_set(&codeowners_globs(pattern)) {
                 lines.push((set, owners));
             }
         }
@@ -159,7 +159,7 @@ pub fn needs<'r>(
             for entry in &rule.from {
                 if entry == "codeowners" {
                     let Some(owners) = codeowners else { continue };
-                    let paths = super::engine::glob_set(&rule.paths).ok();
+                    let paths = crate::paths::glob_set(&rule.paths).ok();
                     for path in changed
                         .iter()
                         .filter(|p| paths.as_ref().is_none_or(|s| s.is_match(p)))

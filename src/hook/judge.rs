@@ -233,7 +233,7 @@ impl JudgedRefs {
         if gate.config.hook.refs.is_empty() {
             return Ok(JudgedRefs { judged: None });
         }
-        let set = crate::gate::glob_set(&gate.config.hook.refs).map_err(|e| {
+        let set = crate::paths::glob_set(&gate.config.hook.refs).map_err(|e| {
             Box::new(
                 Finding::error(
                     Rule::ConfigInvalid,
