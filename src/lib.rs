@@ -22,3 +22,4 @@ pub mod render;
 pub mod report;
 pub mod schema;
 pub mod tree;
+pub mod trust;

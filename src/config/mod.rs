@@ -1,11 +1,13 @@
 //! `.stategate.yaml`: parsed with positions, then validated in a second pass that reports every
 //! problem at once, each pointing at the offending key.
 
+mod load;
 mod validate;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use load::{ConfigOrigin, Unusable, load};
 pub use validate::{ConfigError, parse_config};
 
 use crate::finding::{Finding, Rule};

@@ -23,6 +23,7 @@ use crate::finding::{Finding, Location, Rule};
 use crate::gate::Gate;
 use crate::report::Report;
 use crate::tree::{GitTree, Tree};
+use crate::trust::{RulesFrom, rules_tree};
 
 /// What the engine says about one PR range.
 pub struct Judged {
@@ -51,7 +52,9 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
     };
     let base_tree = open(base)?;
     let head_tree = open(head)?;
-    let gate = Gate::open(Box::new(open(base)?), None)?;
+    // The trust rule: the PR's base judges it.
+    let rules = rules_tree(&repo, RulesFrom::Revision(base)).map_err(undecided)?;
+    let gate = Gate::open(rules, None)?;
     let mode = ChangeMode::Range {
         base: base.to_owned(),
         head: head.to_owned(),
