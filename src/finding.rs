@@ -74,6 +74,10 @@ pub enum Rule {
     // push coverage and the gate's own rules (hook)
     ProtectUnjudgedRef,
     ProtectTrustPaths,
+    // live drift and promotion (issue 11)
+    DriftSource,
+    DriftStale,
+    DriftPromotion,
 }
 
 impl Rule {
@@ -111,6 +115,9 @@ impl Rule {
         Rule::GateInternal,
         Rule::ProtectUnjudgedRef,
         Rule::ProtectTrustPaths,
+        Rule::DriftSource,
+        Rule::DriftStale,
+        Rule::DriftPromotion,
     ];
 
     /// The stable code, `stage/what`.
@@ -149,6 +156,9 @@ impl Rule {
             Rule::GateInternal => "gate/internal",
             Rule::ProtectUnjudgedRef => "protect/unjudged-ref",
             Rule::ProtectTrustPaths => "protect/trust-paths",
+            Rule::DriftSource => "drift/source",
+            Rule::DriftStale => "drift/stale",
+            Rule::DriftPromotion => "drift/promotion",
         }
     }
 
@@ -195,6 +205,11 @@ impl Rule {
             Rule::ProtectTrustPaths => {
                 "a change to the gate's own rules without the approval of `protect.admins`"
             }
+            Rule::DriftSource => "the live state could not be read (`drift.live` source failed)",
+            Rule::DriftStale => "the live snapshot is older than `max_age`",
+            Rule::DriftPromotion => {
+                "a value reaches an environment before the previous one in `drift.promote` has it"
+            }
         }
     }
 
@@ -213,6 +228,7 @@ impl Rule {
                 | Rule::RenderFailed
                 | Rule::GateTimeout
                 | Rule::GateInternal
+                | Rule::DriftSource
         )
     }
 }
