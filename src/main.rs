@@ -45,6 +45,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
     },
+    /// Live state against the desired state at a revision; exit 1 when drift blocks.
+    Drift(stategate::cli::drift::DriftArgs),
     /// Git hooks.
     Hook {
         #[command(subcommand)]
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
             };
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }
+        Command::Drift(args) => stategate::cli::drift::run_drift(&cwd, &args, &mut stdout),
         Command::Hook {
             command:
                 HookCommand::Install {

@@ -389,6 +389,28 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + min * 60 + s - offset)
 }
 
+/// When `path` last changed on the first-parent history of `start` (seconds since the epoch): a
+/// snapshot's age when it carries no `generated-at`. Looks back at most 1,000 commits.
+pub fn git_file_time(repo: &git2::Repository, start: git2::Oid, path: &str) -> Option<i64> {
+    let path = std::path::Path::new(path);
+    let entry = |c: &git2::Commit<'_>| c.tree().ok()?.get_path(path).ok().map(|e| e.id());
+    let mut commit = repo.find_commit(start).ok()?;
+    let mut current = entry(&commit);
+    current?;
+    for _ in 0..1000 {
+        let Ok(parent) = commit.parent(0) else {
+            break;
+        };
+        let before = entry(&parent);
+        if before != current {
+            break;
+        }
+        current = before;
+        commit = parent;
+    }
+    Some(commit.time().seconds())
+}
+
 pub fn human_age(seconds: u64) -> String {
     match seconds {
         s if s < 120 => format!("{s} s"),

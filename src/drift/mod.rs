@@ -7,6 +7,7 @@
 //! [`drift_environment`] (`stategate drift`) or [`check_change`] (`check --live`, the hook, a PR).
 
 pub mod compare;
+pub mod format;
 pub mod live;
 pub mod promote;
 
