@@ -34,9 +34,18 @@ fn fixture(config: &str) -> Option<Fixture> {
     }
     let repos = corpus.join("gitops-repos");
     let files = [
-        ("clusters/prod/podinfo.yaml", repos.join("stefanprodan-podinfo/kustomize/deployment.yaml")),
-        ("clusters/prod/podinfo-svc.yaml", repos.join("stefanprodan-podinfo/kustomize/service.yaml")),
-        ("clusters/prod/frontend.yaml", repos.join("kubernetes-examples/web/guestbook/frontend-deployment.yaml")),
+        (
+            "clusters/prod/podinfo.yaml",
+            repos.join("stefanprodan-podinfo/kustomize/deployment.yaml"),
+        ),
+        (
+            "clusters/prod/podinfo-svc.yaml",
+            repos.join("stefanprodan-podinfo/kustomize/service.yaml"),
+        ),
+        (
+            "clusters/prod/frontend.yaml",
+            repos.join("kubernetes-examples/web/guestbook/frontend-deployment.yaml"),
+        ),
     ];
     let repo = TestRepo::new();
     repo.write(".stategate.yaml", config);
@@ -106,7 +115,10 @@ fn server_added_fields_defaults_and_rewritten_quantities_are_not_drift() {
     f.snapshot(&f.live);
     let (code, out) = f.drift(&["--env", "prod"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("prod: snapshot live/prod/") && out.contains("no drift"), "{out}");
+    assert!(
+        out.contains("prod: snapshot live/prod/") && out.contains("no drift"),
+        "{out}"
+    );
     let (code, out) = f.drift(&["--format", "json"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(drifted_paths(&out), Vec::<String>::new());
@@ -139,12 +151,17 @@ fn hand_edited_replicas_image_and_env_var_drift_with_their_paths() {
     assert_eq!(code, 1);
     assert!(human.contains("spec.replicas: live 5 → Git 3"), "{human}");
     let (_, markdown) = f.drift(&["--format", "markdown"]);
-    assert!(markdown.contains("### Drift") && markdown.contains("| `spec.replicas` | `5` | `3` |"), "{markdown}");
+    assert!(
+        markdown.contains("### Drift") && markdown.contains("| `spec.replicas` | `5` | `3` |"),
+        "{markdown}"
+    );
 }
 
 #[test]
 fn on_drift_warn_reports_without_blocking() {
-    let Some(f) = fixture(&CONFIG.replace("on_drift: block", "on_drift: warn")) else { return };
+    let Some(f) = fixture(&CONFIG.replace("on_drift: block", "on_drift: warn")) else {
+        return;
+    };
     let live = f.edited(|o| {
         if o["metadata"]["name"] == "frontend" {
             o["spec"]["replicas"] = json!(5);
@@ -185,13 +202,24 @@ fn an_object_deleted_live_and_a_tracked_object_deleted_from_git_are_drift() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["object"].as_str().unwrap().to_owned(), o["state"].as_str().unwrap().to_owned()))
+        .map(|o| {
+            (
+                o["object"].as_str().unwrap().to_owned(),
+                o["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
         [
-            ("v1/Service/default/podinfo".to_owned(), "missing-live".to_owned()),
-            ("apps/v1/Deployment/default/old-api".to_owned(), "not-in-git".to_owned()),
+            (
+                "v1/Service/default/podinfo".to_owned(),
+                "missing-live".to_owned()
+            ),
+            (
+                "apps/v1/Deployment/default/old-api".to_owned(),
+                "not-in-git".to_owned()
+            ),
         ]
     );
 }
@@ -204,7 +232,10 @@ fn a_snapshot_older_than_max_age_warns_or_blocks_when_configured() {
     // The test repository's commits are dated 2023: the snapshot's commit time makes it old.
     let (code, out) = f.drift(&[]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("warning[drift/stale]") && out.contains("from the snapshot's commit time"), "{out}");
+    assert!(
+        out.contains("warning[drift/stale]") && out.contains("from the snapshot's commit time"),
+        "{out}"
+    );
     let blocking = format!("{config}    on_stale: block\n");
     f.repo.write(".stategate.yaml", &blocking);
     f.repo.commit_all("stale blocks");
@@ -230,6 +261,12 @@ fn secret_values_are_compared_but_never_printed() {
     f.snapshot(&live);
     let (code, out) = f.drift(&["--format", "json"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("v1/Secret/default/token") && out.contains("data.token"), "{out}");
-    assert!(!out.contains("hunter2") && !out.contains("bGV0bWVpbg==") && !out.contains("aHVudGVyMg=="), "{out}");
+    assert!(
+        out.contains("v1/Secret/default/token") && out.contains("data.token"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("hunter2") && !out.contains("bGV0bWVpbg==") && !out.contains("aHVudGVyMg=="),
+        "{out}"
+    );
 }

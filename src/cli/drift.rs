@@ -57,13 +57,28 @@ fn drift_report(cwd: &Path, args: &DriftArgs) -> DriftReport {
         Ok(repo) => repo,
         Err(e) => return fail(format!("not in a git repository: {}", e.message())),
     };
-    let commit = match repo.revparse_single(&args.rev).and_then(|o| o.peel_to_commit()) {
+    let commit = match repo
+        .revparse_single(&args.rev)
+        .and_then(|o| o.peel_to_commit())
+    {
         Ok(commit) => commit.id(),
-        Err(e) => return fail(format!("cannot read revision `{}`: {}", args.rev, e.message())),
+        Err(e) => {
+            return fail(format!(
+                "cannot read revision `{}`: {}",
+                args.rev,
+                e.message()
+            ));
+        }
     };
     let tree = match GitTree::open(&repo, &commit.to_string()) {
         Ok(tree) => tree,
-        Err(e) => return fail(format!("cannot read revision `{}`: {}", args.rev, e.message())),
+        Err(e) => {
+            return fail(format!(
+                "cannot read revision `{}`: {}",
+                args.rev,
+                e.message()
+            ));
+        }
     };
     let gate = match Gate::open(Box::new(tree), args.config.as_deref()) {
         Ok(gate) => gate,
@@ -75,5 +90,10 @@ fn drift_report(cwd: &Path, args: &DriftArgs) -> DriftReport {
         }
     };
     let file_time = |path: &str| crate::drift::live::git_file_time(&repo, commit, path);
-    drift_environment(&gate.config, gate.trusted(), args.env.as_deref(), &file_time)
+    drift_environment(
+        &gate.config,
+        gate.trusted(),
+        args.env.as_deref(),
+        &file_time,
+    )
 }

@@ -119,7 +119,11 @@ fn summary(env: &EnvDrift) -> String {
 }
 
 fn headline(o: &ObjectDrift) -> String {
-    let file = o.file.as_deref().map(|f| format!(" ({f})")).unwrap_or_default();
+    let file = o
+        .file
+        .as_deref()
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
     format!("{}{file}: {}", o.object, state(o))
 }
 

@@ -2,6 +2,8 @@
 //! the format of the real `kubectl`. Shared by the drift tests.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -31,7 +33,10 @@ pub fn as_served(desired: &Value, namespace: &str, n: usize) -> Value {
     let kind = live["kind"].as_str().unwrap_or_default().to_owned();
     let meta = live["metadata"].as_object_mut().expect("metadata");
     meta.entry("namespace").or_insert(json!(namespace));
-    meta.insert("uid".into(), json!(format!("4f6c1d2e-0000-4000-8000-{n:012}")));
+    meta.insert(
+        "uid".into(),
+        json!(format!("4f6c1d2e-0000-4000-8000-{n:012}")),
+    );
     meta.insert("resourceVersion".into(), json!(format!("{}", 81234 + n)));
     meta.insert("generation".into(), json!(2));
     meta.insert("creationTimestamp".into(), json!("2026-11-01T10:00:00Z"));
@@ -57,14 +62,17 @@ pub fn as_served(desired: &Value, namespace: &str, n: usize) -> Value {
             spec.entry("replicas").or_insert(json!(1));
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
             spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-            spec.entry("strategy").or_insert(json!({"type": "RollingUpdate",
+            spec.entry("strategy")
+                .or_insert(json!({"type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
             let pod = live["spec"]["template"]["spec"].as_object_mut().unwrap();
             pod.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
             pod.entry("restartPolicy").or_insert(json!("Always"));
-            pod.entry("schedulerName").or_insert(json!("default-scheduler"));
+            pod.entry("schedulerName")
+                .or_insert(json!("default-scheduler"));
             pod.entry("securityContext").or_insert(json!({}));
-            pod.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+            pod.entry("terminationGracePeriodSeconds")
+                .or_insert(json!(30));
             if let Some(Value::Array(containers)) = pod.get_mut("containers") {
                 containers.reverse();
                 for c in containers.iter_mut() {
@@ -78,14 +86,18 @@ pub fn as_served(desired: &Value, namespace: &str, n: usize) -> Value {
             let spec = live["spec"].as_object_mut().unwrap();
             spec.insert("clusterIP".into(), json!(format!("10.96.0.{}", 10 + n)));
             spec.insert("clusterIPs".into(), json!([format!("10.96.0.{}", 10 + n)]));
-            spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+            spec.entry("internalTrafficPolicy")
+                .or_insert(json!("Cluster"));
             spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
             spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
             spec.entry("sessionAffinity").or_insert(json!("None"));
             spec.entry("type").or_insert(json!("ClusterIP"));
             if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                 for p in ports {
-                    p.as_object_mut().unwrap().entry("protocol").or_insert(json!("TCP"));
+                    p.as_object_mut()
+                        .unwrap()
+                        .entry("protocol")
+                        .or_insert(json!("TCP"));
                 }
             }
             live["status"] = json!({"loadBalancer": {}});
@@ -102,11 +114,15 @@ fn live_api(api: &Value) -> Value {
 fn serve_container(c: &mut Value) {
     let c = c.as_object_mut().unwrap();
     c.entry("imagePullPolicy").or_insert(json!("IfNotPresent"));
-    c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+    c.entry("terminationMessagePath")
+        .or_insert(json!("/dev/termination-log"));
     c.entry("terminationMessagePolicy").or_insert(json!("File"));
     if let Some(Value::Array(ports)) = c.get_mut("ports") {
         for p in ports {
-            p.as_object_mut().unwrap().entry("protocol").or_insert(json!("TCP"));
+            p.as_object_mut()
+                .unwrap()
+                .entry("protocol")
+                .or_insert(json!("TCP"));
         }
     }
     if let Some(Value::Object(resources)) = c.get_mut("resources") {
@@ -142,7 +158,14 @@ pub fn kubectl_yaml(objects: &[Value]) -> String {
         let file = dir.path().join(format!("{i}.json"));
         std::fs::write(&file, serde_json::to_string_pretty(object).unwrap()).unwrap();
         let out = Command::new("kubectl")
-            .args(["label", "--local", "--show-managed-fields", "-o", "yaml", "-f"])
+            .args([
+                "label",
+                "--local",
+                "--show-managed-fields",
+                "-o",
+                "yaml",
+                "-f",
+            ])
             .arg(&file)
             .arg("stategate.dev/snapshot=test")
             .output()
@@ -164,7 +187,10 @@ pub fn kubectl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true needs kubectl");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs kubectl"
+        );
         eprintln!("skipping: kubectl is not installed");
     }
     ok
