@@ -394,6 +394,9 @@ fn shown(value: Option<&Value>) -> String {
     }
 }
 
+/// How an acknowledged finding's message starts (the audit log counts these).
+pub const ACKNOWLEDGED: &str = "acknowledged by ";
+
 /// Who acknowledged drift or a skipped promotion, and how (review, signed approval, push option).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledgement {
@@ -413,7 +416,7 @@ pub fn acknowledge(findings: &mut [Finding], rule: Rule, ack: Option<&Acknowledg
         .filter(|f| f.rule == rule && f.severity == Severity::Error)
     {
         f.severity = Severity::Warning;
-        f.message = format!("acknowledged by {} ({}): {}", ack.by, ack.how, f.message);
+        f.message = format!("{ACKNOWLEDGED}{} ({}): {}", ack.by, ack.how, f.message);
     }
 }
 
@@ -591,6 +594,18 @@ pub struct ChangeContext<'a> {
     pub base: &'a dyn Tree,
     pub file_time: &'a dyn Fn(&str) -> Option<i64>,
     pub environment_of: &'a dyn Fn(&str) -> Option<String>,
+    /// Read live sources (`check --live`, `drift.hook`); promotion is judged either way.
+    pub live: bool,
+}
+
+/// Whether a change needs judging here at all: a live source is asked for, or promotion rules exist.
+pub fn applies(config: &Config, live: bool) -> bool {
+    live || !config.drift.promote.is_empty()
+}
+
+/// Whether any environment has a live source.
+pub fn has_live_source(config: &Config) -> bool {
+    config.drift.live.is_some() || !config.drift.environments.is_empty()
 }
 
 /// Drift of the objects the change touches (their base state vs live), and the promotion order.
@@ -616,7 +631,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
         }
         entry.2.push(file.path.clone());
     }
-    for (env, (base, head, paths)) in &by_env {
+    for (env, (base, head, paths)) in by_env.iter().filter(|_| ctx.live) {
         let Some(live) = config.drift.live_for(env) else {
             continue;
         };
