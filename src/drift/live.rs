@@ -36,6 +36,8 @@ pub struct SourceContext<'a> {
     /// Whether a repository path is relevant (touched by the change, or in the environment).
     pub relevant: &'a dyn Fn(&str) -> bool,
     pub now: i64,
+    /// `limits` of the config: a snapshot is read like any other file.
+    pub load: LoadOptions,
 }
 
 /// Read the live state of one environment.
@@ -70,10 +72,14 @@ fn snapshot(live: &LiveDrift, ctx: &SourceContext<'_>) -> Result<LiveState, Stri
         description: format!("snapshot {path} in {}", ctx.tree.describe()),
         ..LiveState::default()
     };
+    use rayon::prelude::*;
+    let (tree, load) = (ctx.tree, &ctx.load);
+    let parsed: Vec<Vec<Value>> = files
+        .par_iter()
+        .map(|file| parse_documents(file, &tree.read(file).unwrap_or_default(), load))
+        .collect::<Result<_, _>>()?;
     let mut generated: Option<i64> = None;
-    for file in &files {
-        let bytes = ctx.tree.read(file).unwrap_or_default();
-        let docs = parse_documents(file, &bytes)?;
+    for docs in parsed {
         generated = generated.into_iter().chain(generated_at(&docs)).min();
         state.objects.extend(expand_lists(docs));
     }
@@ -105,8 +111,8 @@ fn command(live: &LiveDrift, ctx: &SourceContext<'_>) -> Result<LiveState, Strin
     let shown = argv.join(" ");
     let timeout = Duration::from_millis(live.timeout_ms);
     let stdout = run(&argv, timeout, None).map_err(|e| format!("`{shown}` {e}"))?;
-    let docs =
-        parse_documents("(command output)", &stdout).map_err(|e| format!("`{shown}`: {e}"))?;
+    let docs = parse_documents("(command output)", &stdout, &ctx.load)
+        .map_err(|e| format!("`{shown}`: {e}"))?;
     Ok(LiveState {
         objects: expand_lists(docs),
         description: format!("command {shown}"),
@@ -309,8 +315,8 @@ impl ArgoClient<'_> {
 }
 
 /// Every document of a stream, as kubectl prints them; a file that does not parse is an error.
-fn parse_documents(path: &str, bytes: &[u8]) -> Result<Vec<Value>, String> {
-    let loaded = load_file(path, bytes, &LoadOptions::default());
+fn parse_documents(path: &str, bytes: &[u8], load: &LoadOptions) -> Result<Vec<Value>, String> {
+    let loaded = load_file(path, bytes, load);
     if let Some(f) = loaded.findings.iter().find(|f| f.rule.is_undecidable()) {
         return Err(format!("{path} cannot be read: {}", f.message));
     }

@@ -13,6 +13,7 @@ pub mod promote;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -42,10 +43,11 @@ pub fn load_desired<'a>(
     paths: impl IntoIterator<Item = &'a str>,
     options: &LoadOptions,
 ) -> Vec<Desired> {
+    let paths: Vec<&str> = paths.into_iter().collect();
     paths
-        .into_iter()
-        .filter_map(|p| Some((p, tree.read(p)?)))
-        .flat_map(|(path, bytes)| objects_of(path, &bytes, options))
+        .par_iter()
+        .filter_map(|p| Some((*p, tree.read(p)?)))
+        .flat_map_iter(|(path, bytes)| objects_of(path, &bytes, options))
         .collect()
 }
 
@@ -189,33 +191,40 @@ pub fn judge(env: &str, state: &LiveState, scope: &Scope<'_>, masker: &Masker) -
         objects: Vec::new(),
         not_covered: 0,
     };
+    let judged: Vec<(Key, Option<ObjectDrift>)> = scope
+        .base
+        .par_iter()
+        .filter(|d| in_scope(&d.id))
+        .filter_map(|desired| {
+            let key = key_of(&desired.id)?;
+            if !covered.contains(key.1.as_str()) {
+                return Some((key, None));
+            }
+            let found = match live.get(&key) {
+                Some(live) => {
+                    let fields = compare::compare(&desired.value, live, masker);
+                    if fields.is_empty() {
+                        return Some((key, None));
+                    }
+                    let mut drift = object_drift(env, desired, DriftState::Drifted, fields);
+                    drift.live = Some(masked_live(live, masker));
+                    if let Some(head) = head.get(&key) {
+                        against_head(&mut drift, head, live, masker);
+                    }
+                    drift
+                }
+                None => object_drift(env, desired, DriftState::MissingLive, Vec::new()),
+            };
+            Some((key, Some(found)))
+        })
+        .collect();
     let mut seen = BTreeSet::new();
-    for desired in scope.base.iter().filter(|d| in_scope(&d.id)) {
-        let Some(key) = key_of(&desired.id) else {
-            continue;
-        };
-        seen.insert(key.clone());
+    for (key, found) in judged {
         if !covered.contains(key.1.as_str()) {
             out.not_covered += 1;
-            continue;
         }
-        let found = match live.get(&key) {
-            Some(live) => {
-                let fields = compare::compare(&desired.value, live, masker);
-                if fields.is_empty() {
-                    continue;
-                }
-                let mut drift = object_drift(env, desired, DriftState::Drifted, fields);
-                drift.live = Some(masked_live(live, masker));
-                if let Some(head) = head.get(&key) {
-                    against_head(&mut drift, head, live, masker);
-                }
-                drift
-            }
-            // The change deleting it is no news to the cluster; nothing to apply over.
-            None => object_drift(env, desired, DriftState::MissingLive, Vec::new()),
-        };
-        out.objects.push(found);
+        seen.insert(key);
+        out.objects.extend(found);
     }
     for (key, value) in &live {
         if seen.contains(key) {
@@ -575,6 +584,7 @@ pub fn drift_environment(
             file_time,
             relevant: &relevant,
             now: live::now(),
+            load: config.load_options(),
         };
         let scope = Scope {
             base: &base,
@@ -648,6 +658,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
             file_time: ctx.file_time,
             relevant: &relevant,
             now: live::now(),
+            load: config.load_options(),
         };
         let scope = Scope {
             base,
