@@ -98,7 +98,7 @@ pub fn markdown(report: &DriftReport) -> String {
 }
 
 fn summary(env: &EnvDrift) -> String {
-    let mut text = format!("{}", env.source);
+    let mut text = env.source.clone();
     if let Some(age) = env.age_seconds.filter(|a| *a > 0) {
         let _ = write!(text, ", {} old", super::live::human_age(age));
     }

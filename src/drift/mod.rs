@@ -618,13 +618,16 @@ pub fn has_live_source(config: &Config) -> bool {
     config.drift.live.is_some() || !config.drift.environments.is_empty()
 }
 
+/// Per environment: the objects of the changed files at base and at head, and the changed paths.
+type Touched = (Vec<Desired>, Vec<Desired>, Vec<String>);
+
 /// Drift of the objects the change touches (their base state vs live), and the promotion order.
 pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
     let config = ctx.config;
     let options = config.load_options();
     let masker = Masker::new(&config.diff.mask);
     let mut report = DriftReport::default();
-    let mut by_env: BTreeMap<String, (Vec<Desired>, Vec<Desired>, Vec<String>)> = BTreeMap::new();
+    let mut by_env: BTreeMap<String, Touched> = BTreeMap::new();
     for file in &ctx.change.files {
         let before_path = file.old_path.as_deref().unwrap_or(&file.path);
         let Some(env) =
