@@ -294,3 +294,56 @@ fn a_prod_image_staging_does_not_have_is_blocked_until_promoted_or_skipped_by_a_
         skipped.stderr
     );
 }
+
+#[test]
+fn a_signed_approval_from_acknowledge_by_acknowledges_drift_at_push_time() {
+    if !hook_support::ssh_keygen_available() {
+        return;
+    }
+    let Some((text, object)) = frontend() else {
+        return;
+    };
+    let keys = hook_support::Keys::new(&["oncall", "dev"]);
+    let mut live = drift_support::as_served(&object, "default", 0);
+    live["spec"]["replicas"] = json!(5);
+    let config = format!("{DRIFT_CONFIG}  allowed_signers: .stategate/allowed_signers\n");
+    let (server, work) = seeded(
+        &config,
+        &[
+            ("clusters/prod/frontend.yaml", text.clone()),
+            (
+                "live/prod/snapshot.yaml",
+                drift_support::kubectl_yaml(&[live]),
+            ),
+            (
+                ".stategate/allowed_signers",
+                keys.allowed_signers(&["oncall", "dev"]),
+            ),
+        ],
+    );
+    work.write(
+        "clusters/prod/frontend.yaml",
+        text.replace("gb-frontend:v5", "gb-frontend:v6"),
+    );
+    keys.commit_signed(&work, "dev", "frontend v6");
+    let unapproved = push(
+        &work,
+        &server.url(),
+        &["main"],
+        &[("GITHUB_USER_LOGIN", "dev")],
+    );
+    assert!(!unapproved.ok, "{}", unapproved.stderr);
+    keys.sign_approval(&work, "oncall");
+    let approved = push(
+        &work,
+        &server.url(),
+        &["main"],
+        &[("GITHUB_USER_LOGIN", "dev")],
+    );
+    assert!(approved.ok, "{}", approved.stderr);
+    assert!(
+        approved.says("warning[drift/live]: acknowledged by oncall (signed approval)"),
+        "{}",
+        approved.stderr
+    );
+}
