@@ -80,6 +80,10 @@ pub enum Rule {
     LoadSymlink,
     // render (Flux post-build substitution)
     RenderUnsetVariable,
+    // live drift and promotion (issue 11)
+    DriftSource,
+    DriftStale,
+    DriftPromotion,
 }
 
 impl Rule {
@@ -121,6 +125,9 @@ impl Rule {
         Rule::LoadBinary,
         Rule::LoadSymlink,
         Rule::RenderUnsetVariable,
+        Rule::DriftSource,
+        Rule::DriftStale,
+        Rule::DriftPromotion,
     ];
 
     /// The stable code, `stage/what`.
@@ -163,6 +170,9 @@ impl Rule {
             Rule::LoadBinary => "load/binary",
             Rule::LoadSymlink => "load/symlink",
             Rule::RenderUnsetVariable => "render/unset-variable",
+            Rule::DriftSource => "drift/source",
+            Rule::DriftStale => "drift/stale",
+            Rule::DriftPromotion => "drift/promotion",
         }
     }
 
@@ -217,6 +227,11 @@ impl Rule {
             Rule::RenderUnsetVariable => {
                 "a Flux post-build variable has no value or default in the repository"
             }
+            Rule::DriftSource => "the live state could not be read (`drift.live` source failed)",
+            Rule::DriftStale => "the live snapshot is older than `max_age`",
+            Rule::DriftPromotion => {
+                "a value reaches an environment before the previous one in `drift.promote` has it"
+            }
         }
     }
 
@@ -238,6 +253,7 @@ impl Rule {
                 | Rule::LoadAmbiguous
                 | Rule::LoadBinary
                 | Rule::LoadSymlink
+                | Rule::DriftSource
         )
     }
 }

@@ -9,6 +9,7 @@ pub mod change;
 pub mod cli;
 pub mod config;
 pub mod diff;
+pub mod drift;
 pub mod finding;
 pub mod gate;
 pub mod github;

@@ -49,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: GithubCommand,
     },
+    /// Live state against the desired state at a revision; exit 1 when drift blocks.
+    Drift(stategate::cli::drift::DriftArgs),
     /// Git hooks.
     Hook {
         #[command(subcommand)]
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
             };
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }
+        Command::Drift(args) => stategate::cli::drift::run_drift(&cwd, &args, &mut stdout),
         Command::Hook {
             command:
                 HookCommand::Install {

@@ -36,6 +36,10 @@ pub struct CheckArgs {
     /// Whose rules judge the change.
     #[arg(long, value_enum, default_value_t = Trust::Base)]
     pub trust: Trust,
+    /// Also compare the live state of the objects the change touches with Git at base
+    /// (`drift.live`).
+    #[arg(long)]
+    pub live: bool,
     /// Colour in the human format: auto (on a terminal), always, never.
     #[arg(long, default_value = "auto")]
     pub color: String,
@@ -107,9 +111,54 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         Err(e) => return undecided(e, "check the revisions given"),
     };
     let mut report = gate.check(&change, head.as_ref());
+    report
+        .findings
+        .extend(drift_findings(&repo, &gate, &change, args));
     report.notes.extend(trust_note.map(str::to_owned));
     report.notes.push(describe(&mode, &change));
     report
+}
+
+/// `--live` and `drift.promote`: live drift of the touched objects, and the promotion order; the
+/// snapshot and the other environments are read from the trusted base.
+fn drift_findings(
+    repo: &git2::Repository,
+    gate: &Gate,
+    change: &ChangeSet,
+    args: &CheckArgs,
+) -> Vec<Finding> {
+    let config = &gate.config;
+    if !crate::drift::applies(config, args.live) {
+        return Vec::new();
+    }
+    if args.live && !crate::drift::has_live_source(config) {
+        return vec![
+            Finding::error(
+                Rule::ConfigInvalid,
+                "--live needs a live source (drift.live)",
+            )
+            .in_file(crate::config::CONFIG_FILE)
+            .help("configure drift.live: snapshot, command or argocd (see README, \"Live drift\")"),
+        ];
+    }
+    let base_rev = args.base.as_deref().unwrap_or("HEAD");
+    let base = repo
+        .revparse_single(base_rev)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id())
+        .ok();
+    let file_time =
+        |path: &str| base.and_then(|c| crate::drift::live::git_file_time(repo, c, path));
+    let environment_of = |path: &str| gate.environment_of(path).map(str::to_owned);
+    crate::drift::check_change(&crate::drift::ChangeContext {
+        config,
+        change,
+        base: gate.trusted(),
+        file_time: &file_time,
+        environment_of: &environment_of,
+        live: args.live,
+    })
+    .findings
 }
 
 /// The side whose config, schemas and policies judge: the base revision by default.

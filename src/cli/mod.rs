@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod diff;
+pub mod drift;
 pub mod hook;
 pub mod verify;

@@ -227,19 +227,68 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields, default)]
 pub struct DriftConfig {
     pub up_to_date: Vec<String>,
+    /// Where live state comes from, for every environment without its own entry in `environments`.
     pub live: Option<LiveDrift>,
+    /// Environment name → its own live source (overrides `live`).
+    pub environments: BTreeMap<String, LiveDrift>,
+    /// Judge live drift in the pre-receive hook too (needs a `live` source).
+    pub hook: bool,
+    /// Who may acknowledge drift (users; at push time `-o stategate.ack-drift` or a signed approval).
+    pub acknowledge_by: Vec<String>,
+    /// At push time: the allowed_signers file whose signed approvals acknowledge drift.
+    pub allowed_signers: Option<String>,
+    /// Promotion order rules.
+    pub promote: Vec<PromoteRule>,
+}
+
+impl DriftConfig {
+    /// The live source of an environment: its own entry, else the default.
+    pub fn live_for(&self, env: &str) -> Option<&LiveDrift> {
+        self.environments.get(env).or(self.live.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LiveDrift {
     pub source: LiveSource,
+    /// snapshot: a file or directory in the repository; `{env}` names the environment.
     #[serde(default)]
     pub path: Option<String>,
+    /// command: argv (no shell); `{env}` in an argument names the environment.
     #[serde(default)]
-    pub command: Option<String>,
+    pub command: Option<Vec<String>>,
+    /// command and argocd: how long the source may take.
+    #[serde(default = "default_live_timeout_ms")]
+    pub timeout_ms: u64,
+    /// argocd: the API server's URL, e.g. `https://argocd.example.com`.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// argocd: the environment variable holding the API token (never the token itself).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// argocd: the Applications to read; empty = those whose source paths the change touches.
+    #[serde(default)]
+    pub applications: Vec<String>,
     #[serde(default)]
     pub on_drift: OnDrift,
+    /// A source that fails: `block` (fail closed, default) or `warn`.
+    #[serde(default)]
+    pub on_error: OnDrift,
+    /// snapshot: older than this (`30m`, `24h`, `7d`) is stale.
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// A stale snapshot: `warn` (default) or `block`.
+    #[serde(default = "warn")]
+    pub on_stale: OnDrift,
+}
+
+fn default_live_timeout_ms() -> u64 {
+    30_000
+}
+
+fn warn() -> OnDrift {
+    OnDrift::Warn
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -247,6 +296,7 @@ pub struct LiveDrift {
 pub enum LiveSource {
     Snapshot,
     Command,
+    Argocd,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -255,6 +305,31 @@ pub enum OnDrift {
     #[default]
     Block,
     Warn,
+}
+
+/// `drift.promote[]`: values of `fields` reach an environment only after the previous one in `order`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRule {
+    /// Dotted field paths with `[*]` for every list item: `spec.template.spec.containers[*].image`.
+    pub fields: Vec<String>,
+    /// Environment names, first to last.
+    pub order: Vec<String>,
+    /// How the same object is named in each environment (`{env}` = the environment's name).
+    #[serde(default, rename = "match")]
+    pub match_: PromoteMatch,
+    /// Who may acknowledge skipping the order in an emergency.
+    #[serde(default)]
+    pub skip_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromoteMatch {
+    /// e.g. `shop-{env}`; `*` matches any text.
+    pub namespace: Option<String>,
+    /// e.g. `web-{env}`.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -304,4 +379,22 @@ impl Config {
             alias_budget: self.limits.alias_budget,
         }
     }
+}
+
+/// `30s`, `15m`, `24h`, `7d` (or a bare number of seconds) as seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }

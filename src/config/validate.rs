@@ -266,6 +266,7 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
             );
         }
     }
+    findings.extend(drift_checks(doc, config));
     for (pointer, glob) in globs {
         if let Err(e) = globset::Glob::new(glob) {
             findings.push(invalid(
@@ -273,6 +274,117 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
                 &pointer,
                 &format!("invalid glob `{glob}`: {}", e.kind()),
             ));
+        }
+    }
+    findings
+}
+
+/// `drift`: each live source has what its kind needs, durations parse, environments exist.
+fn drift_checks(doc: &Document, config: &Config) -> Vec<Finding> {
+    let drift = &config.drift;
+    let mut findings = Vec::new();
+    let known = |env: &str| config.environments.is_empty() || config.environments.contains_key(env);
+    let mut sources: Vec<(String, &super::LiveDrift)> = Vec::new();
+    sources.extend(drift.live.as_ref().map(|l| ("/drift/live".to_owned(), l)));
+    for (env, live) in &drift.environments {
+        let pointer = format!("/drift/environments/{}", escape(env));
+        if !known(env) {
+            findings.push(invalid(
+                doc,
+                &pointer,
+                &format!("`{env}` is not one of the `environments`"),
+            ));
+        }
+        sources.push((pointer, live));
+    }
+    for (pointer, live) in sources {
+        let missing = match live.source {
+            super::LiveSource::Snapshot if live.path.is_none() => Some("path"),
+            super::LiveSource::Command if live.command.as_ref().is_none_or(Vec::is_empty) => {
+                Some("command")
+            }
+            super::LiveSource::Argocd if live.server.is_none() => Some("server"),
+            super::LiveSource::Argocd if live.token_env.is_none() => Some("token_env"),
+            _ => None,
+        };
+        if let Some(key) = missing {
+            findings.push(
+                invalid(
+                    doc,
+                    &format!("{pointer}/source"),
+                    &format!("a `{:?}` live source needs `{key}`", live.source).to_lowercase(),
+                )
+                .help("see \"Live drift\" in README.md for what each source needs"),
+            );
+        }
+        if let Some(age) = &live.max_age
+            && super::parse_duration(age).is_none()
+        {
+            findings.push(invalid(
+                doc,
+                &format!("{pointer}/max_age"),
+                &format!("`{age}` is not a duration such as `30m`, `24h` or `7d`"),
+            ));
+        }
+        if live.timeout_ms == 0 {
+            findings.push(invalid(
+                doc,
+                &format!("{pointer}/timeout_ms"),
+                "`timeout_ms` must be at least 1",
+            ));
+        }
+    }
+    if drift.hook && drift.live.is_none() && drift.environments.is_empty() {
+        findings.push(invalid(
+            doc,
+            "/drift/hook",
+            "`drift.hook: true` needs a live source (`drift.live` or `drift.environments`)",
+        ));
+    }
+    for (r, rule) in drift.promote.iter().enumerate() {
+        let at = format!("/drift/promote/{r}");
+        if rule.order.len() < 2 {
+            findings.push(invalid(
+                doc,
+                &format!("{at}/order"),
+                "`order` needs at least two environments",
+            ));
+        }
+        for (i, env) in rule.order.iter().enumerate() {
+            if !known(env) {
+                findings.push(invalid(
+                    doc,
+                    &format!("{at}/order/{i}"),
+                    &format!("`{env}` is not one of the `environments`"),
+                ));
+            }
+        }
+        if rule.fields.is_empty() {
+            findings.push(invalid(doc, &format!("{at}/fields"), "`fields` is empty"));
+        }
+        for (i, field) in rule.fields.iter().enumerate() {
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                findings.push(invalid(
+                    doc,
+                    &format!("{at}/fields/{i}"),
+                    &format!("`{field}` is not a dotted field path"),
+                ));
+            }
+        }
+        let templates = [
+            ("namespace", &rule.match_.namespace),
+            ("name", &rule.match_.name),
+        ];
+        for (key, template) in templates {
+            if let Some(t) = template
+                && t.matches("{env}").count() != 1
+            {
+                findings.push(invalid(
+                    doc,
+                    &format!("{at}/match/{key}"),
+                    &format!("`{t}` must contain `{{env}}` exactly once"),
+                ));
+            }
         }
     }
     findings

@@ -29,6 +29,12 @@ pub struct AuditRecord {
     /// Whether the requested bypass was honoured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bypass_granted: Option<bool>,
+    /// The reason given with `-o stategate.ack-drift=…`, if drift was acknowledged at push time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_drift: Option<String>,
+    /// Whether that acknowledgement was honoured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_drift_granted: Option<bool>,
 }
 
 pub fn now() -> u64 {
@@ -75,6 +81,8 @@ mod tests {
             rules: vec![],
             bypass: Some("outage".into()),
             bypass_granted: Some(true),
+            ack_drift: None,
+            ack_drift_granted: None,
         };
         append(&path, std::slice::from_ref(&record)).unwrap();
         append(&path, &[record]).unwrap();

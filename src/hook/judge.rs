@@ -93,7 +93,21 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
     let (report, impact) = gate.check_with_impact(&change, &head_tree);
     findings.extend(report.findings);
-    findings.extend(change_policies(repo, &gate, update, ctx, &change, &range)?);
+    let trusted = ctx
+        .config_dir
+        .is_none()
+        .then(|| trusted_commit(repo, update))
+        .flatten();
+    let drift = super::live::judge_change(repo, &gate, &change, trusted);
+    findings.extend(change_policies(
+        repo,
+        &gate,
+        update,
+        ctx,
+        &change,
+        &range,
+        drift.as_ref(),
+    )?);
     let paths: Vec<&str> = change
         .files
         .iter()
@@ -127,6 +141,7 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
             repo.path(),
         ));
     }
+    findings.extend(super::live::findings(repo, &gate, drift, pushed, ctx));
     Ok(findings)
 }
 
@@ -573,6 +588,7 @@ fn change_policies(
     ctx: &PushContext,
     change: &ChangeSet,
     range: &PushedRange,
+    drift: Option<&crate::drift::DriftReport>,
 ) -> Judged {
     let trusted_commit = match ctx.config_dir {
         Some(_) => None,
@@ -623,6 +639,8 @@ fn change_policies(
         files,
         commits: range.commits.clone(),
         reviews: Vec::new(),
+        live: drift.map(|d| d.policy_live()).unwrap_or_default(),
+        promotion: drift.map(|d| d.policy_promotion()).unwrap_or_default(),
     };
     // The gate compiled the trusted policies when it opened; a broken one already stopped it.
     Ok(gate.policies().check_change(&input))

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod judge;
+pub mod live;
 pub mod messages;
 pub mod protocol;
 
@@ -31,6 +32,10 @@ pub const IDENTITY_VARS: &[&str] = &[
 /// The push option that requests an emergency bypass: `git push -o stategate.bypass="reason"`.
 pub const BYPASS_OPTION: &str = "stategate.bypass";
 
+/// The push option that acknowledges live drift (and, for `promote.skip_by`, a skipped promotion):
+/// `git push -o stategate.ack-drift="reason"`.
+pub const ACK_DRIFT_OPTION: &str = "stategate.ack-drift";
+
 /// How the hook was asked to run.
 #[derive(Debug, Clone)]
 pub struct HookOptions {
@@ -49,6 +54,8 @@ pub struct HookOptions {
 pub struct PushContext {
     pub actor: Option<String>,
     pub bypass_reason: Option<String>,
+    /// The reason given with `-o stategate.ack-drift=…`, if any.
+    pub ack_drift: Option<String>,
     /// GHES merges of pull requests through its UI set `GITHUB_PULL_REQUEST_*`; approvals were
     /// then enforced by the required check of the Action, not here.
     pub through_pull_request: bool,
@@ -61,9 +68,11 @@ impl PushContext {
             .iter()
             .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
             .or_else(|| options.user.clone());
+        let pushed = push_options();
         PushContext {
             actor,
-            bypass_reason: bypass_reason(&push_options()),
+            bypass_reason: bypass_reason(&pushed),
+            ack_drift: option_value(&pushed, ACK_DRIFT_OPTION),
             through_pull_request: std::env::vars_os()
                 .any(|(k, _)| k.to_string_lossy().starts_with("GITHUB_PULL_REQUEST_")),
             config_dir: options.config_dir.clone(),
@@ -83,9 +92,13 @@ fn push_options() -> Vec<String> {
 }
 
 fn bypass_reason(options: &[String]) -> Option<String> {
+    option_value(options, BYPASS_OPTION)
+}
+
+fn option_value(options: &[String], wanted: &str) -> Option<String> {
     options.iter().find_map(|option| {
         let (key, value) = option.split_once('=').unwrap_or((option, ""));
-        (key == BYPASS_OPTION).then(|| value.trim().trim_matches('"').to_owned())
+        (key == wanted).then(|| value.trim().trim_matches('"').to_owned())
     })
 }
 
@@ -156,12 +169,17 @@ pub fn pre_receive(input: &str, options: &HookOptions, err: &mut dyn Write) -> u
     let records: Vec<AuditRecord> = outcomes.iter().map(|o| record(o, &ctx)).collect();
     if let Err(e) = audit::append(&log, &records) {
         let message = format!("cannot write the audit log {}: {e}", log.display());
-        let bypassed = outcomes.iter().any(|o| o.bypass_allowed);
-        for outcome in outcomes.iter_mut().filter(|o| o.bypass_allowed) {
+        let bypassed = outcomes.iter().any(|o| o.bypass_allowed || acknowledged(o));
+        for outcome in outcomes
+            .iter_mut()
+            .filter(|o| o.bypass_allowed || acknowledged(o))
+        {
             outcome.findings.push(
                 Finding::error(
                     Rule::GateInternal,
-                    format!("{message}; a bypass that cannot be audited is not granted"),
+                    format!(
+                        "{message}; a bypass or acknowledgement that cannot be audited is not granted"
+                    ),
                 )
                 .for_ref(&outcome.update.name)
                 .help("ask the server's administrator to make the audit log writable"),
@@ -359,6 +377,14 @@ fn report(out: &mut Messenger<'_>, outcomes: &[RefOutcome], ctx: &PushContext) {
     }
 }
 
+/// Whether an acknowledgement (`stategate.ack-drift`, a signed approval) softened a finding.
+fn acknowledged(outcome: &RefOutcome) -> bool {
+    outcome
+        .findings
+        .iter()
+        .any(|f| f.message.starts_with(crate::drift::ACKNOWLEDGED))
+}
+
 fn record(outcome: &RefOutcome, ctx: &PushContext) -> AuditRecord {
     let count = |severity| {
         outcome
@@ -385,11 +411,17 @@ fn record(outcome: &RefOutcome, ctx: &PushContext) -> AuditRecord {
         rules: outcome
             .findings
             .iter()
-            .filter(|f| f.severity == Severity::Error || f.message.starts_with("bypassed: "))
+            .filter(|f| {
+                f.severity == Severity::Error
+                    || f.message.starts_with("bypassed: ")
+                    || f.message.starts_with(crate::drift::ACKNOWLEDGED)
+            })
             .map(|f| f.rule.code().to_owned())
             .collect(),
         bypass: outcome.bypass.clone(),
         bypass_granted: outcome.bypass.as_ref().map(|_| outcome.bypass_allowed),
+        ack_drift: ctx.ack_drift.clone(),
+        ack_drift_granted: ctx.ack_drift.as_ref().map(|_| acknowledged(outcome)),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct ChangeInput {
     pub files: Vec<ChangedFile>,
     pub commits: Vec<CommitInput>,
     pub reviews: Vec<ReviewInput>,
+    /// Per touched object with a live source: `{object, environment, state, live, drifted, fields}`.
+    pub live: Vec<Value>,
+    /// Values set ahead of `drift.promote`: `{object, environment, field, value, previous, …}`.
+    pub promotion: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
