@@ -309,6 +309,13 @@ pub struct Finding {
     /// Extra keys: the Rego rule and policy file, keys of a policy's result object, …
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// JSON pointer of the offending value in its document, when a check knows it: with the rule
+    /// and the object, what makes a finding "the same" at the base and at head.
+    #[serde(skip)]
+    pub field: Option<String>,
+    /// The base already had this finding: the change did not introduce it (`report.pre_existing`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pre_existing: bool,
 }
 
 impl Finding {
@@ -322,6 +329,8 @@ impl Finding {
             help: None,
             git_ref: None,
             metadata: serde_json::Map::new(),
+            field: None,
+            pre_existing: false,
         }
     }
 
@@ -358,6 +367,11 @@ impl Finding {
 
     pub fn with_meta(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.metadata.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn field(mut self, pointer: impl Into<String>) -> Self {
+        self.field = Some(pointer.into());
         self
     }
 

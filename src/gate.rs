@@ -4,7 +4,7 @@
 //! Trust rule: config, schemas, CRDs from the base and policies all come from `trusted`, never from
 //! the change under review; only the changed files themselves come from the head side.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -98,20 +98,97 @@ impl Gate {
     /// [`Gate::check`], and what the change reaches: for approval rules, which must see a change
     /// to a shared base as a change to every overlay whose objects it alters.
     pub fn check_with_impact(&self, change: &ChangeSet, head: &dyn Tree) -> (Report, Impact) {
+        let options = self.config.load_options();
+        let mut findings: Vec<Finding> = change
+            .skipped
+            .iter()
+            .map(|s| self.skipped_finding(s))
+            .collect();
+        let mut rendered = self.render_changed(change, head, &mut findings, &options);
+        let impact = Impact::of(change, &rendered.impacted);
+        let base = std::mem::take(&mut rendered.base);
+        let base_rendered = RenderedChange {
+            documents: base.documents,
+            contexts: base.contexts,
+            ..RenderedChange::default()
+        };
+        let unchanged = rendered.unchanged;
+        let judged = self.judge(change, head, rendered, &options);
+        findings.extend(judged.findings);
+
+        // What the base already had is not this change's doing: judge the base side of the
+        // touched files and objects the same way, and match findings by rule, object and field.
+        let base_change = base_side(change);
+        if !base_change.files.is_empty() || !base_rendered.documents.is_empty() {
+            let base_tree = PatchedTree::new(head, before_images(change), "the change's base");
+            let base = self.judge(&base_change, &base_tree, base_rendered, &options);
+            let renames = renamed_paths(change);
+            let at_base: HashSet<FindingKey> = base
+                .findings
+                .iter()
+                .map(|f| FindingKey::of(f, &renames))
+                .collect();
+            let none = HashMap::new();
+            for finding in &mut findings {
+                finding.pre_existing = at_base.contains(&FindingKey::of(finding, &none));
+            }
+        }
+
+        let mut sources = judged.sources;
+        let cited: BTreeSet<&str> = findings
+            .iter()
+            .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
+            .collect();
+        for doc in judged.documents.iter().filter(|d| cited.contains(d.path())) {
+            sources
+                .entry(doc.path().to_owned())
+                .or_insert_with(|| Arc::clone(&doc.source));
+        }
+        let mut report = report_of(findings, sources);
+        report.stats = judged.stats;
+        report.stats.skipped = change.skipped.len();
+        report.apply_pre_existing(self.config.report.pre_existing);
+        report.notes.push(self.origin.to_string());
+        if unchanged > 0 {
+            report.notes.push(format!(
+                "{unchanged} rendered objects are identical at the base and were not judged again"
+            ));
+        }
+        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
+        // Secret's value, nor a value Flux substituted from a Secret.
+        let mut secrets = Secrets::default();
+        judged
+            .documents
+            .iter()
+            .for_each(|doc| secrets.collect(&doc.value));
+        judged
+            .flux_secrets
+            .iter()
+            .for_each(|value| secrets.insert(value));
+        report.redact(&secrets);
+        (report, impact)
+    }
+
+    /// Load, substitute and check one side of a change: the changed files' content in `change`
+    /// (their `after`), plus the objects rendered for it, with `tree` as the side's repository.
+    fn judge(
+        &self,
+        change: &ChangeSet,
+        tree: &dyn Tree,
+        rendered: RenderedChange,
+        options: &LoadOptions,
+    ) -> Judged {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
-        let selected = self.select(change, head, &mut findings);
+        let selected = self.select(change, tree, &mut findings);
         stats.files = selected.len();
-        stats.skipped = change.skipped.len();
-        let options = self.config.load_options();
         let loaded: Vec<Loaded> = selected
             .par_iter()
             .map(|file| {
                 load_manifest(
                     &file.path,
                     file.after.as_deref().unwrap_or_default(),
-                    &options,
+                    options,
                 )
             })
             .collect();
@@ -127,8 +204,6 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
-        let rendered = self.render_changed(change, head, &mut findings, &options);
-        let impact = Impact::of(change, &rendered.impacted);
         documents.extend(rendered.documents);
         // Flux applies objects after its post-build substitution: judge those.
         let flux_path = |path: &str| {
@@ -139,19 +214,19 @@ impl Gate {
         };
         let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
         let (flux_findings, flux_secrets) =
-            flux::substitute_documents(head, &changed, &mut documents, &flux_path, &options);
+            flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         findings.extend(flux_findings);
         stats.documents = documents.len();
         // Flux may have brought in objects beyond the changed files: know their patches too.
         let files = documents.iter().map(|d| d.path());
         let patches =
-            PatchIndex::build(head, files.filter(|p| !rendered.contexts.contains_key(*p)));
+            PatchIndex::build(tree, files.filter(|p| !rendered.contexts.contains_key(*p)));
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = if documents.is_empty() {
             Ok(None)
         } else {
-            self.schemas(&documents, &options).map(Some)
+            self.schemas(&documents, options).map(Some)
         };
         match schemas {
             Ok(None) => {}
@@ -170,29 +245,16 @@ impl Gate {
             change,
             &documents,
             &patches,
-            &options,
+            options,
             &rendered.contexts,
         ));
-
-        let cited: BTreeSet<&str> = findings
-            .iter()
-            .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
-            .collect();
-        for doc in documents.iter().filter(|d| cited.contains(d.path())) {
-            sources
-                .entry(doc.path().to_owned())
-                .or_insert_with(|| Arc::clone(&doc.source));
+        Judged {
+            findings,
+            documents,
+            sources,
+            flux_secrets,
+            stats,
         }
-        let mut report = report_of(findings, sources);
-        report.stats = stats;
-        report.notes.push(self.origin.to_string());
-        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
-        // Secret's value, nor a value Flux substituted from a Secret.
-        let mut secrets = Secrets::default();
-        documents.iter().for_each(|doc| secrets.collect(&doc.value));
-        flux_secrets.iter().for_each(|value| secrets.insert(value));
-        report.redact(&secrets);
-        (report, impact)
     }
 
     /// A path the change touches but the gate did not read. Binary content in a file the gate
@@ -302,6 +364,25 @@ impl Gate {
                     id @ ObjectId::Kube { .. } => overlay.before.get(&id).cloned(),
                     ObjectId::Document { .. } => None,
                 };
+                // An object the change does not alter is not the change's to answer for: a
+                // sibling rendered from the same overlay must not block an unrelated edit.
+                if before.as_ref() == Some(object) {
+                    out.unchanged += 1;
+                    continue;
+                }
+                if let Some(base_object) = &before
+                    && let Some(base_doc) =
+                        rendered_document(&overlay.dir, index, base_object, options)
+                {
+                    out.base.contexts.insert(
+                        base_doc.path().to_owned(),
+                        RenderedContext {
+                            file: overlay.file.clone(),
+                            before: None,
+                        },
+                    );
+                    out.base.documents.push(base_doc);
+                }
                 out.contexts.insert(
                     doc.path().to_owned(),
                     RenderedContext {
@@ -436,6 +517,108 @@ struct RenderedChange {
     contexts: HashMap<String, RenderedContext>,
     /// Kustomization files of overlays whose objects the change alters.
     impacted: Vec<String>,
+    /// The altered objects as rendered at the base, to tell pre-existing findings from new ones.
+    base: RenderedBase,
+    /// Rendered objects identical at base and head, not judged again.
+    unchanged: usize,
+}
+
+/// The altered rendered objects at the base side, with their overlays.
+#[derive(Default)]
+struct RenderedBase {
+    documents: Vec<Document>,
+    contexts: HashMap<String, RenderedContext>,
+}
+
+/// One side of a change, checked.
+struct Judged {
+    findings: Vec<Finding>,
+    documents: Vec<Document>,
+    sources: BTreeMap<String, Arc<SourceFile>>,
+    flux_secrets: BTreeSet<String>,
+    stats: Stats,
+}
+
+/// The base side of a change as a change of its own: every touched file as it was at the base,
+/// as if added (no `before`), so that judging it finds what the base already had.
+fn base_side(change: &ChangeSet) -> ChangeSet {
+    let files = change
+        .files
+        .iter()
+        .filter(|f| f.action != Action::Deleted)
+        .filter_map(|f| {
+            Some(FileChange {
+                path: f.old_path.clone().unwrap_or_else(|| f.path.clone()),
+                action: Action::Added,
+                old_path: None,
+                before: None,
+                after: Some(f.before.clone()?),
+            })
+        })
+        .collect();
+    ChangeSet {
+        base: None,
+        head: change.base.clone(),
+        files,
+        skipped: Vec::new(),
+    }
+}
+
+/// Old path → new path of the change's renames, so a document keeps its identity across one.
+fn renamed_paths(change: &ChangeSet) -> HashMap<String, String> {
+    change
+        .files
+        .iter()
+        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
+        .collect()
+}
+
+/// What makes a finding at head "the same" as one at the base: the rule, what it is about (the
+/// object, or the file for findings on no object) and where in it (the field, or for checks that
+/// do not say, the policy rule and message).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FindingKey {
+    rule: Rule,
+    subject: String,
+    detail: String,
+}
+
+impl FindingKey {
+    fn of(finding: &Finding, renames: &HashMap<String, String>) -> FindingKey {
+        let renamed = |path: &str| {
+            renames
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| path.to_owned())
+        };
+        let subject = match &finding.object {
+            Some(ObjectId::Document { path, index }) => format!("{}#{index}", renamed(path)),
+            Some(id) => id.to_string(),
+            None => finding
+                .location
+                .as_ref()
+                .map(|l| renamed(&l.file))
+                .unwrap_or_default(),
+        };
+        let detail = match &finding.field {
+            Some(field) => field.clone(),
+            None => {
+                let meta = |key: &str| {
+                    finding
+                        .metadata
+                        .get(key)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                format!("{}/{}: {}", meta("package"), meta("rule"), finding.message)
+            }
+        };
+        FindingKey {
+            rule: finding.rule,
+            subject,
+            detail,
+        }
+    }
 }
 
 /// A rendered object is judged as part of its overlay: the overlay's kustomization file decides

@@ -13,6 +13,7 @@ mod hook_support;
 
 use std::path::Path;
 
+use common::copy_tree;
 use common::git::TestRepo;
 use hook_support::{Server, push};
 use serde_json::Value;
@@ -60,17 +61,6 @@ fn commits(corpus: &Path) -> Vec<Commit> {
                 .collect(),
         })
         .collect()
-}
-
-fn copy_tree(from: &Path, rel: &Path, repo: &TestRepo) {
-    for entry in std::fs::read_dir(from.join(rel)).unwrap().flatten() {
-        let rel = rel.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(from, &rel, repo);
-        } else {
-            repo.write(&rel.to_string_lossy(), std::fs::read(entry.path()).unwrap());
-        }
-    }
 }
 
 /// Undo (`forward == false`) or redo one commit's saved YAML files in the work tree.

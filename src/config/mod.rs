@@ -62,6 +62,7 @@ pub struct Config {
     pub diff: DiffConfig,
     pub hook: HookConfig,
     pub limits: LimitsConfig,
+    pub report: ReportConfig,
 }
 
 impl Default for Config {
@@ -80,6 +81,7 @@ impl Default for Config {
             diff: DiffConfig::default(),
             hook: HookConfig::default(),
             limits: LimitsConfig::default(),
+            report: ReportConfig::default(),
         }
     }
 }
@@ -286,6 +288,27 @@ impl Default for LimitsConfig {
             alias_budget: 100_000,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// What to do with findings that the base already had: only what a change introduces should
+    /// block it, or teams switch the gate off after someone else's old problem blocks them.
+    pub pre_existing: PreExisting,
+}
+
+/// Findings present at the base (same rule, same object, same field): `report.pre_existing`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PreExisting {
+    /// Listed apart, never blocking (errors become warnings).
+    #[default]
+    Warn,
+    /// Listed apart, blocking like new findings.
+    Block,
+    /// Counted in the summary only.
+    Hide,
 }
 
 impl Config {

@@ -87,6 +87,7 @@ fn check_key(doc: &Document, key: &str, value: &Value) -> Result<(), Box<Finding
         "diff" => deserialize::<super::DiffConfig>(doc, &pointer, value).map(drop),
         "hook" => deserialize::<super::HookConfig>(doc, &pointer, value).map(drop),
         "limits" => deserialize::<super::LimitsConfig>(doc, &pointer, value).map(drop),
+        "report" => deserialize::<super::ReportConfig>(doc, &pointer, value).map(drop),
         other => Err(Box::new(
             Finding::error(Rule::ConfigInvalid, format!("unknown key `{other}`"))
                 .at(doc.locate_key(&pointer))
@@ -109,6 +110,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "diff",
     "hook",
     "limits",
+    "report",
 ];
 
 fn deserialize<T: DeserializeOwned>(

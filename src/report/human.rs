@@ -21,7 +21,16 @@ pub(super) fn render(
 ) -> io::Result<()> {
     let handler = handler(options);
     let mut sources = ShownSources::default();
+    let mut listed_apart = false;
     for finding in &report.findings {
+        if finding.pre_existing && !listed_apart {
+            listed_apart = true;
+            writeln!(
+                out,
+                "── pre-existing: {} already at the base, not introduced by this change ──\n",
+                report.stats.pre_existing
+            )?;
+        }
         match snippet_diagnostic(report, &mut sources, finding) {
             Some(diagnostic) => {
                 let mut text = String::new();

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::config::PreExisting;
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::SourceFile;
 
@@ -43,6 +44,16 @@ pub struct Stats {
     pub files: usize,
     pub documents: usize,
     pub skipped: usize,
+    /// Findings the base already had, listed apart (`report.pre_existing: warn | block`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pre_existing: usize,
+    /// Findings the base already had, not listed (`report.pre_existing: hide`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pre_existing_hidden: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -59,6 +70,32 @@ impl Report {
         for finding in &mut self.findings {
             secrets.redact_finding(finding);
         }
+    }
+
+    /// Apply `report.pre_existing` to the findings marked as already present at the base, and
+    /// list them after the change's own. Findings that say the gate could not read the input
+    /// keep blocking: an unreadable file is undecidable whoever broke it.
+    pub fn apply_pre_existing(&mut self, mode: PreExisting) {
+        let (old, mut new): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut self.findings)
+            .into_iter()
+            .partition(|f| f.pre_existing);
+        match mode {
+            PreExisting::Hide => self.stats.pre_existing_hidden = old.len(),
+            PreExisting::Block => {
+                self.stats.pre_existing = old.len();
+                new.extend(old);
+            }
+            PreExisting::Warn => {
+                self.stats.pre_existing = old.len();
+                new.extend(old.into_iter().map(|mut f| {
+                    if f.severity == Severity::Error && !f.rule.is_undecidable() {
+                        f.severity = Severity::Warning;
+                    }
+                    f
+                }));
+            }
+        }
+        self.findings = new;
     }
 
     /// How many findings of each severity the report holds.
@@ -138,6 +175,20 @@ pub fn summary_line(report: &Report) -> String {
     );
     if counts.notes > 0 {
         let _ = write!(line, ", {}", plural(counts.notes, "note"));
+    }
+    if report.stats.pre_existing > 0 {
+        let _ = write!(
+            line,
+            " ({} pre-existing, not introduced by this change)",
+            report.stats.pre_existing
+        );
+    }
+    if report.stats.pre_existing_hidden > 0 {
+        let _ = write!(
+            line,
+            ", {} pre-existing hidden",
+            report.stats.pre_existing_hidden
+        );
     }
     let _ = write!(
         line,
