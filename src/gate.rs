@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
 use crate::config::{CONFIG_FILE, Config, parse_config};
-use crate::finding::{Finding, Rule};
+use crate::finding::{Finding, Location, Rule};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
@@ -248,6 +248,7 @@ impl Gate {
             options,
             &rendered.contexts,
         ));
+        let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
             findings,
             documents,
@@ -378,6 +379,7 @@ impl Gate {
                         base_doc.path().to_owned(),
                         RenderedContext {
                             file: overlay.file.clone(),
+                            origin: None,
                             before: None,
                         },
                     );
@@ -387,6 +389,7 @@ impl Gate {
                     doc.path().to_owned(),
                     RenderedContext {
                         file: overlay.file.clone(),
+                        origin: overlay.origins.get(index).cloned().flatten(),
                         before,
                     },
                 );
@@ -539,6 +542,102 @@ struct Judged {
     stats: Stats,
 }
 
+/// Findings on rendered objects, moved to the file and line a human edits: the resource file
+/// (kustomize's origin annotation) where the offending value is as rendered there, else the
+/// overlay's kustomization, whose fields or patches set it. The same rule on the same value found
+/// through the source document and the rendered object is one finding, naming both.
+fn at_sources(
+    findings: Vec<Finding>,
+    documents: &[Document],
+    contexts: &HashMap<String, RenderedContext>,
+    tree: &dyn Tree,
+    options: &LoadOptions,
+) -> Vec<Finding> {
+    if contexts.is_empty() {
+        return findings;
+    }
+    let rendered: HashMap<&str, &Document> = documents
+        .iter()
+        .filter(|d| contexts.contains_key(d.path()))
+        .map(|d| (d.path(), d))
+        .collect();
+    let mut sources: HashMap<String, Vec<Document>> = HashMap::new();
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut seen: HashMap<(FindingKey, String, Option<u32>), usize> = HashMap::new();
+    let none = HashMap::new();
+    // Source documents' findings first, so a rendered duplicate folds into them.
+    let (from_rendered, direct): (Vec<Finding>, Vec<Finding>) =
+        findings.into_iter().partition(|f| {
+            f.location
+                .as_ref()
+                .is_some_and(|l| contexts.contains_key(l.file.as_str()))
+        });
+    for finding in direct.into_iter().chain(from_rendered) {
+        let finding = match finding.location.as_ref().map(|l| l.file.clone()) {
+            Some(shown) if contexts.contains_key(shown.as_str()) => {
+                let context = &contexts[shown.as_str()];
+                let doc = rendered.get(shown.as_str()).copied();
+                let place = doc.and_then(|doc| {
+                    let origin = context.origin.as_deref()?;
+                    let docs = sources.entry(origin.to_owned()).or_insert_with(|| {
+                        tree.read(origin)
+                            .map(|bytes| load_manifest(origin, &bytes, options).documents)
+                            .unwrap_or_default()
+                    });
+                    source_location(docs, doc, finding.field.as_deref())
+                });
+                let location = place.unwrap_or_else(|| Location::file(context.file.clone()));
+                finding.at(location).with_meta("rendered", shown)
+            }
+            _ => finding,
+        };
+        let at = finding
+            .location
+            .as_ref()
+            .map(|l| (l.file.clone(), l.line))
+            .unwrap_or_default();
+        let key = (FindingKey::of(&finding, &none), at.0, at.1);
+        match seen.get(&key) {
+            Some(&kept) => {
+                if let Some(shown) = finding.metadata.get("rendered").cloned() {
+                    out[kept].metadata.insert("rendered".to_owned(), shown);
+                }
+            }
+            None => {
+                seen.insert(key, out.len());
+                out.push(finding);
+            }
+        }
+    }
+    out
+}
+
+/// Where `field` of the rendered `doc` is written in its origin file: the same object there (kind
+/// and name) holding the same value at the same field. `None` when the file does not hold it as
+/// rendered: a kustomization field or a patch set it.
+fn source_location(
+    sources: &[Document],
+    rendered: &Document,
+    field: Option<&str>,
+) -> Option<Location> {
+    let same_object = |d: &&Document| {
+        d.kind() == rendered.kind()
+            && d.value.pointer("/metadata/name") == rendered.value.pointer("/metadata/name")
+    };
+    let source = sources.iter().find(same_object)?;
+    let pointer = field.unwrap_or("");
+    if pointer.is_empty() {
+        return Some(source.locate(""));
+    }
+    match (
+        source.value.pointer(pointer),
+        rendered.value.pointer(pointer),
+    ) {
+        (Some(a), Some(b)) if a == b => Some(source.locate(pointer)),
+        _ => None,
+    }
+}
+
 /// The base side of a change as a change of its own: every touched file as it was at the base,
 /// as if added (no `before`), so that judging it finds what the base already had.
 fn base_side(change: &ChangeSet) -> ChangeSet {
@@ -625,6 +724,8 @@ impl FindingKey {
 /// its environment, and the same object rendered at the base is its `before`.
 struct RenderedContext {
     file: String,
+    /// The repository file the object came from, where kustomize says.
+    origin: Option<String>,
     before: Option<serde_json::Value>,
 }
 

@@ -121,6 +121,32 @@ fn an_interval_edit_passes_with_the_old_findings_listed_apart() {
         "{findings:?}"
     );
     assert_eq!(json["stats"]["pre_existing"], findings.len());
+    // Found through the changed file and through the rendered overlay: one finding, at the
+    // file and line a human edits, naming the rendered object too.
+    assert_eq!(findings.len(), 1, "{json:#}");
+    let finding = policy_json(&json)[0].clone();
+    assert_eq!(
+        finding["location"]["file"],
+        format!("{APP}/ocirepository.yaml")
+    );
+    assert_eq!(finding["location"]["line"], 3, "{finding:#}");
+    assert!(
+        finding["metadata"]["rendered"]
+            .as_str()
+            .unwrap()
+            .contains("(rendered by kustomize: source.toolkit.fluxcd.io/v1/OCIRepository"),
+        "{finding:#}"
+    );
+}
+
+fn policy_json(json: &Value) -> Vec<Value> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"].as_str().unwrap().starts_with("policy/"))
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -145,6 +171,13 @@ fn the_same_violation_on_a_new_object_blocks() {
     for (rule, severity, _, message) in &new {
         assert_eq!((rule.as_str(), severity.as_str()), ("policy/deny", "error"));
         assert_eq!(message, "Service hubble-lb is a LoadBalancer");
+    }
+    // The new Service is found in the changed file and in the rendered overlay: one finding at
+    // the line of the new document, never at a rendered pseudo-path.
+    assert_eq!(new.len(), 1, "{findings:?}");
+    for finding in policy_json(&json) {
+        let file = finding["location"]["file"].as_str().unwrap();
+        assert_eq!(file, path, "{finding:#}");
     }
     // kube-api broke the rule before this change: listed apart, not blocking.
     let old: Vec<_> = findings.iter().filter(|f| f.2).collect();
