@@ -563,7 +563,7 @@ fn at_sources(
         .collect();
     let mut sources: HashMap<String, Vec<Document>> = HashMap::new();
     let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
-    let mut seen: HashMap<(FindingKey, String, Option<u32>), usize> = HashMap::new();
+    let mut seen: HashMap<(Rule, String, String, Option<u32>), usize> = HashMap::new();
     let none = HashMap::new();
     // Source documents' findings first, so a rendered duplicate folds into them.
     let (from_rendered, direct): (Vec<Finding>, Vec<Finding>) =
@@ -577,14 +577,28 @@ fn at_sources(
             Some(shown) if contexts.contains_key(shown.as_str()) => {
                 let context = &contexts[shown.as_str()];
                 let doc = rendered.get(shown.as_str()).copied();
+                let mut docs_of = |path: &str| -> Vec<Document> {
+                    sources
+                        .entry(path.to_owned())
+                        .or_insert_with(|| {
+                            tree.read(path)
+                                .map(|bytes| load_manifest(path, &bytes, options).documents)
+                                .unwrap_or_default()
+                        })
+                        .clone()
+                };
+                let field = finding.field.as_deref();
+                // The resource file first, then the overlay's patches: the first that holds the
+                // value as rendered wrote it.
+                let files = context.origin.iter().cloned().chain(kustomization_lists(
+                    tree,
+                    parent(&context.file),
+                    PATCH_FIELDS,
+                ));
                 let place = doc.and_then(|doc| {
-                    let origin = context.origin.as_deref()?;
-                    let docs = sources.entry(origin.to_owned()).or_insert_with(|| {
-                        tree.read(origin)
-                            .map(|bytes| load_manifest(origin, &bytes, options).documents)
-                            .unwrap_or_default()
-                    });
-                    source_location(docs, doc, finding.field.as_deref())
+                    files
+                        .into_iter()
+                        .find_map(|file| source_location(&docs_of(&file), doc, field))
                 });
                 let location = place.unwrap_or_else(|| Location::file(context.file.clone()));
                 finding.at(location).with_meta("rendered", shown)
@@ -596,7 +610,9 @@ fn at_sources(
             .as_ref()
             .map(|l| (l.file.clone(), l.line))
             .unwrap_or_default();
-        let key = (FindingKey::of(&finding, &none), at.0, at.1);
+        // Not the object: kustomize may have set its namespace or prefixed its name.
+        let FindingKey { rule, detail, .. } = FindingKey::of(&finding, &none);
+        let key = (rule, detail, at.0, at.1);
         match seen.get(&key) {
             Some(&kept) => {
                 if let Some(shown) = finding.metadata.get("rendered").cloned() {
