@@ -205,6 +205,12 @@ impl Gate {
             documents.extend(loaded.documents);
         }
         documents.extend(rendered.documents);
+        // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
+        // ciphertexts as opaque values that no output prints.
+        let mut opaque = BTreeSet::new();
+        for doc in &mut documents {
+            opaque.extend(as_decrypted(&mut doc.value));
+        }
         // Flux applies objects after its post-build substitution: judge those.
         let flux_path = |path: &str| {
             rendered
@@ -213,8 +219,9 @@ impl Gate {
                 .map_or_else(|| path.to_owned(), |r| r.file.clone())
         };
         let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
-        let (flux_findings, flux_secrets) =
+        let (flux_findings, mut flux_secrets) =
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
+        flux_secrets.extend(opaque);
         findings.extend(flux_findings);
         stats.documents = documents.len();
         // Flux may have brought in objects beyond the changed files: know their patches too.
@@ -540,6 +547,36 @@ struct Judged {
     sources: BTreeMap<String, Arc<SourceFile>>,
     flux_secrets: BTreeSet<String>,
     stats: Stats,
+}
+
+/// A SOPS-encrypted document as Flux's kustomize-controller applies it: without its top-level
+/// `sops` block (`mac` plus `lastmodified` or `version`). Returns the `ENC[...]` ciphertexts,
+/// which stay opaque strings and are masked like Secret values.
+fn as_decrypted(value: &mut serde_json::Value) -> Vec<String> {
+    let is_sops = value.get("sops").is_some_and(|sops| {
+        sops.get("mac").is_some()
+            && (sops.get("lastmodified").is_some() || sops.get("version").is_some())
+    });
+    if !is_sops {
+        return Vec::new();
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.remove("sops");
+    }
+    let mut ciphertexts = Vec::new();
+    collect_ciphertexts(value, &mut ciphertexts);
+    ciphertexts
+}
+
+fn collect_ciphertexts(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.starts_with("ENC[") && s.ends_with(']') => {
+            out.push(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_ciphertexts(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_ciphertexts(v, out)),
+        _ => {}
+    }
 }
 
 /// Findings on rendered objects, moved to the file and line a human edits: the resource file
