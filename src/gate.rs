@@ -12,8 +12,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::config::{CONFIG_FILE, Config, parse_config};
-use crate::finding::{Finding, Location, Rule};
+use crate::config::{CONFIG_FILE, Config, Level, RuleSetting, parse_config};
+use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
@@ -52,6 +52,7 @@ pub struct Gate {
     pub origin: ConfigOrigin,
     trusted: Box<dyn Tree>,
     paths: PathRules,
+    levels: RuleLevels,
     /// Compiled once per run; behind a lock only because Gatekeeper's inventory is set per check.
     policies: RwLock<PolicySet>,
 }
@@ -62,6 +63,7 @@ impl Gate {
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
         let (config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
+        let levels = RuleLevels::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let policies = PolicySet::load(&config.policies, trusted.as_ref())
             .map_err(|findings| policy_report(findings, trusted.as_ref()))?;
         Ok(Gate {
@@ -69,6 +71,7 @@ impl Gate {
             origin,
             trusted,
             paths,
+            levels,
             policies: RwLock::new(policies),
         })
     }
@@ -144,8 +147,12 @@ impl Gate {
                 .entry(doc.path().to_owned())
                 .or_insert_with(|| Arc::clone(&doc.source));
         }
+        let before = findings.len();
+        let findings = self.levels.apply(findings);
+        let disabled = before - findings.len();
         let mut report = report_of(findings, sources);
         report.stats = judged.stats;
+        report.stats.disabled = disabled;
         report.stats.skipped = change.skipped.len();
         report.apply_pre_existing(self.config.report.pre_existing);
         report.notes.push(self.origin.to_string());
@@ -1020,6 +1027,96 @@ fn read_config(
                 BTreeMap::from([(name, source)]),
             )))
         }
+    }
+}
+
+/// `rules:` of the config, globs compiled: what each rule's findings become, per path.
+struct RuleLevels {
+    rules: Vec<(String, Vec<(Level, Option<GlobSet>)>)>,
+}
+
+impl RuleLevels {
+    fn new(config: &Config) -> Result<RuleLevels, Box<Finding>> {
+        let invalid = |e: globset::Error| {
+            Box::new(
+                Finding::error(Rule::ConfigInvalid, format!("invalid glob in rules: {e}"))
+                    .in_file(CONFIG_FILE),
+            )
+        };
+        let mut rules = Vec::new();
+        for (key, setting) in &config.rules {
+            let levels = match setting {
+                RuleSetting::Level(level) => vec![(*level, None)],
+                RuleSetting::Scoped(items) => items
+                    .iter()
+                    .map(|item| {
+                        let globs = (!item.paths.is_empty())
+                            .then(|| glob_set(&item.paths))
+                            .transpose()?;
+                        Ok((item.level, globs))
+                    })
+                    .collect::<Result<_, globset::Error>>()
+                    .map_err(invalid)?,
+            };
+            rules.push((key.clone(), levels));
+        }
+        Ok(RuleLevels { rules })
+    }
+
+    /// Findings at their configured level; those turned `off` are dropped. Rules that mean the
+    /// gate could not read the input are never changed (the config refuses that too).
+    fn apply(&self, findings: Vec<Finding>) -> Vec<Finding> {
+        if self.rules.is_empty() {
+            return findings;
+        }
+        findings
+            .into_iter()
+            .filter_map(|mut finding| {
+                if finding.rule.is_undecidable() {
+                    return Some(finding);
+                }
+                match self.level_of(&finding) {
+                    Some(Level::Off) => None,
+                    Some(level) => {
+                        finding.severity = match level {
+                            Level::Note => Severity::Note,
+                            Level::Warning => Severity::Warning,
+                            _ => Severity::Error,
+                        };
+                        Some(finding)
+                    }
+                    None => Some(finding),
+                }
+            })
+            .collect()
+    }
+
+    /// The level of the `rules:` entry naming the finding: its policy result's `id`, its policy
+    /// rule (`package.rule`) or its rule code, scoped to the finding's file.
+    fn level_of(&self, finding: &Finding) -> Option<Level> {
+        let meta = |key: &str| finding.metadata.get(key).and_then(|v| v.as_str());
+        let policy_rule = meta("package")
+            .zip(meta("rule"))
+            .map(|(p, r)| format!("{p}.{r}"));
+        // The most specific name wins: a result's id, then its policy rule, then the code.
+        let names = [
+            meta("id").map(str::to_owned),
+            policy_rule,
+            Some(finding.rule.code().to_owned()),
+        ];
+        let file = finding.location.as_ref().map(|l| l.file.as_str());
+        names.iter().flatten().find_map(|name| {
+            self.rules
+                .iter()
+                .filter(|(key, _)| key == name)
+                .flat_map(|(_, levels)| levels)
+                .find(|(_, globs)| match (globs, file) {
+                    (None, _) => true,
+                    (Some(globs), Some(file)) => globs.is_match(file),
+                    (Some(_), None) => false,
+                })
+                .map(|(level, _)| *level)
+        })
     }
 }
 

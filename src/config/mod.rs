@@ -63,6 +63,8 @@ pub struct Config {
     pub hook: HookConfig,
     pub limits: LimitsConfig,
     pub report: ReportConfig,
+    /// Rule code, policy rule (`package.rule`) or a policy result's `id` → level.
+    pub rules: BTreeMap<String, RuleSetting>,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             hook: HookConfig::default(),
             limits: LimitsConfig::default(),
             report: ReportConfig::default(),
+            rules: BTreeMap::new(),
         }
     }
 }
@@ -309,6 +312,58 @@ pub enum PreExisting {
     Block,
     /// Counted in the summary only.
     Hide,
+}
+
+/// One entry of `rules:`: a level everywhere, or levels per path glob (the first match wins).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RuleSetting {
+    Level(Level),
+    Scoped(Vec<ScopedLevel>),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedLevel {
+    pub level: Level,
+    /// Globs of the files it applies to; empty = every file.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// What a rule's findings become. `off` may be written unquoted (YAML 1.1 reads it as `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Off,
+    Note,
+    Warning,
+    Error,
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(Level::Off),
+            Raw::Text(text) => match text.as_str() {
+                "off" => Ok(Level::Off),
+                "note" => Ok(Level::Note),
+                "warning" => Ok(Level::Warning),
+                "error" => Ok(Level::Error),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown level `{other}`, expected off, note, warning or error"
+                ))),
+            },
+            Raw::Bool(true) => Err(serde::de::Error::custom(
+                "expected off, note, warning or error",
+            )),
+        }
+    }
 }
 
 impl Config {

@@ -50,6 +50,9 @@ pub struct Stats {
     /// Findings the base already had, not listed (`report.pre_existing: hide`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pre_existing_hidden: usize,
+    /// Findings of rules turned `off` in `rules:`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disabled: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -182,6 +185,9 @@ pub fn summary_line(report: &Report) -> String {
             " ({} pre-existing, not introduced by this change)",
             report.stats.pre_existing
         );
+    }
+    if report.stats.disabled > 0 {
+        let _ = write!(line, ", {} off by `rules:`", report.stats.disabled);
     }
     if report.stats.pre_existing_hidden > 0 {
         let _ = write!(
