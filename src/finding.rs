@@ -80,6 +80,9 @@ pub enum Rule {
     LoadSymlink,
     // render (Flux post-build substitution)
     RenderUnsetVariable,
+    // inline suppressions (issue 10)
+    SuppressionInvalid,
+    SuppressionUnused,
 }
 
 impl Rule {
@@ -121,6 +124,8 @@ impl Rule {
         Rule::LoadBinary,
         Rule::LoadSymlink,
         Rule::RenderUnsetVariable,
+        Rule::SuppressionInvalid,
+        Rule::SuppressionUnused,
     ];
 
     /// The stable code, `stage/what`.
@@ -163,6 +168,8 @@ impl Rule {
             Rule::LoadBinary => "load/binary",
             Rule::LoadSymlink => "load/symlink",
             Rule::RenderUnsetVariable => "render/unset-variable",
+            Rule::SuppressionInvalid => "report/invalid-suppression",
+            Rule::SuppressionUnused => "report/unused-suppression",
         }
     }
 
@@ -217,6 +224,8 @@ impl Rule {
             Rule::RenderUnsetVariable => {
                 "a Flux post-build variable has no value or default in the repository"
             }
+            Rule::SuppressionInvalid => "a `# stategate:ignore` comment without a rule or a reason",
+            Rule::SuppressionUnused => "a `# stategate:ignore` comment that suppresses nothing",
         }
     }
 
@@ -316,6 +325,9 @@ pub struct Finding {
     /// The base already had this finding: the change did not introduce it (`report.pre_existing`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pre_existing: bool,
+    /// An inline `# stategate:ignore` covers it: shown, counted, never blocking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<crate::suppress::Suppression>,
 }
 
 impl Finding {
@@ -331,6 +343,7 @@ impl Finding {
             metadata: serde_json::Map::new(),
             field: None,
             pre_existing: false,
+            suppressed: None,
         }
     }
 
@@ -395,7 +408,9 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn of(findings: &[Finding]) -> Verdict {
-        let blocking = findings.iter().filter(|f| f.severity == Severity::Error);
+        let blocking = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && f.suppressed.is_none());
         let mut verdict = Verdict::Pass;
         for finding in blocking {
             if finding.rule.is_undecidable() {

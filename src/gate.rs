@@ -12,7 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::config::{CONFIG_FILE, Config, Level, RuleSetting, parse_config};
+use crate::config::{CONFIG_FILE, Config, InlineSuppressions, Level, RuleSetting, parse_config};
 use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
@@ -24,6 +24,7 @@ use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
+use crate::suppress::{self, Suppression};
 use crate::tree::Tree;
 
 /// Where the config came from, said in every report so nobody wonders which rules judged them.
@@ -150,9 +151,14 @@ impl Gate {
         let before = findings.len();
         let findings = self.levels.apply(findings);
         let disabled = before - findings.len();
+        let findings = self.suppress(change, findings);
         let mut report = report_of(findings, sources);
         report.stats = judged.stats;
         report.stats.disabled = disabled;
+        for suppression in report.findings.iter().filter_map(|f| f.suppressed.as_ref()) {
+            report.stats.suppressed += 1;
+            report.stats.suppressed_by_change += usize::from(suppression.by_change);
+        }
         report.stats.skipped = change.skipped.len();
         report.apply_pre_existing(self.config.report.pre_existing);
         report.notes.push(self.origin.to_string());
@@ -270,6 +276,81 @@ impl Gate {
             flux_secrets,
             stats,
         }
+    }
+
+    /// Apply the `# stategate:ignore` comments of the changed files (`report.inline_suppressions`).
+    /// A comment the base did not have is the change's own: it counts (`allow`), listed as
+    /// "suppressed by this change", or not (`base-only`). Findings that mean the gate could not
+    /// read the input are never suppressed.
+    fn suppress(&self, change: &ChangeSet, mut findings: Vec<Finding>) -> Vec<Finding> {
+        let mode = self.config.report.inline_suppressions;
+        if mode == InlineSuppressions::Off {
+            return findings;
+        }
+        let text = |bytes: &Option<Vec<u8>>| {
+            bytes
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::to_owned)
+        };
+        let mut extra = Vec::new();
+        for file in change.files.iter().filter(|f| f.action != Action::Deleted) {
+            let Some(after) = text(&file.after) else {
+                continue;
+            };
+            let (comments, problems) = suppress::comments(&file.path, &after);
+            extra.extend(problems);
+            let before = text(&file.before).unwrap_or_default();
+            for comment in comments {
+                // With no base (`--all`) there is nothing the change could have added.
+                let by_change =
+                    change.base.is_some() && !before.lines().any(|l| l.trim() == comment.text);
+                let at = Location {
+                    file: file.path.clone(),
+                    line: Some(comment.line),
+                    ..Location::default()
+                };
+                if by_change && mode == InlineSuppressions::BaseOnly {
+                    extra.push(
+                        Finding::note(
+                            Rule::SuppressionUnused,
+                            format!(
+                                "`{}` is added by this change and not honoured (report.inline_suppressions: base-only)",
+                                comment.rule
+                            ),
+                        )
+                        .at(at),
+                    );
+                    continue;
+                }
+                let mut used = false;
+                for finding in findings.iter_mut().filter(|f| {
+                    f.suppressed.is_none()
+                        && !f.rule.is_undecidable()
+                        && f.location.as_ref().is_some_and(|l| l.file == file.path)
+                }) {
+                    if suppress::covers(&comment, finding) {
+                        finding.suppressed = Some(Suppression {
+                            reason: comment.reason.clone(),
+                            by_change,
+                        });
+                        used = true;
+                    }
+                }
+                if !used {
+                    extra.push(
+                        Finding::warning(
+                            Rule::SuppressionUnused,
+                            format!("`# stategate:ignore {}` suppresses nothing", comment.rule),
+                        )
+                        .at(at)
+                        .help("remove the comment, or put it on the line of the finding or the line before"),
+                    );
+                }
+            }
+        }
+        findings.extend(extra);
+        findings
     }
 
     /// A path the change touches but the gate did not read. Binary content in a file the gate
@@ -1094,18 +1175,9 @@ impl RuleLevels {
     /// The level of the `rules:` entry naming the finding: its policy result's `id`, its policy
     /// rule (`package.rule`) or its rule code, scoped to the finding's file.
     fn level_of(&self, finding: &Finding) -> Option<Level> {
-        let meta = |key: &str| finding.metadata.get(key).and_then(|v| v.as_str());
-        let policy_rule = meta("package")
-            .zip(meta("rule"))
-            .map(|(p, r)| format!("{p}.{r}"));
-        // The most specific name wins: a result's id, then its policy rule, then the code.
-        let names = [
-            meta("id").map(str::to_owned),
-            policy_rule,
-            Some(finding.rule.code().to_owned()),
-        ];
+        let names = suppress::names_of(finding);
         let file = finding.location.as_ref().map(|l| l.file.as_str());
-        names.iter().flatten().find_map(|name| {
+        names.iter().find_map(|name| {
             self.rules
                 .iter()
                 .filter(|(key, _)| key == name)

@@ -19,4 +19,5 @@ pub mod protect;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod suppress;
 pub mod tree;

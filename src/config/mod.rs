@@ -299,6 +299,19 @@ pub struct ReportConfig {
     /// What to do with findings that the base already had: only what a change introduces should
     /// block it, or teams switch the gate off after someone else's old problem blocks them.
     pub pre_existing: PreExisting,
+    /// Which `# stategate:ignore` comments count.
+    pub inline_suppressions: InlineSuppressions,
+}
+
+/// `report.inline_suppressions`: a change can suppress its own findings (listed as "suppressed by
+/// this change"), only comments already at the base count, or none do.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InlineSuppressions {
+    #[default]
+    Allow,
+    BaseOnly,
+    Off,
 }
 
 /// Findings present at the base (same rule, same object, same field): `report.pre_existing`.

@@ -50,6 +50,12 @@ pub struct Stats {
     /// Findings the base already had, not listed (`report.pre_existing: hide`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pre_existing_hidden: usize,
+    /// Findings an inline `# stategate:ignore` covers (still listed in json and sarif).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: usize,
+    /// Of those, the ones whose suppression this change adds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed_by_change: usize,
     /// Findings of rules turned `off` in `rules:`.
     #[serde(skip_serializing_if = "is_zero")]
     pub disabled: usize,
@@ -104,7 +110,7 @@ impl Report {
     /// How many findings of each severity the report holds.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
-        for finding in &self.findings {
+        for finding in self.findings.iter().filter(|f| f.suppressed.is_none()) {
             match finding.severity {
                 Severity::Error => counts.errors += 1,
                 Severity::Warning => counts.warnings += 1,
@@ -184,6 +190,13 @@ pub fn summary_line(report: &Report) -> String {
             line,
             " ({} pre-existing, not introduced by this change)",
             report.stats.pre_existing
+        );
+    }
+    if report.stats.suppressed > 0 {
+        let _ = write!(
+            line,
+            ", {} suppressed ({} by this change)",
+            report.stats.suppressed, report.stats.suppressed_by_change
         );
     }
     if report.stats.disabled > 0 {
