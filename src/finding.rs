@@ -168,8 +168,8 @@ impl Rule {
             Rule::LoadBinary => "load/binary",
             Rule::LoadSymlink => "load/symlink",
             Rule::RenderUnsetVariable => "render/unset-variable",
-            Rule::SuppressionInvalid => "report/invalid-suppression",
-            Rule::SuppressionUnused => "report/unused-suppression",
+            Rule::SuppressionInvalid => "suppress/invalid",
+            Rule::SuppressionUnused => "suppress/unused",
         }
     }
 

@@ -189,7 +189,7 @@ fn a_change_may_suppress_its_own_finding_and_says_so() {
     // The comment on a line with no finding is reported, like an unused lint allow.
     let unused: Vec<&Value> = findings
         .iter()
-        .filter(|f| f["rule"] == "report/unused-suppression")
+        .filter(|f| f["rule"] == "suppress/unused")
         .collect();
     assert_eq!(unused.len(), 1, "{json:#}");
     assert_eq!(unused[0]["severity"], "warning");
@@ -246,6 +246,6 @@ fn a_suppression_needs_a_reason() {
         .iter()
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
-    assert!(rules.contains(&"report/invalid-suppression"), "{rules:?}");
+    assert!(rules.contains(&"suppress/invalid"), "{rules:?}");
     assert!(rules.contains(&"policy/deny"), "{rules:?}");
 }
