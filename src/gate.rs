@@ -154,10 +154,10 @@ impl Gate {
         let findings = self.suppress(change, findings);
         let mut report = report_of(findings, sources);
         report.stats = judged.stats;
-        report.stats.disabled = disabled;
+        report.stats.disabled = crate::report::count(disabled);
         for suppression in report.findings.iter().filter_map(|f| f.suppressed.as_ref()) {
             report.stats.suppressed += 1;
-            report.stats.suppressed_by_change += usize::from(suppression.by_change);
+            report.stats.suppressed_by_change += u32::from(suppression.by_change);
         }
         report.stats.skipped = change.skipped.len();
         report.apply_pre_existing(self.config.report.pre_existing);
@@ -1113,8 +1113,11 @@ fn read_config(
 
 /// `rules:` of the config, globs compiled: what each rule's findings become, per path.
 struct RuleLevels {
-    rules: Vec<(String, Vec<(Level, Option<GlobSet>)>)>,
+    rules: Vec<(String, Vec<ScopedLevel>)>,
 }
+
+/// A level, and the files it applies to (`None`: every file).
+type ScopedLevel = (Level, Option<GlobSet>);
 
 impl RuleLevels {
     fn new(config: &Config) -> Result<RuleLevels, Box<Finding>> {

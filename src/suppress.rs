@@ -122,7 +122,7 @@ pub fn covers(comment: &Comment, finding: &Finding) -> bool {
         return false;
     };
     (comment.covers.0..=comment.covers.1).contains(&line)
-        && names_of(finding).iter().any(|n| *n == comment.rule)
+        && names_of(finding).contains(&comment.rule)
 }
 
 #[cfg(test)]

@@ -46,22 +46,27 @@ pub struct Stats {
     pub skipped: usize,
     /// Findings the base already had, listed apart (`report.pre_existing: warn | block`).
     #[serde(skip_serializing_if = "is_zero")]
-    pub pre_existing: usize,
+    pub pre_existing: u32,
     /// Findings the base already had, not listed (`report.pre_existing: hide`).
     #[serde(skip_serializing_if = "is_zero")]
-    pub pre_existing_hidden: usize,
+    pub pre_existing_hidden: u32,
     /// Findings an inline `# stategate:ignore` covers (still listed in json and sarif).
     #[serde(skip_serializing_if = "is_zero")]
-    pub suppressed: usize,
+    pub suppressed: u32,
     /// Of those, the ones whose suppression this change adds.
     #[serde(skip_serializing_if = "is_zero")]
-    pub suppressed_by_change: usize,
+    pub suppressed_by_change: u32,
     /// Findings of rules turned `off` in `rules:`.
     #[serde(skip_serializing_if = "is_zero")]
-    pub disabled: usize,
+    pub disabled: u32,
 }
 
-fn is_zero(n: &usize) -> bool {
+/// Counts of findings kept as `u32`: a `Report` stays small enough to return by value.
+pub fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
@@ -89,13 +94,13 @@ impl Report {
             .into_iter()
             .partition(|f| f.pre_existing);
         match mode {
-            PreExisting::Hide => self.stats.pre_existing_hidden = old.len(),
+            PreExisting::Hide => self.stats.pre_existing_hidden = count(old.len()),
             PreExisting::Block => {
-                self.stats.pre_existing = old.len();
+                self.stats.pre_existing = count(old.len());
                 new.extend(old);
             }
             PreExisting::Warn => {
-                self.stats.pre_existing = old.len();
+                self.stats.pre_existing = count(old.len());
                 new.extend(old.into_iter().map(|mut f| {
                     if f.severity == Severity::Error && !f.rule.is_undecidable() {
                         f.severity = Severity::Warning;
