@@ -84,6 +84,9 @@ pub enum Rule {
     DriftSource,
     DriftStale,
     DriftPromotion,
+    // inline suppressions (issue 10)
+    SuppressionInvalid,
+    SuppressionUnused,
 }
 
 impl Rule {
@@ -128,6 +131,8 @@ impl Rule {
         Rule::DriftSource,
         Rule::DriftStale,
         Rule::DriftPromotion,
+        Rule::SuppressionInvalid,
+        Rule::SuppressionUnused,
     ];
 
     /// The stable code, `stage/what`.
@@ -173,6 +178,8 @@ impl Rule {
             Rule::DriftSource => "drift/source",
             Rule::DriftStale => "drift/stale",
             Rule::DriftPromotion => "drift/promotion",
+            Rule::SuppressionInvalid => "suppress/invalid",
+            Rule::SuppressionUnused => "suppress/unused",
         }
     }
 
@@ -232,6 +239,8 @@ impl Rule {
             Rule::DriftPromotion => {
                 "a value reaches an environment before the previous one in `drift.promote` has it"
             }
+            Rule::SuppressionInvalid => "a `# stategate:ignore` comment without a rule or a reason",
+            Rule::SuppressionUnused => "a `# stategate:ignore` comment that suppresses nothing",
         }
     }
 
@@ -325,6 +334,16 @@ pub struct Finding {
     /// Extra keys: the Rego rule and policy file, keys of a policy's result object, …
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// JSON pointer of the offending value in its document, when a check knows it: with the rule
+    /// and the object, what makes a finding "the same" at the base and at head.
+    #[serde(skip)]
+    pub field: Option<String>,
+    /// The base already had this finding: the change did not introduce it (`report.pre_existing`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pre_existing: bool,
+    /// An inline `# stategate:ignore` covers it: shown, counted, never blocking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<crate::suppress::Suppression>,
 }
 
 impl Finding {
@@ -338,6 +357,9 @@ impl Finding {
             help: None,
             git_ref: None,
             metadata: serde_json::Map::new(),
+            field: None,
+            pre_existing: false,
+            suppressed: None,
         }
     }
 
@@ -377,6 +399,11 @@ impl Finding {
         self
     }
 
+    pub fn field(mut self, pointer: impl Into<String>) -> Self {
+        self.field = Some(pointer.into());
+        self
+    }
+
     pub fn for_ref(mut self, git_ref: impl Into<String>) -> Self {
         self.git_ref = Some(git_ref.into());
         self
@@ -397,7 +424,9 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn of(findings: &[Finding]) -> Verdict {
-        let blocking = findings.iter().filter(|f| f.severity == Severity::Error);
+        let blocking = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && f.suppressed.is_none());
         let mut verdict = Verdict::Pass;
         for finding in blocking {
             if finding.rule.is_undecidable() {

@@ -4,15 +4,15 @@
 //! Trust rule: config, schemas, CRDs from the base and policies all come from `trusted`, never from
 //! the change under review; only the changed files themselves come from the head side.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::config::{CONFIG_FILE, Config, ConfigOrigin};
-use crate::finding::{Finding, Rule};
+use crate::config::{CONFIG_FILE, Config, ConfigOrigin, InlineSuppressions, Level, RuleSetting};
+use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
@@ -24,6 +24,7 @@ use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
+use crate::suppress::{self, Suppression};
 use crate::tree::Tree;
 
 /// The rules of one run, read once from the trusted base.
@@ -32,6 +33,7 @@ pub struct Gate {
     pub origin: ConfigOrigin,
     trusted: Box<dyn Tree>,
     paths: PathRules,
+    levels: RuleLevels,
     /// Compiled once per run; behind a lock only because Gatekeeper's inventory is set per check.
     policies: RwLock<PolicySet>,
 }
@@ -43,6 +45,7 @@ impl Gate {
         let (config, origin) = crate::config::load(trusted.as_ref(), config_file)
             .map_err(|e| report_of(e.findings, e.source.into_iter().collect()))?;
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
+        let levels = RuleLevels::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let policies = PolicySet::load(&config.policies, trusted.as_ref())
             .map_err(|findings| policy_report(findings, trusted.as_ref()))?;
         Ok(Gate {
@@ -50,6 +53,7 @@ impl Gate {
             origin,
             trusted,
             paths,
+            levels,
             policies: RwLock::new(policies),
         })
     }
@@ -79,20 +83,106 @@ impl Gate {
     /// [`Gate::check`], and what the change reaches: for approval rules, which must see a change
     /// to a shared base as a change to every overlay whose objects it alters.
     pub fn check_with_impact(&self, change: &ChangeSet, head: &dyn Tree) -> (Report, Impact) {
+        let options = self.config.load_options();
+        let mut findings: Vec<Finding> = change
+            .skipped
+            .iter()
+            .map(|s| self.skipped_finding(s))
+            .collect();
+        let mut rendered = self.render_changed(change, head, &mut findings, &options);
+        let impact = Impact::of(change, &rendered.impacted);
+        let base = std::mem::take(&mut rendered.base);
+        let base_rendered = RenderedChange {
+            documents: base.documents,
+            contexts: base.contexts,
+            ..RenderedChange::default()
+        };
+        let unchanged = rendered.unchanged;
+        let judged = self.judge(change, head, rendered, &options);
+        findings.extend(judged.findings);
+
+        // What the base already had is not this change's doing: judge the base side of the
+        // touched files and objects the same way, and match findings by rule, object and field.
+        let base_change = base_side(change);
+        if !base_change.files.is_empty() || !base_rendered.documents.is_empty() {
+            let base_tree = PatchedTree::new(head, before_images(change), "the change's base");
+            let base = self.judge(&base_change, &base_tree, base_rendered, &options);
+            let renames = renamed_paths(change);
+            let at_base: HashSet<FindingKey> = base
+                .findings
+                .iter()
+                .map(|f| FindingKey::of(f, &renames))
+                .collect();
+            let none = HashMap::new();
+            for finding in &mut findings {
+                finding.pre_existing = at_base.contains(&FindingKey::of(finding, &none));
+            }
+        }
+
+        let mut sources = judged.sources;
+        let cited: BTreeSet<&str> = findings
+            .iter()
+            .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
+            .collect();
+        for doc in judged.documents.iter().filter(|d| cited.contains(d.path())) {
+            sources
+                .entry(doc.path().to_owned())
+                .or_insert_with(|| Arc::clone(&doc.source));
+        }
+        let before = findings.len();
+        let findings = self.levels.apply(findings);
+        let disabled = before - findings.len();
+        let findings = self.suppress(change, findings);
+        let mut report = report_of(findings, sources);
+        report.stats = judged.stats;
+        report.stats.disabled = crate::report::count(disabled);
+        for suppression in report.findings.iter().filter_map(|f| f.suppressed.as_ref()) {
+            report.stats.suppressed += 1;
+            report.stats.suppressed_by_change += u32::from(suppression.by_change);
+        }
+        report.stats.skipped = change.skipped.len();
+        report.apply_pre_existing(self.config.report.pre_existing);
+        report.notes.push(self.origin.to_string());
+        if unchanged > 0 {
+            report.notes.push(format!(
+                "{unchanged} rendered objects are identical at the base and were not judged again"
+            ));
+        }
+        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
+        // Secret's value, nor a value Flux substituted from a Secret.
+        let mut secrets = Secrets::default();
+        judged
+            .documents
+            .iter()
+            .for_each(|doc| secrets.collect(&doc.value));
+        judged
+            .flux_secrets
+            .iter()
+            .for_each(|value| secrets.insert(value));
+        report.redact(&secrets);
+        (report, impact)
+    }
+
+    /// Load, substitute and check one side of a change: the changed files' content in `change`
+    /// (their `after`), plus the objects rendered for it, with `tree` as the side's repository.
+    fn judge(
+        &self,
+        change: &ChangeSet,
+        tree: &dyn Tree,
+        rendered: RenderedChange,
+        options: &LoadOptions,
+    ) -> Judged {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
-        let selected = self.select(change, head, &mut findings);
+        let selected = self.select(change, tree, &mut findings);
         stats.files = selected.len();
-        stats.skipped = change.skipped.len();
-        let options = self.config.load_options();
         let loaded: Vec<Loaded> = selected
             .par_iter()
             .map(|file| {
                 load_manifest(
                     &file.path,
                     file.after.as_deref().unwrap_or_default(),
-                    &options,
+                    options,
                 )
             })
             .collect();
@@ -108,9 +198,13 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
-        let rendered = self.render_changed(change, head, &mut findings, &options);
-        let impact = Impact::of(change, &rendered.impacted);
         documents.extend(rendered.documents);
+        // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
+        // ciphertexts as opaque values that no output prints.
+        let mut opaque = BTreeSet::new();
+        for doc in &mut documents {
+            opaque.extend(as_decrypted(&mut doc.value));
+        }
         // Flux applies objects after its post-build substitution: judge those.
         let flux_path = |path: &str| {
             rendered
@@ -119,20 +213,21 @@ impl Gate {
                 .map_or_else(|| path.to_owned(), |r| r.file.clone())
         };
         let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
-        let (flux_findings, flux_secrets) =
-            flux::substitute_documents(head, &changed, &mut documents, &flux_path, &options);
+        let (flux_findings, mut flux_secrets) =
+            flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
+        flux_secrets.extend(opaque);
         findings.extend(flux_findings);
         stats.documents = documents.len();
         // Flux may have brought in objects beyond the changed files: know their patches too.
         let files = documents.iter().map(|d| d.path());
         let patches =
-            PatchIndex::build(head, files.filter(|p| !rendered.contexts.contains_key(*p)));
+            PatchIndex::build(tree, files.filter(|p| !rendered.contexts.contains_key(*p)));
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = if documents.is_empty() {
             Ok(None)
         } else {
-            self.schemas(&documents, &options).map(Some)
+            self.schemas(&documents, options).map(Some)
         };
         match schemas {
             Ok(None) => {}
@@ -151,29 +246,92 @@ impl Gate {
             change,
             &documents,
             &patches,
-            &options,
+            options,
             &rendered.contexts,
         ));
-
-        let cited: BTreeSet<&str> = findings
-            .iter()
-            .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
-            .collect();
-        for doc in documents.iter().filter(|d| cited.contains(d.path())) {
-            sources
-                .entry(doc.path().to_owned())
-                .or_insert_with(|| Arc::clone(&doc.source));
+        let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
+        Judged {
+            findings,
+            documents,
+            sources,
+            flux_secrets,
+            stats,
         }
-        let mut report = report_of(findings, sources);
-        report.stats = stats;
-        report.notes.push(self.origin.to_string());
-        // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
-        // Secret's value, nor a value Flux substituted from a Secret.
-        let mut secrets = Secrets::default();
-        documents.iter().for_each(|doc| secrets.collect(&doc.value));
-        flux_secrets.iter().for_each(|value| secrets.insert(value));
-        report.redact(&secrets);
-        (report, impact)
+    }
+
+    /// Apply the `# stategate:ignore` comments of the changed files (`report.inline_suppressions`).
+    /// A comment the base did not have is the change's own: it counts (`allow`), listed as
+    /// "suppressed by this change", or not (`base-only`). Findings that mean the gate could not
+    /// read the input are never suppressed.
+    fn suppress(&self, change: &ChangeSet, mut findings: Vec<Finding>) -> Vec<Finding> {
+        let mode = self.config.report.inline_suppressions;
+        if mode == InlineSuppressions::Off {
+            return findings;
+        }
+        let text = |bytes: &Option<Vec<u8>>| {
+            bytes
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::to_owned)
+        };
+        let mut extra = Vec::new();
+        for file in change.files.iter().filter(|f| f.action != Action::Deleted) {
+            let Some(after) = text(&file.after) else {
+                continue;
+            };
+            let (comments, problems) = suppress::comments(&file.path, &after);
+            extra.extend(problems);
+            let before = text(&file.before).unwrap_or_default();
+            for comment in comments {
+                // With no base (`--all`) there is nothing the change could have added.
+                let by_change =
+                    change.base.is_some() && !before.lines().any(|l| l.trim() == comment.text);
+                let at = Location {
+                    file: file.path.clone(),
+                    line: Some(comment.line),
+                    ..Location::default()
+                };
+                if by_change && mode == InlineSuppressions::BaseOnly {
+                    extra.push(
+                        Finding::note(
+                            Rule::SuppressionUnused,
+                            format!(
+                                "`{}` is added by this change and not honoured (report.inline_suppressions: base-only)",
+                                comment.rule
+                            ),
+                        )
+                        .at(at),
+                    );
+                    continue;
+                }
+                let mut used = false;
+                for finding in findings.iter_mut().filter(|f| {
+                    f.suppressed.is_none()
+                        && !f.rule.is_undecidable()
+                        && f.location.as_ref().is_some_and(|l| l.file == file.path)
+                }) {
+                    if suppress::covers(&comment, finding) {
+                        finding.suppressed = Some(Suppression {
+                            reason: comment.reason.clone(),
+                            by_change,
+                        });
+                        used = true;
+                    }
+                }
+                if !used {
+                    extra.push(
+                        Finding::warning(
+                            Rule::SuppressionUnused,
+                            format!("`# stategate:ignore {}` suppresses nothing", comment.rule),
+                        )
+                        .at(at)
+                        .help("remove the comment, or put it on the line of the finding or the line before"),
+                    );
+                }
+            }
+        }
+        findings.extend(extra);
+        findings
     }
 
     /// A path the change touches but the gate did not read. Binary content in a file the gate
@@ -283,10 +441,31 @@ impl Gate {
                     id @ ObjectId::Kube { .. } => overlay.before.get(&id).cloned(),
                     ObjectId::Document { .. } => None,
                 };
+                // An object the change does not alter is not the change's to answer for: a
+                // sibling rendered from the same overlay must not block an unrelated edit.
+                if before.as_ref() == Some(object) {
+                    out.unchanged += 1;
+                    continue;
+                }
+                if let Some(base_object) = &before
+                    && let Some(base_doc) =
+                        rendered_document(&overlay.dir, index, base_object, options)
+                {
+                    out.base.contexts.insert(
+                        base_doc.path().to_owned(),
+                        RenderedContext {
+                            file: overlay.file.clone(),
+                            origin: None,
+                            before: None,
+                        },
+                    );
+                    out.base.documents.push(base_doc);
+                }
                 out.contexts.insert(
                     doc.path().to_owned(),
                     RenderedContext {
                         file: overlay.file.clone(),
+                        origin: overlay.origins.get(index).cloned().flatten(),
                         before,
                     },
                 );
@@ -417,12 +596,258 @@ struct RenderedChange {
     contexts: HashMap<String, RenderedContext>,
     /// Kustomization files of overlays whose objects the change alters.
     impacted: Vec<String>,
+    /// The altered objects as rendered at the base, to tell pre-existing findings from new ones.
+    base: RenderedBase,
+    /// Rendered objects identical at base and head, not judged again.
+    unchanged: usize,
+}
+
+/// The altered rendered objects at the base side, with their overlays.
+#[derive(Default)]
+struct RenderedBase {
+    documents: Vec<Document>,
+    contexts: HashMap<String, RenderedContext>,
+}
+
+/// One side of a change, checked.
+struct Judged {
+    findings: Vec<Finding>,
+    documents: Vec<Document>,
+    sources: BTreeMap<String, Arc<SourceFile>>,
+    flux_secrets: BTreeSet<String>,
+    stats: Stats,
+}
+
+/// A SOPS-encrypted document as Flux's kustomize-controller applies it: without its top-level
+/// `sops` block (`mac` plus `lastmodified` or `version`). Returns the `ENC[...]` ciphertexts,
+/// which stay opaque strings and are masked like Secret values.
+fn as_decrypted(value: &mut serde_json::Value) -> Vec<String> {
+    let is_sops = value.get("sops").is_some_and(|sops| {
+        sops.get("mac").is_some()
+            && (sops.get("lastmodified").is_some() || sops.get("version").is_some())
+    });
+    if !is_sops {
+        return Vec::new();
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.remove("sops");
+    }
+    let mut ciphertexts = Vec::new();
+    collect_ciphertexts(value, &mut ciphertexts);
+    ciphertexts
+}
+
+fn collect_ciphertexts(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.starts_with("ENC[") && s.ends_with(']') => {
+            out.push(s.clone());
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_ciphertexts(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_ciphertexts(v, out)),
+        _ => {}
+    }
+}
+
+/// Findings on rendered objects, moved to the file and line a human edits: the resource file
+/// (kustomize's origin annotation) where the offending value is as rendered there, else the
+/// overlay's kustomization, whose fields or patches set it. The same rule on the same value found
+/// through the source document and the rendered object is one finding, naming both.
+fn at_sources(
+    findings: Vec<Finding>,
+    documents: &[Document],
+    contexts: &HashMap<String, RenderedContext>,
+    tree: &dyn Tree,
+    options: &LoadOptions,
+) -> Vec<Finding> {
+    if contexts.is_empty() {
+        return findings;
+    }
+    let rendered: HashMap<&str, &Document> = documents
+        .iter()
+        .filter(|d| contexts.contains_key(d.path()))
+        .map(|d| (d.path(), d))
+        .collect();
+    let mut sources: HashMap<String, Vec<Document>> = HashMap::new();
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut seen: HashMap<(Rule, String, String, Option<u32>), usize> = HashMap::new();
+    let none = HashMap::new();
+    // Source documents' findings first, so a rendered duplicate folds into them.
+    let (from_rendered, direct): (Vec<Finding>, Vec<Finding>) =
+        findings.into_iter().partition(|f| {
+            f.location
+                .as_ref()
+                .is_some_and(|l| contexts.contains_key(l.file.as_str()))
+        });
+    for finding in direct.into_iter().chain(from_rendered) {
+        let finding = match finding.location.as_ref().map(|l| l.file.clone()) {
+            Some(shown) if contexts.contains_key(shown.as_str()) => {
+                let context = &contexts[shown.as_str()];
+                let doc = rendered.get(shown.as_str()).copied();
+                let mut docs_of = |path: &str| -> Vec<Document> {
+                    sources
+                        .entry(path.to_owned())
+                        .or_insert_with(|| {
+                            tree.read(path)
+                                .map(|bytes| load_manifest(path, &bytes, options).documents)
+                                .unwrap_or_default()
+                        })
+                        .clone()
+                };
+                let field = finding.field.as_deref();
+                // The resource file first, then the overlay's patches: the first that holds the
+                // value as rendered wrote it.
+                let files = context.origin.iter().cloned().chain(kustomization_lists(
+                    tree,
+                    parent(&context.file),
+                    PATCH_FIELDS,
+                ));
+                let place = doc.and_then(|doc| {
+                    files
+                        .into_iter()
+                        .find_map(|file| source_location(&docs_of(&file), doc, field))
+                });
+                let location = place.unwrap_or_else(|| Location::file(context.file.clone()));
+                finding.at(location).with_meta("rendered", shown)
+            }
+            _ => finding,
+        };
+        let at = finding
+            .location
+            .as_ref()
+            .map(|l| (l.file.clone(), l.line))
+            .unwrap_or_default();
+        // Not the object: kustomize may have set its namespace or prefixed its name.
+        let FindingKey { rule, detail, .. } = FindingKey::of(&finding, &none);
+        let key = (rule, detail, at.0, at.1);
+        match seen.get(&key) {
+            Some(&kept) => {
+                if let Some(shown) = finding.metadata.get("rendered").cloned() {
+                    out[kept].metadata.insert("rendered".to_owned(), shown);
+                }
+            }
+            None => {
+                seen.insert(key, out.len());
+                out.push(finding);
+            }
+        }
+    }
+    out
+}
+
+/// Where `field` of the rendered `doc` is written in its origin file: the same object there (kind
+/// and name) holding the same value at the same field. `None` when the file does not hold it as
+/// rendered: a kustomization field or a patch set it.
+fn source_location(
+    sources: &[Document],
+    rendered: &Document,
+    field: Option<&str>,
+) -> Option<Location> {
+    let same_object = |d: &&Document| {
+        d.kind() == rendered.kind()
+            && d.value.pointer("/metadata/name") == rendered.value.pointer("/metadata/name")
+    };
+    let source = sources.iter().find(same_object)?;
+    let pointer = field.unwrap_or("");
+    if pointer.is_empty() {
+        return Some(source.locate(""));
+    }
+    match (
+        source.value.pointer(pointer),
+        rendered.value.pointer(pointer),
+    ) {
+        (Some(a), Some(b)) if a == b => Some(source.locate(pointer)),
+        _ => None,
+    }
+}
+
+/// The base side of a change as a change of its own: every touched file as it was at the base,
+/// as if added (no `before`), so that judging it finds what the base already had.
+fn base_side(change: &ChangeSet) -> ChangeSet {
+    let files = change
+        .files
+        .iter()
+        .filter(|f| f.action != Action::Deleted)
+        .filter_map(|f| {
+            Some(FileChange {
+                path: f.old_path.clone().unwrap_or_else(|| f.path.clone()),
+                action: Action::Added,
+                old_path: None,
+                before: None,
+                after: Some(f.before.clone()?),
+            })
+        })
+        .collect();
+    ChangeSet {
+        base: None,
+        head: change.base.clone(),
+        files,
+        skipped: Vec::new(),
+    }
+}
+
+/// Old path → new path of the change's renames, so a document keeps its identity across one.
+fn renamed_paths(change: &ChangeSet) -> HashMap<String, String> {
+    change
+        .files
+        .iter()
+        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
+        .collect()
+}
+
+/// What makes a finding at head "the same" as one at the base: the rule, what it is about (the
+/// object, or the file for findings on no object) and where in it (the field, or for checks that
+/// do not say, the policy rule and message).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FindingKey {
+    rule: Rule,
+    subject: String,
+    detail: String,
+}
+
+impl FindingKey {
+    fn of(finding: &Finding, renames: &HashMap<String, String>) -> FindingKey {
+        let renamed = |path: &str| {
+            renames
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| path.to_owned())
+        };
+        let subject = match &finding.object {
+            Some(ObjectId::Document { path, index }) => format!("{}#{index}", renamed(path)),
+            Some(id) => id.to_string(),
+            None => finding
+                .location
+                .as_ref()
+                .map(|l| renamed(&l.file))
+                .unwrap_or_default(),
+        };
+        let detail = match &finding.field {
+            Some(field) => field.clone(),
+            None => {
+                let meta = |key: &str| {
+                    finding
+                        .metadata
+                        .get(key)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                format!("{}/{}: {}", meta("package"), meta("rule"), finding.message)
+            }
+        };
+        FindingKey {
+            rule: finding.rule,
+            subject,
+            detail,
+        }
+    }
 }
 
 /// A rendered object is judged as part of its overlay: the overlay's kustomization file decides
 /// its environment, and the same object rendered at the base is its `before`.
 struct RenderedContext {
     file: String,
+    /// The repository file the object came from, where kustomize says.
+    origin: Option<String>,
     before: Option<serde_json::Value>,
 }
 
@@ -608,6 +1033,90 @@ fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>)
         findings,
         sources,
         ..Report::default()
+    }
+}
+
+/// `rules:` of the config, globs compiled: what each rule's findings become, per path.
+struct RuleLevels {
+    rules: Vec<(String, Vec<ScopedLevel>)>,
+}
+
+/// A level, and the files it applies to (`None`: every file).
+type ScopedLevel = (Level, Option<globset::GlobSet>);
+
+impl RuleLevels {
+    fn new(config: &Config) -> Result<RuleLevels, Box<Finding>> {
+        let invalid = |e: globset::Error| {
+            Box::new(
+                Finding::error(Rule::ConfigInvalid, format!("invalid glob in rules: {e}"))
+                    .in_file(CONFIG_FILE),
+            )
+        };
+        let mut rules = Vec::new();
+        for (key, setting) in &config.rules {
+            let levels = match setting {
+                RuleSetting::Level(level) => vec![(*level, None)],
+                RuleSetting::Scoped(items) => items
+                    .iter()
+                    .map(|item| {
+                        let globs = (!item.paths.is_empty())
+                            .then(|| glob_set(&item.paths))
+                            .transpose()?;
+                        Ok((item.level, globs))
+                    })
+                    .collect::<Result<_, globset::Error>>()
+                    .map_err(invalid)?,
+            };
+            rules.push((key.clone(), levels));
+        }
+        Ok(RuleLevels { rules })
+    }
+
+    /// Findings at their configured level; those turned `off` are dropped. Rules that mean the
+    /// gate could not read the input are never changed (the config refuses that too).
+    fn apply(&self, findings: Vec<Finding>) -> Vec<Finding> {
+        if self.rules.is_empty() {
+            return findings;
+        }
+        findings
+            .into_iter()
+            .filter_map(|mut finding| {
+                if finding.rule.is_undecidable() {
+                    return Some(finding);
+                }
+                match self.level_of(&finding) {
+                    Some(Level::Off) => None,
+                    Some(level) => {
+                        finding.severity = match level {
+                            Level::Note => Severity::Note,
+                            Level::Warning => Severity::Warning,
+                            _ => Severity::Error,
+                        };
+                        Some(finding)
+                    }
+                    None => Some(finding),
+                }
+            })
+            .collect()
+    }
+
+    /// The level of the `rules:` entry naming the finding: its policy result's `id`, its policy
+    /// rule (`package.rule`) or its rule code, scoped to the finding's file.
+    fn level_of(&self, finding: &Finding) -> Option<Level> {
+        let names = suppress::names_of(finding);
+        let file = finding.location.as_ref().map(|l| l.file.as_str());
+        names.iter().find_map(|name| {
+            self.rules
+                .iter()
+                .filter(|(key, _)| key == name)
+                .flat_map(|(_, levels)| levels)
+                .find(|(_, globs)| match (globs, file) {
+                    (None, _) => true,
+                    (Some(globs), Some(file)) => globs.is_match(file),
+                    (Some(_), None) => false,
+                })
+                .map(|(level, _)| *level)
+        })
     }
 }
 

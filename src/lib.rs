@@ -22,5 +22,6 @@ pub mod protect;
 pub mod render;
 pub mod report;
 pub mod schema;
+pub mod suppress;
 pub mod tree;
 pub mod trust;

@@ -450,14 +450,37 @@ fn rendered_overlays_are_checked_when_listed_under_render_kustomize() {
         "base/deployment.yaml",
         deployment.replace("nginx:1.27", "nginx:1.28"),
     );
+    // The prod object was already wrong at the base: reported at the patch line that set the
+    // value, as pre-existing, and not blocking.
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let report = json(&out);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["rule"], "schema/type");
+    assert_eq!(finding["pre_existing"], true);
+    assert_eq!(finding["location"]["file"], "overlays/prod/replicas.yaml");
+    assert_eq!(finding["location"]["line"], 6);
+    assert_eq!(
+        finding["metadata"]["rendered"],
+        "overlays/prod (rendered by kustomize: apps/v1/Deployment/prod/web)"
+    );
+    // A base edit that breaks the rendered object blocks, at the line of the base file.
+    repo.write(
+        "base/deployment.yaml",
+        deployment.replace("image: nginx:1.27", "image: 128"),
+    );
     let out = stategate(&repo, &["check", "--format", "json"]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let found = errors(&json(&out));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "schema/type");
     assert_eq!(
-        found[0].1,
-        "overlays/prod (rendered by kustomize: apps/v1/Deployment/prod/web)"
+        found,
+        vec![(
+            "schema/type".to_owned(),
+            "base/deployment.yaml".to_owned(),
+            14
+        )],
+        "{}",
+        stdout(&out)
     );
 }
 

@@ -13,6 +13,7 @@ mod hook_support;
 
 use std::path::Path;
 
+use common::copy_tree;
 use common::git::TestRepo;
 use hook_support::{Server, push};
 use serde_json::Value;
@@ -60,17 +61,6 @@ fn commits(corpus: &Path) -> Vec<Commit> {
                 .collect(),
         })
         .collect()
-}
-
-fn copy_tree(from: &Path, rel: &Path, repo: &TestRepo) {
-    for entry in std::fs::read_dir(from.join(rel)).unwrap().flatten() {
-        let rel = rel.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(from, &rel, repo);
-        } else {
-            repo.write(&rel.to_string_lossy(), std::fs::read(entry.path()).unwrap());
-        }
-    }
 }
 
 /// Undo (`forward == false`) or redo one commit's saved YAML files in the work tree.
@@ -124,15 +114,9 @@ const EXPECTED_WARNINGS: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
-#[test]
-fn the_twenty_real_commits_replay_as_pushes_with_explained_verdicts() {
-    let Some(corpus) = common::corpus() else {
-        return;
-    };
+/// The snapshot with every commit undone, the Flux CRDs, `config` and `files`, committed.
+fn seed(corpus: &Path, commits: &[Commit], config: &str, files: &[(&str, &str)]) -> TestRepo {
     let history = corpus.join("gitops-repos/history");
-    let commits = commits(&corpus);
-    assert_eq!(commits.len(), 20);
-
     let work = TestRepo::new();
     copy_tree(
         &corpus.join("gitops-repos/onedr0p-home-ops"),
@@ -151,11 +135,119 @@ fn the_twenty_real_commits_replay_as_pushes_with_explained_verdicts() {
         let name = entry.file_name().to_string_lossy().into_owned();
         work.rename(&name, &format!("crds/fluxcd/{name}"));
     }
-    work.write(".stategate.yaml", CONFIG);
+    work.write(".stategate.yaml", config);
+    for (path, text) in files {
+        work.write(path, text);
+    }
     for commit in commits.iter().rev() {
         apply(&work, &history, commit, false);
     }
     work.commit_all("seed: home-ops before the 20 commits, with the Flux CRDs");
+    work
+}
+
+/// A rule the whole repository breaks: none of its 80 HelmReleases sets `driftDetection`.
+const DRIFT_POLICY: &str = "package main
+
+deny contains msg if {
+  input.kind == \"HelmRelease\"
+  not input.spec.driftDetection
+  msg := sprintf(\"HelmRelease %s does not set driftDetection\", [input.metadata.name])
+}
+";
+
+/// With a rule the repository already breaks everywhere, each replayed commit is judged against
+/// its parent (`report.pre_existing: warn`): a commit that only edits HelmReleases (Renovate bumps)
+/// passes with the old findings listed apart; a commit that adds a HelmRelease is blocked, and
+/// only by the findings on what it added.
+#[test]
+fn replayed_commits_are_blocked_only_by_what_they_introduce() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let history = corpus.join("gitops-repos/history");
+    let commits = commits(&corpus);
+    let config = format!("{CONFIG}report:\n  pre_existing: warn\n");
+    let work = seed(
+        &corpus,
+        &commits,
+        &config,
+        &[("policies/drift.rego", DRIFT_POLICY)],
+    );
+    let mut blocked = Vec::new();
+    let mut passed_with_old = Vec::new();
+    for commit in &commits {
+        apply(&work, &history, commit, true);
+        work.commit_all(&commit.subject);
+        let out = std::process::Command::new(hook_support::stategate())
+            .current_dir(work.path())
+            .args(["check", "--base", "HEAD~1", "--format", "json"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let short = &commit.id[..7];
+        let added: Vec<&str> = commit
+            .files
+            .iter()
+            .filter(|f| matches!(f.status.as_str(), "A" | "R"))
+            .map(|f| f.path.as_str())
+            .collect();
+        let findings = report["findings"].as_array().unwrap();
+        let errors: Vec<&Value> = findings
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .collect();
+        for error in &errors {
+            let file = error["location"]["file"].as_str().unwrap();
+            assert!(
+                added.contains(&file),
+                "{short} {} blocked by {error:#} in a file it did not add",
+                commit.subject
+            );
+            assert_eq!(error["rule"], "policy/deny", "{short}: {error:#}");
+            assert!(error.get("pre_existing").is_none(), "{short}: {error:#}");
+        }
+        let old = findings
+            .iter()
+            .filter(|f| f["pre_existing"] == true)
+            .count();
+        assert_eq!(
+            report["stats"]["pre_existing"].as_u64().unwrap_or(0),
+            old as u64
+        );
+        if errors.is_empty() {
+            assert_eq!(out.status.code(), Some(0), "{short}: {report:#}");
+            if old > 0 {
+                passed_with_old.push(short.to_owned());
+            }
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{short}: {report:#}");
+            blocked.push((short.to_owned(), errors.len()));
+        }
+    }
+    // 7e7f80d adds the ceph-csi-drivers HelmRelease; cbb6982 renames an app, and its
+    // HelmRelease with it: a new object, so its finding is new.
+    let blocked: Vec<(&str, usize)> = blocked.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    assert_eq!(blocked, vec![("7e7f80d", 1), ("cbb6982", 1)]);
+    // Renovate bumps of existing HelmReleases: the old finding is listed, never blocking.
+    assert_eq!(
+        passed_with_old,
+        [
+            "c9694d3", "7e00f5c", "e22d4dc", "847d1f0", "46b4914", "b5d6ce9"
+        ]
+    );
+}
+
+#[test]
+fn the_twenty_real_commits_replay_as_pushes_with_explained_verdicts() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let history = corpus.join("gitops-repos/history");
+    let commits = commits(&corpus);
+    assert_eq!(commits.len(), 20);
+
+    let work = seed(&corpus, &commits, CONFIG, &[]);
     let server = Server::new();
     assert!(push(&work, &server.url(), &["main"], &[]).ok);
     server.install_hook(&[]);

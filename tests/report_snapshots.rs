@@ -117,6 +117,7 @@ fn fixture() -> Report {
             files: 4,
             documents: 3,
             skipped: 1,
+            ..Stats::default()
         },
         notes: vec!["config and policies read from the working tree (--trust head)".into()],
     }

@@ -64,6 +64,9 @@ pub struct Config {
     pub diff: DiffConfig,
     pub hook: HookConfig,
     pub limits: LimitsConfig,
+    pub report: ReportConfig,
+    /// Rule code, policy rule (`package.rule`) or a policy result's `id` → level.
+    pub rules: BTreeMap<String, RuleSetting>,
 }
 
 impl Default for Config {
@@ -82,6 +85,8 @@ impl Default for Config {
             diff: DiffConfig::default(),
             hook: HookConfig::default(),
             limits: LimitsConfig::default(),
+            report: ReportConfig::default(),
+            rules: BTreeMap::new(),
         }
     }
 }
@@ -368,6 +373,92 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_file_size: 10 * 1024 * 1024,
             alias_budget: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// What to do with findings that the base already had: only what a change introduces should
+    /// block it, or teams switch the gate off after someone else's old problem blocks them.
+    pub pre_existing: PreExisting,
+    /// Which `# stategate:ignore` comments count.
+    pub inline_suppressions: InlineSuppressions,
+}
+
+/// `report.inline_suppressions`: a change can suppress its own findings (listed as "suppressed by
+/// this change"), only comments already at the base count, or none do.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InlineSuppressions {
+    #[default]
+    Allow,
+    BaseOnly,
+    Off,
+}
+
+/// Findings present at the base (same rule, same object, same field): `report.pre_existing`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PreExisting {
+    /// Listed apart, never blocking (errors become warnings).
+    #[default]
+    Warn,
+    /// Listed apart, blocking like new findings.
+    Block,
+    /// Counted in the summary only.
+    Hide,
+}
+
+/// One entry of `rules:`: a level everywhere, or levels per path glob (the first match wins).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RuleSetting {
+    Level(Level),
+    Scoped(Vec<ScopedLevel>),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedLevel {
+    pub level: Level,
+    /// Globs of the files it applies to; empty = every file.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// What a rule's findings become. `off` may be written unquoted (YAML 1.1 reads it as `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Off,
+    Note,
+    Warning,
+    Error,
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(Level::Off),
+            Raw::Text(text) => match text.as_str() {
+                "off" => Ok(Level::Off),
+                "note" => Ok(Level::Note),
+                "warning" => Ok(Level::Warning),
+                "error" => Ok(Level::Error),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown level `{other}`, expected off, note, warning or error"
+                ))),
+            },
+            Raw::Bool(true) => Err(serde::de::Error::custom(
+                "expected off, note, warning or error",
+            )),
         }
     }
 }

@@ -17,9 +17,14 @@ pub struct ConfigError {
 /// Parse and validate `.stategate.yaml` text; every problem becomes a located finding.
 pub fn parse_config(path: &str, text: &str) -> Result<Config, ConfigError> {
     let loaded = load_file(path, text.as_bytes(), &LoadOptions::default());
+    let off_lines = unquoted_off_lines(&loaded.documents);
     let mut findings: Vec<Finding> = loaded
         .findings
         .into_iter()
+        .filter(|f| {
+            !(f.rule == Rule::LoadAmbiguousScalar
+                && off_lines.contains(&f.location.as_ref().and_then(|l| l.line)))
+        })
         .map(|f| match f.rule {
             // An ambiguous scalar in the config is still a mistake worth stopping for.
             Rule::LoadAmbiguousScalar | Rule::LoadDuplicateKey => Finding {
@@ -68,6 +73,80 @@ pub fn parse_config(path: &str, text: &str) -> Result<Config, ConfigError> {
     }
 }
 
+/// `rules:` keys that look like rule codes must be rule codes, and the rules that mean "the gate
+/// could not read the input" cannot be turned down: that would make the gate pass what it never
+/// saw.
+fn rules_checks(doc: &Document, config: &Config) -> Vec<Finding> {
+    use super::{Level, RuleSetting};
+    let mut findings = Vec::new();
+    for (key, setting) in &config.rules {
+        let pointer = format!("/rules/{}", escape(key));
+        let levels: Vec<(String, Level, &[String])> = match setting {
+            RuleSetting::Level(level) => vec![(pointer.clone(), *level, &[][..])],
+            RuleSetting::Scoped(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("{pointer}/{i}"), s.level, &s.paths[..]))
+                .collect(),
+        };
+        let rule = Rule::ALL.iter().find(|r| r.code() == key);
+        if key.contains('/') && rule.is_none() {
+            findings.push(
+                invalid(doc, &pointer, &format!("unknown rule code `{key}`"))
+                    .help("the README lists the codes; policy rules are written package.rule"),
+            );
+        }
+        for (at, level, paths) in levels {
+            if rule.is_some_and(|r| r.is_undecidable()) && level != Level::Error {
+                findings.push(invalid(
+                    doc,
+                    &at,
+                    &format!(
+                        "`{key}` means the gate could not read the input; it always blocks and cannot be turned down"
+                    ),
+                ));
+            }
+            for (i, glob) in paths.iter().enumerate() {
+                if let Err(e) = globset::Glob::new(glob) {
+                    findings.push(invalid(
+                        doc,
+                        &format!("{at}/paths/{i}"),
+                        &format!("invalid glob: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+    findings
+}
+
+/// Lines of `rules:` levels written `off` unquoted: YAML 1.1 reads a boolean, and that is the
+/// one place the config means it as a word.
+fn unquoted_off_lines(documents: &[Document]) -> Vec<Option<u32>> {
+    let Some(doc) = documents.first() else {
+        return Vec::new();
+    };
+    let Some(rules) = doc.value.get("rules").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut pointers = Vec::new();
+    for (key, setting) in rules {
+        let at = format!("/rules/{}", escape(key));
+        match setting {
+            Value::Bool(false) => pointers.push(at),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if item.get("level") == Some(&Value::Bool(false)) {
+                        pointers.push(format!("{at}/{i}/level"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    pointers.iter().map(|p| doc.locate(p).line).collect()
+}
+
 fn check_key(doc: &Document, key: &str, value: &Value) -> Result<(), Box<Finding>> {
     let pointer = format!("/{}", escape(key));
     let value = value.clone();
@@ -87,6 +166,11 @@ fn check_key(doc: &Document, key: &str, value: &Value) -> Result<(), Box<Finding
         "diff" => deserialize::<super::DiffConfig>(doc, &pointer, value).map(drop),
         "hook" => deserialize::<super::HookConfig>(doc, &pointer, value).map(drop),
         "limits" => deserialize::<super::LimitsConfig>(doc, &pointer, value).map(drop),
+        "report" => deserialize::<super::ReportConfig>(doc, &pointer, value).map(drop),
+        "rules" => deserialize::<std::collections::BTreeMap<String, super::RuleSetting>>(
+            doc, &pointer, value,
+        )
+        .map(drop),
         other => Err(Box::new(
             Finding::error(Rule::ConfigInvalid, format!("unknown key `{other}`"))
                 .at(doc.locate_key(&pointer))
@@ -109,6 +193,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "diff",
     "hook",
     "limits",
+    "report",
+    "rules",
 ];
 
 fn deserialize<T: DeserializeOwned>(
@@ -169,6 +255,7 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
             ),
         ));
     }
+    findings.extend(rules_checks(doc, config));
     let mut globs: Vec<(String, &String)> = Vec::new();
     globs.extend(
         config

@@ -375,7 +375,8 @@ impl<'a> Builder<'a> {
                 }
                 self.last_plain = style == ScalarStyle::Plain && tag.is_none();
                 let (value, ambiguity) = scalar(&text, style, tag.as_deref());
-                if let Some(message) = ambiguity {
+                // `defaultMode: 0644` is the idiomatic file mode, and octal is what it means.
+                if let Some(message) = ambiguity.filter(|_| !self.at_file_mode()) {
                     loaded.findings.push(
                         Finding::warning(Rule::LoadAmbiguousScalar, message).at(self.at(span)),
                     );
@@ -478,6 +479,16 @@ impl<'a> Builder<'a> {
     }
 
     /// Attach a finished node to its parent (or make it the document root).
+    /// Whether the value being read is that of a `mode` or `defaultMode` key (volume and
+    /// projection file modes), where an octal number is what the author meant.
+    fn at_file_mode(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Map { pending_key: Some((key, _, _)), .. })
+                if key == "mode" || key == "defaultMode"
+        )
+    }
+
     fn push_value(
         &mut self,
         value: Value,

@@ -85,6 +85,8 @@ pub struct Overlay {
     /// Its kustomization file at head: the path environments and approval rules see.
     pub file: String,
     pub objects: Vec<Value>,
+    /// The repository file each object came from (kustomize's origin annotation), by index.
+    pub origins: Vec<Option<String>>,
     /// The objects at base, matched by id; empty when the overlay is new or did not render there.
     pub before: BTreeMap<ObjectId, Value>,
     /// Whether the rendered objects differ between base and head.
@@ -116,6 +118,8 @@ pub fn render_both_sides(
         .par_iter()
         .map(|(tree, graph, side)| {
             let checkout = Checkout::for_roots(*tree, graph, roots).map_err(|e| e.to_string())?;
+            // Findings on rendered objects point at the file each came from.
+            checkout.annotate_origins(graph, &roots.iter().cloned().collect::<Vec<_>>());
             Ok(roots
                 .par_iter()
                 .map(|dir| render_kustomize(&checkout, graph, dir, command, side))
@@ -142,6 +146,11 @@ pub fn render_both_sides(
         let base_output = base_side.as_ref().and_then(|outputs| outputs.get(i));
         let before_ok =
             base_output.filter(|o| !o.findings.iter().any(|f| f.severity == Severity::Error));
+        let origins: Vec<Option<String>> = head_output
+            .objects
+            .iter()
+            .map(|o| o.origin.clone())
+            .collect();
         let objects: Vec<Value> = head_output.objects.into_iter().map(|o| o.value).collect();
         let before_values: Option<Vec<Value>> =
             before_ok.map(|o| o.objects.iter().map(|r| r.value.clone()).collect());
@@ -166,6 +175,7 @@ pub fn render_both_sides(
             dir: dir.clone(),
             file,
             objects,
+            origins,
             before,
             changed,
         });

@@ -11,7 +11,8 @@ use super::{Report, detail_lines, summary_line};
 use crate::finding::{Finding, Severity};
 
 pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
-    for finding in &report.findings {
+    // Suppressed findings are in the summary's count; an annotation would read as a failure.
+    for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
         writeln!(out, "{}", command(finding))?;
     }
     writeln!(out, "{}", summary_line(report))?;

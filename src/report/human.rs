@@ -21,7 +21,16 @@ pub(super) fn render(
 ) -> io::Result<()> {
     let handler = handler(options);
     let mut sources = ShownSources::default();
-    for finding in &report.findings {
+    let mut listed_apart = false;
+    for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
+        if finding.pre_existing && !listed_apart {
+            listed_apart = true;
+            writeln!(
+                out,
+                "── pre-existing: {} already at the base, not introduced by this change ──\n",
+                report.stats.pre_existing
+            )?;
+        }
         match snippet_diagnostic(report, &mut sources, finding) {
             Some(diagnostic) => {
                 let mut text = String::new();
@@ -31,6 +40,27 @@ pub(super) fn render(
                 out.write_all(text.as_bytes())?;
             }
             None => write_plain(finding, out)?,
+        }
+        writeln!(out)?;
+    }
+    let by_change: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.as_ref().is_some_and(|s| s.by_change))
+        .collect();
+    if !by_change.is_empty() {
+        writeln!(out, "suppressed by this change ({}):", by_change.len())?;
+        for finding in by_change {
+            let reason = finding
+                .suppressed
+                .as_ref()
+                .map_or("", |s| s.reason.as_str());
+            writeln!(
+                out,
+                "  {} (reason: {})",
+                one_line(finding).replace('\n', CONTINUATION),
+                escape::one_line(reason)
+            )?;
         }
         writeln!(out)?;
     }

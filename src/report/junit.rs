@@ -58,7 +58,7 @@ fn cases(report: &Report) -> BTreeMap<&str, Case<'_>> {
         .keys()
         .map(|file| (file.as_str(), Case::default()))
         .collect();
-    for finding in &report.findings {
+    for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
         let name = finding
             .location
             .as_ref()

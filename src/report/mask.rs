@@ -258,10 +258,26 @@ pub fn mask_source(source: &SourceFile) -> Option<String> {
                 .map(|(i, v)| i..i + v.len()),
         );
     }
+    ranges.extend(sops_ciphertexts(text));
     if ranges.is_empty() {
         return Some(text.clone());
     }
     Some(mask_ranges(text, ranges))
+}
+
+/// SOPS ciphertexts (`ENC[AES256_GCM,data:…]`): opaque, and masked like Secret values wherever
+/// they are.
+fn sops_ciphertexts(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("ENC[").map(|i| from + i) {
+        let Some(end) = text[start..].find([']', '\n']).map(|i| start + i + 1) else {
+            break;
+        };
+        out.push(start..end);
+        from = end;
+    }
+    out
 }
 
 /// For a file that does not parse: could it hold a Secret? Any mention of one, and any escape or

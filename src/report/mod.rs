@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::config::PreExisting;
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::SourceFile;
 
@@ -43,6 +44,30 @@ pub struct Stats {
     pub files: usize,
     pub documents: usize,
     pub skipped: usize,
+    /// Findings the base already had, listed apart (`report.pre_existing: warn | block`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pre_existing: u32,
+    /// Findings the base already had, not listed (`report.pre_existing: hide`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pre_existing_hidden: u32,
+    /// Findings an inline `# stategate:ignore` covers (still listed in json and sarif).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u32,
+    /// Of those, the ones whose suppression this change adds.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed_by_change: u32,
+    /// Findings of rules turned `off` in `rules:`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disabled: u32,
+}
+
+/// Counts of findings kept as `u32`: a `Report` stays small enough to return by value.
+pub fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -61,10 +86,36 @@ impl Report {
         }
     }
 
+    /// Apply `report.pre_existing` to the findings marked as already present at the base, and
+    /// list them after the change's own. Findings that say the gate could not read the input
+    /// keep blocking: an unreadable file is undecidable whoever broke it.
+    pub fn apply_pre_existing(&mut self, mode: PreExisting) {
+        let (old, mut new): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut self.findings)
+            .into_iter()
+            .partition(|f| f.pre_existing);
+        match mode {
+            PreExisting::Hide => self.stats.pre_existing_hidden = count(old.len()),
+            PreExisting::Block => {
+                self.stats.pre_existing = count(old.len());
+                new.extend(old);
+            }
+            PreExisting::Warn => {
+                self.stats.pre_existing = count(old.len());
+                new.extend(old.into_iter().map(|mut f| {
+                    if f.severity == Severity::Error && !f.rule.is_undecidable() {
+                        f.severity = Severity::Warning;
+                    }
+                    f
+                }));
+            }
+        }
+        self.findings = new;
+    }
+
     /// How many findings of each severity the report holds.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
-        for finding in &self.findings {
+        for finding in self.findings.iter().filter(|f| f.suppressed.is_none()) {
             match finding.severity {
                 Severity::Error => counts.errors += 1,
                 Severity::Warning => counts.warnings += 1,
@@ -138,6 +189,30 @@ pub fn summary_line(report: &Report) -> String {
     );
     if counts.notes > 0 {
         let _ = write!(line, ", {}", plural(counts.notes, "note"));
+    }
+    if report.stats.pre_existing > 0 {
+        let _ = write!(
+            line,
+            " ({} pre-existing, not introduced by this change)",
+            report.stats.pre_existing
+        );
+    }
+    if report.stats.suppressed > 0 {
+        let _ = write!(
+            line,
+            ", {} suppressed ({} by this change)",
+            report.stats.suppressed, report.stats.suppressed_by_change
+        );
+    }
+    if report.stats.disabled > 0 {
+        let _ = write!(line, ", {} off by `rules:`", report.stats.disabled);
+    }
+    if report.stats.pre_existing_hidden > 0 {
+        let _ = write!(
+            line,
+            ", {} pre-existing hidden",
+            report.stats.pre_existing_hidden
+        );
     }
     let _ = write!(
         line,

@@ -70,6 +70,16 @@ fn result(finding: &Finding, rules: &[Rule]) -> Value {
     }
     result.insert("level".into(), level(finding.severity).into());
     result.insert("message".into(), json!({ "text": finding.message }));
+    if let Some(suppressed) = &finding.suppressed {
+        result.insert(
+            "suppressions".into(),
+            json!([{ "kind": "inSource", "justification": suppressed.reason }]),
+        );
+    }
+    if finding.pre_existing {
+        // SARIF's own word for a result the base already had.
+        result.insert("baselineState".into(), "unchanged".into());
+    }
     if let Some(location) = finding.location.as_ref().filter(|l| !l.file.is_empty()) {
         result.insert("locations".into(), json!([physical_location(location)]));
     }

@@ -48,6 +48,7 @@ impl Problem {
         Finding::error(self.rule, message)
             .at(location)
             .object(doc.id())
+            .field(self.pointer)
     }
 }
 

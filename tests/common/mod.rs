@@ -3,7 +3,9 @@
 
 pub mod git;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use git::TestRepo;
 
 /// The real-world corpus (`STATEGATE_CORPUS`, default `../shared/corpus` from the crate root), or
 /// `None` when it is absent: the caller then skips. Under `CI=true` a missing corpus fails instead,
@@ -26,4 +28,16 @@ pub fn corpus() -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// Copy the files under `from/rel` into `repo`'s work tree at `rel` (not committed).
+pub fn copy_tree(from: &Path, rel: &Path, repo: &TestRepo) {
+    for entry in std::fs::read_dir(from.join(rel)).unwrap().flatten() {
+        let rel = rel.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(from, &rel, repo);
+        } else {
+            repo.write(&rel.to_string_lossy(), std::fs::read(entry.path()).unwrap());
+        }
+    }
 }
