@@ -60,7 +60,18 @@ impl Gate {
     /// Read the config from `--config FILE` or from `.stategate.yaml` in the trusted tree.
     /// An invalid config is a set of `config/invalid` findings: the caller exits 2.
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
-        let (config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
+        Gate::open_with(trusted, config_file, |_| {})
+    }
+
+    /// [`Gate::open`], with the config adjusted before anything reads it (command-line flags
+    /// that override config keys).
+    pub fn open_with(
+        trusted: Box<dyn Tree>,
+        config_file: Option<&Path>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Gate, Report> {
+        let (mut config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
+        adjust(&mut config);
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let policies = PolicySet::load(&config.policies, trusted.as_ref())
             .map_err(|findings| policy_report(findings, trusted.as_ref()))?;
@@ -103,6 +114,7 @@ impl Gate {
         findings.extend(change.skipped.iter().map(|s| self.skipped_finding(s)));
         let selected = self.select(change, head, &mut findings);
         stats.files = selected.len();
+        stats.checked = selected.iter().map(|f| f.path.clone()).collect();
         stats.skipped = change.skipped.len();
         let options = self.config.load_options();
         let loaded: Vec<Loaded> = selected

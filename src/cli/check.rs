@@ -4,10 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::change::{ChangeMode, ChangeSet, detect_changes, open_repo};
-use crate::finding::{Finding, Rule, Verdict};
+use crate::config::{CONFIG_FILE, Config};
+use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::gate::Gate;
 use crate::report::{Format, RenderOptions, Report, render};
 use crate::tree::{DirTree, GitTree, MemTree, Tree};
+
+mod loose;
 
 /// Which side's config, schemas and policies judge the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,7 +23,8 @@ pub enum Trust {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// Narrow the check to these paths (files, directories or globs).
+    /// Narrow the check to these paths (files, directories or globs). Outside a git repository:
+    /// check exactly these files and directories; `-` reads one YAML stream from stdin.
     pub paths: Vec<String>,
     /// Compare against this revision (`git diff BASE...HEAD`).
     #[arg(long)]
@@ -37,15 +41,37 @@ pub struct CheckArgs {
     /// Read the config from this file instead of `.stategate.yaml` of the trusted side.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Output format (default: human).
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Also write the report in --format to this file; the human report then goes to stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Whose rules judge the change.
     #[arg(long, value_enum, default_value_t = Trust::Base)]
     pub trust: Trust,
-    /// Colour in the human format: auto (on a terminal), always, never.
+    /// Colour in the human format: auto (on a terminal, NO_COLOR unset or empty; CLICOLOR_FORCE
+    /// forces it), always, never.
     #[arg(long, default_value = "auto")]
     pub color: String,
+    /// Directory or glob of Rego policies (repeatable); overrides `policies.paths`.
+    #[arg(long = "policy", value_name = "DIR")]
+    pub policy: Vec<String>,
+    /// Rego package whose rules judge documents (repeatable); overrides `policies.namespaces`.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespace: Vec<String>,
+    /// Every Rego package judges documents; overrides `policies.namespaces` with `[all]`.
+    #[arg(long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Data file or directory loaded into `data` (repeatable); overrides `policies.data`.
+    #[arg(long = "data", value_name = "PATH")]
+    pub data: Vec<String>,
+    /// Kubernetes version of the embedded schemas, e.g. 1.31; overrides `schemas.kubernetes`.
+    #[arg(long, value_name = "X.Y")]
+    pub kubernetes_version: Option<String>,
+    /// Warnings block too (exit 1); no config key.
+    #[arg(long)]
+    pub fail_on_warn: bool,
 }
 
 impl CheckArgs {
@@ -69,13 +95,22 @@ impl CheckArgs {
 
 /// Run a check from `cwd`; returns the exit code.
 pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool) -> u8 {
-    let report = check_report(cwd, args);
+    let mut report = check_report(cwd, args);
+    if args.fail_on_warn {
+        promote_warnings(&mut report);
+    }
     let options = RenderOptions {
         color,
         ..RenderOptions::default()
     };
     let verdict = report.verdict();
-    if let Err(e) = render(&report, args.format, out, &options) {
+    let written = match &args.output {
+        // One run, two outputs: the human report on stdout, the chosen format in the file.
+        Some(file) => write_file(&report, args.format, file)
+            .and_then(|()| render(&report, Format::Human, out, &options)),
+        None => render(&report, args.format, out, &options),
+    };
+    if let Err(e) = written {
         // Cannot even say why: still block.
         let _ = writeln!(std::io::stderr(), "stategate: cannot write the report: {e}");
         return Verdict::Undecided.exit_code();
@@ -83,10 +118,77 @@ pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool)
     verdict.exit_code()
 }
 
+fn write_file(report: &Report, format: Format, file: &Path) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    render(report, format, &mut bytes, &RenderOptions::default())?;
+    std::fs::write(file, bytes)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))
+}
+
+/// `--fail-on-warn`: every warning blocks like an error.
+fn promote_warnings(report: &mut Report) {
+    for finding in &mut report.findings {
+        if finding.severity == Severity::Warning {
+            finding.severity = Severity::Error;
+            finding.message = format!("{} (a warning; --fail-on-warn)", finding.message);
+        }
+    }
+}
+
+/// The config keys the flags override, applied before anything reads the config.
+fn apply_flags(args: &CheckArgs, config: &mut Config) {
+    if !args.policy.is_empty() {
+        config.policies.paths = args.policy.clone();
+    }
+    if !args.namespace.is_empty() {
+        config.policies.namespaces = args.namespace.clone();
+    }
+    if args.all_namespaces {
+        config.policies.namespaces = vec!["all".to_owned()];
+    }
+    if !args.data.is_empty() {
+        config.policies.data = args.data.clone();
+    }
+    if let Some(version) = &args.kubernetes_version {
+        config.schemas.kubernetes = Some(version.clone());
+    }
+}
+
+/// `--kubernetes-version` is checked like `schemas.kubernetes` in the config.
+fn check_flags(args: &CheckArgs) -> Result<(), Report> {
+    let Some(version) = &args.kubernetes_version else {
+        return Ok(());
+    };
+    let wanted = version.trim().trim_start_matches('v');
+    let minor: String = wanted.split('.').take(2).collect::<Vec<_>>().join(".");
+    let available = crate::schema::available_versions();
+    if wanted.eq_ignore_ascii_case("none") || available.contains(&minor.as_str()) {
+        return Ok(());
+    }
+    Err(undecided(
+        format!("--kubernetes-version {version}: no embedded schemas for that version"),
+        &format!("available: {}, or none", available.join(", ")),
+    ))
+}
+
 fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
+    if let Err(report) = check_flags(args) {
+        return report;
+    }
+    // stdin is one stream wherever stategate runs; it names no file of the repository.
+    if args.paths.iter().any(|p| p == "-") {
+        return loose::check(cwd, args);
+    }
     let repo = match open_repo(cwd) {
         Ok(repo) => repo,
-        Err(e) => return undecided(format!("{e}"), "run stategate inside a git repository"),
+        Err(_) if !args.paths.is_empty() => return loose::check(cwd, args),
+        Err(e) => {
+            return undecided(
+                crate::change::explain_git_error(&e.to_string()),
+                "run stategate inside a git repository, or name the files to check \
+                 (`stategate check FILE|DIR|-`)",
+            );
+        }
     };
     let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
         return undecided(
@@ -95,9 +197,17 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         );
     };
     let mode = args.mode();
+    if let Some(report) = missing_paths(cwd, args, &mode) {
+        return report;
+    }
     let change = match detect_changes(cwd, &mode, &args.paths) {
         Ok(change) => change,
-        Err(e) => return undecided(format!("{e}"), "check the revisions and paths given"),
+        Err(e) => {
+            return undecided(
+                crate::change::explain_git_error(&e.to_string()),
+                "check the revisions and paths given",
+            );
+        }
     };
     let trusted = match trusted_tree(&repo, &workdir, args) {
         Ok(tree) => tree,
@@ -109,7 +219,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         ),
         Trust::Base => None,
     };
-    let gate = match Gate::open(trusted, args.config.as_deref()) {
+    let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
         Ok(gate) => gate,
         Err(report) => return report,
     };
@@ -119,8 +229,46 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     };
     let mut report = gate.check(&change, head.as_ref());
     report.notes.extend(trust_note.map(str::to_owned));
+    report
+        .notes
+        .extend(uncommitted_config(&gate, &workdir, args));
     report.notes.push(describe(&mode, &change));
     report
+}
+
+/// A `.stategate.yaml` in the working tree that HEAD does not have is not used (the rules come
+/// from HEAD): say so, and what to do, instead of a bare "using defaults".
+fn uncommitted_config(gate: &Gate, workdir: &Path, args: &CheckArgs) -> Option<String> {
+    let defaults = matches!(gate.origin, crate::gate::ConfigOrigin::Defaults { .. });
+    let on_disk = workdir.join(CONFIG_FILE).is_file();
+    (defaults && on_disk && args.trust == Trust::Base && args.config.is_none()).then(|| {
+        format!(
+            "{CONFIG_FILE} in the working tree is not committed, so it is not used (rules come \
+             from HEAD): commit it, or try it first with --trust head"
+        )
+    })
+}
+
+/// A path argument that names no file is a mistake, not an empty check (exit 2). Globs may match
+/// nothing; a range may name a file it deleted.
+fn missing_paths(cwd: &Path, args: &CheckArgs, mode: &ChangeMode) -> Option<Report> {
+    if matches!(
+        mode,
+        ChangeMode::Range { .. } | ChangeMode::All { rev: Some(_) }
+    ) {
+        return None;
+    }
+    let missing: Vec<&String> = args
+        .paths
+        .iter()
+        .filter(|p| !p.contains(['*', '?', '[']))
+        .filter(|p| cwd.join(p).symlink_metadata().is_err())
+        .collect();
+    let first = missing.first()?;
+    Some(undecided(
+        format!("path `{first}` matches no file or directory"),
+        "check the path; paths are relative to the current directory",
+    ))
 }
 
 /// The side whose config, schemas and policies judge: the base revision by default.
@@ -161,7 +309,12 @@ fn head_tree(
 fn git_tree(repo: &git2::Repository, rev: &str) -> Result<Box<dyn Tree>, String> {
     GitTree::open(repo, rev)
         .map(|t| Box::new(t) as Box<dyn Tree>)
-        .map_err(|e| format!("cannot read revision `{rev}`: {}", e.message()))
+        .map_err(|e| {
+            format!(
+                "cannot read revision `{rev}`: {}",
+                crate::change::explain_git_error(&e.to_string())
+            )
+        })
 }
 
 fn describe(mode: &ChangeMode, change: &ChangeSet) -> String {

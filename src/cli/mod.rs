@@ -3,4 +3,6 @@
 pub mod check;
 pub mod diff;
 pub mod hook;
+pub mod init;
+pub mod policies;
 pub mod verify;

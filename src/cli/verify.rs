@@ -7,10 +7,24 @@ use crate::config::PoliciesConfig;
 use crate::policy::verify::{Outcome, run_tests};
 use crate::tree::DirTree;
 
+/// `verify -v` and `--run REGEX`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub verbose: bool,
+    pub run: Option<String>,
+}
+
 /// Run the `test_*` rules of the policies under `dir` and print one line per test and a summary.
 /// Returns the exit code: 0 all pass, 1 a test failed or errored, 2 a policy does not compile or
 /// there is nothing to test.
-pub fn run_verify(dir: &Path, out: &mut dyn Write) -> io::Result<u8> {
+pub fn run_verify(dir: &Path, options: &VerifyOptions, out: &mut dyn Write) -> io::Result<u8> {
+    let filter = match options.run.as_deref().map(regex::Regex::new).transpose() {
+        Ok(filter) => filter,
+        Err(e) => {
+            writeln!(out, "--run: not a regular expression: {e}")?;
+            return Ok(2);
+        }
+    };
     let tree = DirTree::new(dir, dir.display().to_string());
     let timeout = PoliciesConfig::default().timeout_ms;
     let results = match run_tests(&tree, &[String::new()], timeout) {
@@ -27,12 +41,28 @@ pub fn run_verify(dir: &Path, out: &mut dyn Write) -> io::Result<u8> {
             return Ok(2);
         }
     };
+    let results: Vec<_> = results
+        .into_iter()
+        .filter(|r| filter.as_ref().is_none_or(|f| f.is_match(&r.name)))
+        .collect();
     if results.is_empty() {
-        writeln!(out, "no test_* rules found under {}", dir.display())?;
+        let matching = options
+            .run
+            .as_deref()
+            .map(|r| format!(" matching `{r}`"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "no test_* rules{matching} found under {}",
+            dir.display()
+        )?;
         return Ok(2);
     }
     let mut passed = 0;
     for result in &results {
+        if options.verbose {
+            write!(out, "{}: ", result.file)?;
+        }
         let ms = result.duration.as_secs_f64() * 1000.0;
         match &result.outcome {
             Outcome::Pass => {

@@ -56,6 +56,7 @@ fn cases(report: &Report) -> BTreeMap<&str, Case<'_>> {
     let mut cases: BTreeMap<&str, Case<'_>> = report
         .sources
         .keys()
+        .chain(&report.stats.checked)
         .map(|file| (file.as_str(), Case::default()))
         .collect();
     for finding in &report.findings {

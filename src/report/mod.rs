@@ -13,6 +13,7 @@ mod json;
 mod junit;
 mod mask;
 mod sarif;
+mod tap;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -43,6 +44,9 @@ pub struct Stats {
     pub files: usize,
     pub documents: usize,
     pub skipped: usize,
+    /// The paths of the checked files: JUnit and TAP give each one a test, passing ones too.
+    #[serde(skip)]
+    pub checked: Vec<String>,
 }
 
 impl Report {
@@ -91,6 +95,8 @@ pub enum Format {
     Sarif,
     Junit,
     Github,
+    /// Test Anything Protocol, one test per checked file.
+    Tap,
 }
 
 /// How to render, beyond the format itself. Only the human format uses these.
@@ -124,6 +130,7 @@ pub fn render(
         Format::Sarif => sarif::render(report, out),
         Format::Junit => junit::render(report, out),
         Format::Github => github::render(report, out),
+        Format::Tap => tap::render(report, out),
     }
 }
 
