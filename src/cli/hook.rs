@@ -97,8 +97,8 @@ pub struct PreReceiveArgs {
     /// Time budget in seconds; past it the push is refused (fail closed).
     #[arg(long, default_value_t = 4.0)]
     pub timeout: f64,
-    /// The pusher, when the server sets none of GITHUB_USER_LOGIN, GL_USERNAME, GITEA_PUSHER_NAME,
-    /// REMOTE_USER.
+    /// The pusher, when the server sets none of GITHUB_USER_LOGIN, GL_USERNAME, GL_USER (gitolite),
+    /// GITEA_PUSHER_NAME, REMOTE_USER.
     #[arg(long)]
     pub user: Option<String>,
     /// Colour: never (default; git relays hook output verbatim) or always.

@@ -24,6 +24,8 @@ use protocol::{ObjectFormat, RefUpdate, parse_updates};
 pub const IDENTITY_VARS: &[&str] = &[
     "GITHUB_USER_LOGIN",
     "GL_USERNAME",
+    // gitolite names the authenticated user in GL_USER.
+    "GL_USER",
     "GITEA_PUSHER_NAME",
     "REMOTE_USER",
 ];
