@@ -26,10 +26,12 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
 /// Whether an annotation may point at `file`: GitHub drops (or misplaces) annotations on paths
 /// that are not files of the checkout, such as `<stdin>` or a rendered overlay's
 /// `clusters/prod (rendered by kustomize: …)`. A file the run read, or one on disk.
-fn is_real_file(file: &str, report: &Report) -> bool {
+fn is_real_file(file: &str, finding: &Finding, report: &Report) -> bool {
     let named = file.starts_with('<') || file.contains(" (rendered");
     !named
         && (report.stats.checked.iter().any(|c| c == file)
+            // A skipped file was not read, but it is a file of the change.
+            || finding.rule == crate::finding::Rule::LoadSkipped
             || report.sources.contains_key(file)
             || std::path::Path::new(file).is_file())
 }
@@ -44,12 +46,12 @@ fn command(finding: &Finding, report: &Report) -> String {
     let elsewhere = finding
         .location
         .as_ref()
-        .filter(|l| !l.file.is_empty() && !is_real_file(&l.file, report));
+        .filter(|l| !l.file.is_empty() && !is_real_file(&l.file, finding, report));
     // The runner ignores line and col without a file, so they go out only together.
     if let Some(location) = finding
         .location
         .as_ref()
-        .filter(|l| !l.file.is_empty() && is_real_file(&l.file, report))
+        .filter(|l| !l.file.is_empty() && is_real_file(&l.file, finding, report))
     {
         properties.push(("file", super::escape::one_line(&location.file).into_owned()));
         if let Some(line) = location.line {
