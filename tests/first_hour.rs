@@ -446,6 +446,38 @@ fn conftest_flags_override_their_config_keys() {
 }
 
 #[test]
+fn skip_and_reject_kinds_like_kubeconform() {
+    let repo = TestRepo::new();
+    repo.write("apps/web.yaml", LATEST);
+    repo.write("apps/settings.yaml", PINNED);
+    repo.write(".stategate.yaml", "policies:\n  builtin: [images]\n");
+    repo.commit_all("first");
+    let plain = run(repo.path(), &["check", "--all"]);
+    assert_eq!(code(&plain), 1);
+    let skipped = run(repo.path(), &["check", "--all", "--skip", "Deployment,Job"]);
+    assert_eq!(code(&skipped), 0, "{}", stdout(&skipped));
+    assert!(
+        stdout(&skipped).contains("left out (--skip)"),
+        "{}",
+        stdout(&skipped)
+    );
+    let rejected = run(
+        repo.path(),
+        &[
+            "check",
+            "--all",
+            "--reject",
+            "configmap",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&rejected), 1);
+    let text = stdout(&rejected);
+    assert!(text.contains("kind ConfigMap is rejected"), "{text}");
+}
+
+#[test]
 fn every_flag_has_help_naming_its_config_key() {
     let dir = loose_dir();
     let help = stdout(&run(dir.path(), &["check", "--help"]));
@@ -455,6 +487,7 @@ fn every_flag_has_help_naming_its_config_key() {
         ("--all-namespaces", "policies.namespaces"),
         ("--data", "policies.data"),
         ("--kubernetes-version", "schemas.kubernetes"),
+        ("--reject", "policies.reject_kinds"),
     ] {
         let block = flag_blocks(&help)
             .into_iter()

@@ -72,6 +72,12 @@ pub struct CheckArgs {
     /// Warnings block too (exit 1); no config key.
     #[arg(long)]
     pub fail_on_warn: bool,
+    /// Leave out findings about objects of these kinds (kubeconform's -skip); no config key.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Deny every object of these kinds (kubeconform's -reject); overrides `policies.reject_kinds`.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub reject: Vec<String>,
 }
 
 impl CheckArgs {
@@ -96,6 +102,7 @@ impl CheckArgs {
 /// Run a check from `cwd`; returns the exit code.
 pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool) -> u8 {
     let mut report = check_report(cwd, args);
+    skip_kinds(&mut report, &args.skip);
     if args.fail_on_warn {
         promote_warnings(&mut report);
     }
@@ -125,6 +132,26 @@ fn write_file(report: &Report, format: Format, file: &Path) -> std::io::Result<(
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))
 }
 
+/// `--skip KIND,...`: findings about objects of those kinds are left out, and the report says so.
+fn skip_kinds(report: &mut Report, kinds: &[String]) {
+    if kinds.is_empty() {
+        return;
+    }
+    let skipped = |finding: &Finding| match &finding.object {
+        Some(crate::object::ObjectId::Kube { kind, .. }) => {
+            kinds.iter().any(|k| k.eq_ignore_ascii_case(kind))
+        }
+        _ => false,
+    };
+    let before = report.findings.len();
+    report.findings.retain(|f| !skipped(f));
+    let left_out = before - report.findings.len();
+    report.notes.push(format!(
+        "{left_out} finding(s) about kinds {} left out (--skip)",
+        kinds.join(", ")
+    ));
+}
+
 /// `--fail-on-warn`: every warning blocks like an error.
 fn promote_warnings(report: &mut Report) {
     for finding in &mut report.findings {
@@ -151,6 +178,9 @@ fn apply_flags(args: &CheckArgs, config: &mut Config) {
     }
     if let Some(version) = &args.kubernetes_version {
         config.schemas.kubernetes = Some(version.clone());
+    }
+    if !args.reject.is_empty() {
+        config.policies.reject_kinds = args.reject.clone();
     }
 }
 

@@ -140,6 +140,8 @@ pub struct PoliciesConfig {
     pub builtin: Vec<String>,
     /// Parameters of the built-in policies.
     pub parameters: BuiltinParameters,
+    /// Kinds no document may have (kubeconform's `-reject`); `check --reject`.
+    pub reject_kinds: Vec<String>,
 }
 
 /// `policies.parameters`: one section per built-in policy that takes parameters.
@@ -175,6 +177,7 @@ impl Default for PoliciesConfig {
             memory_mb: 1024,
             builtin: Vec::new(),
             parameters: BuiltinParameters::default(),
+            reject_kinds: Vec::new(),
         }
     }
 }

@@ -97,7 +97,27 @@ pub fn parameters_data(parameters: &BuiltinParameters) -> Value {
     json!({ "stategate_builtin": builtin })
 }
 
+/// `data.stategate_builtin.reject_kinds`.
+pub fn reject_data(kinds: &[String]) -> Value {
+    json!({ "stategate_builtin": { "reject_kinds": kinds } })
+}
+
 /// The module path a built-in is compiled under: findings and `policy/compile` errors name it.
 pub fn module_path(file: &str) -> String {
     format!("<builtin>/{file}")
 }
+
+/// The package of the policy `policies.reject_kinds` generates.
+pub const REJECT_PACKAGE: &str = "stategate_reject";
+
+/// A document whose kind is listed in `policies.reject_kinds` is denied, whatever else it is.
+pub const REJECT_POLICY: &str = r#"package stategate_reject
+
+import rego.v1
+
+deny contains msg if {
+	some kind in data.stategate_builtin.reject_kinds
+	lower(input.kind) == lower(kind)
+	msg := sprintf("kind %s is rejected (policies.reject_kinds / --reject)", [input.kind])
+}
+"#;

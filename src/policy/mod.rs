@@ -174,6 +174,20 @@ impl PolicySet {
                 ));
             }
         }
+        if !config.reject_kinds.is_empty() {
+            let file = builtin::module_path("reject_kinds.rego");
+            if let Err(finding) = source::add_policy(&mut engine, &file, builtin::REJECT_POLICY) {
+                findings.push(*finding);
+            }
+            let data = builtin::reject_data(&config.reject_kinds);
+            if let Err(err) = engine.add_data(eval::to_rego(&data)) {
+                findings.push(source::compile_finding(
+                    "policies.reject_kinds",
+                    None,
+                    &err.to_string(),
+                ));
+            }
+        }
         for value in load_data(tree, &config.data, &mut findings) {
             if let Err(err) = engine.add_data(value.1) {
                 findings.push(source::compile_finding(&value.0, None, &err.to_string()));
@@ -208,6 +222,7 @@ impl PolicySet {
         let selected = |package: &str| {
             package != CHANGE_PACKAGE
                 && ((!builtins.is_empty() && package == builtin::PACKAGE)
+                    || package == builtin::REJECT_PACKAGE
                     || config
                         .namespaces
                         .iter()
