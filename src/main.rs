@@ -47,6 +47,9 @@ enum Command {
         /// Run only the tests whose name (`data.pkg.test_x`) matches this regular expression.
         #[arg(long, value_name = "REGEX")]
         run: Option<String>,
+        /// Report the lines of each policy file that the tests reached.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Dry-run diff of desired state: between two revisions, or the working tree or index
     /// against HEAD.
@@ -140,9 +143,18 @@ fn main() -> ExitCode {
             };
             result.unwrap_or(2)
         }
-        Command::Verify { dir, verbose, run } => {
+        Command::Verify {
+            dir,
+            verbose,
+            run,
+            coverage,
+        } => {
             let dir = dir.unwrap_or_else(|| cwd.join("policies"));
-            let options = stategate::cli::verify::VerifyOptions { verbose, run };
+            let options = stategate::cli::verify::VerifyOptions {
+                verbose,
+                run,
+                coverage,
+            };
             match stategate::cli::verify::run_verify(&dir, &options, &mut stdout) {
                 Ok(code) => code,
                 Err(e) => {

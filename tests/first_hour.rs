@@ -835,3 +835,36 @@ fn verify_run_selects_tests_and_verbose_names_their_files() {
     );
     assert_eq!(code(&none), 2);
 }
+
+#[test]
+fn verify_coverage_names_the_lines_the_tests_did_not_reach() {
+    let dir = loose_dir();
+    std::fs::write(
+        dir.path().join("p.rego"),
+        "package p\nimport rego.v1\n\ndeny contains \"a\" if {\n\tinput.kind == \"A\"\n}\n\ndeny contains \"b\" if {\n\tinput.kind == \"B\"\n\tinput.x == 1\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p_test.rego"),
+        "package p_test\nimport rego.v1\ntest_a if { data.p.deny[\"a\"] with input as {\"kind\": \"A\"} }\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["verify", ".", "--coverage"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("p.rego: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    // Line 10 sits behind a condition no test makes true; line 5 is what test_a exercises.
+    assert!(
+        line.contains("not reached: ") && line.contains("10"),
+        "{line}"
+    );
+    let missed = line.split("not reached: ").nth(1).unwrap();
+    assert!(!missed.split(", ").any(|n| n == "5"), "{line}");
+    assert!(
+        !text.contains("p_test.rego: "),
+        "test files are not reported: {text}"
+    );
+}
