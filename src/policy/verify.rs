@@ -45,6 +45,9 @@ pub struct FileCoverage {
     pub not_covered: BTreeSet<u32>,
 }
 
+/// Policy file → the lines the tests reached.
+pub type Coverage = BTreeMap<String, FileCoverage>;
+
 /// [`run_tests`], and with `coverage` the lines of each policy (not test) file the tests reached,
 /// merged over every test (each runs on its own engine).
 pub fn run_tests_with(
@@ -52,7 +55,7 @@ pub fn run_tests_with(
     roots: &[String],
     timeout_ms: u64,
     coverage: bool,
-) -> Result<(Vec<TestResult>, BTreeMap<String, FileCoverage>), Vec<Finding>> {
+) -> Result<(Vec<TestResult>, Coverage), Vec<Finding>> {
     let mut engine = regorus::Engine::new();
     engine.set_execution_timer_config(eval::timer(timeout_ms));
     engine.set_strict_builtin_errors(false);
