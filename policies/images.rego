@@ -26,3 +26,18 @@ image_tag(image) := tag if {
 	contains(last, ":")
 	tag := split(last, ":")[1]
 }
+
+# `policies.parameters.images.allowed_registries` in .stategate.yaml: when set, every image comes
+# from one of these registries (a prefix such as `ghcr.io/acme`); empty allows any registry.
+deny_image_registry contains msg if {
+	registries := data.stategate_builtin.images.allowed_registries
+	count(registries) > 0
+	some [field, container] in k8s.containers
+	not from_allowed_registry(container.image, registries)
+	msg := sprintf("%s %s: %s %s uses image %q from a registry not in %v", [input.kind, k8s.name, field, container.name, container.image, registries])
+}
+
+from_allowed_registry(image, registries) if {
+	some registry in registries
+	startswith(image, concat("", [trim_suffix(registry, "/"), "/"]))
+}

@@ -25,3 +25,15 @@ test_cronjob_containers_are_checked if {
 	}
 	count(data.main.deny_image_tag) == 1 with input as cron
 }
+
+test_registries_are_open_without_the_parameter if {
+	count(data.main.deny_image_registry) == 0 with input as deployment(good_container)
+}
+
+test_an_image_from_another_registry_is_denied if {
+	c := object.union(good_container, {"image": "docker.io/nginx:1.27"})
+	count(data.main.deny_image_registry) == 1 with input as deployment(c)
+		with data.stategate_builtin.images.allowed_registries as ["ghcr.io/acme"]
+	count(data.main.deny_image_registry) == 0 with input as deployment(object.union(good_container, {"image": "ghcr.io/acme/web:1"}))
+		with data.stategate_builtin.images.allowed_registries as ["ghcr.io/acme/"]
+}

@@ -5,7 +5,10 @@ package main
 import data.lib.k8s
 import rego.v1
 
-required_labels := ["app.kubernetes.io/name"]
+# `policies.parameters.required_labels.labels` in .stategate.yaml replaces the default list.
+default required_labels := ["app.kubernetes.io/name"]
+
+required_labels := data.stategate_builtin.required_labels.labels
 
 labelled_kinds := k8s.workload_kinds | {"Pod", "CronJob", "Service"}
 

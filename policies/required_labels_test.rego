@@ -10,3 +10,8 @@ test_missing_name_label_is_denied if {
 test_configmaps_need_no_label if {
 	count(data.main.deny_required_labels) == 0 with input as {"kind": "ConfigMap", "metadata": {"name": "c"}}
 }
+
+test_the_label_list_is_a_parameter if {
+	data.main.deny_required_labels["Deployment web must have the label team"] with input as deployment(good_container)
+		with data.stategate_builtin.required_labels.labels as ["team"]
+}

@@ -42,8 +42,19 @@ impl Gate {
     /// Read the config from `--config FILE` or from `.stategate.yaml` in the trusted tree.
     /// An invalid config is a set of `config/invalid` findings: the caller exits 2.
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
-        let (config, origin) = crate::config::load(trusted.as_ref(), config_file)
+        Gate::open_with(trusted, config_file, |_| {})
+    }
+
+    /// [`Gate::open`], with the config adjusted before anything reads it (command-line flags
+    /// that override config keys).
+    pub fn open_with(
+        trusted: Box<dyn Tree>,
+        config_file: Option<&Path>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Gate, Report> {
+        let (mut config, origin) = crate::config::load(trusted.as_ref(), config_file)
             .map_err(|e| report_of(e.findings, e.source.into_iter().collect()))?;
+        adjust(&mut config);
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let levels = RuleLevels::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let policies = PolicySet::load(&config.policies, trusted.as_ref())
@@ -176,6 +187,7 @@ impl Gate {
         let mut stats = Stats::default();
         let selected = self.select(change, tree, &mut findings);
         stats.files = selected.len();
+        stats.checked = selected.iter().map(|f| f.path.clone()).collect();
         let loaded: Vec<Loaded> = selected
             .par_iter()
             .map(|file| {

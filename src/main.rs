@@ -30,17 +30,40 @@ struct Cli {
 enum Command {
     /// Check changed desired state: schemas, policies; exit 0 pass, 1 blocked, 2 undecided.
     Check(CheckArgs),
+    /// Write a commented .stategate.yaml that fits this repository, saying what it decided.
+    Init(stategate::cli::init::InitArgs),
+    /// The policies built into stategate (`policies.builtin` in the config).
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
     /// Run the policies' unit tests (`test_*` rules), like `opa test`.
     Verify {
         /// Directory of `.rego` files (default: policies/).
         dir: Option<std::path::PathBuf>,
-    },
-    /// Dry-run diff of desired state between two revisions.
-    Diff {
+        /// Also name each test's file.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Run only the tests whose name (`data.pkg.test_x`) matches this regular expression.
+        #[arg(long, value_name = "REGEX")]
+        run: Option<String>,
+        /// Report the lines of each policy file that the tests reached.
         #[arg(long)]
-        base: String,
+        coverage: bool,
+    },
+    /// Dry-run diff of desired state: between two revisions, or the working tree or index
+    /// against HEAD.
+    Diff {
+        /// The base revision (default: HEAD, against the working tree or, with --staged, the index).
+        #[arg(long)]
+        base: Option<String>,
+        /// The head revision (default with --base: HEAD; without: the working tree).
         #[arg(long)]
         head: Option<String>,
+        /// Diff the index (staged changes) against HEAD.
+        #[arg(long, conflicts_with_all = ["base", "head"])]
+        staged: bool,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
     },
@@ -55,6 +78,17 @@ enum Command {
     Hook {
         #[command(subcommand)]
         command: HookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoliciesCommand {
+    /// One line per built-in policy.
+    List,
+    /// Print a built-in policy's Rego and parameters.
+    Show {
+        /// The policy's name, as `stategate policies list` prints it.
+        name: String,
     },
 }
 
@@ -87,8 +121,11 @@ enum GithubCommand {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum DiffFormat {
+    /// Coloured on a terminal.
     Human,
+    /// A pull-request comment.
     Markdown,
+    /// Machine-readable.
     Json,
 }
 
@@ -107,9 +144,31 @@ fn main() -> ExitCode {
             let color = wants_color(&args.color);
             run_check(&cwd, &args, &mut stdout, color)
         }
-        Command::Verify { dir } => {
+        Command::Init(args) => {
+            stategate::cli::init::run_init(&cwd, &args, &mut stdout, &mut std::io::stderr())
+        }
+        Command::Policies { command } => {
+            let result = match command {
+                PoliciesCommand::List => stategate::cli::policies::list(&mut stdout),
+                PoliciesCommand::Show { name } => {
+                    stategate::cli::policies::show(&name, &mut stdout, &mut std::io::stderr())
+                }
+            };
+            result.unwrap_or(2)
+        }
+        Command::Verify {
+            dir,
+            verbose,
+            run,
+            coverage,
+        } => {
             let dir = dir.unwrap_or_else(|| cwd.join("policies"));
-            match stategate::cli::verify::run_verify(&dir, &mut stdout) {
+            let options = stategate::cli::verify::VerifyOptions {
+                verbose,
+                run,
+                coverage,
+            };
+            match stategate::cli::verify::run_verify(&dir, &options, &mut stdout) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("stategate: cannot write the results: {e}");
@@ -117,10 +176,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Diff { base, head, format } => {
+        Command::Diff {
+            base,
+            head,
+            staged,
+            format,
+        } => {
             let args = DiffArgs {
                 base,
                 head,
+                staged,
                 format: match format {
                     DiffFormat::Human => stategate::diff::Format::Human,
                     DiffFormat::Markdown => stategate::diff::Format::Markdown,
@@ -164,11 +229,20 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `auto` means a terminal that did not ask for no colour (https://no-color.org).
+/// `auto` means a terminal that did not ask for no colour: `NO_COLOR` counts only when non-empty
+/// (https://no-color.org), and a non-empty `CLICOLOR_FORCE` other than `0` forces colour
+/// (https://bixense.com/clicolors/).
 fn wants_color(choice: &str) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     match choice {
         "always" => true,
         "never" => false,
-        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        _ if set("NO_COLOR") => false,
+        _ if set("CLICOLOR_FORCE")
+            && std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0") =>
+        {
+            true
+        }
+        _ => std::io::stdout().is_terminal(),
     }
 }

@@ -66,8 +66,9 @@ fn a_secret_change_is_masked_in_every_format_and_in_the_cli() {
         (Format::Markdown, false),
     ] {
         let args = DiffArgs {
-            base: base.clone(),
+            base: Some(base.clone()),
             head: None,
+            staged: false,
             format,
             color,
         };

@@ -70,8 +70,9 @@ fn diff(repo: &TestRepo, base: &str, head: &str) -> DiffResult {
 
 fn cli(repo: &TestRepo, base: &str, format: Format) -> (u8, String, String) {
     let args = DiffArgs {
-        base: base.to_string(),
+        base: Some(base.to_string()),
         head: None,
+        staged: false,
         format,
         color: false,
     };

@@ -163,13 +163,24 @@ fn a_schema_breaking_push_is_rejected_with_located_remote_lines() {
     let (server, work) = setup();
     let before = server.rev("main");
     work.write("apps/web.yaml", BAD_DEPLOYMENT);
-    work.commit_all("add web");
+    let head = work.commit_all("add web");
     let pushed = push(&work, &server.url(), &["main"], &[]);
     assert_rejected(
         &pushed,
         &["refs/heads/main: apps/web.yaml:6", "error[schema/type]"],
     );
     assert!(pushed.says("push again"), "{}", pushed.stderr);
+    // The footer's command has the push's real ids, ready to paste.
+    let local = format!(
+        "stategate check --base {} --head {}",
+        &before[..12],
+        &head[..12]
+    );
+    assert!(
+        pushed.says(&local),
+        "missing `{local}` in:\n{}",
+        pushed.stderr
+    );
     assert_eq!(server.rev("main"), before, "the ref must not move");
     assert_eq!(server.audit_lines().last().unwrap()["decision"], "rejected");
 }

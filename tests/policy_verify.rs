@@ -7,7 +7,7 @@ use stategate::cli::verify::run_verify;
 
 fn verify(dir: &Path) -> (u8, String) {
     let mut out = Vec::new();
-    let code = run_verify(dir, &mut out).expect("writes to a Vec");
+    let code = run_verify(dir, &Default::default(), &mut out).expect("writes to a Vec");
     (code, String::from_utf8(out).unwrap())
 }
 

@@ -77,3 +77,42 @@ impl ChangeSet {
         self.files.iter().map(|f| f.path.as_str())
     }
 }
+
+/// libgit2's error text in a sentence: `…; class=Reference (4); code=NotFound (-3)` becomes the
+/// message with what it means, without the library's internals.
+pub fn explain_git_error(text: &str) -> String {
+    let Some((message, internals)) = text.split_once("; class=") else {
+        return text.to_owned();
+    };
+    let meaning = if internals.contains("code=NotFound") {
+        if internals.starts_with("Reference") || internals.starts_with("Odb") {
+            " (no such revision, branch or tag: check the name, or fetch it)"
+        } else if internals.starts_with("Repository") {
+            " (not inside a git repository)"
+        } else {
+            " (not found)"
+        }
+    } else if internals.contains("code=Ambiguous") {
+        " (the name is ambiguous: use a longer id or a full ref name)"
+    } else if internals.contains("code=InvalidSpec") {
+        " (not a valid revision expression)"
+    } else if internals.contains("code=UnbornBranch") {
+        " (the branch has no commits yet)"
+    } else if internals.contains("code=Locked") {
+        " (the repository is locked by another git process: retry when it finishes)"
+    } else {
+        ""
+    };
+    format!("{message}{meaning}")
+}
+
+#[cfg(test)]
+mod explain_tests {
+    #[test]
+    fn libgit2_internals_become_a_sentence() {
+        let text = "revspec 'nosuch' not found; class=Reference (4); code=NotFound (-3)";
+        let said = super::explain_git_error(text);
+        assert!(!said.contains("class="), "{said}");
+        assert!(said.contains("no such revision"), "{said}");
+    }
+}

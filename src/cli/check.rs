@@ -4,16 +4,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::change::{ChangeMode, ChangeSet, detect_changes, open_repo};
-use crate::finding::{Finding, Rule, Verdict};
+use crate::config::{CONFIG_FILE, Config};
+use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::gate::Gate;
 use crate::report::{Format, RenderOptions, Report, render};
 use crate::tree::{DirTree, GitTree, Tree};
-use crate::trust::Trust;
-use crate::trust::{ChangeSide, RulesFrom, rules_tree};
+use crate::trust::{ChangeSide, RulesFrom, Trust, rules_tree};
+
+mod loose;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// Narrow the check to these paths (files, directories or globs).
+    /// Narrow the check to these paths (files, directories or globs). Outside a git repository:
+    /// check exactly these files and directories; `-` reads one YAML stream from stdin.
     pub paths: Vec<String>,
     /// Compare against this revision (`git diff BASE...HEAD`).
     #[arg(long)]
@@ -30,9 +33,12 @@ pub struct CheckArgs {
     /// Read the config from this file instead of `.stategate.yaml` of the trusted side.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Output format (default: human).
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Also write the report in --format to this file; the human report then goes to stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Whose rules judge the change.
     #[arg(long, value_enum, default_value_t = Trust::Base)]
     pub trust: Trust,
@@ -40,9 +46,34 @@ pub struct CheckArgs {
     /// (`drift.live`).
     #[arg(long)]
     pub live: bool,
-    /// Colour in the human format: auto (on a terminal), always, never.
+    /// Colour in the human format: auto (on a terminal, NO_COLOR unset or empty; CLICOLOR_FORCE
+    /// forces it), always, never.
     #[arg(long, default_value = "auto")]
     pub color: String,
+    /// Directory or glob of Rego policies (repeatable); overrides `policies.paths`.
+    #[arg(long = "policy", value_name = "DIR")]
+    pub policy: Vec<String>,
+    /// Rego package whose rules judge documents (repeatable); overrides `policies.namespaces`.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespace: Vec<String>,
+    /// Every Rego package judges documents; overrides `policies.namespaces` with `[all]`.
+    #[arg(long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Data file or directory loaded into `data` (repeatable); overrides `policies.data`.
+    #[arg(long = "data", value_name = "PATH")]
+    pub data: Vec<String>,
+    /// Kubernetes version of the embedded schemas, e.g. 1.31; overrides `schemas.kubernetes`.
+    #[arg(long, value_name = "X.Y")]
+    pub kubernetes_version: Option<String>,
+    /// Warnings block too (exit 1); no config key.
+    #[arg(long)]
+    pub fail_on_warn: bool,
+    /// Leave out findings about objects of these kinds (kubeconform's -skip); no config key.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Deny every object of these kinds (kubeconform's -reject); overrides `policies.reject_kinds`.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    pub reject: Vec<String>,
 }
 
 impl CheckArgs {
@@ -66,13 +97,23 @@ impl CheckArgs {
 
 /// Run a check from `cwd`; returns the exit code.
 pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool) -> u8 {
-    let report = check_report(cwd, args);
+    let mut report = check_report(cwd, args);
+    skip_kinds(&mut report, &args.skip);
+    if args.fail_on_warn {
+        promote_warnings(&mut report);
+    }
     let options = RenderOptions {
         color,
         ..RenderOptions::default()
     };
     let verdict = report.verdict();
-    if let Err(e) = render(&report, args.format, out, &options) {
+    let written = match &args.output {
+        // One run, two outputs: the human report on stdout, the chosen format in the file.
+        Some(file) => write_file(&report, args.format, file)
+            .and_then(|()| render(&report, Format::Human, out, &options)),
+        None => render(&report, args.format, out, &options),
+    };
+    if let Err(e) = written {
         // Cannot even say why: still block.
         let _ = writeln!(std::io::stderr(), "stategate: cannot write the report: {e}");
         return Verdict::Undecided.exit_code();
@@ -80,10 +121,100 @@ pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool)
     verdict.exit_code()
 }
 
+fn write_file(report: &Report, format: Format, file: &Path) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    render(report, format, &mut bytes, &RenderOptions::default())?;
+    std::fs::write(file, bytes)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))
+}
+
+/// `--skip KIND,...`: findings about objects of those kinds are left out, and the report says so.
+fn skip_kinds(report: &mut Report, kinds: &[String]) {
+    if kinds.is_empty() {
+        return;
+    }
+    let skipped = |finding: &Finding| match &finding.object {
+        Some(crate::object::ObjectId::Kube { kind, .. }) => {
+            kinds.iter().any(|k| k.eq_ignore_ascii_case(kind))
+        }
+        _ => false,
+    };
+    let before = report.findings.len();
+    report.findings.retain(|f| !skipped(f));
+    let left_out = before - report.findings.len();
+    report.notes.push(format!(
+        "{left_out} finding(s) about kinds {} left out (--skip)",
+        kinds.join(", ")
+    ));
+}
+
+/// `--fail-on-warn`: every warning blocks like an error.
+fn promote_warnings(report: &mut Report) {
+    for finding in &mut report.findings {
+        if finding.severity == Severity::Warning {
+            finding.severity = Severity::Error;
+            finding.message = format!("{} (a warning; --fail-on-warn)", finding.message);
+        }
+    }
+}
+
+/// The config keys the flags override, applied before anything reads the config.
+fn apply_flags(args: &CheckArgs, config: &mut Config) {
+    if !args.policy.is_empty() {
+        config.policies.paths = args.policy.clone();
+    }
+    if !args.namespace.is_empty() {
+        config.policies.namespaces = args.namespace.clone();
+    }
+    if args.all_namespaces {
+        config.policies.namespaces = vec!["all".to_owned()];
+    }
+    if !args.data.is_empty() {
+        config.policies.data = args.data.clone();
+    }
+    if let Some(version) = &args.kubernetes_version {
+        config.schemas.kubernetes = Some(version.clone());
+    }
+    if !args.reject.is_empty() {
+        config.policies.reject_kinds = args.reject.clone();
+    }
+}
+
+/// `--kubernetes-version` is checked like `schemas.kubernetes` in the config.
+fn check_flags(args: &CheckArgs) -> Result<(), Report> {
+    let Some(version) = &args.kubernetes_version else {
+        return Ok(());
+    };
+    let wanted = version.trim().trim_start_matches('v');
+    let minor: String = wanted.split('.').take(2).collect::<Vec<_>>().join(".");
+    let available = crate::schema::available_versions();
+    if wanted.eq_ignore_ascii_case("none") || available.contains(&minor.as_str()) {
+        return Ok(());
+    }
+    Err(undecided(
+        format!("--kubernetes-version {version}: no embedded schemas for that version"),
+        &format!("available: {}, or none", available.join(", ")),
+    ))
+}
+
 fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
+    if let Err(report) = check_flags(args) {
+        return report;
+    }
+    // stdin is one stream wherever stategate runs; it names no file of the repository.
+    if args.paths.iter().any(|p| p == "-") {
+        return loose::check(cwd, args);
+    }
     let repo = match open_repo(cwd) {
         Ok(repo) => repo,
-        Err(e) => return undecided(format!("{e}"), "run stategate inside a git repository"),
+        Err(_) if !args.paths.is_empty() => return loose::check(cwd, args),
+        Err(e) => {
+            return undecided(
+                crate::change::explain_git_error(&e.to_string()),
+                "run stategate inside a git repository, or name the files to check \
+                 (`stategate check FILE|DIR|-`)",
+            );
+        }
     };
     let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
         return undecided(
@@ -92,9 +223,17 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         );
     };
     let mode = args.mode();
+    if let Some(report) = missing_paths(cwd, args, &mode) {
+        return report;
+    }
     let change = match detect_changes(cwd, &mode, &args.paths) {
         Ok(change) => change,
-        Err(e) => return undecided(format!("{e}"), "check the revisions and paths given"),
+        Err(e) => {
+            return undecided(
+                crate::change::explain_git_error(&e.to_string()),
+                "check the revisions and paths given",
+            );
+        }
     };
     let from = rules_from(&repo, &workdir, args);
     let trusted = match rules_tree(&repo, from) {
@@ -102,7 +241,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         Err(e) => return undecided(e, "check the revisions given"),
     };
     let trust_note = from.warning();
-    let gate = match Gate::open(trusted, args.config.as_deref()) {
+    let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
         Ok(gate) => gate,
         Err(report) => return report,
     };
@@ -115,8 +254,46 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         .findings
         .extend(drift_findings(&repo, &gate, &change, args));
     report.notes.extend(trust_note.map(str::to_owned));
+    report
+        .notes
+        .extend(uncommitted_config(&gate, &workdir, args));
     report.notes.push(describe(&mode, &change));
     report
+}
+
+/// A `.stategate.yaml` in the working tree that HEAD does not have is not used (the rules come
+/// from HEAD): say so, and what to do, instead of a bare "using defaults".
+fn uncommitted_config(gate: &Gate, workdir: &Path, args: &CheckArgs) -> Option<String> {
+    let defaults = matches!(gate.origin, crate::config::ConfigOrigin::Defaults { .. });
+    let on_disk = workdir.join(CONFIG_FILE).is_file();
+    (defaults && on_disk && args.trust == Trust::Base && args.config.is_none()).then(|| {
+        format!(
+            "{CONFIG_FILE} in the working tree is not committed, so it is not used (rules come \
+             from HEAD): commit it, or try it first with --trust head"
+        )
+    })
+}
+
+/// A path argument that names no file is a mistake, not an empty check (exit 2). Globs may match
+/// nothing; a range may name a file it deleted.
+fn missing_paths(cwd: &Path, args: &CheckArgs, mode: &ChangeMode) -> Option<Report> {
+    if matches!(
+        mode,
+        ChangeMode::Range { .. } | ChangeMode::All { rev: Some(_) }
+    ) {
+        return None;
+    }
+    let missing: Vec<&String> = args
+        .paths
+        .iter()
+        .filter(|p| !p.contains(['*', '?', '[']))
+        .filter(|p| cwd.join(p).symlink_metadata().is_err())
+        .collect();
+    let first = missing.first()?;
+    Some(undecided(
+        format!("path `{first}` matches no file or directory"),
+        "check the path; paths are relative to the current directory",
+    ))
 }
 
 /// `--live` and `drift.promote`: live drift of the touched objects, and the promotion order; the
@@ -196,7 +373,12 @@ fn head_tree(
 fn git_tree(repo: &git2::Repository, rev: &str) -> Result<Box<dyn Tree>, String> {
     GitTree::open(repo, rev)
         .map(|t| Box::new(t) as Box<dyn Tree>)
-        .map_err(|e| format!("cannot read revision `{rev}`: {}", e.message()))
+        .map_err(|e| {
+            format!(
+                "cannot read revision `{rev}`: {}",
+                crate::change::explain_git_error(&e.to_string())
+            )
+        })
 }
 
 fn describe(mode: &ChangeMode, change: &ChangeSet) -> String {

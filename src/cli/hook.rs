@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The plain `.git/hooks/pre-commit` for people without the pre-commit framework. It calls the
-/// binary by absolute path when stategate is not on PATH, so GUI git clients find it too.
+/// binary by absolute path, so GUI git clients and minimal PATHs find it too.
 pub fn pre_commit_script(stategate: &str) -> String {
     format!(
         "#!/bin/sh\n\
@@ -47,9 +47,15 @@ fn write_hook(hooks: &Path, hook: &Path) -> std::io::Result<Option<PathBuf>> {
     {
         let local = hooks.join("pre-commit.local");
         std::fs::rename(hook, &local)?;
+        // A kept hook deleted later is skipped with a note, not a broken commit.
+        let quoted = format!("\"{}\"", local.display());
         script = script.replacen(
             "exec ",
-            &format!("\"{}\" \"$@\" || exit $?\nexec ", local.display()),
+            &format!(
+                "if [ -e {quoted} ]; then\n  {quoted} \"$@\" || exit $?\nelse\n  \
+                 echo \"stategate: the chained hook {} is gone; skipping it\" >&2\nfi\nexec ",
+                local.display()
+            ),
             1,
         );
         kept = Some(local);
@@ -59,13 +65,9 @@ fn write_hook(hooks: &Path, hook: &Path) -> std::io::Result<Option<PathBuf>> {
     Ok(kept)
 }
 
+/// The absolute path of this binary: hooks run with whatever PATH the git client has (GUI
+/// clients, pre-commit's minimal environment), so the hook never looks stategate up.
 fn binary() -> String {
-    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("stategate").is_file())
-    });
-    if on_path {
-        return "stategate".to_owned();
-    }
     std::env::current_exe()
         .map(|p| format!("\"{}\"", p.display()))
         .unwrap_or_else(|_| "stategate".to_owned())
@@ -95,8 +97,8 @@ pub struct PreReceiveArgs {
     /// Time budget in seconds; past it the push is refused (fail closed).
     #[arg(long, default_value_t = 4.0)]
     pub timeout: f64,
-    /// The pusher, when the server sets none of GITHUB_USER_LOGIN, GL_USERNAME, GITEA_PUSHER_NAME,
-    /// REMOTE_USER.
+    /// The pusher, when the server sets none of GITHUB_USER_LOGIN, GL_USERNAME, GL_USER (gitolite),
+    /// GITEA_PUSHER_NAME, REMOTE_USER.
     #[arg(long)]
     pub user: Option<String>,
     /// Colour: never (default; git relays hook output verbatim) or always.

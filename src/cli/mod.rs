@@ -4,4 +4,6 @@ pub mod check;
 pub mod diff;
 pub mod drift;
 pub mod hook;
+pub mod init;
+pub mod policies;
 pub mod verify;

@@ -143,6 +143,34 @@ pub struct PoliciesConfig {
     /// Heap, in MiB, that the policy evaluations running at once may add; past it an evaluation
     /// fails as a `policy/error` instead of exhausting the host.
     pub memory_mb: u64,
+    /// Policies compiled into the binary to enable: names from `stategate policies list`, or `all`.
+    pub builtin: Vec<String>,
+    /// Parameters of the built-in policies.
+    pub parameters: BuiltinParameters,
+    /// Kinds no document may have (kubeconform's `-reject`); `check --reject`.
+    pub reject_kinds: Vec<String>,
+}
+
+/// `policies.parameters`: one section per built-in policy that takes parameters.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuiltinParameters {
+    pub required_labels: RequiredLabelsParameters,
+    pub images: ImagesParameters,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequiredLabelsParameters {
+    /// Label keys every workload and Service must carry; unset = `app.kubernetes.io/name`.
+    pub labels: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesParameters {
+    /// Registry prefixes images must come from; empty = any.
+    pub allowed_registries: Vec<String>,
 }
 
 impl Default for PoliciesConfig {
@@ -154,6 +182,9 @@ impl Default for PoliciesConfig {
             gatekeeper: Vec::new(),
             timeout_ms: 1000,
             memory_mb: 1024,
+            builtin: Vec::new(),
+            parameters: BuiltinParameters::default(),
+            reject_kinds: Vec::new(),
         }
     }
 }

@@ -354,6 +354,22 @@ fn semantic_checks(doc: &Document, config: &Config) -> Vec<Finding> {
         }
     }
     findings.extend(drift_checks(doc, config));
+    for (i, name) in config.policies.builtin.iter().enumerate() {
+        if name != "all" && crate::policy::builtin::find(name).is_none() {
+            let known: Vec<&str> = crate::policy::builtin::BUILTINS
+                .iter()
+                .map(|b| b.name)
+                .collect();
+            findings.push(
+                invalid(
+                    doc,
+                    &format!("/policies/builtin/{i}"),
+                    &format!("no built-in policy `{name}`"),
+                )
+                .help(format!("built-in policies: {}, or all", known.join(", "))),
+            );
+        }
+    }
     for (pointer, glob) in globs {
         if let Err(e) = globset::Glob::new(glob) {
             findings.push(invalid(

@@ -25,6 +25,8 @@ use protocol::{ObjectFormat, RefUpdate, parse_updates};
 pub const IDENTITY_VARS: &[&str] = &[
     "GITHUB_USER_LOGIN",
     "GL_USERNAME",
+    // gitolite names the authenticated user in GL_USER.
+    "GL_USER",
     "GITEA_PUSHER_NAME",
     "REMOTE_USER",
 ];
@@ -370,8 +372,13 @@ fn report(out: &mut Messenger<'_>, outcomes: &[RefOutcome], ctx: &PushContext) {
             } else {
                 "; in an emergency, a user listed in protect.bypass_users may push with -o stategate.bypass=\"reason\""
             };
+            let local = outcomes
+                .iter()
+                .find(|o| o.verdict() != Verdict::Pass)
+                .map(|o| local_command(&o.update))
+                .unwrap_or_default();
             out.line(&format!(
-                "stategate: fix the findings above (`stategate check --base <old> --head <new>` shows them locally) and push again{bypass}"
+                "stategate: fix the findings above{local} and push again{bypass}"
             ));
         }
     }
@@ -383,6 +390,27 @@ fn acknowledged(outcome: &RefOutcome) -> bool {
         .findings
         .iter()
         .any(|f| f.message.starts_with(crate::drift::ACKNOWLEDGED))
+}
+
+/// The `stategate check` that shows a rejected ref's findings on the pusher's clone, with the
+/// push's real ids (a new ref has no base: every file at its tip).
+fn local_command(update: &protocol::RefUpdate) -> String {
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    if protocol::is_zero(&update.new) {
+        return String::new();
+    }
+    if protocol::is_zero(&update.old) {
+        format!(
+            " (`stategate check --all --head {}` shows them locally)",
+            short(&update.new)
+        )
+    } else {
+        format!(
+            " (`stategate check --base {} --head {}` shows them locally)",
+            short(&update.old),
+            short(&update.new)
+        )
+    }
 }
 
 fn record(outcome: &RefOutcome, ctx: &PushContext) -> AuditRecord {

@@ -5,6 +5,7 @@
 //! engine, and evaluated by clones of it, so rayon workers never share an engine.
 
 mod budget;
+pub mod builtin;
 mod eval;
 mod fast;
 pub mod gatekeeper;
@@ -156,6 +157,41 @@ impl PolicySet {
                 findings.push(*finding);
             }
         }
+        let builtins = builtin::enabled(config);
+        if !builtins.is_empty() {
+            // Repository policies add to the built-in ones; both compile into one engine.
+            let library = std::iter::once((builtin::LIBRARY.0, builtin::LIBRARY.1));
+            let chosen = builtins.iter().map(|b| (b.name, b.rego));
+            for (name, text) in library.chain(chosen) {
+                let file =
+                    builtin::module_path(&format!("{}.rego", name.trim_end_matches(".rego")));
+                if let Err(finding) = source::add_policy(&mut engine, &file, text) {
+                    findings.push(*finding);
+                }
+            }
+            let parameters = builtin::parameters_data(&config.parameters);
+            if let Err(err) = engine.add_data(eval::to_rego(&parameters)) {
+                findings.push(source::compile_finding(
+                    "policies.parameters",
+                    None,
+                    &err.to_string(),
+                ));
+            }
+        }
+        if !config.reject_kinds.is_empty() {
+            let file = builtin::module_path("reject_kinds.rego");
+            if let Err(finding) = source::add_policy(&mut engine, &file, builtin::REJECT_POLICY) {
+                findings.push(*finding);
+            }
+            let data = builtin::reject_data(&config.reject_kinds);
+            if let Err(err) = engine.add_data(eval::to_rego(&data)) {
+                findings.push(source::compile_finding(
+                    "policies.reject_kinds",
+                    None,
+                    &err.to_string(),
+                ));
+            }
+        }
         for value in load_data(tree, &config.data, &mut findings) {
             if let Err(err) = engine.add_data(value.1) {
                 findings.push(source::compile_finding(&value.0, None, &err.to_string()));
@@ -189,10 +225,12 @@ impl PolicySet {
         let decls = source::rule_decls(&mut engine);
         let selected = |package: &str| {
             package != CHANGE_PACKAGE
-                && (config
-                    .namespaces
-                    .iter()
-                    .any(|n| n == "all" || n == "*" || n == package))
+                && ((!builtins.is_empty() && package == builtin::PACKAGE)
+                    || package == builtin::REJECT_PACKAGE
+                    || config
+                        .namespaces
+                        .iter()
+                        .any(|n| n == "all" || n == "*" || n == package))
         };
         let mut documents = Vec::new();
         let mut change = Vec::new();

@@ -1,5 +1,6 @@
 //! `stategate verify`: run every `test_*` rule of a policy directory, like `opa test`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::finding::Finding;
@@ -34,6 +35,27 @@ pub fn run_tests(
     roots: &[String],
     timeout_ms: u64,
 ) -> Result<Vec<TestResult>, Vec<Finding>> {
+    run_tests_with(tree, roots, timeout_ms, false).map(|(results, _)| results)
+}
+
+/// The lines of one policy file the tests evaluated, and those they did not.
+#[derive(Debug, Clone, Default)]
+pub struct FileCoverage {
+    pub covered: BTreeSet<u32>,
+    pub not_covered: BTreeSet<u32>,
+}
+
+/// Policy file → the lines the tests reached.
+pub type Coverage = BTreeMap<String, FileCoverage>;
+
+/// [`run_tests`], and with `coverage` the lines of each policy (not test) file the tests reached,
+/// merged over every test (each runs on its own engine).
+pub fn run_tests_with(
+    tree: &dyn Tree,
+    roots: &[String],
+    timeout_ms: u64,
+    coverage: bool,
+) -> Result<(Vec<TestResult>, Coverage), Vec<Finding>> {
     let mut engine = regorus::Engine::new();
     engine.set_execution_timer_config(eval::timer(timeout_ms));
     engine.set_strict_builtin_errors(false);
@@ -71,13 +93,18 @@ pub fn run_tests(
     // evaluated under `with` between evaluations of one engine and one test would see another's.
     let _ = engine.eval_query("true".to_string(), false);
     let mut results = Vec::new();
+    let mut lines: BTreeMap<String, FileCoverage> = BTreeMap::new();
     for test in tests {
         let name = format!("data.{}.{}", test.package, test.name);
         let mut engine = engine.clone();
+        engine.set_enable_coverage(coverage);
         let started = Instant::now();
         let bounded = super::budget::arm(memory);
         let evaluated = engine.eval_rule(name.clone());
         drop(bounded);
+        if coverage && let Ok(report) = engine.get_coverage_report() {
+            merge(&mut lines, report);
+        }
         let outcome = match evaluated {
             Ok(regorus::Value::Bool(true)) => Outcome::Pass,
             Ok(_) => Outcome::Fail,
@@ -90,5 +117,20 @@ pub fn run_tests(
             duration: started.elapsed(),
         });
     }
-    Ok(results)
+    for file in lines.values_mut() {
+        let reached = file.covered.clone();
+        file.not_covered.retain(|line| !reached.contains(line));
+    }
+    Ok((results, lines))
+}
+
+fn merge(lines: &mut BTreeMap<String, FileCoverage>, report: regorus::coverage::Report) {
+    for file in report.files {
+        if file.path.ends_with("_test.rego") {
+            continue;
+        }
+        let entry = lines.entry(file.path).or_default();
+        entry.covered.extend(file.covered);
+        entry.not_covered.extend(file.not_covered);
+    }
 }

@@ -13,7 +13,7 @@ use crate::finding::{Finding, Severity};
 pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
     // Suppressed findings are in the summary's count; an annotation would read as a failure.
     for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
-        writeln!(out, "{}", command(finding))?;
+        writeln!(out, "{}", command(finding, report))?;
     }
     writeln!(out, "{}", summary_line(report))?;
     for note in &report.notes {
@@ -24,15 +24,36 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
 }
 
 /// `::error file=…,line=…,col=…,title=…::message` for one finding.
-fn command(finding: &Finding) -> String {
+/// Whether an annotation may point at `file`: GitHub drops (or misplaces) annotations on paths
+/// that are not files of the checkout, such as `<stdin>` or a rendered overlay's
+/// `clusters/prod (rendered by kustomize: …)`. A file the run read, or one on disk.
+fn is_real_file(file: &str, finding: &Finding, report: &Report) -> bool {
+    let named = file.starts_with('<') || file.contains(" (rendered");
+    !named
+        && (report.stats.checked.iter().any(|c| c == file)
+            // A skipped file was not read, but it is a file of the change.
+            || finding.rule == crate::finding::Rule::LoadSkipped
+            || report.sources.contains_key(file)
+            || std::path::Path::new(file).is_file())
+}
+
+fn command(finding: &Finding, report: &Report) -> String {
     let name = match finding.severity {
         Severity::Error => "error",
         Severity::Warning => "warning",
         Severity::Note => "notice",
     };
     let mut properties: Vec<(&str, String)> = Vec::new();
+    let elsewhere = finding
+        .location
+        .as_ref()
+        .filter(|l| !l.file.is_empty() && !is_real_file(&l.file, finding, report));
     // The runner ignores line and col without a file, so they go out only together.
-    if let Some(location) = finding.location.as_ref().filter(|l| !l.file.is_empty()) {
+    if let Some(location) = finding
+        .location
+        .as_ref()
+        .filter(|l| !l.file.is_empty() && is_real_file(&l.file, finding, report))
+    {
         properties.push(("file", super::escape::one_line(&location.file).into_owned()));
         if let Some(line) = location.line {
             properties.push(("line", line.to_string()));
@@ -46,10 +67,13 @@ fn command(finding: &Finding) -> String {
         .iter()
         .map(|(key, value)| format!("{key}={}", escape_property(value)))
         .collect();
+    let at = elsewhere
+        .map(|l| format!("{}: ", super::escape::one_line(&l.to_string())))
+        .unwrap_or_default();
     format!(
         "::{name} {}::{}",
         properties.join(","),
-        escape_data(&message(finding))
+        escape_data(&format!("{at}{}", message(finding)))
     )
 }
 

@@ -1,9 +1,10 @@
 //! The junit format: JUnit XML as CI systems (GitLab, Jenkins, Azure) display test reports.
 //!
-//! One test case per checked file, so a clean file shows as a passing test. Each blocking finding
-//! becomes a `<failure>` of its file's case, or an `<error>` when the gate could not judge the file
-//! (a syntax error, say): JUnit's own distinction between "failed" and "could not run". Warnings
-//! and notes go to the case's `<system-out>`. Findings without a file (a protected ref, a missing
+//! It follows the Ant JUnit XML schema (the tests validate it with `xmllint --schema`). One test
+//! case per checked file, so a clean file shows as a passing test. A file's blocking findings
+//! become its `<failure>`, or its `<error>` when the gate could not judge the file (a syntax
+//! error, say): JUnit's own distinction between "failed" and "could not run". Warnings and notes
+//! go to the suite's `<system-out>`. Findings without a file (a protected ref, a missing
 //! approval) form a case named after their ref, or `(change)`.
 
 use std::collections::BTreeMap;
@@ -37,18 +38,65 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
         .values()
         .filter(|case| case.has(false) && !case.has(true))
         .count();
-    let counts = format!("tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"");
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(xml, "<testsuites name=\"stategate\" {counts}>");
+    // The attributes the Ant JUnit schema requires, which GitLab, Jenkins and Azure all read.
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     let _ = writeln!(
         xml,
-        "  <testsuite name=\"stategate\" {counts} skipped=\"0\">"
+        "  <testsuite name=\"stategate\" package=\"stategate\" id=\"0\" timestamp=\"{}\" \
+         hostname=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" \
+         skipped=\"0\" time=\"0\">",
+        timestamp(),
+        escape(&hostname()),
     );
+    xml.push_str("    <properties/>\n");
+    let mut output = Vec::new();
     for (name, case) in &cases {
-        write_case(&mut xml, name, case);
+        write_case(&mut xml, name, case, &mut output);
     }
+    let _ = writeln!(
+        xml,
+        "    <system-out>{}</system-out>\n    <system-err></system-err>",
+        escape_text(&output.join("\n"))
+    );
     xml.push_str("  </testsuite>\n</testsuites>\n");
     out.write_all(xml.as_bytes())
+}
+
+/// The report's time in the schema's form (`2026-11-30T22:17:11`, UTC, no zone).
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Every checked file (the report's sources) and every file, ref or change a finding names.
@@ -56,6 +104,7 @@ fn cases(report: &Report) -> BTreeMap<&str, Case<'_>> {
     let mut cases: BTreeMap<&str, Case<'_>> = report
         .sources
         .keys()
+        .chain(&report.stats.checked)
         .map(|file| (file.as_str(), Case::default()))
         .collect();
     for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
@@ -71,46 +120,40 @@ fn cases(report: &Report) -> BTreeMap<&str, Case<'_>> {
     cases
 }
 
-fn write_case(xml: &mut String, name: &str, case: &Case<'_>) {
-    let name = escape(name);
+/// One case: at most one `<failure>` or `<error>` (the schema allows one), carrying every
+/// blocking finding of the file; warnings and notes go to the suite's `<system-out>`.
+fn write_case(xml: &mut String, name: &str, case: &Case<'_>, output: &mut Vec<String>) {
     let (blocking, other): (Vec<&Finding>, Vec<&Finding>) = case
         .findings
         .iter()
         .partition(|finding| finding.severity == Severity::Error);
-    if blocking.is_empty() && other.is_empty() {
+    output.extend(other.iter().map(|finding| details(finding)));
+    let shown = escape(name);
+    let Some(first) = blocking.first() else {
         let _ = writeln!(
             xml,
-            "    <testcase name=\"{name}\" classname=\"stategate\"/>"
+            "    <testcase name=\"{shown}\" classname=\"stategate\" time=\"0\"/>"
         );
         return;
-    }
+    };
+    let element = if case.has(true) { "error" } else { "failure" };
+    let lead = blocking
+        .iter()
+        .find(|f| f.rule.is_undecidable() == case.has(true))
+        .unwrap_or(first);
+    let message = match blocking.len() {
+        1 => lead.message.clone(),
+        n => format!("{} (and {} more)", lead.message, n - 1),
+    };
+    let body: Vec<String> = blocking.iter().map(|finding| details(finding)).collect();
     let _ = writeln!(
         xml,
-        "    <testcase name=\"{name}\" classname=\"stategate\">"
+        "    <testcase name=\"{shown}\" classname=\"stategate\" time=\"0\">\n      \
+         <{element} message=\"{}\" type=\"{}\">{}</{element}>\n    </testcase>",
+        escape(&message),
+        escape(lead.rule.code()),
+        escape_text(&body.join("\n\n")),
     );
-    for finding in blocking {
-        let element = if finding.rule.is_undecidable() {
-            "error"
-        } else {
-            "failure"
-        };
-        let _ = writeln!(
-            xml,
-            "      <{element} message=\"{}\" type=\"{}\">{}</{element}>",
-            escape(&finding.message),
-            escape(finding.rule.code()),
-            escape_text(&details(finding)),
-        );
-    }
-    if !other.is_empty() {
-        let text: Vec<String> = other.iter().map(|finding| details(finding)).collect();
-        let _ = writeln!(
-            xml,
-            "      <system-out>{}</system-out>",
-            escape_text(&text.join("\n"))
-        );
-    }
-    xml.push_str("    </testcase>\n");
 }
 
 /// The body of a failure: where, what, on which object, and what to do.

@@ -13,6 +13,7 @@ mod json;
 mod junit;
 mod mask;
 mod sarif;
+mod tap;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,6 +60,9 @@ pub struct Stats {
     /// Findings of rules turned `off` in `rules:`.
     #[serde(skip_serializing_if = "is_zero")]
     pub disabled: u32,
+    /// The paths of the checked files: JUnit and TAP give each one a test, passing ones too.
+    #[serde(skip)]
+    pub checked: Vec<String>,
 }
 
 /// Counts of findings kept as `u32`: a `Report` stays small enough to return by value.
@@ -142,6 +146,8 @@ pub enum Format {
     Sarif,
     Junit,
     Github,
+    /// Test Anything Protocol, one test per checked file.
+    Tap,
 }
 
 /// How to render, beyond the format itself. Only the human format uses these.
@@ -175,6 +181,7 @@ pub fn render(
         Format::Sarif => sarif::render(report, out),
         Format::Junit => junit::render(report, out),
         Format::Github => github::render(report, out),
+        Format::Tap => tap::render(report, out),
     }
 }
 

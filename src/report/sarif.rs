@@ -1,6 +1,5 @@
 //! The sarif format: SARIF 2.1.0, one run, for GitHub code scanning and other SARIF viewers.
 
-use std::collections::BTreeSet;
 use std::io;
 
 use serde_json::{Map, Value, json};
@@ -10,14 +9,70 @@ use crate::finding::{Finding, Location, Rule, Severity};
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
+/// One SARIF rule: a schema or gate code, or one Rego rule (each its own rule in code scanning,
+/// so alerts of different policies are not merged under `policy/deny`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Descriptor {
+    id: String,
+    description: String,
+    help: String,
+}
+
+/// The SARIF rule id of a finding: a policy result's metadata `id`, else
+/// `policy/<package>.<rule>` for Rego results, else the finding's code.
+fn rule_id(finding: &Finding) -> String {
+    let text = |key: &str| finding.metadata.get(key).and_then(Value::as_str);
+    if matches!(finding.rule, Rule::PolicyDeny | Rule::PolicyWarn) {
+        if let Some(id) = text("id").filter(|id| !id.is_empty()) {
+            return id.to_owned();
+        }
+        if let (Some(package), Some(rule)) = (text("package"), text("rule")) {
+            return format!("policy/{package}.{rule}");
+        }
+    }
+    finding.rule.code().to_owned()
+}
+
+fn descriptor(finding: &Finding) -> Descriptor {
+    let id = rule_id(finding);
+    let text = |key: &str| finding.metadata.get(key).and_then(Value::as_str);
+    let (description, help) = match (text("package"), text("rule"), text("policy")) {
+        (Some(package), Some(rule), policy) if id != finding.rule.code() => {
+            let file = policy.map(|p| format!(" in {p}")).unwrap_or_default();
+            (
+                format!("Rego rule data.{package}.{rule}{file}"),
+                format!(
+                    "{}; the rule data.{package}.{rule}{file} produced it. Fix the object, or \
+                     add a conftest exception for the rule in package {package}.",
+                    finding.rule.description()
+                ),
+            )
+        }
+        _ => (
+            finding.rule.description().to_owned(),
+            format!(
+                "{} (rule code {}; the README's rule-code table explains every code)",
+                finding.rule.description(),
+                finding.rule.code()
+            ),
+        ),
+    };
+    Descriptor {
+        id,
+        description,
+        help,
+    }
+}
+
 pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
-    let rules: Vec<Rule> = report
-        .findings
-        .iter()
-        .map(|finding| finding.rule)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut rules: Vec<Descriptor> = Vec::new();
+    for finding in &report.findings {
+        let d = descriptor(finding);
+        if !rules.iter().any(|r| r.id == d.id) {
+            rules.push(d);
+        }
+    }
+    rules.sort();
     let results: Vec<Value> = report
         .findings
         .iter()
@@ -34,7 +89,7 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
     super::escape::write_json(out, &document)
 }
 
-fn driver(rules: &[Rule]) -> Value {
+fn driver(rules: &[Descriptor]) -> Value {
     let mut driver = Map::new();
     driver.insert("name".into(), "stategate".into());
     driver.insert("version".into(), env!("CARGO_PKG_VERSION").into());
@@ -44,10 +99,15 @@ fn driver(rules: &[Rule]) -> Value {
     let rules: Vec<Value> = rules
         .iter()
         .map(|rule| {
-            json!({
-                "id": rule.code(),
-                "shortDescription": { "text": rule.description() },
-            })
+            let mut descriptor = json!({
+                "id": rule.id,
+                "shortDescription": { "text": rule.description },
+                "help": { "text": rule.help },
+            });
+            if let Some(uri) = information_uri() {
+                descriptor["helpUri"] = format!("{uri}#rule-codes").into();
+            }
+            descriptor
         })
         .collect();
     driver.insert("rules".into(), rules.into());
@@ -62,12 +122,13 @@ fn information_uri() -> Option<&'static str> {
         .find(|uri| !uri.is_empty())
 }
 
-fn result(finding: &Finding, rules: &[Rule]) -> Value {
+fn result(finding: &Finding, rules: &[Descriptor]) -> Value {
     let mut result = Map::new();
-    result.insert("ruleId".into(), finding.rule.code().into());
-    if let Ok(index) = rules.binary_search(&finding.rule) {
+    let id = rule_id(finding);
+    if let Some(index) = rules.iter().position(|r| r.id == id) {
         result.insert("ruleIndex".into(), index.into());
     }
+    result.insert("ruleId".into(), id.into());
     result.insert("level".into(), level(finding.severity).into());
     result.insert("message".into(), json!({ "text": finding.message }));
     if let Some(suppressed) = &finding.suppressed {
