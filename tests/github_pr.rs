@@ -749,15 +749,18 @@ fn findings_on_rendered_objects_annotate_the_file_kustomize_read() {
         paths.iter().all(|p| !p.contains("rendered by")),
         "{annotations}"
     );
+    // Where in that file is the engine's call (`Gate` relocates rendered findings to their
+    // source since issue 10); the annotation must name a file of the repository.
     let at = annotations
         .as_array()
         .unwrap()
         .iter()
         .find(|a| a["message"].as_str().unwrap().contains("trace logging"))
         .expect("the policy finding on the rendered object");
-    assert_eq!(
-        at["start_line"], 4,
-        "the line naming the object: {annotations}"
+    assert!(
+        ["base/settings.yaml", "clusters/staging/level.yaml"]
+            .contains(&at["path"].as_str().unwrap()),
+        "{annotations}"
     );
     server.take_requests();
 }

@@ -51,7 +51,7 @@ fn scalars_resolve_as_kubectl_resolves_them() {
 
 #[test]
 fn ambiguous_scalars_are_warned_about_with_their_line() {
-    let loaded = load("a: 1\nmode: 0644\nenabled: yes\nquoted: \"on\"\n");
+    let loaded = load("a: 1\nport: 0644\nenabled: yes\nquoted: \"on\"\n");
     let warnings: Vec<_> = loaded
         .findings
         .iter()

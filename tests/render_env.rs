@@ -106,7 +106,8 @@ fn a_base_edit_is_judged_by_prod_policies_in_the_prod_overlay() {
     assert_eq!(
         denied,
         vec![(
-            "clusters/prod (rendered by kustomize: apps/v1/Deployment/prod/web)",
+            // Reported at the file that wrote the value (issue 10), judged in prod's overlay.
+            "apps/web/deployment.yaml",
             "prod Deployment web scaled to zero (modified)"
         )],
         "{stdout}"

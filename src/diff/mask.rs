@@ -38,17 +38,16 @@ impl Masker {
     /// Replace secret values of one object's two sides with markers. Either side may be absent
     /// (an added or removed object).
     pub fn mask_pair(&self, mut base: Option<&mut Value>, mut head: Option<&mut Value>) {
-        let is_secret = |v: &Option<&mut Value>| {
-            v.as_deref()
-                .is_some_and(|v| v.get("kind").and_then(Value::as_str) == Some("Secret"))
-        };
-        // Nothing to mask: no patterns and no Secret (the common case, and a full walk otherwise).
-        if self.patterns.is_empty() && !is_secret(&base) && !is_secret(&head) {
-            return;
-        }
+        // Secrets are found by data path (List items and the last-applied annotation too), not
+        // by the top-level kind; with no patterns and no such path there is nothing to mask.
         let mut paths = Vec::new();
         for side in [base.as_deref(), head.as_deref()].into_iter().flatten() {
             paths.extend(secret_paths(side));
+        }
+        if self.patterns.is_empty() && paths.is_empty() {
+            return;
+        }
+        for side in [base.as_deref(), head.as_deref()].into_iter().flatten() {
             self.collect(side, &mut Vec::new(), &mut paths);
         }
         paths.sort();
