@@ -88,6 +88,7 @@ fn the_readme_documents_every_config_key() {
         &["diff"],
         &["hook"],
         &["limits"],
+        &["report"],
     ];
     let mut missing = Vec::new();
     let mut seen = 0;
