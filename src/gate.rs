@@ -22,7 +22,7 @@ use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
-use crate::report::{Report, Secrets, Stats};
+use crate::report::{Report, Secrets, Stats, saturating_u32};
 use crate::schema::SchemaSet;
 use crate::suppress::{self, Suppression};
 use crate::tree::Tree;
@@ -151,7 +151,7 @@ impl Gate {
             report.stats.suppressed += 1;
             report.stats.suppressed_by_change += u32::from(suppression.by_change);
         }
-        report.stats.skipped = change.skipped.len();
+        report.stats.skipped = saturating_u32(change.skipped.len());
         report.apply_pre_existing(self.config.report.pre_existing);
         report.notes.push(self.origin.to_string());
         if unchanged > 0 {
@@ -186,7 +186,7 @@ impl Gate {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
         let selected = self.select(change, tree, &mut findings);
-        stats.files = selected.len();
+        stats.files = saturating_u32(selected.len());
         stats.checked = selected.iter().map(|f| f.path.clone()).collect();
         let loaded: Vec<Loaded> = selected
             .par_iter()
@@ -229,7 +229,7 @@ impl Gate {
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
-        stats.documents = documents.len();
+        stats.documents = saturating_u32(documents.len());
         // Flux may have brought in objects beyond the changed files: know their patches too.
         let files = documents.iter().map(|d| d.path());
         let patches =

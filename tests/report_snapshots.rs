@@ -121,7 +121,8 @@ fn fixture() -> Report {
                 "clusters/prod/web.yaml".into(),
                 "clusters/prod/db-secret.yaml".into(),
                 "apps/odd:name,v1.yaml".into(),
-            ],
+            ]
+            .into(),
             ..Stats::default()
         },
         notes: vec!["config and policies read from the working tree (--trust head)".into()],

@@ -42,9 +42,9 @@ pub struct Report {
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Stats {
-    pub files: usize,
-    pub documents: usize,
-    pub skipped: usize,
+    pub files: u32,
+    pub documents: u32,
+    pub skipped: u32,
     /// Findings the base already had, listed apart (`report.pre_existing: warn | block`).
     #[serde(skip_serializing_if = "is_zero")]
     pub pre_existing: u32,
@@ -62,7 +62,7 @@ pub struct Stats {
     pub disabled: u32,
     /// The paths of the checked files: JUnit and TAP give each one a test, passing ones too.
     #[serde(skip)]
-    pub checked: Vec<String>,
+    pub checked: Box<[String]>,
 }
 
 /// Counts of findings kept as `u32`: a `Report` stays small enough to return by value.
@@ -224,8 +224,8 @@ pub fn summary_line(report: &Report) -> String {
     let _ = write!(
         line,
         " in {} ({}",
-        plural(report.stats.files, "file"),
-        plural(report.stats.documents, "document")
+        plural(report.stats.files as usize, "file"),
+        plural(report.stats.documents as usize, "document")
     );
     if report.stats.skipped > 0 {
         let _ = write!(line, ", {} skipped", report.stats.skipped);
@@ -298,4 +298,10 @@ pub fn rules_table() -> String {
         let _ = writeln!(table, "{:width$}  {}", rule.code(), rule.description());
         table
     })
+}
+
+/// A count for `Stats`: u32 keeps `Report` small enough to travel in a `Result`, and no run
+/// checks four billion files.
+pub fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
