@@ -5,29 +5,11 @@ mod common;
 use std::process::{Command, Output};
 
 use common::git::TestRepo;
+use common::run::{code, stategate, stdout};
 
 const GOOD: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: \"fast\"\n";
 const BAD: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: \"80\"\n  selectr: {app: web}\n";
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))

@@ -4,28 +4,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::git::TestRepo;
+use common::run::{code, stategate};
 
 /// A change that the base's rules refuse: a ConfigMap without the `team` label.
 const UNLABELLED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n";
 const NEEDS_TEAM: &str = "package main\n\ndeny contains msg if {\n  not input.metadata.labels.team\n  msg := \"every object needs a team label\"\n}\n";
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
 
 fn all_output(output: &Output) -> String {
     format!(

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::git::TestRepo;
+use common::run::{code, stderr, stdout};
 
 const LATEST: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -65,18 +66,6 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) 
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     run_in(dir, args, &[], None)
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn json(output: &Output) -> serde_json::Value {

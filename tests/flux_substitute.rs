@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::stategate;
 
 const FLUX_KUSTOMIZATION: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
@@ -96,17 +95,6 @@ fn flux_repo(extra_policy: Option<&str>) -> (TestRepo, String) {
     );
     let base = repo.commit_all("flux app");
     (repo, base)
-}
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
 }
 
 fn check_json(repo: &TestRepo, base: &str) -> (i32, serde_json::Value, String) {

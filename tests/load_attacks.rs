@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::stategate;
 
 /// Denies every container with a `:latest` image, in Pods and workloads alike.
 const NO_LATEST: &str = r#"package main
@@ -29,17 +28,6 @@ const GOOD: &str =
 
 /// A Pod the policy above denies, as YAML lines without a trailing newline.
 const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sneaky\nspec:\n  containers:\n    - name: app\n      image: nginx:latest";
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
 
 /// `stategate check --format json` on the working tree: exit code and report.
 fn check(repo: &TestRepo) -> (i32, serde_json::Value) {

@@ -6,29 +6,9 @@
 mod common;
 mod hook_support;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::{code, stategate, stdout};
 use hook_support::{Server, push};
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exit code")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 const CHECK_FORMATS: [&str; 5] = ["human", "json", "sarif", "junit", "github"];
 const DIFF_FORMATS: [&str; 3] = ["human", "markdown", "json"];

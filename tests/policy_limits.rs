@@ -4,22 +4,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::stategate;
 
 const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n";
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
 
 /// A base with `config` and one policy file, and a change adding a ConfigMap; returns the JSON
 /// report of `stategate check` after asserting exit 1.

@@ -5,9 +5,8 @@
 mod common;
 mod hook_support;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::stategate;
 use hook_support::{Keys, ssh_keygen_available};
 use hook_support::{Pushed, Server, push};
 
@@ -66,17 +65,6 @@ fn scale_base_to_zero(repo: &TestRepo) -> String {
         DEPLOYMENT.replace("replicas: 2", "replicas: 0"),
     );
     repo.commit_all("scale web to zero")
-}
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
 }
 
 #[test]

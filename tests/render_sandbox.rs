@@ -9,10 +9,11 @@ mod hook_support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use common::git::TestRepo;
+use common::run::stategate;
 use hook_support::{Server, push};
 
 /// An HTTP server on 127.0.0.1 that answers every request with `body` and records its request line.
@@ -62,17 +63,6 @@ impl Recorder {
     fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
-}
-
-fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
 }
 
 /// Everything the run printed, with the markdown form's numeric character references (`&#91;`,

@@ -1,0 +1,31 @@
+//! Running the real binary the way a user does, from a test repository's work tree.
+
+use std::process::{Command, Output};
+
+use super::git::TestRepo;
+
+/// `stategate ARGS` in `repo`'s work tree, colour off and no git environment inherited from a
+/// hook-driven `cargo test`, so the run finds the repository from its directory alone.
+pub fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("run stategate")
+}
+
+/// The exit code; a run killed by a signal fails the test here rather than reading as a code.
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
