@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::git::TestRepo;
-use common::run::{code, stategate, stdout};
+use common::run::{code, errors, stategate, stdout};
 
 const GOOD: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: \"fast\"\n";
@@ -13,26 +13,6 @@ const BAD: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\
 
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
-}
-
-/// (rule, file, line) of every error finding.
-fn errors(report: &serde_json::Value) -> Vec<(String, String, u64)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_owned(),
-                f["location"]["file"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                f["location"]["line"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 fn repo_with_base() -> TestRepo {

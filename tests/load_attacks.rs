@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::stategate;
+use common::run::{errors, stategate};
 
 /// Denies every container with a `:latest` image, in Pods and workloads alike.
 const NO_LATEST: &str = r#"package main
@@ -40,26 +40,6 @@ fn check(repo: &TestRepo) -> (i32, serde_json::Value) {
         )
     });
     (out.status.code().expect("exit code"), report)
-}
-
-/// `(rule, file, line)` of every error finding.
-fn errors(report: &serde_json::Value) -> Vec<(String, String, u64)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_owned(),
-                f["location"]["file"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                f["location"]["line"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 fn has_error(report: &serde_json::Value, rule: &str, file: &str) -> bool {
