@@ -165,32 +165,26 @@ impl PolicySet {
             for (name, text) in library.chain(chosen) {
                 let file =
                     builtin::module_path(&format!("{}.rego", name.trim_end_matches(".rego")));
-                if let Err(finding) = source::add_policy(&mut engine, &file, text) {
-                    findings.push(*finding);
-                }
+                add_embedded(&mut engine, &file, text, None, &mut findings);
             }
             let parameters = builtin::parameters_data(&config.parameters);
-            if let Err(err) = engine.add_data(eval::to_rego(&parameters)) {
-                findings.push(source::compile_finding(
-                    "policies.parameters",
-                    None,
-                    &err.to_string(),
-                ));
-            }
+            add_embedded_data(
+                &mut engine,
+                "policies.parameters",
+                &parameters,
+                &mut findings,
+            );
         }
         if !config.reject_kinds.is_empty() {
             let file = builtin::module_path("reject_kinds.rego");
-            if let Err(finding) = source::add_policy(&mut engine, &file, builtin::REJECT_POLICY) {
-                findings.push(*finding);
-            }
             let data = builtin::reject_data(&config.reject_kinds);
-            if let Err(err) = engine.add_data(eval::to_rego(&data)) {
-                findings.push(source::compile_finding(
-                    "policies.reject_kinds",
-                    None,
-                    &err.to_string(),
-                ));
-            }
+            add_embedded(
+                &mut engine,
+                &file,
+                builtin::REJECT_POLICY,
+                Some(("policies.reject_kinds", &data)),
+                &mut findings,
+            );
         }
         for value in load_data(tree, &config.data, &mut findings) {
             if let Err(err) = engine.add_data(value.1) {
@@ -724,4 +718,32 @@ pub(crate) fn load_data(
         }
     }
     out
+}
+
+/// A policy the binary carries (built-in set, `--reject`), with the data it reads: a failure is
+/// the binary's own fault but still a finding, so the gate blocks rather than judging without it.
+fn add_embedded(
+    engine: &mut regorus::Engine,
+    file: &str,
+    text: &str,
+    data: Option<(&str, &serde_json::Value)>,
+    findings: &mut Vec<Finding>,
+) {
+    if let Err(finding) = source::add_policy(engine, file, text) {
+        findings.push(*finding);
+    }
+    if let Some((key, value)) = data {
+        add_embedded_data(engine, key, value, findings);
+    }
+}
+
+fn add_embedded_data(
+    engine: &mut regorus::Engine,
+    key: &str,
+    value: &serde_json::Value,
+    findings: &mut Vec<Finding>,
+) {
+    if let Err(err) = engine.add_data(eval::to_rego(value)) {
+        findings.push(source::compile_finding(key, None, &err.to_string()));
+    }
 }
