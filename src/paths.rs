@@ -49,6 +49,14 @@ impl PathRules {
         self.include.is_match(path) && !self.exclude.is_match(path)
     }
 
+    /// Whether `path` belongs to environment `env` (a path may belong to more than one; an
+    /// unknown environment has no paths).
+    pub fn is_in(&self, env: &str, path: &str) -> bool {
+        self.environments
+            .iter()
+            .any(|(name, set)| name == env && set.is_match(path))
+    }
+
     pub fn environment_of(&self, path: &str) -> Option<&str> {
         self.environments
             .iter()

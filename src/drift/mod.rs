@@ -569,15 +569,22 @@ pub fn drift_environment(
         );
         return report;
     }
+    let rules = match crate::paths::PathRules::new(config) {
+        Ok(rules) => rules,
+        Err(finding) => {
+            report.findings.push(*finding);
+            return report;
+        }
+    };
     for (env, live) in envs {
-        let globs = env_globs(config, &env);
         let files = environment_files(config, tree, &env);
         let base = load_desired(
             tree,
             files.iter().map(String::as_str),
             &config.load_options(),
         );
-        let relevant = |p: &str| globs.is_match(p) || globs.is_match(format!("{p}/x"));
+        // A snapshot directory belongs to the environment when the files under it would.
+        let relevant = |p: &str| rules.is_in(&env, p) || rules.is_in(&env, &format!("{p}/x"));
         let ctx = SourceContext {
             env: &env,
             tree,
@@ -697,23 +704,14 @@ fn environments_with_sources<'a>(
         .collect()
 }
 
-pub(crate) fn env_globs(config: &Config, env: &str) -> globset::GlobSet {
-    config
-        .environments
-        .get(env)
-        .and_then(|p| crate::paths::glob_set(p).ok())
-        .unwrap_or_else(globset::GlobSet::empty)
-}
-
 /// The files of an environment that `include`/`exclude` select.
 pub(crate) fn environment_files(config: &Config, tree: &dyn Tree, env: &str) -> Vec<String> {
     // An invalid glob stopped the config before drift runs (`PathRules` is what it checks).
     let Ok(rules) = crate::paths::PathRules::new(config) else {
         return Vec::new();
     };
-    let globs = env_globs(config, env);
     tree.files_under("")
         .into_iter()
-        .filter(|p| globs.is_match(p) && rules.is_checked(p))
+        .filter(|p| rules.is_in(env, p) && rules.is_checked(p))
         .collect()
 }
