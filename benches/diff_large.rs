@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use git::TestRepo;
+use stategate::change::{ChangeMode, detect_changes_in};
 use stategate::config::Config;
-use stategate::diff::{DiffOptions, Status, diff_trees};
+use stategate::diff::{DiffOptions, Status, diff_change};
 use stategate::tree::GitTree;
 
 fn corpus() -> Option<PathBuf> {
@@ -88,7 +89,18 @@ fn main() {
         let base_tree = GitTree::open(&git, &base).expect("base");
         let head_tree = GitTree::open(&git, &head).expect("head");
         let start = Instant::now();
-        let result = diff_trees(&base_tree, &head_tree, &config, &DiffOptions::default());
+        let mode = ChangeMode::Range {
+            base: base.clone(),
+            head: head.clone(),
+        };
+        let change = detect_changes_in(&git, &mode, &[]).expect("change");
+        let result = diff_change(
+            &change,
+            &base_tree,
+            &head_tree,
+            &config,
+            &DiffOptions::default(),
+        );
         best = best.min(start.elapsed());
         let n = |s| result.count(s);
         summary = format!(

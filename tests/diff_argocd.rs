@@ -13,12 +13,14 @@
 
 mod common;
 
+use common::diff::DiffRepo;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
 use stategate::config::Config;
-use stategate::diff::{DiffOptions, ObjectDiff, Status, diff_trees};
+use stategate::diff::{DiffOptions, ObjectDiff, Status};
 use stategate::object::ObjectId;
 use stategate::tree::MemTree;
 
@@ -206,6 +208,7 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     branches.sort();
+    let mut repo = DiffRepo::new();
     for branch in &branches {
         // The expected set is the union over the branch's cases: their options only filter.
         let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -219,7 +222,7 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
             }
         }
         let (base, head) = sides(&root, branch);
-        let result = diff_trees(&base, &head, &Config::default(), &DiffOptions::default());
+        let result = repo.diff(&base, &head, &Config::default(), &DiffOptions::default());
         let ours = our_objects(&result.objects);
         for (side, mine, theirs) in [
             ("only-argocd", &expected, &ours),

@@ -7,12 +7,14 @@
 
 mod common;
 
+use common::diff::DiffRepo;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 use stategate::config::Config;
-use stategate::diff::{DiffOptions, DiffResult, Format, Status, diff_trees, format_diff};
+use stategate::diff::{DiffOptions, DiffResult, Format, Status, format_diff};
 use stategate::tree::MemTree;
 
 const RENAME_COMMIT: &str = "cbb6982b65e13960dd340be0f2b50ca99e24bcf4";
@@ -82,9 +84,9 @@ fn commits(corpus: &Path) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn diff_commit(corpus: &Path, commit: &str) -> DiffResult {
+fn diff_commit(repo: &mut DiffRepo, corpus: &Path, commit: &str) -> DiffResult {
     let (base, head) = sides(corpus, commit);
-    diff_trees(&base, &head, &Config::default(), &DiffOptions::default())
+    repo.diff(&base, &head, &Config::default(), &DiffOptions::default())
 }
 
 #[test]
@@ -94,8 +96,9 @@ fn every_history_commit_diffs_to_its_snapshot() {
     };
     let all = commits(&corpus);
     assert_eq!(all.len(), 20);
+    let mut repo = DiffRepo::new();
     for (i, (commit, has_yaml)) in all.iter().enumerate() {
-        let result = diff_commit(&corpus, commit);
+        let result = diff_commit(&mut repo, &corpus, commit);
         let shown = result
             .objects
             .iter()
@@ -119,7 +122,7 @@ fn the_app_rename_commit_shows_moves_not_removals_and_additions() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let result = diff_commit(&corpus, RENAME_COMMIT);
+    let result = diff_commit(&mut DiffRepo::new(), &corpus, RENAME_COMMIT);
     assert_eq!(result.count(Status::Removed), 0, "{:#?}", result.objects);
     let moved: Vec<String> = result
         .objects

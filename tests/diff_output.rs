@@ -5,11 +5,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::diff::diff_of;
 use common::git::TestRepo;
 use stategate::cli::diff::{DiffArgs, run_diff};
 use stategate::config::Config;
 use stategate::diff::format::{COMMENT_LIMIT, MARKER};
-use stategate::diff::{DiffOptions, Format, Status, diff_trees, format_diff};
+use stategate::diff::{DiffOptions, Format, Status, format_diff};
 use stategate::tree::MemTree;
 
 fn tree(name: &str, files: &[(&str, String)]) -> MemTree {
@@ -113,7 +114,7 @@ fn formatting_comments_and_key_order_are_not_changes() {
     let after = "kind: Deployment\napiVersion: \"apps/v1\"\nmetadata: {name: web}\n# reordered\nspec:\n  \
                  template:\n    spec:\n      containers:\n      - {image: 'b:1', name: b}\n      - name: a\n        \
                  image: a:1\n";
-    let result = diff_trees(
+    let result = diff_of(
         &tree("base", &[("web.yaml", before.to_string())]),
         &tree("head", &[("web.yaml", after.to_string())]),
         &Config::default(),
@@ -156,7 +157,7 @@ fn moved_objects_and_small_changes_render_stably() {
             ),
         ],
     );
-    let result = diff_trees(&base, &head, &Config::default(), &DiffOptions::default());
+    let result = diff_of(&base, &head, &Config::default(), &DiffOptions::default());
     let statuses: BTreeMap<String, Status> = result
         .objects
         .iter()
@@ -205,7 +206,7 @@ fn a_five_thousand_object_change_fits_in_one_comment_with_its_summary() {
     config
         .environments
         .insert("prod".into(), vec!["clusters/prod/**".into()]);
-    let result = diff_trees(
+    let result = diff_of(
         &side("base", configmaps("old")),
         &side("head", configmaps("new")),
         &config,

@@ -3,8 +3,9 @@
 mod common;
 
 use common::git::TestRepo;
+use stategate::change::{ChangeMode, detect_changes_in};
 use stategate::cli::diff::{DiffArgs, run_diff};
-use stategate::diff::{DiffOptions, DiffResult, Format, Status, diff_trees};
+use stategate::diff::{DiffOptions, DiffResult, Format, Status, diff_change};
 use stategate::finding::{Rule, Severity};
 use stategate::tree::GitTree;
 
@@ -58,6 +59,11 @@ fn overlay_repo() -> (TestRepo, String) {
 
 fn diff(repo: &TestRepo, base: &str, head: &str) -> DiffResult {
     let git = git2::Repository::open(repo.path()).expect("open repo");
+    let mode = ChangeMode::Range {
+        base: base.to_owned(),
+        head: head.to_owned(),
+    };
+    let change = detect_changes_in(&git, &mode, &[]).expect("change");
     let base = GitTree::open(&git, base).expect("base");
     let head = GitTree::open(&git, head).expect("head");
     let config = stategate::config::parse_config(
@@ -65,7 +71,7 @@ fn diff(repo: &TestRepo, base: &str, head: &str) -> DiffResult {
         &std::fs::read_to_string(repo.abs(".stategate.yaml")).unwrap_or_default(),
     )
     .expect("config");
-    diff_trees(&base, &head, &config, &DiffOptions::default())
+    diff_change(&change, &base, &head, &config, &DiffOptions::default())
 }
 
 fn cli(repo: &TestRepo, base: &str, format: Format) -> (u8, String, String) {

@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::config::Config;
-use crate::diff::{DiffOptions, Format, diff_trees, format_diff};
+use crate::diff::{DiffOptions, Format, diff_change, format_diff};
 use crate::finding::Finding;
 use crate::report::escape;
-use crate::tree::{GitTree, MemTree, Tree};
+use crate::tree::{DirTree, GitTree, Tree};
 use crate::trust::{RulesFrom, rules_tree};
 
 #[derive(Debug, Clone)]
@@ -30,12 +31,14 @@ pub struct DiffArgs {
 pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match prepare(cwd, args) {
         Ok(Sides {
+            change,
             base,
             head,
             config,
             same,
         }) => {
-            let result = diff_trees(
+            let result = diff_change(
+                &change,
                 base.as_ref(),
                 head.as_ref(),
                 &config,
@@ -70,8 +73,9 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
     }
 }
 
-/// The two sides of a diff and the config that shapes it.
+/// The change, its two sides (read for rendering) and the config that shapes the diff.
 struct Sides {
+    change: ChangeSet,
     base: Box<dyn Tree>,
     head: Box<dyn Tree>,
     config: Config,
@@ -98,24 +102,46 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<Sides, Vec<Finding>> {
         })
     };
     let base_rev = args.base.as_deref().unwrap_or("HEAD");
-    let base = open(base_rev)?;
-    let (head, same): (Box<dyn Tree>, Option<String>) = if args.staged {
-        (Box::new(index_tree(&repo).map_err(internal)?), None)
+    let head_rev = args.head.as_deref().unwrap_or("HEAD");
+    let mode = if args.staged {
+        ChangeMode::Staged
     } else if args.base.is_none() && args.head.is_none() {
-        let workdir = repo.workdir().ok_or_else(|| {
-            internal("a bare repository has no working tree: give --base and --head".to_owned())
-        })?;
-        (Box::new(work_tree(&repo, workdir)), None)
+        ChangeMode::WorkTree
     } else {
-        let head_rev = args.head.as_deref().unwrap_or("HEAD");
-        let same =
-            commit_of(&repo, base_rev).filter(|b| commit_of(&repo, head_rev).as_ref() == Some(b));
-        (Box::new(open(head_rev)?), same)
+        ChangeMode::Range {
+            base: base_rev.to_owned(),
+            head: head_rev.to_owned(),
+        }
+    };
+    // The same change detection as `check`: a range is `base...head` (from the merge base), the
+    // working tree and the index are what git status shows.
+    let change = detect_changes_in(&repo, &mode, &[])
+        .map_err(|e| internal(crate::change::explain_git_error(&e.to_string())))?;
+    let base = open(change.base.as_deref().unwrap_or(base_rev))?;
+    let (head, same): (Box<dyn Tree>, Option<String>) = match &mode {
+        ChangeMode::Range { .. } => {
+            let same = commit_of(&repo, base_rev)
+                .filter(|b| commit_of(&repo, head_rev).as_ref() == Some(b));
+            (Box::new(open(head_rev)?), same)
+        }
+        // Renderers read the working tree (for `--staged` too, as `check --staged` does).
+        _ => {
+            let workdir = repo.workdir().ok_or_else(|| {
+                internal("a bare repository has no working tree: give --base and --head".to_owned())
+            })?;
+            let name = if args.staged {
+                "the index"
+            } else {
+                "the working tree"
+            };
+            (Box::new(DirTree::new(workdir, name)), None)
+        }
     };
     // The trust rule: the config that shapes the diff (masks, environments) comes from the base.
     let rules = rules_tree(&repo, RulesFrom::Revision(base_rev)).map_err(internal)?;
     let (config, _) = crate::config::load(rules.as_ref(), None).map_err(|e| e.findings)?;
     Ok(Sides {
+        change,
         base: Box::new(base),
         head,
         config,
@@ -126,53 +152,4 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<Sides, Vec<Finding>> {
 fn commit_of(repo: &git2::Repository, rev: &str) -> Option<String> {
     let object = repo.revparse_single(rev).ok()?;
     object.peel_to_commit().ok().map(|c| c.id().to_string())
-}
-
-/// The staged files, as a tree: what `git commit` would record.
-fn index_tree(repo: &git2::Repository) -> Result<MemTree, String> {
-    let index = repo
-        .index()
-        .map_err(|e| format!("cannot read the index: {}", e.message()))?;
-    let mut tree = MemTree::empty("the index");
-    for entry in index.iter() {
-        // Regular files only (mode 100644/100755): links and submodules are not desired state.
-        if entry.mode & 0o170000 != 0o100000 {
-            continue;
-        }
-        let Ok(blob) = repo.find_blob(entry.id) else {
-            continue;
-        };
-        let path = String::from_utf8_lossy(&entry.path).into_owned();
-        tree.files.insert(path, blob.content().to_vec());
-    }
-    Ok(tree)
-}
-
-/// The working tree's files that git sees (tracked, or untracked and not ignored), read from
-/// disk: build output and other ignored files are not desired state.
-fn work_tree(repo: &git2::Repository, workdir: &Path) -> MemTree {
-    let mut tree = MemTree::empty("the working tree");
-    let mut options = git2::StatusOptions::new();
-    options
-        .include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_unmodified(true)
-        .include_ignored(false);
-    let Ok(statuses) = repo.statuses(Some(&mut options)) else {
-        return tree;
-    };
-    for entry in statuses.iter() {
-        if entry.status().contains(git2::Status::WT_DELETED) {
-            continue;
-        }
-        let Ok(path) = entry.path() else { continue };
-        let full = workdir.join(path);
-        // Regular files only: a symlink is not followed out of the repository.
-        if full.symlink_metadata().is_ok_and(|m| m.is_file())
-            && let Ok(bytes) = std::fs::read(&full)
-        {
-            tree.files.insert(path.to_owned(), bytes);
-        }
-    }
-    tree
 }

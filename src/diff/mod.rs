@@ -1,6 +1,6 @@
 //! The dry-run diff: desired state at base vs head, after rendering, matched object by object.
 //!
-//! Pipeline: find the changed paths → render the kustomizations and charts they touch (at both
+//! Pipeline: take the changed paths from the [`ChangeSet`] (as `check` sees them) → render the kustomizations and charts they touch (at both
 //! sides) → load the other changed files → match objects by [`ObjectId`] (namespace defaulted as
 //! kubectl does) → mask secret values → normalise (keyed lists sorted, keys in `kubectl get -o yaml`
 //! order) → per object a status, the changed field paths and a unified YAML diff.
@@ -16,15 +16,17 @@ pub mod normalize;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::change::{ChangeSet, SkipKind, Skipped};
 use crate::config::Config;
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::{is_helm_template, load_manifest};
 use crate::object::ObjectId;
+use crate::paths::{PathRules, glob_set};
 use crate::render::{self, Checkout, KustomizeGraph, RenderOutput, Renderer};
 use crate::tree::Tree;
 
@@ -127,6 +129,17 @@ impl DiffResult {
         self.objects.iter().filter(|o| o.status == status).count()
     }
 
+    /// A diff that could not be made at all: no objects, the finding that says why.
+    fn failed(base: &dyn Tree, head: &dyn Tree, finding: Finding) -> DiffResult {
+        DiffResult {
+            base: base.describe(),
+            head: head.describe(),
+            objects: Vec::new(),
+            findings: vec![finding],
+            protected: Vec::new(),
+        }
+    }
+
     /// 0, or 2 when a renderer failed: a partial diff must not look complete.
     pub fn exit_code(&self) -> u8 {
         match Verdict::of(&self.findings) {
@@ -146,16 +159,32 @@ struct Item {
     index: usize,
 }
 
-/// Diff the desired state of two revisions.
-pub fn diff_trees(
+/// Diff the desired state a change produces: `base` and `head` are the two sides of `change`
+/// (the merge base and the head of a range, HEAD and the working tree or the index), read for
+/// rendering; the changed files themselves come from the change, as `check` sees them.
+pub fn diff_change(
+    change: &ChangeSet,
     base: &dyn Tree,
     head: &dyn Tree,
     config: &Config,
     options: &DiffOptions,
 ) -> DiffResult {
-    let changed = changed_paths(base, head);
-    let renames = detect_renames(base, head, &changed);
     let mut findings = Vec::new();
+    let rules = match PathRules::new(config) {
+        Ok(rules) => rules,
+        Err(finding) => return DiffResult::failed(base, head, *finding),
+    };
+    let changed: BTreeSet<String> = change
+        .files
+        .iter()
+        .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+        .collect();
+    let renames: BTreeMap<String, String> = change
+        .files
+        .iter()
+        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
+        .collect();
+    findings.extend(change.skipped.iter().filter_map(unseen));
     let mut covered = BTreeSet::new();
     let (mut base_items, mut head_items) = (Vec::new(), Vec::new());
     if options.render {
@@ -164,17 +193,23 @@ pub fn diff_trees(
         base_items = rendered.base;
         head_items = rendered.head;
     }
-    let selection = FileSelection::new(config);
-    for path in changed
-        .iter()
-        .filter(|p| !covered.contains(*p) && selection.accepts(p))
-    {
-        base_items.extend(load_items(base, path, &mut findings));
-        head_items.extend(load_items(head, path, &mut findings));
+    for file in &change.files {
+        let before_path = file.old_path.as_deref().unwrap_or(&file.path);
+        if let Some(bytes) = &file.before
+            && !covered.contains(before_path)
+            && rules.is_checked(before_path)
+        {
+            base_items.extend(load_items(before_path, bytes, &mut findings));
+        }
+        if let Some(bytes) = &file.after
+            && !covered.contains(&file.path)
+            && rules.is_checked(&file.path)
+        {
+            head_items.extend(load_items(&file.path, bytes, &mut findings));
+        }
     }
-    let environments = Environments::new(config);
     let masker = mask::Masker::new(&config.diff.mask);
-    let mut objects = match_items(base_items, head_items, &renames, &masker, &environments);
+    let mut objects = match_items(base_items, head_items, &renames, &masker, &rules);
     objects.sort_by_cached_key(|o| {
         (
             o.environment.clone(),
@@ -191,58 +226,16 @@ pub fn diff_trees(
     }
 }
 
-/// Paths whose bytes differ between the two trees (added and deleted files included).
-pub fn changed_paths(base: &dyn Tree, head: &dyn Tree) -> BTreeSet<String> {
-    let mut all: BTreeSet<String> = base.files_under("").into_iter().collect();
-    all.extend(head.files_under(""));
-    all.into_iter()
-        .filter(|p| base.read(p) != head.read(p))
-        .collect()
-}
-
-/// Old path → new path for deleted/added file pairs whose contents are at least half the same
-/// lines, best pairs first (git's rename detection, roughly).
-fn detect_renames(
-    base: &dyn Tree,
-    head: &dyn Tree,
-    changed: &BTreeSet<String>,
-) -> BTreeMap<String, String> {
-    let text = |t: &dyn Tree, p: &str| t.read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let removed: Vec<(String, String)> = changed
-        .iter()
-        .filter_map(|p| (head.read(p).is_none()).then(|| Some((p.clone(), text(base, p)?)))?)
-        .collect();
-    let added: Vec<(String, String)> = changed
-        .iter()
-        .filter_map(|p| (base.read(p).is_none()).then(|| Some((p.clone(), text(head, p)?)))?)
-        .collect();
-    // Comparing every pair is quadratic; past this, only same-named files are compared.
-    let everything = removed.len() * added.len() <= 10_000;
-    let mut scored = Vec::new();
-    for (old, a) in &removed {
-        for (new, b) in &added {
-            if !everything && file_name(old) != file_name(new) {
-                continue;
-            }
-            let ratio = similar::TextDiff::from_lines(a, b).ratio();
-            if ratio >= 0.5 {
-                scored.push((ratio, old, new));
-            }
-        }
-    }
-    scored.sort_by(|x, y| y.0.total_cmp(&x.0));
-    let mut renames = BTreeMap::new();
-    let mut taken = BTreeSet::new();
-    for (_, old, new) in scored {
-        if !renames.contains_key(old) && taken.insert(new) {
-            renames.insert(old.clone(), new.clone());
-        }
-    }
-    renames
-}
-
-fn file_name(path: &str) -> &str {
-    render::graph::split(path).1
+/// A changed path the diff cannot show although a consumer may apply it (binary content, a
+/// symlink leaving the repository): said, so an empty diff is not read as "nothing changed".
+fn unseen(skipped: &Skipped) -> Option<Finding> {
+    matches!(skipped.kind, SkipKind::Binary | SkipKind::Symlink).then(|| {
+        Finding::warning(
+            Rule::LoadSkipped,
+            format!("not in the diff: {}", skipped.reason),
+        )
+        .in_file(&skipped.path)
+    })
 }
 
 struct Rendered {
@@ -260,7 +253,7 @@ fn render_touched(
     findings: &mut Vec<Finding>,
 ) -> Rendered {
     let graphs = [KustomizeGraph::build(base), KustomizeGraph::build(head)];
-    let explicit = globs(&config.render.kustomize);
+    let explicit = directory_globs(&config.render.kustomize);
     let mut roots = BTreeSet::new();
     for path in changed {
         for graph in &graphs {
@@ -388,7 +381,7 @@ fn touched_charts(
     if config.render.helm.is_empty() {
         return Vec::new();
     }
-    let set = globs(&config.render.helm);
+    let set = directory_globs(&config.render.helm);
     let mut charts = BTreeSet::new();
     for tree in [base, head] {
         for path in tree.files_under("") {
@@ -405,44 +398,21 @@ fn within(path: &str, dir: &str) -> bool {
     dir.is_empty() || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
-fn globs(patterns: &[String]) -> GlobSet {
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        // Invalid globs are reported by config validation; here they just match nothing.
-        if let Ok(glob) = Glob::new(p.trim_end_matches('/')) {
-            builder.add(glob);
-        }
-    }
-    builder.build().unwrap_or_else(|_| GlobSet::empty())
+/// `render.kustomize` names directories; a trailing `/` is the same directory.
+fn directory_globs(patterns: &[String]) -> GlobSet {
+    let trimmed: Vec<String> = patterns
+        .iter()
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .collect();
+    // Invalid globs stopped the config already (config validation); here they match nothing.
+    glob_set(&trimmed).unwrap_or_else(|_| GlobSet::empty())
 }
 
-/// `include`/`exclude` of the config, as the checks apply them.
-struct FileSelection {
-    include: GlobSet,
-    exclude: GlobSet,
-}
-
-impl FileSelection {
-    fn new(config: &Config) -> FileSelection {
-        FileSelection {
-            include: globs(&config.include),
-            exclude: globs(&config.exclude),
-        }
-    }
-
-    fn accepts(&self, path: &str) -> bool {
-        self.include.is_match(path) && !self.exclude.is_match(path)
-    }
-}
-
-fn load_items(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Vec<Item> {
-    let Some(bytes) = tree.read(path) else {
-        return Vec::new();
-    };
-    if is_helm_template(path, &String::from_utf8_lossy(&bytes)) {
+fn load_items(path: &str, bytes: &[u8], findings: &mut Vec<Finding>) -> Vec<Item> {
+    if is_helm_template(path, &String::from_utf8_lossy(bytes)) {
         return Vec::new();
     }
-    let loaded = load_manifest(path, &bytes, &crate::load::LoadOptions::default());
+    let loaded = load_manifest(path, bytes, &crate::load::LoadOptions::default());
     // Only what stops the diff from being complete is reported; style findings belong to `check`.
     findings.extend(
         loaded
@@ -468,32 +438,13 @@ fn load_items(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Vec<I
         .collect()
 }
 
-struct Environments {
-    sets: Vec<(String, GlobSet)>,
-}
-
-impl Environments {
-    fn new(config: &Config) -> Environments {
-        let sets = config
-            .environments
-            .iter()
-            .map(|(name, patterns)| (name.clone(), globs(patterns)))
-            .collect();
-        Environments { sets }
-    }
-
-    /// The first environment (by name) whose globs match the source. A rendered directory is
-    /// matched as if it were its kustomization file.
-    fn of(&self, source: &Source) -> Option<String> {
-        let candidates = [
-            source.path.clone(),
-            format!("{}/kustomization.yaml", source.path),
-        ];
-        self.sets
-            .iter()
-            .find(|(_, set)| candidates.iter().any(|c| set.is_match(c)))
-            .map(|(name, _)| name.clone())
-    }
+/// The environment of an object's source. A rendered directory is matched as if it were its
+/// kustomization file.
+fn environment_of(rules: &PathRules, source: &Source) -> Option<String> {
+    rules
+        .environment_of(&source.path)
+        .or_else(|| rules.environment_of(&format!("{}/kustomization.yaml", source.path)))
+        .map(str::to_owned)
 }
 
 /// Environments whose deletions are called out: those named in `drift.up_to_date` (the config
@@ -512,7 +463,7 @@ fn match_items(
     head: Vec<Item>,
     renames: &BTreeMap<String, String>,
     masker: &mask::Masker,
-    environments: &Environments,
+    rules: &PathRules,
 ) -> Vec<ObjectDiff> {
     let mut pairs: Vec<(Option<Item>, Option<Item>)> = Vec::new();
     let mut base: Vec<Option<Item>> = base.into_iter().map(Some).collect();
@@ -563,7 +514,7 @@ fn match_items(
     pairs.extend(head.into_iter().flatten().map(|h| (None, Some(h))));
     pairs
         .into_iter()
-        .map(|(b, h)| compare(b, h, masker, environments))
+        .map(|(b, h)| compare(b, h, masker, rules))
         .collect()
 }
 
@@ -610,7 +561,7 @@ fn compare(
     base: Option<Item>,
     head: Option<Item>,
     masker: &mask::Masker,
-    environments: &Environments,
+    rules: &PathRules,
 ) -> ObjectDiff {
     let (mut old, mut new) = (
         base.as_ref().map(|i| i.value.clone()),
@@ -655,7 +606,7 @@ fn compare(
     let environment = head_source
         .as_ref()
         .or(base_source.as_ref())
-        .and_then(|s| environments.of(s));
+        .and_then(|s| environment_of(rules, s));
     ObjectDiff {
         id,
         previous_id,

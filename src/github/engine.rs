@@ -18,7 +18,7 @@ use std::path::Path;
 use crate::change::{ChangeMode, detect_changes_in, open_repo};
 use crate::config::{ApprovalRule, Config};
 use crate::diff::format::{MarkdownOptions, markdown};
-use crate::diff::{DiffOptions, DiffResult, diff_trees};
+use crate::diff::{DiffOptions, DiffResult, diff_change};
 use crate::finding::{Finding, Location, Rule};
 use crate::gate::Gate;
 use crate::report::Report;
@@ -67,8 +67,14 @@ pub fn judge(repo_dir: &Path, base: &str, head: &str) -> Result<Judged, Report> 
         changed.extend(file.old_path.clone());
     }
     changed.extend(change.skipped.iter().map(|s| s.path.clone()));
-    let diff = diff_trees(
-        &base_tree,
+    // The change is judged from the merge base, so the diff's base side is the merge base too.
+    let merge_base = match change.base.as_deref() {
+        Some(id) if id != base => open(id)?,
+        _ => open(base)?,
+    };
+    let diff = diff_change(
+        &change,
+        &merge_base,
         &head_tree,
         &gate.config,
         &DiffOptions::default(),
