@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::config::{CONFIG_FILE, Config, ConfigOrigin, InlineSuppressions, Level, RuleSetting};
-use crate::finding::{Finding, Location, Rule, Severity};
+use crate::config::{CONFIG_FILE, Config, ConfigOrigin, InlineSuppressions};
+use crate::finding::{Finding, Location, Rule};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
@@ -21,11 +21,19 @@ use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
+use crate::render::patches::PatchIndex;
 use crate::render::{KustomizeGraph, kustomize_command};
+use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
-use crate::schema::SchemaSet;
+use crate::schema::{SchemaSet, crd};
 use crate::suppress::{self, Suppression};
 use crate::tree::Tree;
+
+mod pre_existing;
+mod relocate;
+
+use pre_existing::{FindingKey, base_side, renamed_paths};
+use relocate::at_sources;
 
 /// The rules of one run, read once from the trusted base.
 pub struct Gate {
@@ -215,7 +223,7 @@ impl Gate {
         // ciphertexts as opaque values that no output prints.
         let mut opaque = BTreeSet::new();
         for doc in &mut documents {
-            opaque.extend(as_decrypted(&mut doc.value));
+            opaque.extend(crate::load::sops::as_decrypted(&mut doc.value));
         }
         // Flux applies objects after its post-build substitution: judge those.
         let flux_path = |path: &str| {
@@ -528,7 +536,11 @@ impl Gate {
         documents: &[Document],
         options: &LoadOptions,
     ) -> Result<SchemaSet, Vec<Finding>> {
-        let in_change: Vec<Document> = documents.iter().filter(|d| is_crd(d)).cloned().collect();
+        let in_change: Vec<Document> = documents
+            .iter()
+            .filter(|d| crd::is_crd(d))
+            .cloned()
+            .collect();
         let mut schemas = SchemaSet::build(&self.config.schemas, self.trusted(), &in_change)?;
         let uncovered: BTreeSet<&str> = documents
             .iter()
@@ -538,44 +550,16 @@ impl Gate {
             .collect();
         if !uncovered.is_empty() {
             let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
-            schemas.add_crds(&self.base_crds(&uncovered, &changed, options));
+            let found = crd::in_base(
+                self.trusted(),
+                &self.config.schemas.crds,
+                &uncovered,
+                &changed,
+                options,
+            );
+            schemas.add_crds(&found);
         }
         Ok(schemas)
-    }
-
-    /// CRDs of the trusted base that define one of `kinds`: from `schemas.crds` globs, or files
-    /// named like CRDs. Files are filtered on their bytes before any is parsed.
-    fn base_crds(
-        &self,
-        kinds: &BTreeSet<&str>,
-        changed: &BTreeSet<&str>,
-        options: &LoadOptions,
-    ) -> Vec<Document> {
-        let globs = if self.config.schemas.crds.is_empty() {
-            DEFAULT_CRD_GLOBS.iter().map(|g| g.to_string()).collect()
-        } else {
-            self.config.schemas.crds.clone()
-        };
-        let Ok(set) = glob_set(&globs) else {
-            return Vec::new();
-        };
-        // The kind's name appears in its CRD (`names.kind`) whether it is YAML or JSON.
-        let needles: Vec<&str> = kinds.iter().copied().collect();
-        let candidates: BTreeSet<String> = literal_prefixes(&globs)
-            .iter()
-            .flat_map(|prefix| self.trusted.files_under(prefix))
-            .filter(|path| set.is_match(path) && !changed.contains(path.as_str()))
-            .collect();
-        candidates
-            .par_iter()
-            .filter_map(|path| self.trusted.read(path).map(|bytes| (path, bytes)))
-            .filter(|(_, bytes)| {
-                contains(bytes, b"CustomResourceDefinition")
-                    && needles.iter().any(|n| contains(bytes, n.as_bytes()))
-            })
-            .flat_map_iter(|(path, bytes)| load_manifest(path, &bytes, options).documents)
-            .filter(is_crd)
-            .collect()
     }
 }
 
@@ -628,230 +612,6 @@ struct Judged {
     sources: BTreeMap<String, Arc<SourceFile>>,
     flux_secrets: BTreeSet<String>,
     stats: Stats,
-}
-
-/// A SOPS-encrypted document as Flux's kustomize-controller applies it: without its top-level
-/// `sops` block (`mac` plus `lastmodified` or `version`). Returns the `ENC[...]` ciphertexts,
-/// which stay opaque strings and are masked like Secret values.
-fn as_decrypted(value: &mut serde_json::Value) -> Vec<String> {
-    let is_sops = value.get("sops").is_some_and(|sops| {
-        sops.get("mac").is_some()
-            && (sops.get("lastmodified").is_some() || sops.get("version").is_some())
-    });
-    if !is_sops {
-        return Vec::new();
-    }
-    if let Some(map) = value.as_object_mut() {
-        map.remove("sops");
-    }
-    let mut ciphertexts = Vec::new();
-    collect_ciphertexts(value, &mut ciphertexts);
-    ciphertexts
-}
-
-fn collect_ciphertexts(value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) if s.starts_with("ENC[") && s.ends_with(']') => {
-            out.push(s.clone());
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_ciphertexts(v, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|v| collect_ciphertexts(v, out)),
-        _ => {}
-    }
-}
-
-/// Findings on rendered objects, moved to the file and line a human edits: the resource file
-/// (kustomize's origin annotation) where the offending value is as rendered there, else the
-/// overlay's kustomization, whose fields or patches set it. The same rule on the same value found
-/// through the source document and the rendered object is one finding, naming both.
-fn at_sources(
-    findings: Vec<Finding>,
-    documents: &[Document],
-    contexts: &HashMap<String, RenderedContext>,
-    tree: &dyn Tree,
-    options: &LoadOptions,
-) -> Vec<Finding> {
-    if contexts.is_empty() {
-        return findings;
-    }
-    let rendered: HashMap<&str, &Document> = documents
-        .iter()
-        .filter(|d| contexts.contains_key(d.path()))
-        .map(|d| (d.path(), d))
-        .collect();
-    let mut sources: HashMap<String, Vec<Document>> = HashMap::new();
-    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
-    let mut seen: HashMap<(Rule, String, String, Option<u32>), usize> = HashMap::new();
-    let none = HashMap::new();
-    // Source documents' findings first, so a rendered duplicate folds into them.
-    let (from_rendered, direct): (Vec<Finding>, Vec<Finding>) =
-        findings.into_iter().partition(|f| {
-            f.location
-                .as_ref()
-                .is_some_and(|l| contexts.contains_key(l.file.as_str()))
-        });
-    for finding in direct.into_iter().chain(from_rendered) {
-        let finding = match finding.location.as_ref().map(|l| l.file.clone()) {
-            Some(shown) if contexts.contains_key(shown.as_str()) => {
-                let context = &contexts[shown.as_str()];
-                let doc = rendered.get(shown.as_str()).copied();
-                let mut docs_of = |path: &str| -> Vec<Document> {
-                    sources
-                        .entry(path.to_owned())
-                        .or_insert_with(|| {
-                            tree.read(path)
-                                .map(|bytes| load_manifest(path, &bytes, options).documents)
-                                .unwrap_or_default()
-                        })
-                        .clone()
-                };
-                let field = finding.field.as_deref();
-                // The resource file first, then the overlay's patches: the first that holds the
-                // value as rendered wrote it.
-                let files = context.origin.iter().cloned().chain(kustomization_lists(
-                    tree,
-                    parent(&context.file),
-                    PATCH_FIELDS,
-                ));
-                let place = doc.and_then(|doc| {
-                    files
-                        .into_iter()
-                        .find_map(|file| source_location(&docs_of(&file), doc, field))
-                });
-                let location = place.unwrap_or_else(|| Location::file(context.file.clone()));
-                finding.at(location).with_meta("rendered", shown)
-            }
-            _ => finding,
-        };
-        let at = finding
-            .location
-            .as_ref()
-            .map(|l| (l.file.clone(), l.line))
-            .unwrap_or_default();
-        // Not the object: kustomize may have set its namespace or prefixed its name.
-        let FindingKey { rule, detail, .. } = FindingKey::of(&finding, &none);
-        let key = (rule, detail, at.0, at.1);
-        match seen.get(&key) {
-            Some(&kept) => {
-                if let Some(shown) = finding.metadata.get("rendered").cloned() {
-                    out[kept].metadata.insert("rendered".to_owned(), shown);
-                }
-            }
-            None => {
-                seen.insert(key, out.len());
-                out.push(finding);
-            }
-        }
-    }
-    out
-}
-
-/// Where `field` of the rendered `doc` is written in its origin file: the same object there (kind
-/// and name) holding the same value at the same field. `None` when the file does not hold it as
-/// rendered: a kustomization field or a patch set it.
-fn source_location(
-    sources: &[Document],
-    rendered: &Document,
-    field: Option<&str>,
-) -> Option<Location> {
-    let same_object = |d: &&Document| {
-        d.kind() == rendered.kind()
-            && d.value.pointer("/metadata/name") == rendered.value.pointer("/metadata/name")
-    };
-    let source = sources.iter().find(same_object)?;
-    let pointer = field.unwrap_or("");
-    if pointer.is_empty() {
-        return Some(source.locate(""));
-    }
-    match (
-        source.value.pointer(pointer),
-        rendered.value.pointer(pointer),
-    ) {
-        (Some(a), Some(b)) if a == b => Some(source.locate(pointer)),
-        _ => None,
-    }
-}
-
-/// The base side of a change as a change of its own: every touched file as it was at the base,
-/// as if added (no `before`), so that judging it finds what the base already had.
-fn base_side(change: &ChangeSet) -> ChangeSet {
-    let files = change
-        .files
-        .iter()
-        .filter(|f| f.action != Action::Deleted)
-        .filter_map(|f| {
-            Some(FileChange {
-                path: f.old_path.clone().unwrap_or_else(|| f.path.clone()),
-                action: Action::Added,
-                old_path: None,
-                before: None,
-                after: Some(f.before.clone()?),
-            })
-        })
-        .collect();
-    ChangeSet {
-        base: None,
-        head: change.base.clone(),
-        files,
-        skipped: Vec::new(),
-    }
-}
-
-/// Old path → new path of the change's renames, so a document keeps its identity across one.
-fn renamed_paths(change: &ChangeSet) -> HashMap<String, String> {
-    change
-        .files
-        .iter()
-        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
-        .collect()
-}
-
-/// What makes a finding at head "the same" as one at the base: the rule, what it is about (the
-/// object, or the file for findings on no object) and where in it (the field, or for checks that
-/// do not say, the policy rule and message).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct FindingKey {
-    rule: Rule,
-    subject: String,
-    detail: String,
-}
-
-impl FindingKey {
-    fn of(finding: &Finding, renames: &HashMap<String, String>) -> FindingKey {
-        let renamed = |path: &str| {
-            renames
-                .get(path)
-                .cloned()
-                .unwrap_or_else(|| path.to_owned())
-        };
-        let subject = match &finding.object {
-            Some(ObjectId::Document { path, index }) => format!("{}#{index}", renamed(path)),
-            Some(id) => id.to_string(),
-            None => finding
-                .location
-                .as_ref()
-                .map(|l| renamed(&l.file))
-                .unwrap_or_default(),
-        };
-        let detail = match &finding.field {
-            Some(field) => field.clone(),
-            None => {
-                let meta = |key: &str| {
-                    finding
-                        .metadata
-                        .get(key)
-                        .map(|v| v.to_string())
-                        .unwrap_or_default()
-                };
-                format!("{}/{}: {}", meta("package"), meta("rule"), finding.message)
-            }
-        };
-        FindingKey {
-            rule: finding.rule,
-            subject,
-            detail,
-        }
-    }
 }
 
 /// A rendered object is judged as part of its overlay: the overlay's kustomization file decides
@@ -981,26 +741,6 @@ fn is_kustomize_file(doc: &Document) -> bool {
         .is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
 }
 
-/// Without `schemas.crds`, CRDs in the base are found by where people keep them; reading every file
-/// of a 50,000-file repository on each push would cost the hook its time budget.
-pub(crate) const DEFAULT_CRD_GLOBS: &[&str] = &[
-    "**/crds/**",
-    "**/*crd*.yaml",
-    "**/*crd*.yml",
-    "**/*crd*.json",
-];
-
-fn is_crd(doc: &Document) -> bool {
-    doc.kind() == Some("CustomResourceDefinition")
-        && doc
-            .api_version()
-            .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// A chart template: inside a chart of the judged tree, with template syntax outside comments.
 fn looks_like_helm_template(path: &str, bytes: &[u8], head: &dyn Tree) -> bool {
     let chart_at = |dir: &str| {
@@ -1014,284 +754,10 @@ fn looks_like_helm_template(path: &str, bytes: &[u8], head: &dyn Tree) -> bool {
     std::str::from_utf8(bytes).is_ok_and(|text| is_chart_template(path, text, chart_at))
 }
 
-/// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.
-fn literal_prefixes(globs: &[String]) -> Vec<String> {
-    let mut prefixes: Vec<String> = globs
-        .iter()
-        .map(|glob| {
-            let literal: Vec<&str> = glob
-                .split('/')
-                .take_while(|part| !part.contains(['*', '?', '[', '{']))
-                .collect();
-            // The last literal part may be the file itself; listing its parent is enough.
-            let dirs = if literal.len() == glob.split('/').count() {
-                &literal[..literal.len().saturating_sub(1)]
-            } else {
-                &literal[..]
-            };
-            dirs.join("/")
-        })
-        .collect();
-    prefixes.sort();
-    prefixes.dedup();
-    if prefixes.iter().any(String::is_empty) {
-        return vec![String::new()];
-    }
-    prefixes
-}
-
 fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>) -> Report {
     Report {
         findings,
         sources,
         ..Report::default()
-    }
-}
-
-/// `rules:` of the config, globs compiled: what each rule's findings become, per path.
-struct RuleLevels {
-    rules: Vec<(String, Vec<ScopedLevel>)>,
-}
-
-/// A level, and the files it applies to (`None`: every file).
-type ScopedLevel = (Level, Option<globset::GlobSet>);
-
-impl RuleLevels {
-    fn new(config: &Config) -> Result<RuleLevels, Box<Finding>> {
-        let invalid = |e: globset::Error| {
-            Box::new(
-                Finding::error(Rule::ConfigInvalid, format!("invalid glob in rules: {e}"))
-                    .in_file(CONFIG_FILE),
-            )
-        };
-        let mut rules = Vec::new();
-        for (key, setting) in &config.rules {
-            let levels = match setting {
-                RuleSetting::Level(level) => vec![(*level, None)],
-                RuleSetting::Scoped(items) => items
-                    .iter()
-                    .map(|item| {
-                        let globs = (!item.paths.is_empty())
-                            .then(|| glob_set(&item.paths))
-                            .transpose()?;
-                        Ok((item.level, globs))
-                    })
-                    .collect::<Result<_, globset::Error>>()
-                    .map_err(invalid)?,
-            };
-            rules.push((key.clone(), levels));
-        }
-        Ok(RuleLevels { rules })
-    }
-
-    /// Findings at their configured level; those turned `off` are dropped. Rules that mean the
-    /// gate could not read the input are never changed (the config refuses that too).
-    fn apply(&self, findings: Vec<Finding>) -> Vec<Finding> {
-        if self.rules.is_empty() {
-            return findings;
-        }
-        findings
-            .into_iter()
-            .filter_map(|mut finding| {
-                if finding.rule.is_undecidable() {
-                    return Some(finding);
-                }
-                match self.level_of(&finding) {
-                    Some(Level::Off) => None,
-                    Some(level) => {
-                        finding.severity = match level {
-                            Level::Note => Severity::Note,
-                            Level::Warning => Severity::Warning,
-                            _ => Severity::Error,
-                        };
-                        Some(finding)
-                    }
-                    None => Some(finding),
-                }
-            })
-            .collect()
-    }
-
-    /// The level of the `rules:` entry naming the finding: its policy result's `id`, its policy
-    /// rule (`package.rule`) or its rule code, scoped to the finding's file.
-    fn level_of(&self, finding: &Finding) -> Option<Level> {
-        let names = suppress::names_of(finding);
-        let file = finding.location.as_ref().map(|l| l.file.as_str());
-        names.iter().find_map(|name| {
-            self.rules
-                .iter()
-                .filter(|(key, _)| key == name)
-                .flat_map(|(_, levels)| levels)
-                .find(|(_, globs)| match (globs, file) {
-                    (None, _) => true,
-                    (Some(globs), Some(file)) => globs.is_match(file),
-                    (Some(_), None) => false,
-                })
-                .map(|(level, _)| *level)
-        })
-    }
-}
-
-/// Files that kustomizations list as patches: partial objects, not validated as whole ones.
-/// Patches are looked up in the kustomizations of the changed files' own and ancestor directories,
-/// which is where they are declared in practice, and keeps a one-file push from reading the whole
-/// repository. A file that any kustomization of the tree also lists as a resource is applied as a
-/// whole object, so it is no patch here: only when a changed file is a patch candidate are all
-/// kustomizations read to rule that out.
-struct PatchIndex {
-    patches: BTreeSet<String>,
-}
-
-impl PatchIndex {
-    fn build<'p>(head: &dyn Tree, changed: impl Iterator<Item = &'p str>) -> PatchIndex {
-        let mut dirs = BTreeSet::new();
-        for path in changed {
-            let mut dir = parent(path);
-            loop {
-                if !dirs.insert(dir.to_owned()) {
-                    break;
-                }
-                if dir.is_empty() {
-                    break;
-                }
-                dir = parent(dir);
-            }
-        }
-        let mut patches: BTreeSet<String> = dirs
-            .iter()
-            .flat_map(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
-            .collect();
-        if !patches.is_empty() {
-            for resource in all_resources(head) {
-                patches.remove(&resource);
-            }
-        }
-        PatchIndex { patches }
-    }
-
-    fn is_patch(&self, path: &str) -> bool {
-        self.patches.contains(path)
-    }
-}
-
-fn parent(path: &str) -> &str {
-    path.rfind('/').map_or("", |i| &path[..i])
-}
-
-const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
-
-/// Fields whose entries (strings, or items with a `path`) name patch files.
-const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson6902"];
-/// Fields whose entries name files kustomize loads as whole objects.
-const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
-
-/// Every file that a kustomization anywhere in `head` lists as a resource.
-fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
-    head.files_under("")
-        .iter()
-        .filter_map(|path| {
-            let name = path.rsplit('/').next()?;
-            KUSTOMIZATION_FILES
-                .contains(&name)
-                .then(|| parent(path).to_owned())
-        })
-        .collect::<BTreeSet<_>>()
-        .iter()
-        .flat_map(|dir| kustomization_lists(head, dir, RESOURCE_FIELDS))
-        .collect()
-}
-
-/// The files listed under `fields` by the kustomization in `dir`, resolved against it.
-fn kustomization_lists(head: &dyn Tree, dir: &str, fields: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in KUSTOMIZATION_FILES {
-        let path = if dir.is_empty() {
-            (*name).to_owned()
-        } else {
-            format!("{dir}/{name}")
-        };
-        let Some(bytes) = head.read(&path) else {
-            continue;
-        };
-        let loaded = load_file(&path, &bytes, &LoadOptions::default());
-        for doc in &loaded.documents {
-            for listed in listed_paths(&doc.value, fields) {
-                if let Some(resolved) = join(dir, &listed) {
-                    out.push(resolved);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `resources: [file]`, …
-fn listed_paths(kustomization: &serde_json::Value, fields: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for key in fields {
-        let Some(items) = kustomization.get(key).and_then(|v| v.as_array()) else {
-            continue;
-        };
-        for item in items {
-            let path = item
-                .as_str()
-                .or_else(|| item.get("path").and_then(|p| p.as_str()));
-            // An inline patch is YAML text with a newline, not a file name.
-            if let Some(path) = path.filter(|p| !p.contains('\n')) {
-                out.push(path.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// `dir` + a relative path, with `.` and `..` resolved; `None` if it leaves the repository.
-fn join(dir: &str, relative: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn patch_paths_are_read_from_all_three_fields() {
-        let k = json!({
-            "patchesStrategicMerge": ["a.yaml"],
-            "patches": [{"path": "b.yaml"}, {"patch": "- op: x\n"}, {"path": "../c.yaml"}],
-            "patchesJson6902": [{"path": "d.yaml"}]
-        });
-        assert_eq!(
-            listed_paths(&k, PATCH_FIELDS),
-            vec!["a.yaml", "b.yaml", "../c.yaml", "d.yaml"]
-        );
-    }
-
-    #[test]
-    fn relative_paths_are_joined_and_cannot_escape() {
-        assert_eq!(
-            join("apps/prod", "../base/p.yaml").as_deref(),
-            Some("apps/base/p.yaml")
-        );
-        assert_eq!(join("", "./p.yaml").as_deref(), Some("p.yaml"));
-        assert_eq!(join("a", "../../p.yaml"), None);
-    }
-
-    #[test]
-    fn only_the_literal_directories_of_globs_are_listed() {
-        let globs = vec!["crds/**/*.yaml".to_owned(), "infra/crds/x.yaml".to_owned()];
-        assert_eq!(literal_prefixes(&globs), vec!["crds", "infra/crds"]);
-        assert_eq!(literal_prefixes(&["**/crds/**".to_owned()]), vec![""]);
     }
 }

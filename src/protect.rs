@@ -108,15 +108,7 @@ pub fn trust_path_globs(config: &Config) -> Vec<String> {
     {
         globs.extend(directory_globs(dir));
     }
-    if config.schemas.crds.is_empty() {
-        globs.extend(
-            crate::gate::DEFAULT_CRD_GLOBS
-                .iter()
-                .map(|g| (*g).to_owned()),
-        );
-    } else {
-        globs.extend(config.schemas.crds.iter().cloned());
-    }
+    globs.extend(crate::schema::crd::crd_globs(&config.schemas.crds));
     globs.extend(config.schemas.map.iter().map(|m| m.schema.clone()));
     globs.extend(
         config

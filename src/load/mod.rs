@@ -6,6 +6,7 @@
 mod lists;
 mod positions;
 mod resolve;
+pub mod sops;
 mod yaml;
 
 use std::sync::{Arc, OnceLock};

@@ -6,6 +6,7 @@
 pub mod flux;
 pub mod graph;
 pub mod overlays;
+pub mod patches;
 pub mod paths;
 pub mod sandbox;
 

@@ -11,6 +11,7 @@ mod github;
 mod human;
 mod json;
 mod junit;
+pub mod levels;
 mod mask;
 mod sarif;
 mod tap;

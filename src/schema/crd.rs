@@ -8,7 +8,13 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::load::Document;
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
+
+use crate::load::{Document, LoadOptions, load_manifest};
+use crate::paths::glob_set;
+use crate::tree::Tree;
 
 /// One kind and version a CRD defines, with its JSON Schema.
 #[derive(Debug, Clone)]
@@ -183,9 +189,103 @@ fn allow_embedded_object_fields(schema: &mut Map<String, Value>) {
     }
 }
 
+/// Without `schemas.crds`, CRDs in the base are found by where people keep them; reading every file
+/// of a 50,000-file repository on each push would cost the hook its time budget.
+pub const DEFAULT_CRD_GLOBS: &[&str] = &[
+    "**/crds/**",
+    "**/*crd*.yaml",
+    "**/*crd*.yml",
+    "**/*crd*.json",
+];
+
+/// The globs where the base's CRDs live: `schemas.crds`, or the defaults.
+pub fn crd_globs(configured: &[String]) -> Vec<String> {
+    if configured.is_empty() {
+        DEFAULT_CRD_GLOBS.iter().map(|g| (*g).to_owned()).collect()
+    } else {
+        configured.to_vec()
+    }
+}
+
+pub fn is_crd(doc: &Document) -> bool {
+    doc.kind() == Some("CustomResourceDefinition")
+        && doc
+            .api_version()
+            .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
+}
+
+/// CRDs of the trusted base that define one of `kinds`, from the CRD globs, leaving out files the
+/// change touches (their base version is not what will apply). Files are filtered on their bytes
+/// before any is parsed: a kind's name appears in its CRD (`names.kind`) in YAML and JSON alike.
+pub fn in_base(
+    trusted: &dyn Tree,
+    configured: &[String],
+    kinds: &BTreeSet<&str>,
+    changed: &BTreeSet<&str>,
+    options: &LoadOptions,
+) -> Vec<Document> {
+    let globs = crd_globs(configured);
+    // Invalid globs stopped the config already; here they find nothing.
+    let Ok(set) = glob_set(&globs) else {
+        return Vec::new();
+    };
+    let candidates: BTreeSet<String> = literal_prefixes(&globs)
+        .iter()
+        .flat_map(|prefix| trusted.files_under(prefix))
+        .filter(|path| set.is_match(path) && !changed.contains(path.as_str()))
+        .collect();
+    candidates
+        .par_iter()
+        .filter_map(|path| trusted.read(path).map(|bytes| (path, bytes)))
+        .filter(|(_, bytes)| {
+            contains(bytes, b"CustomResourceDefinition")
+                && kinds.iter().any(|k| contains(bytes, k.as_bytes()))
+        })
+        .flat_map_iter(|(path, bytes)| load_manifest(path, &bytes, options).documents)
+        .filter(is_crd)
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.
+fn literal_prefixes(globs: &[String]) -> Vec<String> {
+    let mut prefixes: Vec<String> = globs
+        .iter()
+        .map(|glob| {
+            let literal: Vec<&str> = glob
+                .split('/')
+                .take_while(|part| !part.contains(['*', '?', '[', '{']))
+                .collect();
+            // The last literal part may be the file itself; listing its parent is enough.
+            let dirs = if literal.len() == glob.split('/').count() {
+                &literal[..literal.len().saturating_sub(1)]
+            } else {
+                &literal[..]
+            };
+            dirs.join("/")
+        })
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    if prefixes.iter().any(String::is_empty) {
+        return vec![String::new()];
+    }
+    prefixes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_literal_directories_of_globs_are_listed() {
+        let globs = vec!["crds/**/*.yaml".to_owned(), "infra/crds/x.yaml".to_owned()];
+        assert_eq!(literal_prefixes(&globs), vec!["crds", "infra/crds"]);
+        assert_eq!(literal_prefixes(&["**/crds/**".to_owned()]), vec![""]);
+    }
 
     #[test]
     fn nullable_and_int_or_string_become_types() {

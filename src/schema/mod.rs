@@ -6,7 +6,7 @@
 //! are compiled on first use, once per (apiVersion, kind), so a run pays only for the kinds it
 //! meets.
 
-mod crd;
+pub mod crd;
 mod diags;
 mod embedded;
 mod mapped;

@@ -65,11 +65,14 @@ impl Server {
     }
 
     /// `stategate hook install --repo <bare repo> [-- args]`, as an administrator would run it.
+    /// Tests judge verdicts, not speed: unless a test sets its own `--timeout`, the hook gets a
+    /// budget a debug build on a loaded test machine cannot miss (speed is proven by benches/).
     pub fn install_hook(&self, hook_args: &[&str]) -> String {
         let mut cmd = Command::new(stategate());
         cmd.args(["hook", "install", "--repo"]).arg(self.git_dir());
-        if !hook_args.is_empty() {
-            cmd.arg("--").args(hook_args);
+        cmd.arg("--").args(hook_args);
+        if !hook_args.contains(&"--timeout") {
+            cmd.args(["--timeout", "120"]);
         }
         let out = cmd.output().expect("run stategate");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
