@@ -21,7 +21,7 @@ use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
-use crate::render::{KustomizeGraph, kustomize_command};
+use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
@@ -127,9 +127,10 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
-        let rendered = self.render_changed(change, head, &mut findings, &options);
+        let mut rendered = self.render_changed(change, head, &mut findings, &options);
+        self.render_helm(change, head, &mut findings, &options, &mut rendered);
         let impact = Impact::of(change, &rendered.impacted);
-        documents.extend(rendered.documents);
+        documents.extend(std::mem::take(&mut rendered.documents));
         // Flux applies objects after its post-build substitution: judge those.
         let flux_path = |path: &str| {
             rendered
@@ -166,13 +167,15 @@ impl Gate {
             Err(errors) => findings.extend(errors),
         }
 
-        findings.extend(self.check_policies(
+        let mut policy_findings = self.check_policies(
             change,
             &documents,
             &patches,
             &options,
             &rendered.contexts,
-        ));
+        );
+        rendered.relocate_helm(&mut policy_findings, head);
+        findings.extend(policy_findings);
 
         let cited: BTreeSet<&str> = findings
             .iter()
@@ -315,6 +318,64 @@ impl Gate {
         out
     }
 
+    /// Objects of the Helm releases the change touches (charts, HelmReleases, Applications), as
+    /// documents judged in the environment of the manifest that declares the release.
+    fn render_helm(
+        &self,
+        change: &ChangeSet,
+        head: &dyn Tree,
+        findings: &mut Vec<Finding>,
+        options: &LoadOptions,
+        out: &mut RenderedChange,
+    ) {
+        if !self.config.render.helm.wanted() {
+            return;
+        }
+        let changed: BTreeSet<String> = change
+            .files
+            .iter()
+            .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+            .collect();
+        let base = PatchedTree::new(head, before_images(change), "the change's base");
+        let helm = render::helm::render_changed(&base, head, &self.config.render, &changed, options);
+        findings.extend(helm.findings);
+        for release in helm.releases {
+            let owner = release.release.owner.clone();
+            let dir = format!("{owner} ({})", release.release.label);
+            let before: HashMap<ObjectId, serde_json::Value> = release
+                .base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (ObjectId::of(v, &dir, i), v.clone()))
+                .collect();
+            if release.base != release.head {
+                out.impacted.push(owner.clone());
+            }
+            let release_info = Arc::new(release.release);
+            for (index, object) in release.head.iter().enumerate() {
+                let Some(doc) = rendered_document(&dir, index, object, options) else {
+                    continue;
+                };
+                let before = match doc.id() {
+                    id @ ObjectId::Kube { .. } => before.get(&id).cloned(),
+                    ObjectId::Document { .. } => None,
+                };
+                out.contexts.insert(
+                    doc.path().to_owned(),
+                    RenderedContext {
+                        file: owner.clone(),
+                        before,
+                    },
+                );
+                out.helm.insert(
+                    doc.path().to_owned(),
+                    (object.clone(), Arc::clone(&release_info)),
+                );
+                out.documents.push(doc);
+            }
+        }
+    }
+
     /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
     /// templates. The rest stay in the change set for path rules.
     fn select<'c>(
@@ -436,6 +497,24 @@ struct RenderedChange {
     contexts: HashMap<String, RenderedContext>,
     /// Kustomization files of overlays whose objects the change alters.
     impacted: Vec<String>,
+    /// Document path → the Helm-rendered object and its release, to trace findings to values.
+    helm: HashMap<String, (serde_json::Value, Arc<render::helm::Release>)>,
+}
+
+impl RenderedChange {
+    /// Findings on Helm-rendered objects point at the values line that set the value, else at
+    /// the release's manifest; the rendered object stays named in the metadata.
+    fn relocate_helm(&self, findings: &mut [Finding], head: &dyn Tree) {
+        for finding in findings {
+            let Some(path) = finding.location.as_ref().map(|l| l.file.clone()) else {
+                continue;
+            };
+            if let Some((object, release)) = self.helm.get(&path) {
+                render::helm::relocate(finding, object, release, head);
+                finding.metadata.insert("rendered".into(), path.into());
+            }
+        }
+    }
 }
 
 /// A rendered object is judged as part of its overlay: the overlay's kustomization file decides
@@ -488,7 +567,8 @@ fn rendered_document(
     let text = serde_json::to_string_pretty(value).ok()?;
     let id = ObjectId::of(value, dir, index);
     let shown = if dir.is_empty() { "." } else { dir };
-    let path = format!("{shown} (rendered by kustomize: {id})");
+    let renderer = if dir.contains(" (") { "helm" } else { "kustomize" };
+    let path = format!("{shown} (rendered by {renderer}: {id})");
     load_file(&path, text.as_bytes(), options)
         .documents
         .into_iter()
