@@ -167,13 +167,8 @@ impl Gate {
             Err(errors) => findings.extend(errors),
         }
 
-        let mut policy_findings = self.check_policies(
-            change,
-            &documents,
-            &patches,
-            &options,
-            &rendered.contexts,
-        );
+        let mut policy_findings =
+            self.check_policies(change, &documents, &patches, &options, &rendered.contexts);
         rendered.relocate_helm(&mut policy_findings, head);
         findings.extend(policy_findings);
 
@@ -337,7 +332,8 @@ impl Gate {
             .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
             .collect();
         let base = PatchedTree::new(head, before_images(change), "the change's base");
-        let helm = render::helm::render_changed(&base, head, &self.config.render, &changed, options);
+        let helm =
+            render::helm::render_changed(&base, head, &self.config.render, &changed, options);
         findings.extend(helm.findings);
         for release in helm.releases {
             let owner = release.release.owner.clone();
@@ -510,7 +506,8 @@ impl RenderedChange {
                 continue;
             };
             if let Some((object, release)) = self.helm.get(&path) {
-                render::helm::relocate(finding, object, release, head);
+                let before = self.contexts.get(&path).and_then(|c| c.before.as_ref());
+                render::helm::relocate(finding, object, before, release, head);
                 finding.metadata.insert("rendered".into(), path.into());
             }
         }
@@ -567,7 +564,11 @@ fn rendered_document(
     let text = serde_json::to_string_pretty(value).ok()?;
     let id = ObjectId::of(value, dir, index);
     let shown = if dir.is_empty() { "." } else { dir };
-    let renderer = if dir.contains(" (") { "helm" } else { "kustomize" };
+    let renderer = if dir.contains(" (") {
+        "helm"
+    } else {
+        "kustomize"
+    };
     let path = format!("{shown} (rendered by {renderer}: {id})");
     load_file(&path, text.as_bytes(), options)
         .documents

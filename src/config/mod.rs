@@ -326,7 +326,10 @@ impl<'de> Deserialize<'de> for HelmConfig {
         };
         Ok(match Form::deserialize(d)? {
             Form::Globs(globs) => HelmConfig {
-                charts: globs.into_iter().map(|g| chart(ChartEntry::Glob(g))).collect(),
+                charts: globs
+                    .into_iter()
+                    .map(|g| chart(ChartEntry::Glob(g)))
+                    .collect(),
                 ..HelmConfig::default()
             },
             Form::Full(f) => HelmConfig {

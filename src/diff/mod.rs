@@ -271,7 +271,8 @@ fn render_touched(
         .iter()
         .flat_map(|r| graphs.iter().flat_map(move |g| g.closure(r)))
         .collect();
-    let helm = render::helm::render_changed(base, head, &config.render, changed, &config.load_options());
+    let helm =
+        render::helm::render_changed(base, head, &config.render, changed, &config.load_options());
     covered.extend(helm.covered.iter().cloned());
     findings.extend(helm.findings);
     let mut out = Rendered {
@@ -311,8 +312,7 @@ fn render_touched(
         let closure: BTreeSet<String> = roots.iter().flat_map(|r| graph.closure(r)).collect();
         let wanted = |p: &str| {
             let dir = render::graph::split(p).0;
-            closure.contains(p)
-                || graph.dirs.contains_key(dir) && closure.contains(dir)
+            closure.contains(p) || graph.dirs.contains_key(dir) && closure.contains(dir)
         };
         let checkout = match Checkout::write(tree, &wanted) {
             Ok(c) => c,

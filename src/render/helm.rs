@@ -111,11 +111,18 @@ pub struct Release {
 }
 
 impl Release {
+    /// A HelmRelease or Application, as opposed to a chart listed in the config.
+    fn declared_in_manifest(&self) -> bool {
+        !self.label.starts_with("chart ")
+    }
+
     fn touched_by(&self, changed: &BTreeSet<String>) -> bool {
         changed.iter().any(|p| {
-            self.inputs
-                .iter()
-                .any(|i| p == i || p.strip_prefix(i.as_str()).is_some_and(|r| r.starts_with('/')))
+            self.inputs.iter().any(|i| {
+                p == i
+                    || p.strip_prefix(i.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
         })
     }
 }
@@ -154,7 +161,11 @@ fn configured_charts(tree: &dyn Tree, config: &HelmConfig) -> Vec<Release> {
                 .release
                 .clone()
                 .unwrap_or_else(|| dir.rsplit('/').next().unwrap_or("release").to_string());
-            let owner = spec.values.first().cloned().unwrap_or_else(|| format!("{dir}/Chart.yaml"));
+            let owner = spec
+                .values
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{dir}/Chart.yaml"));
             let mut inputs: BTreeSet<String> = spec.values.iter().cloned().collect();
             inputs.insert(dir.to_string());
             out.push(Release {
@@ -261,7 +272,8 @@ impl ObjectIndex {
 
     fn find(&self, kind: &str, name: &str, namespace: Option<&str>) -> Option<&Located> {
         self.of(kind).iter().find(|o| {
-            o.name() == name && (namespace.is_none() || o.namespace().is_none() || o.namespace() == namespace)
+            o.name() == name
+                && (namespace.is_none() || o.namespace().is_none() || o.namespace() == namespace)
         })
     }
 
@@ -306,7 +318,9 @@ impl ObjectIndex {
                 continue;
             };
             inputs.insert(obj.file.clone());
-            if let Some(v) = config_map_values(obj, key, from.get("targetPath").and_then(Value::as_str)) {
+            if let Some(v) =
+                config_map_values(obj, key, from.get("targetPath").and_then(Value::as_str))
+            {
                 values.push(ValuesSource {
                     file: obj.file.clone(),
                     doc: obj.doc,
@@ -349,7 +363,12 @@ impl ObjectIndex {
         }
     }
 
-    fn flux_chart(&self, tree: &dyn Tree, hr: &Located, inputs: &mut BTreeSet<String>) -> ChartSource {
+    fn flux_chart(
+        &self,
+        tree: &dyn Tree,
+        hr: &Located,
+        inputs: &mut BTreeSet<String>,
+    ) -> ChartSource {
         let ns = hr.namespace();
         if let Some(chart_ref) = hr.value.pointer("/spec/chartRef") {
             let kind = chart_ref.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -427,10 +446,16 @@ impl ObjectIndex {
                     .is_some_and(|v| v.starts_with("argoproj.io/"))
             })
             .flat_map(|app| {
-                let sources: Vec<Value> = match app.value.pointer("/spec/sources").and_then(Value::as_array) {
-                    Some(list) => list.clone(),
-                    None => app.value.pointer("/spec/source").cloned().into_iter().collect(),
-                };
+                let sources: Vec<Value> =
+                    match app.value.pointer("/spec/sources").and_then(Value::as_array) {
+                        Some(list) => list.clone(),
+                        None => app
+                            .value
+                            .pointer("/spec/source")
+                            .cloned()
+                            .into_iter()
+                            .collect(),
+                    };
                 sources
                     .into_iter()
                     .filter_map(|s| argo_release(tree, app, &s))
@@ -441,7 +466,10 @@ impl ObjectIndex {
 }
 
 fn in_repo_chart(tree: &dyn Tree, path: &str, inputs: &mut BTreeSet<String>) -> ChartSource {
-    let dir = path.trim_start_matches("./").trim_end_matches('/').to_string();
+    let dir = path
+        .trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string();
     if dir.split('/').any(|p| p == "..") || dir.starts_with('/') {
         return ChartSource::Refused(format!("its chart path `{path}` leaves the repository"));
     }
@@ -457,10 +485,17 @@ fn in_repo_chart(tree: &dyn Tree, path: &str, inputs: &mut BTreeSet<String>) -> 
 /// The values a ConfigMap or Secret holds under `key` (Secret `data` base64-decoded), placed at
 /// `target_path` when given.
 fn config_map_values(obj: &Located, key: &str, target_path: Option<&str>) -> Option<Value> {
-    let text = if let Some(s) = obj.value.pointer(&format!("/stringData/{}", escape(key))).and_then(Value::as_str) {
+    let text = if let Some(s) = obj
+        .value
+        .pointer(&format!("/stringData/{}", escape(key)))
+        .and_then(Value::as_str)
+    {
         s.to_string()
     } else {
-        let raw = obj.value.pointer(&format!("/data/{}", escape(key))).and_then(Value::as_str)?;
+        let raw = obj
+            .value
+            .pointer(&format!("/data/{}", escape(key)))
+            .and_then(Value::as_str)?;
         if obj.value.get("kind").and_then(Value::as_str) == Some("Secret") {
             let bytes = data_encoding::BASE64.decode(raw.trim().as_bytes()).ok()?;
             String::from_utf8(bytes).ok()?
@@ -542,7 +577,10 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
             });
         }
     }
-    if let Some(obj) = helm.and_then(|h| h.get("valuesObject")).filter(|v| v.is_object()) {
+    if let Some(obj) = helm
+        .and_then(|h| h.get("valuesObject"))
+        .filter(|v| v.is_object())
+    {
         values.push(ValuesSource {
             file: app.file.clone(),
             doc: app.doc,
@@ -562,7 +600,10 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let force = p.get("forceString").and_then(Value::as_bool).unwrap_or(false);
+            let force = p
+                .get("forceString")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             Some((name, value, force))
         })
         .collect();
@@ -572,7 +613,11 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
         .unwrap_or(app.name())
         .to_string();
     Some(Release {
-        label: format!("Application {}/{}", app.namespace().unwrap_or("argocd"), app.name()),
+        label: format!(
+            "Application {}/{}",
+            app.namespace().unwrap_or("argocd"),
+            app.name()
+        ),
         owner: app.file.clone(),
         owner_doc: app.doc,
         name,
@@ -594,7 +639,10 @@ fn pointer_of(app: &Located, key: &str) -> String {
         .value
         .pointer("/spec/sources")
         .and_then(Value::as_array)
-        .and_then(|l| l.iter().position(|s| s.pointer(&format!("/helm/{key}")).is_some()))
+        .and_then(|l| {
+            l.iter()
+                .position(|s| s.pointer(&format!("/helm/{key}")).is_some())
+        })
         .unwrap_or(0);
     format!("/spec/sources/{index}/helm/{key}")
 }
@@ -654,10 +702,16 @@ pub fn render_changed(
     if touched.is_empty() {
         return out;
     }
-    for pair in touched.values() {
-        for r in pair.iter().flatten() {
-            out.covered.extend(changed.iter().filter(|p| r.touched_by(&BTreeSet::from([(*p).clone()]))).cloned());
-        }
+    // Values files and charts reach the diff through the release; a HelmRelease or Application
+    // manifest is still shown itself.
+    for r in touched.values().flat_map(|pair| pair.iter().flatten()) {
+        out.covered.extend(
+            changed
+                .iter()
+                .filter(|p| r.touched_by(&BTreeSet::from([(*p).clone()])))
+                .filter(|p| !(r.declared_in_manifest() && **p == r.owner))
+                .cloned(),
+        );
     }
     let command = helm_command(config);
     if !helm_available(&command) {
@@ -687,10 +741,14 @@ pub fn render_changed(
     let [base_out, head_out] = rendered;
     for ((pair, b), h) in touched.into_values().zip(base_out).zip(head_out) {
         let failed = [&b, &h].iter().any(|o| {
-            o.as_ref()
-                .is_some_and(|o| o.findings.iter().any(|f| f.severity == crate::finding::Severity::Error))
+            o.as_ref().is_some_and(|o| {
+                o.findings
+                    .iter()
+                    .any(|f| f.severity == crate::finding::Severity::Error)
+            })
         });
-        out.findings.extend(b.iter().chain(h.iter()).flat_map(|o| o.findings.clone()));
+        out.findings
+            .extend(b.iter().chain(h.iter()).flat_map(|o| o.findings.clone()));
         if failed {
             continue;
         }
@@ -699,7 +757,8 @@ pub fn render_changed(
             continue;
         };
         let objects = |o: Option<RenderOutput>| -> Vec<Value> {
-            o.map(|o| o.objects.into_iter().map(|r| r.value).collect()).unwrap_or_default()
+            o.map(|o| o.objects.into_iter().map(|r| r.value).collect())
+                .unwrap_or_default()
         };
         out.releases.push(RenderedRelease {
             release,
@@ -722,8 +781,10 @@ fn write_checkout<'r>(
         })
         .collect();
     Checkout::write(tree, &|p: &str| {
-        dirs.iter()
-            .any(|d| p.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')))
+        dirs.iter().any(|d| {
+            p.strip_prefix(d.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        })
     })
 }
 
@@ -750,7 +811,8 @@ fn render_release(
         ChartSource::InRepo(dir) => dir.clone(),
         ChartSource::Refused(why) => return refused(why.clone()),
         ChartSource::Remote(remote) => {
-            match helm_cache::chart_archive(remote, &config.helm.repositories, config.helm.network) {
+            match helm_cache::chart_archive(remote, &config.helm.repositories, config.helm.network)
+            {
                 Ok(archive) => {
                     let path = format!("{work}/chart.tgz");
                     let bytes = match std::fs::read(&archive) {
@@ -801,7 +863,10 @@ fn render_release(
     }
     for (i, values) in release.values.iter().enumerate() {
         let path = format!("{work}/values-{i}.json");
-        if let Err(e) = checkout.sandbox.write_file(&path, values.value.to_string().as_bytes()) {
+        if let Err(e) = checkout
+            .sandbox
+            .write_file(&path, values.value.to_string().as_bytes())
+        {
             return refused(e.to_string());
         }
         args.extend(["--values".into(), path]);
@@ -838,11 +903,7 @@ fn post_render(
     side: &str,
 ) -> RenderOutput {
     let dir = format!("{work}/post");
-    let objects: Vec<String> = output
-        .objects
-        .iter()
-        .map(|o| o.value.to_string())
-        .collect();
+    let objects: Vec<String> = output.objects.iter().map(|o| o.value.to_string()).collect();
     let kustomization = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -851,11 +912,15 @@ fn post_render(
     });
     let written = checkout
         .sandbox
-        .write_file(&format!("{dir}/rendered.yaml"), objects.join("\n---\n").as_bytes())
+        .write_file(
+            &format!("{dir}/rendered.yaml"),
+            objects.join("\n---\n").as_bytes(),
+        )
         .and_then(|()| {
-            checkout
-                .sandbox
-                .write_file(&format!("{dir}/kustomization.yaml"), kustomization.to_string().as_bytes())
+            checkout.sandbox.write_file(
+                &format!("{dir}/kustomization.yaml"),
+                kustomization.to_string().as_bytes(),
+            )
         });
     if let Err(e) = written {
         return failed(Finding::error(Rule::RenderFailed, e.to_string()).in_file(&release.owner));
@@ -871,15 +936,28 @@ fn post_render(
         Renderer::Helm,
     );
     for o in &mut result.objects {
-        o.dir.clone_from(&output.objects.first().map(|f| f.dir.clone()).unwrap_or_default());
+        o.dir.clone_from(
+            &output
+                .objects
+                .first()
+                .map(|f| f.dir.clone())
+                .unwrap_or_default(),
+        );
     }
     result
 }
 
 /// Move a finding about a rendered object to the values line that set the offending value, when
 /// one value of the release's values is what the finding is about: the value at the field the
-/// policy named, or a value of the object quoted in the message. Else to the release's manifest.
-pub fn relocate(finding: &mut Finding, object: &Value, release: &Release, head: &dyn Tree) {
+/// policy named, a value of the object quoted in the message, or a value the change altered in
+/// the object. Else to the release's manifest.
+pub fn relocate(
+    finding: &mut Finding,
+    object: &Value,
+    before: Option<&Value>,
+    release: &Release,
+    head: &dyn Tree,
+) {
     let mut candidates: Vec<Value> = Vec::new();
     if let Some(pointer) = finding
         .metadata
@@ -893,19 +971,37 @@ pub fn relocate(finding: &mut Finding, object: &Value, release: &Release, head: 
     }
     let mut quoted = Vec::new();
     leaves(object, "", &mut quoted);
-    candidates.extend(
-        quoted
-            .into_iter()
-            .map(|(_, v)| v)
-            .filter(|v| v.as_str().is_some_and(|s| s.len() > 2 && finding.message.contains(s))),
-    );
+    candidates.extend(quoted.into_iter().map(|(_, v)| v).filter(|v| {
+        v.as_str()
+            .is_some_and(|s| s.len() > 2 && finding.message.contains(s))
+    }));
+    // Without a named field, the values the change altered in the object are the suspects.
+    if let Some(before) = before {
+        let mut was = Vec::new();
+        leaves(before, "", &mut was);
+        let was: BTreeMap<String, Value> = was.into_iter().collect();
+        let mut now = Vec::new();
+        leaves(object, "", &mut now);
+        candidates.extend(
+            now.into_iter()
+                .filter(|(p, v)| was.get(p) != Some(v))
+                .map(|(_, v)| v),
+        );
+    }
     // Later values override earlier ones: search them last to first.
     for source in release.values.iter().rev().filter(|s| !s.secret) {
         let mut set = Vec::new();
         leaves(&source.value, "", &mut set);
-        let hit = set.iter().find(|(_, leaf)| candidates.iter().any(|c| sets(leaf, c)));
+        let hit = set
+            .iter()
+            .find(|(_, leaf)| candidates.iter().any(|c| sets(leaf, c)));
         if let Some((pointer, _)) = hit
-            && let Some(location) = locate(head, &source.file, source.doc, &format!("{}{pointer}", source.pointer))
+            && let Some(location) = locate(
+                head,
+                &source.file,
+                source.doc,
+                &format!("{}{pointer}", source.pointer),
+            )
         {
             finding.location = Some(location);
             return;
@@ -924,7 +1020,9 @@ fn sets(leaf: &Value, rendered: &Value) -> bool {
     }
     match (leaf.as_str(), rendered.as_str()) {
         (Some(l), Some(r)) if l.len() >= 2 => {
-            r.ends_with(&format!(":{l}")) || r.ends_with(&format!("/{l}")) || r.ends_with(&format!("@{l}"))
+            r.ends_with(&format!(":{l}"))
+                || r.ends_with(&format!("/{l}"))
+                || r.ends_with(&format!("@{l}"))
         }
         _ => false,
     }

@@ -92,7 +92,10 @@ pub fn chart_archive(
     }
     let root = cache_root()
         .ok_or_else(|| FetchError::Failed("no cache directory (set STATEGATE_CACHE_DIR)".into()))?;
-    let dir = root.join(hex(&Sha256::digest(chart.repository.trim_end_matches('/'))[..8]))
+    let dir = root
+        .join(hex(
+            &Sha256::digest(chart.repository.trim_end_matches('/'))[..8]
+        ))
         .join(safe(&chart.name));
     if is_exact(&chart.version)
         && let Some(cached) = cached(&dir, &chart.version)
@@ -155,7 +158,13 @@ fn pick(index: &[u8], chart: &RemoteChart) -> Result<Entry, FetchError> {
     let entries = loaded
         .documents
         .first()
-        .and_then(|d| d.value.get("entries")?.get(&chart.name)?.as_array().cloned())
+        .and_then(|d| {
+            d.value
+                .get("entries")?
+                .get(&chart.name)?
+                .as_array()
+                .cloned()
+        })
         .unwrap_or_default();
     let wanted = |v: &str| {
         let v = v.trim_start_matches('v');
@@ -165,7 +174,8 @@ fn pick(index: &[u8], chart: &RemoteChart) -> Result<Entry, FetchError> {
         }
         // `6.x`, `6.*`, `*`, empty: a prefix; other ranges are not resolved.
         let prefix = want.trim_end_matches(['x', '*', 'X']).trim_end_matches('.');
-        !v.contains('-') && (prefix.is_empty() || v == prefix || v.starts_with(&format!("{prefix}.")))
+        !v.contains('-')
+            && (prefix.is_empty() || v == prefix || v.starts_with(&format!("{prefix}.")))
     };
     let mut candidates: Vec<&Value> = entries
         .iter()
@@ -178,7 +188,13 @@ fn pick(index: &[u8], chart: &RemoteChart) -> Result<Entry, FetchError> {
             chart.repository, chart.version, chart.name
         ))
     })?;
-    let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let url = entry
         .get("urls")
         .and_then(|u| u.get(0))
@@ -206,7 +222,10 @@ fn is_exact(version: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
         && !version.ends_with(['x', 'X'])
-        && version.chars().next().is_some_and(|c| c.is_ascii_digit() || c == 'v')
+        && version
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || c == 'v')
 }
 
 /// A chart URL in an index may be relative to the repository.
@@ -214,7 +233,11 @@ fn join(repository: &str, url: &str) -> String {
     if url.contains("://") {
         url.to_string()
     } else {
-        format!("{}/{}", repository.trim_end_matches('/'), url.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            repository.trim_end_matches('/'),
+            url.trim_start_matches('/')
+        )
     }
 }
 
@@ -273,9 +296,15 @@ mod tests {
     fn the_allowlist_matches_at_path_boundaries() {
         let allowed = vec!["https://charts.example.com/stable/".to_string()];
         assert!(is_allowed("https://charts.example.com/stable", &allowed));
-        assert!(is_allowed("https://charts.example.com/stable/x.tgz", &allowed));
+        assert!(is_allowed(
+            "https://charts.example.com/stable/x.tgz",
+            &allowed
+        ));
         assert!(!is_allowed("https://charts.example.com/stablex", &allowed));
-        assert!(!is_allowed("https://charts.example.com.evil.io/stable", &allowed));
+        assert!(!is_allowed(
+            "https://charts.example.com.evil.io/stable",
+            &allowed
+        ));
     }
 
     #[test]
