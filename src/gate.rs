@@ -189,6 +189,10 @@ impl Gate {
         let mut secrets = Secrets::default();
         documents.iter().for_each(|doc| secrets.collect(&doc.value));
         flux_secrets.iter().for_each(|value| secrets.insert(value));
+        rendered
+            .helm_secrets
+            .iter()
+            .for_each(|value| secrets.insert(value));
         report.redact(&secrets);
         (report, impact)
     }
@@ -335,6 +339,7 @@ impl Gate {
         let helm =
             render::helm::render_changed(&base, head, &self.config.render, &changed, options);
         findings.extend(helm.findings);
+        out.helm_secrets.extend(helm.secrets);
         for release in helm.releases {
             let owner = release.release.owner.clone();
             let dir = format!("{owner} ({})", release.release.label);
@@ -495,6 +500,8 @@ struct RenderedChange {
     impacted: Vec<String>,
     /// Document path → the Helm-rendered object and its release, to trace findings to values.
     helm: HashMap<String, (serde_json::Value, Arc<render::helm::Release>)>,
+    /// Values Helm releases took from Secrets.
+    helm_secrets: BTreeSet<String>,
 }
 
 impl RenderedChange {

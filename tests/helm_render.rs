@@ -591,3 +591,34 @@ fn a_remote_chart_outside_the_allowlist_is_refused_without_a_request() {
     );
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+#[test]
+fn values_from_a_secret_never_show_in_diff_or_check() {
+    let Some((repo, base, cache)) = flux_repo() else {
+        return;
+    };
+    let release = HELM_RELEASE.replace(
+        "  values:\n    replicaCount: 2\n",
+        "  valuesFrom:\n    - kind: Secret\n      name: podinfo-secret\n",
+    );
+    repo.write("clusters/prod/podinfo.yaml", release);
+    // ui.message ends up in the Deployment's environment: a value from a Secret, in plain sight.
+    repo.write(
+        "clusters/prod/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: podinfo-secret\n  namespace: flux-system\nstringData:\n  values.yaml: |\n    ui:\n      message: hunter2-s3cret\n",
+    );
+    repo.commit_all("values from a Secret");
+    for command in ["diff", "check"] {
+        let out = stategate(
+            &repo,
+            &[command, "--base", &base, "--format", "json"],
+            cache.path(),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("hunter2-s3cret"), "{command}: {text}");
+        assert!(
+            text.contains("PODINFO_UI_MESSAGE") || command == "check",
+            "{command}: {text}"
+        );
+    }
+}

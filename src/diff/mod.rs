@@ -271,22 +271,26 @@ fn render_touched(
         .iter()
         .flat_map(|r| graphs.iter().flat_map(move |g| g.closure(r)))
         .collect();
-    let helm =
+    let mut helm =
         render::helm::render_changed(base, head, &config.render, changed, &config.load_options());
     covered.extend(helm.covered.iter().cloned());
-    findings.extend(helm.findings);
+    findings.extend(std::mem::take(&mut helm.findings));
     let mut out = Rendered {
         base: Vec::new(),
         head: Vec::new(),
         covered,
     };
     // A release's objects are shown under the manifest that declares it (its values change).
-    for release in helm.releases {
+    for release in std::mem::take(&mut helm.releases) {
         let path = format!("{} ({})", release.release.owner, release.release.label);
         for (items, objects) in [(&mut out.base, release.base), (&mut out.head, release.head)] {
             items.extend(rendered_items(
                 objects
                     .into_iter()
+                    .map(|mut value| {
+                        render::helm::mask_secrets(&mut value, &helm.secrets, mask::MASKED);
+                        value
+                    })
                     .map(|value| render::RenderedObject {
                         value,
                         dir: path.clone(),

@@ -674,6 +674,40 @@ pub struct HelmRendered {
     pub findings: Vec<Finding>,
     /// Repository paths whose change reaches the diff through a release.
     pub covered: BTreeSet<String>,
+    /// Values the releases took from Secrets (`valuesFrom`): never shown, wherever they land.
+    pub secrets: BTreeSet<String>,
+}
+
+/// Every string a Secret's values hold.
+fn secret_strings(release: &Release, out: &mut BTreeSet<String>) {
+    for source in release.values.iter().filter(|s| s.secret) {
+        let mut found = Vec::new();
+        leaves(&source.value, "", &mut found);
+        out.extend(found.into_iter().map(|(_, v)| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }));
+    }
+}
+
+/// Replace each string that holds a secret value with `masked` (for the diff, which shows values).
+pub fn mask_secrets(value: &mut Value, secrets: &BTreeSet<String>, masked: &str) {
+    match value {
+        Value::String(s)
+            if secrets
+                .iter()
+                .any(|x| x.len() >= 4 && s.contains(x.as_str())) =>
+        {
+            *s = masked.to_string();
+        }
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| mask_secrets(v, secrets, masked)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| mask_secrets(v, secrets, masked)),
+        _ => {}
+    }
 }
 
 /// Render, at both sides, every release the change touches (its owner, values, chart or sources).
@@ -753,6 +787,9 @@ pub fn render_changed(
             continue;
         }
         let [base_release, head_release] = pair;
+        for r in [&base_release, &head_release].into_iter().flatten() {
+            secret_strings(r, &mut out.secrets);
+        }
         let Some(release) = head_release.or(base_release) else {
             continue;
         };
