@@ -622,3 +622,52 @@ fn values_from_a_secret_never_show_in_diff_or_check() {
         );
     }
 }
+
+/// Not a timed assertion: prints the figures for the README (run with `--ignored --nocapture`).
+/// 20 HelmReleases of one remote chart, all values changed, judged and diffed, cold then warm.
+#[test]
+#[ignore = "benchmark"]
+fn benchmark_twenty_helm_releases_cold_and_warm() {
+    let Some((_served, server)) = packaged_podinfo() else {
+        return;
+    };
+    let cache = tempfile::tempdir().expect("cache");
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        format!("version: 1\nrender:\n  helm:\n    releases: true\n    network: true\n    repositories: [\"{}\"]\n", server.url),
+    );
+    repo.write("policies/latest.rego", NO_LATEST);
+    let release = |n: usize, replicas: usize| {
+        REMOTE_RELEASE
+            .replace("URL", &server.url)
+            .replace(
+                "name: podinfo\n  namespace",
+                &format!("name: podinfo-{n}\n  namespace"),
+            )
+            .replace("replicaCount: 2", &format!("replicaCount: {replicas}"))
+    };
+    for n in 0..20 {
+        repo.write(&format!("clusters/app-{n}.yaml"), release(n, 2));
+    }
+    let base = repo.commit_all("20 releases");
+    for n in 0..20 {
+        repo.write(&format!("clusters/app-{n}.yaml"), release(n, 3));
+    }
+    repo.commit_all("values of 20 releases");
+    for pass in ["cold", "warm"] {
+        for command in ["check", "diff"] {
+            let start = std::time::Instant::now();
+            let out = stategate(
+                &repo,
+                &[command, "--base", &base, "--format", "json"],
+                cache.path(),
+            );
+            let elapsed = start.elapsed();
+            let report = json(&out);
+            assert!(out.status.code().is_some_and(|c| c < 2), "{report:#}");
+            eprintln!("{pass} {command}: {:.2} s", elapsed.as_secs_f64());
+        }
+    }
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+}

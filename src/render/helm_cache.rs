@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::load::{LoadOptions, load_file};
 
+static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A chart in a remote repository, as a HelmRelease or Application names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteChart {
@@ -90,6 +92,9 @@ pub fn chart_archive(
             chart.name, chart.repository
         )));
     }
+    // Releases render in parallel; one fetch at a time, so a chart many releases share is fetched
+    // once and the others find it cached.
+    let _one_fetch = FETCH.lock().unwrap_or_else(|p| p.into_inner());
     let root = cache_root()
         .ok_or_else(|| FetchError::Failed("no cache directory (set STATEGATE_CACHE_DIR)".into()))?;
     let dir = root
