@@ -134,7 +134,7 @@ pub fn discover(tree: &dyn Tree, config: &HelmConfig, options: &LoadOptions) -> 
     if config.releases {
         let index = ObjectIndex::build(tree, options);
         releases.extend(index.flux_releases(tree));
-        releases.extend(index.argo_applications(tree, options));
+        releases.extend(index.argo_applications(tree));
     }
     releases
 }
@@ -437,8 +437,7 @@ impl ObjectIndex {
         }
     }
 
-    fn argo_applications(&self, tree: &dyn Tree, options: &LoadOptions) -> Vec<Release> {
-        let _ = options;
+    fn argo_applications(&self, tree: &dyn Tree) -> Vec<Release> {
         self.of("Application")
             .iter()
             .filter(|a| {
@@ -542,9 +541,7 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
         (None, Some(path)) => {
             let dir = path.trim_start_matches("./").trim_end_matches('/');
             // A directory of plain manifests or a kustomization is not a Helm release.
-            if tree.read(&format!("{dir}/Chart.yaml")).is_none() {
-                return None;
-            }
+            tree.read(&format!("{dir}/Chart.yaml"))?;
             in_repo_chart(tree, path, &mut inputs)
         }
         (None, None) => return None,
