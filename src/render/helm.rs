@@ -558,7 +558,11 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
         .flatten()
         .filter_map(Value::as_str)
     {
-        let path = normalize(&format!("{base}/{file}"));
+        // `$name/path`: a file of another source (`ref: name`), taken to be this repository.
+        let path = match file.strip_prefix('$').and_then(|r| r.split_once('/')) {
+            Some((_, rest)) => normalize(rest),
+            None => normalize(&format!("{base}/{file}")),
+        };
         inputs.insert(path.clone());
         values.extend(values_file(tree, &path));
     }
