@@ -671,3 +671,77 @@ fn benchmark_twenty_helm_releases_cold_and_warm() {
     }
     assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
 }
+
+const APPLICATION_SET: &str = "apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: podinfo
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+    - list:
+        elements:
+          - env: staging
+            replicas: \"2\"
+          - env: prod
+            replicas: \"3\"
+  template:
+    metadata:
+      name: 'podinfo-{{.env}}'
+    spec:
+      project: default
+      source:
+        repoURL: https://git.example.com/this-repo.git
+        path: charts/podinfo
+        helm:
+          releaseName: 'podinfo-{{.env}}'
+          parameters:
+            - name: replicaCount
+              value: '{{.replicas}}'
+      destination:
+        namespace: '{{.env}}'
+";
+
+#[test]
+fn an_application_set_list_generator_renders_each_generated_application() {
+    let (true, Some(chart)) = (helm_available(), podinfo()) else {
+        return;
+    };
+    let cache = tempfile::tempdir().expect("cache");
+    let repo = TestRepo::new();
+    copy_dir(&chart, &repo, "charts/podinfo");
+    repo.write(
+        ".stategate.yaml",
+        "version: 1\nrender:\n  helm:\n    releases: true\n",
+    );
+    repo.write("apps/podinfo-set.yaml", APPLICATION_SET);
+    let base = repo.commit_all("appset");
+    repo.write(
+        "apps/podinfo-set.yaml",
+        APPLICATION_SET.replace("replicas: \"3\"", "replicas: \"0\""),
+    );
+    repo.commit_all("prod to zero");
+    let out = stategate(
+        &repo,
+        &["diff", "--base", &base, "--format", "json"],
+        cache.path(),
+    );
+    let diff = json(&out);
+    let changed: Vec<&str> = diff["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["status"] == "changed")
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    // Prod's release only; staging's generated Application renders the same at both sides.
+    assert!(
+        changed.contains(&"apps/v1/Deployment/prod/podinfo-prod"),
+        "{diff:#}"
+    );
+    assert!(
+        !changed.iter().any(|id| id.contains("/staging/")),
+        "{diff:#}"
+    );
+}

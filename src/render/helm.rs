@@ -438,8 +438,14 @@ impl ObjectIndex {
     }
 
     fn argo_applications(&self, tree: &dyn Tree) -> Vec<Release> {
+        let generated: Vec<Located> = self
+            .of("ApplicationSet")
+            .iter()
+            .flat_map(|set| generate(tree, set))
+            .collect();
         self.of("Application")
             .iter()
+            .chain(generated.iter())
             .filter(|a| {
                 a.str("/apiVersion")
                     .is_some_and(|v| v.starts_with("argoproj.io/"))
@@ -462,6 +468,120 @@ impl ObjectIndex {
             })
             .collect()
     }
+}
+
+/// The Applications an ApplicationSet's `list` and `git` `directories` generators make (the git
+/// generator's repository taken to be this one); other generators make none here.
+fn generate(tree: &dyn Tree, set: &Located) -> Vec<Located> {
+    let Some(template) = set.value.pointer("/spec/template") else {
+        return Vec::new();
+    };
+    let go = set
+        .value
+        .pointer("/spec/goTemplate")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let mut params: Vec<Vec<(String, String)>> = Vec::new();
+    for generator in set
+        .value
+        .pointer("/spec/generators")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for element in generator
+            .pointer("/list/elements")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut flat = Vec::new();
+            leaves(element, "", &mut flat);
+            params.push(
+                flat.into_iter()
+                    .map(|(p, v)| {
+                        let key = p.trim_start_matches('/').replace('/', ".");
+                        (key, v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    })
+                    .collect(),
+            );
+        }
+        params.extend(git_directories(tree, generator));
+    }
+    params
+        .into_iter()
+        .filter_map(|p| {
+            let mut text = template.to_string();
+            for (key, value) in &p {
+                let escaped = serde_json::to_string(value).ok()?;
+                let escaped = &escaped[1..escaped.len() - 1];
+                let forms = if go {
+                    vec![format!("{{{{.{key}}}}}"), format!("{{{{ .{key} }}}}")]
+                } else {
+                    vec![format!("{{{{{key}}}}}"), format!("{{{{ {key} }}}}")]
+                };
+                for form in forms {
+                    text = text.replace(&form, escaped);
+                }
+            }
+            let mut value: Value = serde_json::from_str(&text).ok()?;
+            let map = value.as_object_mut()?;
+            map.insert("apiVersion".into(), json!("argoproj.io/v1alpha1"));
+            map.insert("kind".into(), json!("Application"));
+            Some(Located {
+                file: set.file.clone(),
+                doc: set.doc,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// `git.directories` of this repository: each directory matching a `path` glob (none matching an
+/// `exclude: true` one), as `path`/`path.basename` parameters (`path.path` with goTemplate).
+fn git_directories(tree: &dyn Tree, generator: &Value) -> Vec<Vec<(String, String)>> {
+    let Some(entries) = generator
+        .pointer("/git/directories")
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    let glob = |e: &Value| {
+        e.get("path")
+            .and_then(Value::as_str)
+            .and_then(|p| globset::Glob::new(p).ok())
+            .map(|g| g.compile_matcher())
+    };
+    let include: Vec<_> = entries
+        .iter()
+        .filter(|e| e.get("exclude").and_then(Value::as_bool) != Some(true))
+        .filter_map(glob)
+        .collect();
+    let exclude: Vec<_> = entries
+        .iter()
+        .filter(|e| e.get("exclude").and_then(Value::as_bool) == Some(true))
+        .filter_map(glob)
+        .collect();
+    let dirs: BTreeSet<String> = tree
+        .files_under("")
+        .iter()
+        .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    dirs.into_iter()
+        .filter(|d| include.iter().any(|g| g.is_match(d)) && !exclude.iter().any(|g| g.is_match(d)))
+        .map(|d| {
+            let base = d.rsplit('/').next().unwrap_or("").to_string();
+            vec![
+                ("path".into(), d.clone()),
+                ("path.path".into(), d.clone()),
+                ("path.basename".into(), base.clone()),
+                (
+                    "path.basenameNormalized".into(),
+                    base.replace(['_', '.'], "-").to_lowercase(),
+                ),
+            ]
+        })
+        .collect()
 }
 
 fn in_repo_chart(tree: &dyn Tree, path: &str, inputs: &mut BTreeSet<String>) -> ChartSource {
