@@ -91,7 +91,7 @@ pub fn check_approvals(
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for rule in rules {
-        let Ok(paths) = crate::gate::glob_set(&rule.paths) else {
+        let Ok(paths) = crate::paths::glob_set(&rule.paths) else {
             findings.push(
                 Finding::error(
                     Rule::ConfigInvalid,

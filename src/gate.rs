@@ -8,16 +8,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::config::{CONFIG_FILE, Config, parse_config};
+use crate::config::{CONFIG_FILE, Config, ConfigOrigin};
 use crate::finding::{Finding, Rule};
 use crate::load::{
     Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
 };
 use crate::object::ObjectId;
+use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
@@ -25,26 +25,6 @@ use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
-
-/// Where the config came from, said in every report so nobody wonders which rules judged them.
-#[derive(Debug, Clone)]
-pub enum ConfigOrigin {
-    Tree { file: String, tree: String },
-    File(String),
-    Defaults { tree: String },
-}
-
-impl std::fmt::Display for ConfigOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfigOrigin::Tree { file, tree } => write!(f, "config {file} from {tree}"),
-            ConfigOrigin::File(path) => write!(f, "config {path} (--config)"),
-            ConfigOrigin::Defaults { tree } => {
-                write!(f, "no {CONFIG_FILE} in {tree}: using defaults")
-            }
-        }
-    }
-}
 
 /// The rules of one run, read once from the trusted base.
 pub struct Gate {
@@ -60,7 +40,8 @@ impl Gate {
     /// Read the config from `--config FILE` or from `.stategate.yaml` in the trusted tree.
     /// An invalid config is a set of `config/invalid` findings: the caller exits 2.
     pub fn open(trusted: Box<dyn Tree>, config_file: Option<&Path>) -> Result<Gate, Report> {
-        let (config, origin) = read_config(trusted.as_ref(), config_file).map_err(|r| *r)?;
+        let (config, origin) = crate::config::load(trusted.as_ref(), config_file)
+            .map_err(|e| report_of(e.findings, e.source.into_iter().collect()))?;
         let paths = PathRules::new(&config).map_err(|f| report_of(vec![*f], BTreeMap::new()))?;
         let policies = PolicySet::load(&config.policies, trusted.as_ref())
             .map_err(|findings| policy_report(findings, trusted.as_ref()))?;
@@ -463,7 +444,7 @@ impl Gate {
                 contains(bytes, b"CustomResourceDefinition")
                     && needles.iter().any(|n| contains(bytes, n.as_bytes()))
             })
-            .flat_map_iter(|(path, bytes)| load_file(path, &bytes, options).documents)
+            .flat_map_iter(|(path, bytes)| load_manifest(path, &bytes, options).documents)
             .filter(is_crd)
             .collect()
     }
@@ -710,107 +691,11 @@ fn literal_prefixes(globs: &[String]) -> Vec<String> {
     prefixes
 }
 
-pub(crate) fn glob_set(globs: &[String]) -> Result<GlobSet, globset::Error> {
-    let mut builder = GlobSetBuilder::new();
-    for glob in globs {
-        builder.add(Glob::new(glob)?);
-    }
-    builder.build()
-}
-
 fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>) -> Report {
     Report {
         findings,
         sources,
         ..Report::default()
-    }
-}
-
-fn read_config(
-    trusted: &dyn Tree,
-    config_file: Option<&Path>,
-) -> Result<(Config, ConfigOrigin), Box<Report>> {
-    let (name, text, origin) = match config_file {
-        Some(path) => {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Box::new(report_of(
-                    vec![
-                        Finding::error(Rule::ConfigInvalid, format!("cannot read config: {e}"))
-                            .in_file(&name)
-                            .help("check the path given to --config"),
-                    ],
-                    BTreeMap::new(),
-                ))
-            })?;
-            (name.clone(), text, ConfigOrigin::File(name))
-        }
-        None => match crate::config::read_trusted(trusted) {
-            Ok(Some(text)) => {
-                let origin = ConfigOrigin::Tree {
-                    file: CONFIG_FILE.to_owned(),
-                    tree: trusted.describe(),
-                };
-                (CONFIG_FILE.to_owned(), text, origin)
-            }
-            Ok(None) => {
-                let origin = ConfigOrigin::Defaults {
-                    tree: trusted.describe(),
-                };
-                return Ok((Config::default(), origin));
-            }
-            Err(finding) => return Err(Box::new(report_of(vec![*finding], BTreeMap::new()))),
-        },
-    };
-    match parse_config(&name, &text) {
-        Ok(config) => Ok((config, origin)),
-        Err(error) => {
-            let source = Arc::new(SourceFile::new(name.clone(), text));
-            Err(Box::new(report_of(
-                error.findings,
-                BTreeMap::from([(name, source)]),
-            )))
-        }
-    }
-}
-
-/// Which paths are checked, and which environment each belongs to.
-struct PathRules {
-    include: GlobSet,
-    exclude: GlobSet,
-    environments: Vec<(String, GlobSet)>,
-}
-
-impl PathRules {
-    fn new(config: &Config) -> Result<PathRules, Box<Finding>> {
-        let invalid = |e: globset::Error| {
-            Box::new(
-                Finding::error(Rule::ConfigInvalid, format!("invalid glob: {e}"))
-                    .in_file(CONFIG_FILE),
-            )
-        };
-        let environments = config
-            .environments
-            .iter()
-            .map(|(name, globs)| glob_set(globs).map(|set| (name.clone(), set)))
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?;
-        Ok(PathRules {
-            include: glob_set(&config.include).map_err(invalid)?,
-            exclude: glob_set(&config.exclude).map_err(invalid)?,
-            environments,
-        })
-    }
-
-    fn is_checked(&self, path: &str) -> bool {
-        self.include.is_match(path) && !self.exclude.is_match(path)
-    }
-
-    fn environment_of(&self, path: &str) -> Option<&str> {
-        self.environments
-            .iter()
-            .find(|(_, set)| set.is_match(path))
-            .map(|(name, _)| name.as_str())
     }
 }
 

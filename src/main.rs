@@ -44,6 +44,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
     },
+    /// GitHub front door (the Action's entry point; reads the GITHUB_* variables).
+    Github {
+        #[command(subcommand)]
+        command: GithubCommand,
+    },
     /// Git hooks.
     Hook {
         #[command(subcommand)]
@@ -70,6 +75,12 @@ enum HookCommand {
     },
     /// Judge a push: reads "<old> <new> <ref>" lines on stdin (the server-side hook).
     PreReceive(PreReceiveArgs),
+}
+
+#[derive(Subcommand)]
+enum GithubCommand {
+    /// Judge a pull request (or merge-group commit): check run, sticky comment, job summary.
+    Pr(stategate::github::PrArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -140,6 +151,9 @@ fn main() -> ExitCode {
                 2
             }
         }
+        Command::Github {
+            command: GithubCommand::Pr(args),
+        } => stategate::github::run_pr(&cwd, &args, &mut stdout, &mut std::io::stderr()),
         Command::Hook {
             command: HookCommand::PreReceive(args),
         } => run_pre_receive(&args, &mut std::io::stdin().lock(), &mut std::io::stderr()),

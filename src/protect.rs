@@ -29,7 +29,7 @@ pub struct Protection {
 
 impl Protection {
     pub fn new(config: &ProtectConfig) -> Result<Protection, Box<Finding>> {
-        let refs = crate::gate::glob_set(&config.refs).map_err(|e| {
+        let refs = crate::paths::glob_set(&config.refs).map_err(|e| {
             Box::new(
                 Finding::error(
                     Rule::ConfigInvalid,
@@ -144,7 +144,7 @@ pub fn changed_trust_paths<'a>(
     config: &Config,
     changed: &[&'a str],
 ) -> Result<Vec<&'a str>, Box<Finding>> {
-    let globs = crate::gate::glob_set(&trust_path_globs(config)).map_err(|e| {
+    let globs = crate::paths::glob_set(&trust_path_globs(config)).map_err(|e| {
         Box::new(
             Finding::error(
                 Rule::ConfigInvalid,

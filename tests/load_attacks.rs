@@ -518,3 +518,32 @@ fn a_merge_key_that_overrides_an_explicit_key_blocks_and_names_it() {
         "{finding}"
     );
 }
+
+/// `v1 List` holding a ConfigMap and the `:latest` Pod.
+fn list_of_two() -> String {
+    format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}\n{}\n",
+        indent(&GOOD.replace("settings", "other"), "  ").replacen(
+            "  apiVersion",
+            "- apiVersion",
+            1
+        ),
+        indent(LATEST_POD, "  ").replacen("  apiVersion", "- apiVersion", 1),
+    )
+}
+
+#[test]
+fn the_diff_shows_the_items_of_a_list_as_the_objects_kubectl_applies() {
+    let repo = repo_with_policy();
+    let base = repo.head();
+    repo.write("apps/list.yaml", list_of_two());
+    repo.commit_all("a list");
+    let out = stategate(&repo, &["diff", "--base", &base, "--format", "json"]);
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let text = diff.to_string();
+    // Two objects added, named by their own identities; the List itself is no object.
+    assert!(text.contains("v1/Pod/default/sneaky"), "{diff:#}");
+    assert!(text.contains("v1/ConfigMap/default/other"), "{diff:#}");
+    assert!(!text.contains("v1/List"), "{diff:#}");
+}

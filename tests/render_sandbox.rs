@@ -75,8 +75,37 @@ fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
         .expect("run stategate")
 }
 
+/// Everything the run printed, with the markdown form's numeric character references (`&#91;`,
+/// the escaping that keeps user text inert in a PR comment) read back as the characters they show.
 fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+    let raw = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    decode_references(&raw)
+}
+
+fn decode_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("&#") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start + 2..];
+        let decoded = tail.find(';').and_then(|end| {
+            let code = tail[..end].parse::<u32>().ok()?;
+            Some((char::from_u32(code)?, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push_str("&#");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1

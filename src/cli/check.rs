@@ -7,16 +7,9 @@ use crate::change::{ChangeMode, ChangeSet, detect_changes, open_repo};
 use crate::finding::{Finding, Rule, Verdict};
 use crate::gate::Gate;
 use crate::report::{Format, RenderOptions, Report, render};
-use crate::tree::{DirTree, GitTree, MemTree, Tree};
-
-/// Which side's config, schemas and policies judge the change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Trust {
-    /// The base revision (HEAD for local modes): a change cannot loosen its own rules.
-    Base,
-    /// The working tree or head: for editing the rules themselves on a laptop.
-    Head,
-}
+use crate::tree::{DirTree, GitTree, Tree};
+use crate::trust::Trust;
+use crate::trust::{ChangeSide, RulesFrom, rules_tree};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -99,16 +92,12 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         Ok(change) => change,
         Err(e) => return undecided(format!("{e}"), "check the revisions and paths given"),
     };
-    let trusted = match trusted_tree(&repo, &workdir, args) {
+    let from = rules_from(&repo, &workdir, args);
+    let trusted = match rules_tree(&repo, from) {
         Ok(tree) => tree,
         Err(e) => return undecided(e, "check the revisions given"),
     };
-    let trust_note = match args.trust {
-        Trust::Head => Some(
-            "rules read from the change itself (--trust head): fine on a laptop, never for a gate",
-        ),
-        Trust::Base => None,
-    };
+    let trust_note = from.warning();
     let gate = match Gate::open(trusted, args.config.as_deref()) {
         Ok(gate) => gate,
         Err(report) => return report,
@@ -124,24 +113,21 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
 }
 
 /// The side whose config, schemas and policies judge: the base revision by default.
-fn trusted_tree(
+fn rules_from<'a>(
     repo: &git2::Repository,
-    workdir: &Path,
-    args: &CheckArgs,
-) -> Result<Box<dyn Tree>, String> {
+    workdir: &'a Path,
+    args: &'a CheckArgs,
+) -> RulesFrom<'a> {
     if args.trust == Trust::Head {
         return match (&args.base, &args.head) {
-            (Some(_), Some(head)) => git_tree(repo, head),
-            _ => Ok(Box::new(DirTree::new(workdir, "working tree"))),
+            (Some(_), Some(head)) => RulesFrom::Change(ChangeSide::Revision(head)),
+            _ => RulesFrom::Change(ChangeSide::WorkingTree(workdir)),
         };
     }
-    let rev = args.base.as_deref().unwrap_or("HEAD");
     if repo.head().is_err() && args.base.is_none() {
-        return Ok(Box::new(MemTree::empty(
-            "an empty repository (no commits yet)",
-        )));
+        return RulesFrom::Nothing("an empty repository (no commits yet)");
     }
-    git_tree(repo, rev)
+    RulesFrom::Revision(args.base.as_deref().unwrap_or("HEAD"))
 }
 
 /// The side the change produces, where kustomizations are looked up.

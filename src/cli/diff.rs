@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::config::{CONFIG_FILE, Config, parse_config, read_trusted};
+use crate::config::Config;
 use crate::diff::{DiffOptions, Format, diff_trees, format_diff};
 use crate::finding::Finding;
 use crate::report::escape;
 use crate::tree::GitTree;
+use crate::trust::{RulesFrom, rules_tree};
 
 #[derive(Debug, Clone)]
 pub struct DiffArgs {
@@ -67,9 +68,7 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<(GitTree, GitTree, Config), Ve
     let base = open(&args.base)?;
     let head = open(head_rev)?;
     // The trust rule: the config that shapes the diff (masks, environments) comes from the base.
-    let config = match read_trusted(&base).map_err(|f| vec![*f])? {
-        Some(text) => parse_config(CONFIG_FILE, &text).map_err(|e| e.findings)?,
-        None => Config::default(),
-    };
+    let rules = rules_tree(&repo, RulesFrom::Revision(&args.base)).map_err(internal)?;
+    let (config, _) = crate::config::load(rules.as_ref(), None).map_err(|e| e.findings)?;
     Ok((base, head, config))
 }

@@ -1,11 +1,13 @@
 //! `.stategate.yaml`: parsed with positions, then validated in a second pass that reports every
 //! problem at once, each pointing at the offending key.
 
+mod load;
 mod validate;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+pub use load::{ConfigOrigin, Unusable, load};
 pub use validate::{ConfigError, parse_config};
 
 use crate::finding::{Finding, Rule};
@@ -208,10 +210,17 @@ pub struct ApprovalRule {
     /// At push time: the `allowed_signers` file (in the trusted base) whose keys count.
     #[serde(default)]
     pub allowed_signers: Option<String>,
+    /// On a PR: an approval given on an older commit than the head no longer counts.
+    #[serde(default = "yes")]
+    pub dismiss_stale: bool,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::finding::{Finding, Rule, Severity, Verdict};
-use crate::load::{is_helm_template, load_file};
+use crate::load::{is_helm_template, load_manifest};
 use crate::object::ObjectId;
 use crate::render::{self, Checkout, KustomizeGraph, RenderOutput, Renderer};
 use crate::tree::Tree;
@@ -423,7 +423,7 @@ fn load_items(tree: &dyn Tree, path: &str, findings: &mut Vec<Finding>) -> Vec<I
     if is_helm_template(path, &String::from_utf8_lossy(&bytes)) {
         return Vec::new();
     }
-    let loaded = load_file(path, &bytes, &crate::load::LoadOptions::default());
+    let loaded = load_manifest(path, &bytes, &crate::load::LoadOptions::default());
     // Only what stops the diff from being complete is reported; style findings belong to `check`.
     findings.extend(
         loaded

@@ -14,10 +14,11 @@ use crate::approval::{
 use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::finding::{Finding, Rule, Severity};
 use crate::gate::Gate;
-use crate::load::load_file;
+use crate::load::load_manifest;
 use crate::policy::{ChangeInput, ChangedFile, CommitInput};
 use crate::protect::{Protection, RefMove};
-use crate::tree::{DirTree, GitTree, MemTree, Tree};
+use crate::tree::{GitTree, Tree};
+use crate::trust::{RulesFrom, rules_tree};
 
 /// Judge one ref update. Never panics; anything that stops the judgement is a finding.
 pub fn judge_ref(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> RefOutcome {
@@ -233,7 +234,7 @@ impl JudgedRefs {
         if gate.config.hook.refs.is_empty() {
             return Ok(JudgedRefs { judged: None });
         }
-        let set = crate::gate::glob_set(&gate.config.hook.refs).map_err(|e| {
+        let set = crate::paths::glob_set(&gate.config.hook.refs).map_err(|e| {
             Box::new(
                 Finding::error(
                     Rule::ConfigInvalid,
@@ -276,27 +277,22 @@ fn trusted_tree(
     update: &RefUpdate,
     config_dir: Option<&Path>,
 ) -> Result<Box<dyn Tree>, Box<Finding>> {
-    if let Some(dir) = config_dir {
-        return Ok(Box::new(DirTree::new(
-            dir,
-            format!("--config-dir {}", dir.display()),
-        )));
-    }
-    let rev = match update.kind() {
-        UpdateKind::Create => match default_branch_tip(repo)? {
-            Some(tip) => tip.to_string(),
-            None => {
-                return Ok(Box::new(MemTree::empty(
-                    "an empty repository (no branch or tag yet)",
-                )));
+    let tip;
+    let from = match (config_dir, update.kind()) {
+        (Some(dir), _) => RulesFrom::Directory(dir),
+        (None, UpdateKind::Create) => match default_branch_tip(repo)? {
+            Some(id) => {
+                tip = id.to_string();
+                RulesFrom::Revision(&tip)
             }
+            None => RulesFrom::Nothing("an empty repository (no branch or tag yet)"),
         },
-        _ => update.old.clone(),
+        (None, _) => RulesFrom::Revision(&update.old),
     };
-    match GitTree::open(repo, &rev) {
-        Ok(tree) => Ok(Box::new(tree)),
+    match rules_tree(repo, from) {
+        Ok(tree) => Ok(tree),
         // The old tip of a tag may be a tag of a tree: no rules there, use the default branch's.
-        Err(_) if update.kind() != UpdateKind::Create => trusted_tree(
+        Err(_) if config_dir.is_none() && update.kind() != UpdateKind::Create => trusted_tree(
             repo,
             &RefUpdate {
                 old: "0".repeat(update.old.len()),
@@ -304,10 +300,7 @@ fn trusted_tree(
             },
             None,
         ),
-        Err(e) => Err(internal(format!(
-            "cannot read the trusted base {rev}: {}",
-            e.message()
-        ))),
+        Err(e) => Err(internal(format!("cannot read the trusted base: {e}"))),
     }
 }
 
@@ -605,7 +598,7 @@ fn change_policies(
                 bytes
                     .as_deref()
                     .map(|b| {
-                        load_file(&file.path, b, &options)
+                        load_manifest(&file.path, b, &options)
                             .documents
                             .into_iter()
                             .map(|d| d.value)
