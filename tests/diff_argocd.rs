@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
-use stategate::config::Config;
 use stategate::diff::{DiffOptions, ObjectDiff, Status, diff_trees};
 use stategate::object::ObjectId;
 use stategate::tree::MemTree;
@@ -200,6 +199,12 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
     let mut disagreements = BTreeSet::new();
     let mut line_disagreements = BTreeSet::new();
     let mut agreed = BTreeSet::new();
+    // Applications' in-repository charts are rendered with the real helm, as Argo CD does.
+    let config = stategate::config::parse_config(
+        ".stategate.yaml",
+        "version: 1\nrender:\n  helm:\n    releases: true\n",
+    )
+    .expect("config");
     let mut branches: Vec<String> = std::fs::read_dir(root.join("changes"))
         .expect("changes")
         .flatten()
@@ -219,7 +224,7 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
             }
         }
         let (base, head) = sides(&root, branch);
-        let result = diff_trees(&base, &head, &Config::default(), &DiffOptions::default());
+        let result = diff_trees(&base, &head, &config, &DiffOptions::default());
         let ours = our_objects(&result.objects);
         for (side, mine, theirs) in [
             ("only-argocd", &expected, &ours),
