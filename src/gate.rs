@@ -22,7 +22,7 @@ use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
-use crate::render::{KustomizeGraph, kustomize_command};
+use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
 use crate::schema::{SchemaSet, crd};
@@ -109,6 +109,7 @@ impl Gate {
             .map(|s| self.skipped_finding(s))
             .collect();
         let mut rendered = self.render_changed(change, head, &mut findings, &options);
+        self.render_helm(change, head, &mut findings, &options, &mut rendered);
         let impact = Impact::of(change, &rendered.impacted);
         let base = std::mem::take(&mut rendered.base);
         let base_rendered = RenderedChange {
@@ -178,6 +179,10 @@ impl Gate {
             .flux_secrets
             .iter()
             .for_each(|value| secrets.insert(value));
+        judged
+            .helm_secrets
+            .iter()
+            .for_each(|value| secrets.insert(value));
         report.redact(&secrets);
         (report, impact)
     }
@@ -188,7 +193,7 @@ impl Gate {
         &self,
         change: &ChangeSet,
         tree: &dyn Tree,
-        rendered: RenderedChange,
+        mut rendered: RenderedChange,
         options: &LoadOptions,
     ) -> Judged {
         let mut findings = Vec::new();
@@ -218,7 +223,7 @@ impl Gate {
             findings.extend(loaded.findings);
             documents.extend(loaded.documents);
         }
-        documents.extend(rendered.documents);
+        documents.extend(std::mem::take(&mut rendered.documents));
         // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
         // ciphertexts as opaque values that no output prints.
         let mut opaque = BTreeSet::new();
@@ -262,19 +267,19 @@ impl Gate {
             Err(errors) => findings.extend(errors),
         }
 
-        findings.extend(self.check_policies(
-            change,
-            &documents,
-            &patches,
-            options,
-            &rendered.contexts,
-        ));
+        let mut policy_findings =
+            self.check_policies(change, &documents, &patches, options, &rendered.contexts);
+        // Helm-rendered objects trace to the values line that set the value, not to kustomize's
+        // sources.
+        rendered.relocate_helm(&mut policy_findings, tree);
+        findings.extend(policy_findings);
         let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
             findings,
             documents,
             sources,
             flux_secrets,
+            helm_secrets: rendered.helm_secrets,
             stats,
         }
     }
@@ -495,6 +500,86 @@ impl Gate {
         out
     }
 
+    /// Objects of the Helm releases the change touches (charts, HelmReleases, Applications), as
+    /// documents judged in the environment of the manifest that declares the release. Objects
+    /// identical at both sides are not judged again; altered ones are judged at the base too, to
+    /// tell pre-existing findings apart.
+    fn render_helm(
+        &self,
+        change: &ChangeSet,
+        head: &dyn Tree,
+        findings: &mut Vec<Finding>,
+        options: &LoadOptions,
+        out: &mut RenderedChange,
+    ) {
+        if !self.config.render.helm.wanted() {
+            return;
+        }
+        let changed: BTreeSet<String> = change
+            .files
+            .iter()
+            .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+            .collect();
+        let base = PatchedTree::new(head, before_images(change), "the change's base");
+        let helm =
+            render::helm::render_changed(&base, head, &self.config.render, &changed, options);
+        findings.extend(helm.findings);
+        out.helm_secrets.extend(helm.secrets);
+        for release in helm.releases {
+            let owner = release.release.owner.clone();
+            let dir = format!("{owner} ({})", release.release.label);
+            let before: HashMap<ObjectId, serde_json::Value> = release
+                .base
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (ObjectId::of(v, &dir, i), v.clone()))
+                .collect();
+            if release.base != release.head {
+                out.impacted.push(owner.clone());
+            }
+            let release_info = Arc::new(release.release);
+            for (index, object) in release.head.iter().enumerate() {
+                let Some(doc) = rendered_document(&dir, index, object, options) else {
+                    continue;
+                };
+                let before = match doc.id() {
+                    id @ ObjectId::Kube { .. } => before.get(&id).cloned(),
+                    ObjectId::Document { .. } => None,
+                };
+                if before.as_ref() == Some(object) {
+                    out.unchanged += 1;
+                    continue;
+                }
+                if let Some(base_object) = &before
+                    && let Some(base_doc) = rendered_document(&dir, index, base_object, options)
+                {
+                    out.base.contexts.insert(
+                        base_doc.path().to_owned(),
+                        RenderedContext {
+                            file: owner.clone(),
+                            origin: None,
+                            before: None,
+                        },
+                    );
+                    out.base.documents.push(base_doc);
+                }
+                out.contexts.insert(
+                    doc.path().to_owned(),
+                    RenderedContext {
+                        file: owner.clone(),
+                        origin: None,
+                        before,
+                    },
+                );
+                out.helm.insert(
+                    doc.path().to_owned(),
+                    (object.clone(), Arc::clone(&release_info)),
+                );
+                out.documents.push(doc);
+            }
+        }
+    }
+
     /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
     /// templates. The rest stay in the change set for path rules.
     fn select<'c>(
@@ -596,6 +681,27 @@ struct RenderedChange {
     base: RenderedBase,
     /// Rendered objects identical at base and head, not judged again.
     unchanged: usize,
+    /// Document path → the Helm-rendered object and its release, to trace findings to values.
+    helm: HashMap<String, (serde_json::Value, Arc<render::helm::Release>)>,
+    /// Values Helm releases took from Secrets.
+    helm_secrets: BTreeSet<String>,
+}
+
+impl RenderedChange {
+    /// Findings on Helm-rendered objects point at the values line that set the value, else at
+    /// the release's manifest; the rendered object stays named in the metadata.
+    fn relocate_helm(&self, findings: &mut [Finding], head: &dyn Tree) {
+        for finding in findings {
+            let Some(path) = finding.location.as_ref().map(|l| l.file.clone()) else {
+                continue;
+            };
+            if let Some((object, release)) = self.helm.get(&path) {
+                let before = self.contexts.get(&path).and_then(|c| c.before.as_ref());
+                render::helm::relocate(finding, object, before, release, head);
+                finding.metadata.insert("rendered".into(), path.into());
+            }
+        }
+    }
 }
 
 /// The altered rendered objects at the base side, with their overlays.
@@ -611,6 +717,7 @@ struct Judged {
     documents: Vec<Document>,
     sources: BTreeMap<String, Arc<SourceFile>>,
     flux_secrets: BTreeSet<String>,
+    helm_secrets: BTreeSet<String>,
     stats: Stats,
 }
 
@@ -666,7 +773,12 @@ fn rendered_document(
     let text = serde_json::to_string_pretty(value).ok()?;
     let id = ObjectId::of(value, dir, index);
     let shown = if dir.is_empty() { "." } else { dir };
-    let path = format!("{shown} (rendered by kustomize: {id})");
+    let renderer = if dir.contains(" (") {
+        "helm"
+    } else {
+        "kustomize"
+    };
+    let path = format!("{shown} (rendered by {renderer}: {id})");
     load_file(&path, text.as_bytes(), options)
         .documents
         .into_iter()

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
-use stategate::config::Config;
 use stategate::diff::{DiffOptions, ObjectDiff, Status};
 use stategate::object::ObjectId;
 use stategate::tree::MemTree;
@@ -202,6 +201,12 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
     let mut disagreements = BTreeSet::new();
     let mut line_disagreements = BTreeSet::new();
     let mut agreed = BTreeSet::new();
+    // Applications' in-repository charts are rendered with the real helm, as Argo CD does.
+    let config = stategate::config::parse_config(
+        ".stategate.yaml",
+        "version: 1\nrender:\n  helm:\n    releases: true\n",
+    )
+    .expect("config");
     let mut branches: Vec<String> = std::fs::read_dir(root.join("changes"))
         .expect("changes")
         .flatten()
@@ -222,7 +227,7 @@ fn changed_objects_agree_with_argocd_diff_preview_except_the_explained_ones() {
             }
         }
         let (base, head) = sides(&root, branch);
-        let result = repo.diff(&base, &head, &Config::default(), &DiffOptions::default());
+        let result = repo.diff(&base, &head, &config, &DiffOptions::default());
         let ours = our_objects(&result.objects);
         for (side, mine, theirs) in [
             ("only-argocd", &expected, &ours),

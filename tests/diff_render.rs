@@ -204,15 +204,11 @@ fn a_broken_kustomization_is_a_finding_with_the_renderers_message() {
 }
 
 #[test]
-fn helm_charts_say_clearly_when_helm_is_missing() {
-    if stategate::render::on_path("helm") {
-        eprintln!("skipping: helm is installed here, so the missing-helm note cannot show");
-        return;
-    }
+fn helm_charts_fail_closed_when_helm_is_missing() {
     let repo = TestRepo::new();
     repo.write(
         ".stategate.yaml",
-        "version: 1\nrender:\n  helm: [\"charts/*\"]\n",
+        "version: 1\nrender:\n  helm_command: [/nonexistent/helm]\n  helm: [\"charts/*\"]\n",
     );
     repo.write(
         "charts/app/Chart.yaml",
@@ -223,15 +219,20 @@ fn helm_charts_say_clearly_when_helm_is_missing() {
     repo.write("charts/app/values.yaml", "replicas: 2\n");
     let head = repo.commit_all("values");
     let result = diff(&repo, &base, &head);
-    let note = result
+    let finding = result
         .findings
         .iter()
         .find(|f| f.rule == Rule::RenderFailed)
-        .expect("a note");
-    assert_eq!(note.severity, Severity::Warning);
-    assert!(note.message.contains("helm is not installed") && note.message.contains("charts/app"));
-    // Not rendered is not failed: the diff itself still completes.
-    assert_eq!(result.exit_code(), 0);
+        .expect("a finding");
+    assert_eq!(finding.severity, Severity::Error);
+    assert!(
+        finding.message.contains("/nonexistent/helm` cannot be run")
+            && finding.message.contains("chart charts/app"),
+        "{}",
+        finding.message
+    );
+    // The gate cannot see what Helm would apply: it does not pass the change.
+    assert_eq!(result.exit_code(), 2);
 }
 
 #[test]

@@ -372,10 +372,101 @@ pub struct PromoteMatch {
 #[serde(deny_unknown_fields, default)]
 pub struct RenderConfig {
     pub kustomize: Vec<String>,
-    pub helm: Vec<String>,
+    pub helm: HelmConfig,
     /// Command used to render kustomize directories; default: `kustomize build` if on PATH, else
     /// `kubectl kustomize`.
     pub kustomize_command: Option<Vec<String>>,
+    /// The helm binary (and leading arguments); default `helm` from PATH.
+    pub helm_command: Option<Vec<String>>,
+}
+
+/// `render.helm`: either a list of chart directory globs (rendered with their own values), or the
+/// full form with charts, the remote repositories charts may come from, and whether the gate may
+/// fetch them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HelmConfig {
+    pub charts: Vec<HelmChart>,
+    /// `https://…` chart repositories and `oci://…` registries charts may be fetched from.
+    pub repositories: Vec<String>,
+    /// Fetch allowed remote charts (off by default: the hook runs without network).
+    pub network: bool,
+    /// Render Flux HelmReleases and Argo CD Applications found in the repository.
+    pub releases: bool,
+}
+
+/// One chart directory to render, with the values files applied in order.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmChart {
+    /// A chart directory (a glob in the short form).
+    pub chart: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for HelmConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum ChartEntry {
+            Glob(String),
+            Full(HelmChart),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            #[serde(default)]
+            charts: Vec<ChartEntry>,
+            #[serde(default)]
+            repositories: Vec<String>,
+            #[serde(default)]
+            network: bool,
+            #[serde(default = "yes")]
+            releases: bool,
+        }
+        fn yes() -> bool {
+            true
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Globs(Vec<String>),
+            Full(Full),
+        }
+        let chart = |e: ChartEntry| match e {
+            ChartEntry::Glob(chart) => HelmChart {
+                chart,
+                ..HelmChart::default()
+            },
+            ChartEntry::Full(c) => c,
+        };
+        Ok(match Form::deserialize(d)? {
+            Form::Globs(globs) => HelmConfig {
+                charts: globs
+                    .into_iter()
+                    .map(|g| chart(ChartEntry::Glob(g)))
+                    .collect(),
+                ..HelmConfig::default()
+            },
+            Form::Full(f) => HelmConfig {
+                charts: f.charts.into_iter().map(chart).collect(),
+                repositories: f.repositories,
+                network: f.network,
+                releases: f.releases,
+            },
+        })
+    }
+}
+
+impl HelmConfig {
+    /// Whether the config asks for any Helm rendering.
+    pub fn wanted(&self) -> bool {
+        !self.charts.is_empty() || self.releases
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]

@@ -264,28 +264,41 @@ fn render_touched(
         .iter()
         .flat_map(|r| graphs.iter().flat_map(move |g| g.closure(r)))
         .collect();
-    let charts = touched_charts(base, head, config, changed);
-    for chart in &charts {
-        covered.extend(changed.iter().filter(|p| within(p, chart)).cloned());
-    }
-    let helm = render::on_path("helm");
-    if !charts.is_empty() && !helm {
-        findings.push(render::helm_missing(&charts));
-    }
+    let mut helm =
+        render::helm::render_changed(base, head, &config.render, changed, &config.load_options());
+    covered.extend(helm.covered.iter().cloned());
+    findings.extend(std::mem::take(&mut helm.findings));
     let mut out = Rendered {
         base: Vec::new(),
         head: Vec::new(),
         covered,
     };
-    if roots.is_empty() && (charts.is_empty() || !helm) {
+    // A release's objects are shown under the manifest that declares it (its values change).
+    for release in std::mem::take(&mut helm.releases) {
+        let path = format!("{} ({})", release.release.owner, release.release.label);
+        for (items, objects) in [(&mut out.base, release.base), (&mut out.head, release.head)] {
+            items.extend(rendered_items(
+                objects
+                    .into_iter()
+                    .map(|mut value| {
+                        render::helm::mask_secrets(&mut value, &helm.secrets, mask::MASKED);
+                        value
+                    })
+                    .map(|value| render::RenderedObject {
+                        value,
+                        dir: path.clone(),
+                        renderer: render::Renderer::Helm,
+                        origin: None,
+                    })
+                    .collect(),
+            ));
+        }
+    }
+    if roots.is_empty() {
         return out;
     }
     let command = render::kustomize_command(&config.render);
-    let targets: Vec<(&String, bool)> = roots
-        .iter()
-        .map(|r| (r, false))
-        .chain(charts.iter().filter(|_| helm).map(|c| (c, true)))
-        .collect();
+    let targets: Vec<&String> = roots.iter().collect();
     let mut outputs: [Vec<RenderOutput>; 2] = Default::default();
     for (slot, (side, tree, graph)) in [("base", base, &graphs[0]), ("head", head, &graphs[1])]
         .into_iter()
@@ -296,9 +309,7 @@ fn render_touched(
         let closure: BTreeSet<String> = roots.iter().flat_map(|r| graph.closure(r)).collect();
         let wanted = |p: &str| {
             let dir = render::graph::split(p).0;
-            closure.contains(p)
-                || graph.dirs.contains_key(dir) && closure.contains(dir)
-                || charts.iter().any(|c| within(p, c))
+            closure.contains(p) || graph.dirs.contains_key(dir) && closure.contains(dir)
         };
         let checkout = match Checkout::write(tree, &wanted) {
             Ok(c) => c,
@@ -315,10 +326,7 @@ fn render_touched(
         // Renderers are separate processes: run them side by side.
         outputs[slot] = targets
             .par_iter()
-            .map(|(dir, chart)| match chart {
-                true => render::render_helm(&checkout, dir, side),
-                false => render::render_kustomize(&checkout, graph, dir, &command, side),
-            })
+            .map(|dir| render::render_kustomize(&checkout, graph, dir, &command, side))
             .collect();
     }
     let [base_out, head_out] = outputs;
@@ -369,33 +377,6 @@ fn rendered_items(objects: Vec<render::RenderedObject>) -> Vec<Item> {
             }
         })
         .collect()
-}
-
-/// Chart directories (with a `Chart.yaml`) matched by `render.helm` that the change touches.
-fn touched_charts(
-    base: &dyn Tree,
-    head: &dyn Tree,
-    config: &Config,
-    changed: &BTreeSet<String>,
-) -> Vec<String> {
-    if config.render.helm.is_empty() {
-        return Vec::new();
-    }
-    let set = directory_globs(&config.render.helm);
-    let mut charts = BTreeSet::new();
-    for tree in [base, head] {
-        for path in tree.files_under("") {
-            let (dir, name) = render::graph::split(&path);
-            if name == "Chart.yaml" && set.is_match(dir) && changed.iter().any(|p| within(p, dir)) {
-                charts.insert(dir.to_string());
-            }
-        }
-    }
-    charts.into_iter().collect()
-}
-
-fn within(path: &str, dir: &str) -> bool {
-    dir.is_empty() || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
 /// `render.kustomize` names directories; a trailing `/` is the same directory.

@@ -5,6 +5,8 @@
 
 pub mod flux;
 pub mod graph;
+pub mod helm;
+pub mod helm_cache;
 pub mod overlays;
 pub mod patches;
 pub mod paths;
@@ -191,44 +193,6 @@ fn refusal_finding(
         "reference only files and directories inside the repository, in fields kustomize documents"
     })
     .with_meta("refused", values)
-}
-
-/// Render a Helm chart directory with `helm template`.
-pub fn render_helm(checkout: &Checkout, dir: &str, side: &str) -> RenderOutput {
-    if !checkout.root().join(dir).join("Chart.yaml").is_file() {
-        return RenderOutput::default();
-    }
-    let name = dir.rsplit('/').next().unwrap_or("release");
-    let command = ["helm".to_string(), "template".to_string(), name.to_string()];
-    let chart = format!("{dir}/Chart.yaml");
-    run(
-        checkout,
-        &command,
-        &[dir],
-        dir,
-        &chart,
-        side,
-        Renderer::Helm,
-    )
-}
-
-/// The note given when `render.helm` lists charts but helm is not installed.
-pub fn helm_missing(dirs: &[String]) -> Finding {
-    Finding::warning(
-        Rule::RenderFailed,
-        format!(
-            "helm is not installed, so {} listed in `render.helm` {} not rendered: {}",
-            if dirs.len() == 1 {
-                "the chart"
-            } else {
-                "the charts"
-            },
-            if dirs.len() == 1 { "was" } else { "were" },
-            dirs.join(", ")
-        ),
-    )
-    .in_file(crate::config::CONFIG_FILE)
-    .help("install helm (https://helm.sh) where the gate runs to see rendered chart changes")
 }
 
 fn run(

@@ -164,6 +164,8 @@ impl Sandbox {
             .env("HELM_CACHE_HOME", home.join(".cache/helm"))
             .env("HELM_CONFIG_HOME", home.join(".config/helm"))
             .env("HELM_DATA_HOME", home.join(".local/share/helm"))
+            // No plugin (a getter or post-renderer) runs but what the gate passes.
+            .env("HELM_PLUGINS", home.join("helm-plugins"))
             .env("GIT_ALLOW_PROTOCOL", NO_GIT_PROTOCOL)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
