@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::api::{Api, ApiError};
-use super::reviews::ApprovalRow;
+use crate::approval::ApprovalRow;
 use crate::finding::{Finding, Severity, Verdict};
 
 /// Found again by this hidden marker on a bot-authored comment.
