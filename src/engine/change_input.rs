@@ -28,7 +28,7 @@ pub fn change_policies(
     }
     let reviews = match reviews(meta) {
         Ok(reviews) => reviews,
-        Err(finding) => return vec![finding],
+        Err(finding) => return vec![*finding],
     };
     let options = gate.config.load_options();
     let files = change
@@ -74,16 +74,18 @@ pub fn change_policies(
 /// `input.reviews`: every review of the PR (user, state, commit), oldest first, as GitHub lists them. A policy
 /// that reads reviews must not see an empty list because they could not be fetched: that fails
 /// closed.
-fn reviews(meta: &ChangeMeta<'_>) -> Result<Vec<ReviewInput>, Finding> {
+fn reviews(meta: &ChangeMeta<'_>) -> Result<Vec<ReviewInput>, Box<Finding>> {
     let Evidence::Reviews(pr) = meta.evidence else {
         return Ok(Vec::new());
     };
     let raw = pr.reviews().map_err(|why| {
-        Finding::error(
-            Rule::GateInternal,
-            format!("cannot read the PR's reviews for the change policies: {why}"),
+        Box::new(
+            Finding::error(
+                Rule::GateInternal,
+                format!("cannot read the PR's reviews for the change policies: {why}"),
+            )
+            .help("check the workflow's `permissions:` and the token passed as `github-token`"),
         )
-        .help("check the workflow's `permissions:` and the token passed as `github-token`")
     })?;
     Ok(raw
         .reviews
