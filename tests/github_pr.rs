@@ -117,6 +117,17 @@ fn run(fx: &Fixture, server: &StandIn, event: &str, payload: &Path, extra: &[&st
 }
 
 fn run_in(dir: &Path, server: &StandIn, event: &str, payload: &Path, extra: &[&str]) -> Run {
+    run_with(dir, server, event, payload, extra, &[])
+}
+
+fn run_with(
+    dir: &Path,
+    server: &StandIn,
+    event: &str,
+    payload: &Path,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> Run {
     let scratch = tempfile::tempdir().unwrap();
     let summary = scratch.path().join("summary.md");
     let outputs = scratch.path().join("outputs");
@@ -134,6 +145,8 @@ fn run_in(dir: &Path, server: &StandIn, event: &str, payload: &Path, extra: &[&s
         .env("GITHUB_OUTPUT", &outputs)
         .env("RUNNER_TEMP", scratch.path())
         .env_remove("GITHUB_RUN_ID")
+        .env_remove("GITHUB_SHA")
+        .envs(vars.iter().copied())
         .output()
         .expect("run stategate");
     Run {
@@ -1285,5 +1298,42 @@ fn a_pr_onto_drifted_prod_fails_with_a_drift_section_until_acknowledged() {
         "{body}"
     );
     assert!(drift.contains("5 → 3"), "{body}");
+    server.take_requests();
+}
+
+#[test]
+fn github_sha_names_the_merge_commit_when_the_checkout_is_the_pr_head() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "warn"));
+    // What would merge differs from the head: the merge commit (as GitHub's test merge of a
+    // moved base could) holds a violation the head alone does not.
+    fx.repo.git(&["checkout", "-q", "--detach", "main"]);
+    fx.repo
+        .git(&["merge", "-q", "--no-ff", "--no-commit", "changes"]);
+    fx.repo
+        .write("clusters/staging/other.yaml", config_map("other", "trace"));
+    let merge = fx.repo.commit_all("merge");
+    fx.repo.git(&["checkout", "-q", "--detach", &head]);
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let head_only = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(head_only.code, 0, "{}", head_only.stderr);
+    let merged = run_with(
+        fx.repo.path(),
+        &server,
+        "pull_request",
+        &payload,
+        &[],
+        &[("GITHUB_SHA", merge.as_str())],
+    );
+    assert_eq!(merged.code, 1, "{}", merged.stderr);
+    assert!(
+        comment_body(&server).contains("trace logging is not allowed"),
+        "{}",
+        comment_body(&server)
+    );
+    assert_eq!(check_body(&server)["head_sha"], head.as_str());
     server.take_requests();
 }

@@ -103,8 +103,15 @@ pub fn resolve(cwd: &Path, event: &Event) -> Result<Target, String> {
             })
         }
         Event::PullRequest(pr) => {
-            let parents =
-                git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).unwrap_or_default();
+            // GITHUB_SHA is the PR's merge commit (refs/pull/N/merge), whatever the workflow
+            // checked out; HEAD is that commit under actions/checkout's default.
+            let parents = std::env::var("GITHUB_SHA")
+                .ok()
+                .filter(|sha| !sha.is_empty())
+                .and_then(|sha| git(cwd, &["rev-list", "--parents", "-n", "1", &sha]).ok())
+                .filter(|line| line.split_whitespace().nth(2) == Some(pr.head_sha.as_str()))
+                .or_else(|| git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).ok())
+                .unwrap_or_default();
             let ids: Vec<&str> = parents.split_whitespace().collect();
             if let [merge, first, second] = ids.as_slice()
                 && *second == pr.head_sha
