@@ -45,8 +45,6 @@ pub trait PullRequest {
 pub enum Evidence<'a> {
     /// No merge is gated (`stategate check`): approvals are not judged.
     None,
-    /// The merge of a pull request (GHES): the Action's required check enforced approvals.
-    EnforcedUpstream,
     /// Signed commits in the pushed range.
     Signed {
         change: PushedChange<'a>,
@@ -142,7 +140,7 @@ pub struct Decision {
 /// allowed_signers file and CODEOWNERS are read there, never from the change.
 pub fn decide(need: &Need<'_>, evidence: Evidence<'_>, trusted: &dyn Tree) -> Decision {
     match evidence {
-        Evidence::None | Evidence::EnforcedUpstream => Decision::default(),
+        Evidence::None => Decision::default(),
         Evidence::Signed { change, git_dir } => {
             let requirement = need.requirement();
             match check_requirement(&requirement, change, trusted, git_dir) {

@@ -268,6 +268,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         evidence: Evidence::None,
         live: args.live,
         trusted_commit: base_commit.map(|c| (&repo, c)),
+        approved_upstream: false,
         guards_rules: false,
         ack_drift: None,
     };

@@ -52,6 +52,9 @@ pub struct ChangeMeta<'a> {
     /// The rules come from the repository (not a server-side directory), so a change to them
     /// needs `protect.admins`.
     pub guards_rules: bool,
+    /// The merge of a pull request (GHES): the Action's required check enforced the approval rules
+    /// and `protect.admins` with reviews, so they are not asked again as signatures.
+    pub approved_upstream: bool,
     /// `-o stategate.ack-drift="why"` of a push.
     pub ack_drift: Option<&'a str>,
 }
@@ -89,7 +92,7 @@ impl Gate {
         // that changes prod's objects needs prod's approvals.
         let mut impacted: Vec<String> = impact.paths.iter().cloned().collect();
         impacted.extend(change.skipped.iter().map(|s| s.path.clone()));
-        if !matches!(meta.evidence, Evidence::None | Evidence::EnforcedUpstream) {
+        if !meta.approved_upstream && !matches!(meta.evidence, Evidence::None) {
             let (needs, invalid) = approval::applicable(&self.config.approvals, &impacted);
             report.findings.extend(invalid);
             for need in &needs {
@@ -160,6 +163,9 @@ impl Gate {
             dismiss_stale: true,
             paths: touched.iter().map(|p| (*p).to_owned()).collect(),
         };
+        if meta.approved_upstream {
+            return Vec::new();
+        }
         let decision = approval::decide(&need, meta.evidence, self.trusted());
         rows.extend(decision.row);
         decision.finding.into_iter().collect()

@@ -73,6 +73,7 @@ pub fn judge(
         // A live source in the config judges every PR; snapshots need no cluster credentials.
         live: crate::drift::has_live_source(&gate.config),
         trusted_commit: base_commit.map(|c| (&repo, c)),
+        approved_upstream: false,
         guards_rules: true,
         ack_drift: None,
     };

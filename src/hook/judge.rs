@@ -98,13 +98,9 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         commits: &range.pushed,
         pusher: ctx.actor.as_deref(),
     };
-    let evidence = if ctx.through_pull_request {
-        Evidence::EnforcedUpstream
-    } else {
-        Evidence::Signed {
-            change: pushed,
-            git_dir: repo.path(),
-        }
+    let evidence = Evidence::Signed {
+        change: pushed,
+        git_dir: repo.path(),
     };
     let meta = ChangeMeta {
         door: FrontDoor::Push,
@@ -118,6 +114,7 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         live: gate.config.drift.hook,
         trusted_commit: trusted.map(|commit| (repo, commit)),
         guards_rules: ctx.config_dir.is_none(),
+        approved_upstream: ctx.through_pull_request,
         ack_drift: ctx.ack_drift.as_deref(),
     };
     findings.extend(gate.check_change(&change, &meta).report.findings);
