@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod drift;
+pub mod engine;
 pub mod finding;
 pub mod gate;
 pub mod github;

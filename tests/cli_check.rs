@@ -463,3 +463,33 @@ fn secret_values_reach_no_output_format_even_when_they_are_wrong() {
         }
     }
 }
+
+#[test]
+fn check_runs_the_change_policies_the_hook_and_the_pr_run() {
+    let repo = TestRepo::new();
+    repo.write(".stategate.yaml", "version: 1\n");
+    repo.write(
+        "policies/change.rego",
+        "package stategate.change\nimport rego.v1\n\ndeny contains msg if {\n  some f in input.files\n  some doc in f.after\n  doc.kind == \"Secret\"\n  msg := sprintf(\"%s adds a plain Secret: use a SealedSecret\", [f.path])\n}\n",
+    );
+    repo.write("apps/settings.yaml", GOOD);
+    let base = repo.commit_all("base");
+    repo.write(
+        "apps/token.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: hunter2\n",
+    );
+    repo.commit_all("a plain Secret");
+    let out = stategate(&repo, &["check", "--base", &base, "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = json(&out);
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert!(
+        messages.contains(&"apps/token.yaml adds a plain Secret: use a SealedSecret"),
+        "{messages:?}"
+    );
+}

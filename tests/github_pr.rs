@@ -4,6 +4,7 @@
 //! scenario asserts the exact requests sent.
 
 mod common;
+mod drift_support;
 mod github_support;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::process::Command;
 
 use common::git::TestRepo;
 use github_support::{OWNER, REPO, StandIn};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const CONFIG: &str = "version: 1
 environments:
@@ -116,6 +117,17 @@ fn run(fx: &Fixture, server: &StandIn, event: &str, payload: &Path, extra: &[&st
 }
 
 fn run_in(dir: &Path, server: &StandIn, event: &str, payload: &Path, extra: &[&str]) -> Run {
+    run_with(dir, server, event, payload, extra, &[])
+}
+
+fn run_with(
+    dir: &Path,
+    server: &StandIn,
+    event: &str,
+    payload: &Path,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> Run {
     let scratch = tempfile::tempdir().unwrap();
     let summary = scratch.path().join("summary.md");
     let outputs = scratch.path().join("outputs");
@@ -133,6 +145,8 @@ fn run_in(dir: &Path, server: &StandIn, event: &str, payload: &Path, extra: &[&s
         .env("GITHUB_OUTPUT", &outputs)
         .env("RUNNER_TEMP", scratch.path())
         .env_remove("GITHUB_RUN_ID")
+        .env_remove("GITHUB_SHA")
+        .envs(vars.iter().copied())
         .output()
         .expect("run stategate");
     Run {
@@ -1040,4 +1054,286 @@ fn a_github_that_keeps_failing_is_given_up_on_and_the_verdict_kept() {
         .filter(|r| r.ends_with("/check-runs"))
         .count();
     assert_eq!(tries, 6, "{requests:?}");
+}
+
+/// Commit `files` on `main` (the PR's base), and bring them into the PR branch.
+fn on_base(fx: Fixture, files: &[(&str, String)]) -> Fixture {
+    fx.repo.git(&["checkout", "-q", "main"]);
+    for (path, text) in files {
+        fx.repo.write(path, text);
+    }
+    let base = fx.repo.commit_all("base rules");
+    fx.repo.git(&["checkout", "-q", "changes"]);
+    fx.repo.git(&["merge", "-q", "main"]);
+    Fixture { base, ..fx }
+}
+
+/// A change policy: prod changes need the security bot's approving review.
+const REVIEW_POLICY: &str = "package stategate.change
+import rego.v1
+
+deny contains msg if {
+  some f in input.files
+  startswith(f.path, \"clusters/prod/\")
+  not approved_by_secbot
+  msg := sprintf(\"%s: prod changes need an approving review from secbot\", [f.path])
+}
+
+approved_by_secbot if {
+  some r in input.reviews
+  r.user == \"secbot\"
+  r.state == \"APPROVED\"
+}
+";
+
+#[test]
+fn a_change_policy_reads_the_prs_reviews() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let fx = on_base(fx, &[("policies/change.rego", REVIEW_POLICY.to_owned())]);
+    let head = fx.commit("clusters/prod/app.yaml", &config_map("app", "debug"));
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let blocked = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(blocked.code, 1, "{}", blocked.stderr);
+    assert!(
+        comment_body(&server).contains("prod changes need an approving review from secbot"),
+        "{}",
+        comment_body(&server)
+    );
+    assert!(
+        server
+            .take_requests()
+            .contains(&format!("GET {R}/pulls/2/reviews?per_page=100&page=1")),
+        "the policy's reviews are fetched"
+    );
+    server.add_review("secbot", "APPROVED", &head);
+    let passed = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(passed.code, 0, "{}", passed.stderr);
+    server.take_requests();
+}
+
+/// A change policy that denies plain Secrets, judged the same in `check`, the hook and the PR.
+const NO_SECRETS: &str = "package stategate.change
+import rego.v1
+
+deny contains msg if {
+  some f in input.files
+  some doc in f.after
+  doc.kind == \"Secret\"
+  msg := sprintf(\"%s adds a plain Secret: use a SealedSecret\", [f.path])
+}
+";
+
+const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  namespace: apps\nstringData:\n  token: hunter2\n";
+
+#[test]
+fn a_change_policy_denies_in_github_pr_as_in_check() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let fx = on_base(fx, &[("policies/change.rego", NO_SECRETS.to_owned())]);
+    let head = fx.commit("clusters/staging/token.yaml", SECRET);
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let out = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        comment_body(&server).contains("adds a plain Secret: use a SealedSecret"),
+        "{}",
+        comment_body(&server)
+    );
+    server.take_requests();
+}
+
+const ADMINS: &str = "version: 1
+protect:
+  admins:
+    from: [root]
+";
+
+#[test]
+fn a_pr_changing_the_policies_needs_an_admins_approving_review() {
+    let Some(fx) = Fixture::new(ADMINS) else {
+        return;
+    };
+    let head = fx.commit("policies/main.rego", &POLICY.replace("trace", "fatal"));
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let blocked = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(blocked.code, 1, "{}", blocked.stderr);
+    let body = comment_body(&server);
+    assert!(body.contains("protect/trust-paths"), "{body}");
+    assert!(
+        body.contains("| protect.admins | 1 | — | 1 more from root |"),
+        "{body}"
+    );
+    server.add_review("root", "APPROVED", &head);
+    let passed = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(passed.code, 0, "{}", passed.stderr);
+    assert!(comment_body(&server).contains("| protect.admins | 1 | root | ✅ |"));
+    server.take_requests();
+}
+
+const STAGING_APPROVAL: &str = "version: 1
+approvals:
+  - name: staging
+    paths: [\"clusters/staging/**\"]
+    from: [alice]
+";
+
+/// The merge group's payload, its `head_ref` naming PR 2 at `pr_head`.
+fn merge_group_payload(fx: &Fixture, head: &str, head_ref: &str) -> PathBuf {
+    let path = fx.payload("merge_group/checks_requested.payload.json", head);
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    payload["merge_group"]["head_ref"] = Value::from(head_ref);
+    std::fs::write(&path, serde_json::to_vec(&payload).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_merge_group_is_approved_by_the_reviews_of_its_pull_request() {
+    let Some(fx) = Fixture::new(STAGING_APPROVAL) else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "warn"));
+    let server = stand_in(&fx, &head);
+    let queue = format!("refs/heads/gh-readonly-queue/main/pr-2-{head}");
+    let payload = merge_group_payload(&fx, &head, &queue);
+    let blocked = run(&fx, &server, "merge_group", &payload, &[]);
+    assert_eq!(blocked.code, 1, "{}", blocked.stderr);
+    assert_eq!(
+        server.take_requests(),
+        lines(&[
+            "GET {R}/pulls/2",
+            "GET {R}/pulls/2/reviews?per_page=100&page=1",
+            "POST {R}/check-runs",
+        ])
+    );
+    server.add_review("alice", "APPROVED", &head);
+    let passed = run(&fx, &server, "merge_group", &payload, &[]);
+    assert_eq!(passed.code, 0, "{}", passed.stderr);
+    assert_eq!(check_body(&server)["conclusion"], "success");
+
+    // A queue entry that names no pull request cannot be approved: it fails closed.
+    let unknown = merge_group_payload(&fx, &head, "refs/heads/some-queue");
+    let undecided = run(&fx, &server, "merge_group", &unknown, &[]);
+    assert_eq!(undecided.code, 2, "{}", undecided.stderr);
+    let summary = check_body(&server)["output"]["summary"].to_string();
+    assert!(
+        summary.contains("pull request whose reviews approve it is unknown"),
+        "{summary}"
+    );
+    server.take_requests();
+}
+
+const DRIFT_CONFIG: &str = "version: 1
+exclude: [\"live/**\"]
+environments:
+  prod: [\"clusters/prod/**\"]
+drift:
+  live:
+    source: snapshot
+    path: \"live/{env}/\"
+    on_drift: block
+  acknowledge_by: [oncall]
+";
+
+#[test]
+fn a_pr_onto_drifted_prod_fails_with_a_drift_section_until_acknowledged() {
+    let Some(fx) = Fixture::new(DRIFT_CONFIG) else {
+        return;
+    };
+    if !drift_support::kubectl_available() {
+        return;
+    }
+    let path = fx
+        .corpus
+        .join("gitops-repos/kubernetes-examples/web/guestbook/frontend-deployment.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let object = drift_support::objects(&path).remove(0);
+    let mut live = drift_support::as_served(&object, "default", 0);
+    // Hand-scaled in prod: 5 replicas where Git says 3.
+    live["spec"]["replicas"] = json!(5);
+    let fx = on_base(
+        fx,
+        &[
+            ("clusters/prod/frontend.yaml", text.clone()),
+            (
+                "live/prod/snapshot.yaml",
+                drift_support::kubectl_yaml(&[live]),
+            ),
+        ],
+    );
+    // The PR bumps the image and keeps Git's 3 replicas: merging reverts the hand edit.
+    let head = fx.commit(
+        "clusters/prod/frontend.yaml",
+        &text.replace("gb-frontend:v5", "gb-frontend:v6"),
+    );
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let blocked = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(blocked.code, 1, "{}", blocked.stderr);
+    assert_eq!(check_body(&server)["conclusion"], "failure");
+    let body = comment_body(&server);
+    let drift = body.split("#### Drift").nth(1).expect("a Drift section");
+    assert!(drift.contains("**blocks** `drift/live`"), "{body}");
+    assert!(drift.contains("spec.replicas: live 5, Git 3"), "{body}");
+    assert!(
+        drift.contains("this change reverts a live edit of \\`spec.replicas\\`: 5 → 3"),
+        "{body}"
+    );
+
+    // Someone outside drift.acknowledge_by approving changes nothing; oncall's approval does.
+    server.add_review("dave", "APPROVED", &head);
+    assert_eq!(run(&fx, &server, "pull_request", &payload, &[]).code, 1);
+    server.add_review("oncall", "APPROVED", &head);
+    let acked = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(acked.code, 0, "{}", acked.stderr);
+    let body = comment_body(&server);
+    let drift = body.split("#### Drift").nth(1).expect("a Drift section");
+    assert!(
+        drift.contains("**warning** `drift/live`: acknowledged by oncall (PR approval)"),
+        "{body}"
+    );
+    assert!(drift.contains("5 → 3"), "{body}");
+    server.take_requests();
+}
+
+#[test]
+fn github_sha_names_the_merge_commit_when_the_checkout_is_the_pr_head() {
+    let Some(fx) = Fixture::new("version: 1\n") else {
+        return;
+    };
+    let head = fx.commit("clusters/staging/app.yaml", &config_map("app", "warn"));
+    // What would merge differs from the head: the merge commit (as GitHub's test merge of a
+    // moved base could) holds a violation the head alone does not.
+    fx.repo.git(&["checkout", "-q", "--detach", "main"]);
+    fx.repo
+        .git(&["merge", "-q", "--no-ff", "--no-commit", "changes"]);
+    fx.repo
+        .write("clusters/staging/other.yaml", config_map("other", "trace"));
+    let merge = fx.repo.commit_all("merge");
+    fx.repo.git(&["checkout", "-q", "--detach", &head]);
+    let server = stand_in(&fx, &head);
+    let payload = fx.payload("pull_request/opened.payload.json", &head);
+    let head_only = run(&fx, &server, "pull_request", &payload, &[]);
+    assert_eq!(head_only.code, 0, "{}", head_only.stderr);
+    let merged = run_with(
+        fx.repo.path(),
+        &server,
+        "pull_request",
+        &payload,
+        &[],
+        &[("GITHUB_SHA", merge.as_str())],
+    );
+    assert_eq!(merged.code, 1, "{}", merged.stderr);
+    assert!(
+        comment_body(&server).contains("trace logging is not allowed"),
+        "{}",
+        comment_body(&server)
+    );
+    assert_eq!(check_body(&server)["head_sha"], head.as_str());
+    server.take_requests();
 }

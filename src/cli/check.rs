@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::approval::Evidence;
 use crate::change::{ChangeMode, ChangeSet, detect_changes, open_repo};
 use crate::config::{CONFIG_FILE, Config};
+use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::gate::Gate;
 use crate::report::{Format, RenderOptions, Report, render};
@@ -249,10 +251,29 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         Ok(tree) => tree,
         Err(e) => return undecided(e, "check the revisions given"),
     };
-    let mut report = gate.check(&change, head.as_ref());
-    report
-        .findings
-        .extend(drift_findings(&repo, &gate, &change, args));
+    let base_commit = repo
+        .revparse_single(args.base.as_deref().unwrap_or("HEAD"))
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id())
+        .ok();
+    let meta = ChangeMeta {
+        door: FrontDoor::Check,
+        head_tree: head.as_ref(),
+        git_ref: None,
+        base: args.base.clone(),
+        head: args.head.clone(),
+        actor: None,
+        commits: Vec::new(),
+        // No merge is gated here: approvals belong to the push and the PR.
+        evidence: Evidence::None,
+        live: args.live,
+        trusted_commit: base_commit.map(|c| (&repo, c)),
+        approved_upstream: false,
+        guards_rules: false,
+        ack_drift: None,
+    };
+    let mut report = gate.check_change(&change, &meta).report;
+    report.findings.extend(live_without_source(&gate, args));
     report.notes.extend(trust_note.map(str::to_owned));
     report
         .notes
@@ -296,46 +317,16 @@ fn missing_paths(cwd: &Path, args: &CheckArgs, mode: &ChangeMode) -> Option<Repo
     ))
 }
 
-/// `--live` and `drift.promote`: live drift of the touched objects, and the promotion order; the
-/// snapshot and the other environments are read from the trusted base.
-fn drift_findings(
-    repo: &git2::Repository,
-    gate: &Gate,
-    change: &ChangeSet,
-    args: &CheckArgs,
-) -> Vec<Finding> {
-    let config = &gate.config;
-    if !crate::drift::applies(config, args.live) {
-        return Vec::new();
-    }
-    if args.live && !crate::drift::has_live_source(config) {
-        return vec![
-            Finding::error(
-                Rule::ConfigInvalid,
-                "--live needs a live source (drift.live)",
-            )
-            .in_file(crate::config::CONFIG_FILE)
-            .help("configure drift.live: snapshot, command or argocd (see README, \"Live drift\")"),
-        ];
-    }
-    let base_rev = args.base.as_deref().unwrap_or("HEAD");
-    let base = repo
-        .revparse_single(base_rev)
-        .and_then(|o| o.peel_to_commit())
-        .map(|c| c.id())
-        .ok();
-    let file_time =
-        |path: &str| base.and_then(|c| crate::drift::live::git_file_time(repo, c, path));
-    let environment_of = |path: &str| gate.environment_of(path).map(str::to_owned);
-    crate::drift::check_change(&crate::drift::ChangeContext {
-        config,
-        change,
-        base: gate.trusted(),
-        file_time: &file_time,
-        environment_of: &environment_of,
-        live: args.live,
+/// `--live` needs a live source to compare with.
+fn live_without_source(gate: &Gate, args: &CheckArgs) -> Option<Finding> {
+    (args.live && !crate::drift::has_live_source(&gate.config)).then(|| {
+        Finding::error(
+            Rule::ConfigInvalid,
+            "--live needs a live source (drift.live)",
+        )
+        .in_file(crate::config::CONFIG_FILE)
+        .help("configure drift.live: snapshot, command or argocd (see README, \"Live drift\")")
     })
-    .findings
 }
 
 /// The side whose config, schemas and policies judge: the base revision by default.

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::api::{Api, ApiError};
-use super::reviews::ApprovalRow;
-use crate::finding::{Finding, Severity, Verdict};
+use crate::approval::ApprovalRow;
+use crate::finding::{Finding, Rule, Severity, Verdict};
 
 /// Found again by this hidden marker on a bot-authored comment.
 pub const MARKER: &str = "<!-- stategate:pr -->";
@@ -120,6 +120,39 @@ pub fn head_part(parts: &Parts<'_>, findings_room: usize) -> String {
             let _ = writeln!(out, "**Up to date:** unknown ({}).\n", escape(why));
         }
     }
+    out.push_str(&drift_section(parts.findings));
+    out
+}
+
+/// Live drift and promotion, apart from the other findings: what reviewers most need to see is a
+/// merge that lands on a hand-edited environment, or reverts the edit.
+fn drift_section(findings: &[Finding]) -> String {
+    let drift: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.rule.to_string().starts_with("drift/") && f.rule != Rule::DriftBehindBase)
+        .collect();
+    if drift.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("#### Drift\n\n");
+    for f in drift {
+        let what = match f.severity {
+            Severity::Error => "blocks",
+            Severity::Warning => "warning",
+            _ => "note",
+        };
+        let mut parts = f.message.split("; ");
+        let _ = writeln!(
+            out,
+            "- **{what}** `{}`: {}",
+            f.rule,
+            escape(parts.next().unwrap_or_default())
+        );
+        for detail in parts {
+            let _ = writeln!(out, "  - {}", escape(detail));
+        }
+    }
+    out.push('\n');
     out
 }
 

@@ -20,7 +20,12 @@ pub enum Event {
     /// `pull_request` and `pull_request_review`: judge, then check, comment.
     PullRequest(Pr),
     /// `merge_group` `checks_requested`: judge the queue's commit, check only.
-    MergeGroup { base_sha: String, head_sha: String },
+    MergeGroup {
+        base_sha: String,
+        head_sha: String,
+        /// `refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>`: names the PR whose reviews count.
+        head_ref: String,
+    },
 }
 
 impl Event {
@@ -59,6 +64,7 @@ impl Event {
             "merge_group" => Ok(Event::MergeGroup {
                 base_sha: text_at("/merge_group/base_sha")?,
                 head_sha: text_at("/merge_group/head_sha")?,
+                head_ref: text_at("/merge_group/head_ref").unwrap_or_default(),
             }),
             other => Err(format!(
                 "`stategate github pr` runs on pull_request, pull_request_review and merge_group, not `{other}`"
@@ -86,7 +92,9 @@ pub struct Target {
 /// commit against its first parent; otherwise head against the merge base of base and head.
 pub fn resolve(cwd: &Path, event: &Event) -> Result<Target, String> {
     match event {
-        Event::MergeGroup { base_sha, head_sha } => {
+        Event::MergeGroup {
+            base_sha, head_sha, ..
+        } => {
             ensure_commits(cwd, &[base_sha, head_sha])?;
             Ok(Target {
                 base: base_sha.clone(),
@@ -95,8 +103,15 @@ pub fn resolve(cwd: &Path, event: &Event) -> Result<Target, String> {
             })
         }
         Event::PullRequest(pr) => {
-            let parents =
-                git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).unwrap_or_default();
+            // GITHUB_SHA is the PR's merge commit (refs/pull/N/merge), whatever the workflow
+            // checked out; HEAD is that commit under actions/checkout's default.
+            let parents = std::env::var("GITHUB_SHA")
+                .ok()
+                .filter(|sha| !sha.is_empty())
+                .and_then(|sha| git(cwd, &["rev-list", "--parents", "-n", "1", &sha]).ok())
+                .filter(|line| line.split_whitespace().nth(2) == Some(pr.head_sha.as_str()))
+                .or_else(|| git(cwd, &["rev-list", "--parents", "-n", "1", "HEAD"]).ok())
+                .unwrap_or_default();
             let ids: Vec<&str> = parents.split_whitespace().collect();
             if let [merge, first, second] = ids.as_slice()
                 && *second == pr.head_sha

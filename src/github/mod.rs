@@ -7,13 +7,14 @@ mod checks;
 mod comment;
 pub mod engine;
 mod event;
-pub mod reviews;
+mod evidence;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::approval::Evidence;
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::report::{Format, RenderOptions, Report, render};
 use api::{Api, ApiError};
@@ -122,7 +123,44 @@ pub fn run_pr(cwd: &Path, args: &PrArgs, out: &mut dyn Write, err: &mut dyn Writ
         Ok(rt) => rt,
         Err(e) => return fail(err, &format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(run(cwd, &env, args, &event, &target, out, err))
+    let api = match runtime.block_on(async { Api::new(&env.api_url, &env.token) }) {
+        Ok(api) => api,
+        Err(e) => return fail(err, &e.to_string()),
+    };
+    let repo = env.repository.as_str();
+    let mut early = Vec::new();
+    let moved = match event.pr() {
+        Some(pr) => runtime.block_on(head_moved(&api, repo, pr, &mut early, err)),
+        None => false,
+    };
+    let which = match &event {
+        Event::PullRequest(pr) => evidence::Which::Known {
+            number: pr.number,
+            author: pr.author.clone(),
+            head_sha: pr.head_sha.clone(),
+        },
+        Event::MergeGroup { head_ref, .. } => evidence::Which::of_merge_group(head_ref),
+    };
+    let pr_evidence = evidence::GithubPr::new(&runtime, &api, repo, which);
+    // A run whose head moved writes nothing and asks nothing more; its exit code is the verdict
+    // of the documents it judged.
+    let evidence = match moved {
+        true => Evidence::None,
+        false => Evidence::Reviews(&pr_evidence),
+    };
+    // The engine runs outside the runtime: it blocks on it for the evidence it asks for.
+    let judged = engine::judge(cwd, &target.base, &target.head, evidence);
+    let (mut report, judged) = match judged {
+        Ok(mut j) => (std::mem::take(&mut j.report), Some(j)),
+        Err(report) => (report, None),
+    };
+    report.findings.extend(early);
+    if moved {
+        return verdict_code(&report, args.fail_on);
+    }
+    runtime.block_on(publish(
+        cwd, &env, &api, args, &event, &target, report, judged, out, err,
+    ))
 }
 
 fn fail(err: &mut dyn Write, message: &str) -> u8 {
@@ -130,36 +168,28 @@ fn fail(err: &mut dyn Write, message: &str) -> u8 {
     Verdict::Undecided.exit_code()
 }
 
-async fn run(
+#[allow(clippy::too_many_arguments)]
+async fn publish(
     cwd: &Path,
     env: &Env,
+    api: &Api,
     args: &PrArgs,
     event: &Event,
     target: &Target,
+    mut report: Report,
+    mut judged: Option<engine::Judged>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let judged = engine::judge(cwd, &target.base, &target.head);
-    let (mut report, judged) = match judged {
-        Ok(mut j) => (std::mem::take(&mut j.report), Some(j)),
-        Err(report) => (report, None),
-    };
-    let api = match Api::new(&env.api_url, &env.token) {
-        Ok(api) => api,
-        Err(e) => return fail(err, &e.to_string()),
-    };
     let repo = env.repository.as_str();
     let pr = event.pr();
-    if let Some(pr) = pr
-        && head_moved(&api, repo, pr, &mut report, err).await
-    {
-        return verdict_code(&report, args.fail_on);
-    }
-    let mut approvals = Vec::new();
+    let approvals = judged
+        .as_mut()
+        .map(|j| std::mem::take(&mut j.approvals))
+        .unwrap_or_default();
     let mut up_to_date = UpToDate::NotRequired;
     if let (Some(pr), Some(judged)) = (pr, &judged) {
-        approvals = judge_approvals(&api, repo, pr, judged, &mut report).await;
-        up_to_date = judge_up_to_date(&api, repo, pr, judged, &mut report).await;
+        up_to_date = judge_up_to_date(api, repo, pr, judged, &mut report).await;
     }
     let verdict = effective_verdict(&report, args.fail_on);
     let links = Links {
@@ -189,7 +219,7 @@ async fn run(
         findings: &report.findings,
         details_url: env.run_url.clone(),
     };
-    let mut fallback = !report_check(&api, repo, &target.report_sha, &check, err).await;
+    let mut fallback = !report_check(api, repo, &target.report_sha, &check, err).await;
     let wants_comment = match args.comment {
         CommentMode::True => true,
         CommentMode::False => false,
@@ -197,7 +227,7 @@ async fn run(
     };
     let mut comment_url = String::new();
     if let (Some(pr), true) = (pr, wants_comment) {
-        match comment::upsert(&api, repo, pr.number, &body).await {
+        match comment::upsert(api, repo, pr.number, &body).await {
             Ok(url) => comment_url = url,
             Err(e) => {
                 let _ = writeln!(err, "stategate: could not write the PR comment: {e}");
@@ -225,7 +255,7 @@ async fn head_moved(
     api: &Api,
     repo: &str,
     pr: &event::Pr,
-    report: &mut Report,
+    findings: &mut Vec<Finding>,
     err: &mut dyn Write,
 ) -> bool {
     match api.get(&format!("/repos/{repo}/pulls/{}", pr.number)).await {
@@ -246,9 +276,7 @@ async fn head_moved(
             true
         }
         Err(e) => {
-            report
-                .findings
-                .push(api_finding("read the pull request", &e));
+            findings.push(api_finding("read the pull request", &e));
             false
         }
     }
@@ -276,93 +304,6 @@ async fn report_check(
     };
     let _ = writeln!(err, "stategate: {why}");
     false
-}
-
-async fn judge_approvals(
-    api: &Api,
-    repo: &str,
-    pr: &event::Pr,
-    judged: &engine::Judged,
-    report: &mut Report,
-) -> Vec<reviews::ApprovalRow> {
-    let touched = engine::approval_rules_touched(&judged.config, &judged.changed);
-    if touched.is_empty() {
-        return Vec::new();
-    }
-    let raw = match api
-        .get_all(&format!("/repos/{repo}/pulls/{}/reviews", pr.number))
-        .await
-    {
-        Ok(raw) => raw,
-        Err(e) => {
-            report
-                .findings
-                .push(api_finding("read the PR's reviews", &e));
-            return Vec::new();
-        }
-    };
-    let latest = reviews::latest_per_reviewer(&raw);
-    let owners = judged.codeowners.as_deref().map(reviews::Codeowners::parse);
-    let needs = reviews::needs(&touched, &judged.changed, owners.as_ref());
-    let mut memberships = reviews::Memberships::new();
-    for (team, user) in reviews::membership_questions(&needs, &latest, &pr.author) {
-        let (org, slug) = team.split_once('/').unwrap_or((&team, ""));
-        let answer = match api
-            .get(&format!("/orgs/{org}/teams/{slug}/memberships/{user}"))
-            .await
-        {
-            Ok(v) => Ok(v.get("state").and_then(Value::as_str) == Some("active")),
-            Err(e) if matches!(e.status(), Some(403 | 404)) => Err(format!(
-                "cannot read whether {user} is in @{team} ({e}); the default GITHUB_TOKEN cannot read team membership: \
-                 pass a GitHub App token with Members: read, or a PAT with read:org, as `github-token`"
-            )),
-            Err(e) => Err(format!("cannot read whether {user} is in @{team}: {e}")),
-        };
-        memberships.insert((team, user), answer);
-    }
-    let rows = reviews::evaluate(&needs, &latest, &pr.author, &pr.head_sha, &memberships);
-    for row in &rows {
-        if let Some(why) = &row.undecided {
-            report.findings.push(
-                Finding::error(
-                    Rule::GateInternal,
-                    format!("approval rule `{}`: {why}", row.rule),
-                )
-                .in_file(crate::config::CONFIG_FILE),
-            );
-        } else if !row.changes_requested_by.is_empty() {
-            report.findings.push(
-                Finding::error(
-                    Rule::ApprovalMissing,
-                    format!(
-                        "approval rule `{}`: changes requested by {}",
-                        row.rule,
-                        row.changes_requested_by.join(", ")
-                    ),
-                )
-                .with_meta("changes_requested", true),
-            );
-        } else if row.missing() > 0 {
-            let mut message = format!(
-                "approval rule `{}` needs {} approval(s), has {}; still needed: {} more from {}",
-                row.rule,
-                row.required,
-                row.approved_by.len(),
-                row.missing(),
-                row.still_needed_from.join(", ")
-            );
-            if !row.stale.is_empty() {
-                message.push_str(&format!(
-                    " (stale approvals of an older commit: {})",
-                    row.stale.join(", ")
-                ));
-            }
-            report
-                .findings
-                .push(Finding::error(Rule::ApprovalMissing, message));
-        }
-    }
-    rows
 }
 
 async fn judge_up_to_date(

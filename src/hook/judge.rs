@@ -3,22 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Oid, Repository};
-use rayon::prelude::*;
-
 use super::protocol::{RefUpdate, UpdateKind};
 use super::{PushContext, RefOutcome};
-use crate::approval::{
-    PushedChange, PushedCommit, Requirement, check_approvals, check_requirement, unmet_finding,
-};
-use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
+use crate::approval::{Evidence, PushedChange, PushedCommit};
+use crate::change::{ChangeMode, detect_changes_in};
+use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule, Severity};
 use crate::gate::Gate;
-use crate::load::load_manifest;
-use crate::policy::{ChangeInput, ChangedFile, CommitInput};
+use crate::policy::CommitInput;
 use crate::protect::{Protection, RefMove};
 use crate::tree::{GitTree, Tree};
 use crate::trust::{RulesFrom, rules_tree};
+use git2::{Oid, Repository};
 
 /// Judge one ref update. Never panics; anything that stops the judgement is a finding.
 pub fn judge_ref(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> RefOutcome {
@@ -91,121 +87,38 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
         detect_changes_in(repo, &range.mode, &narrowed).map_err(|e| internal(format!("{e}")))?;
     let head_tree =
         GitTree::open(repo, &head.to_string()).map_err(|e| internal(e.message().to_owned()))?;
-    let (report, impact) = gate.check_with_impact(&change, &head_tree);
-    findings.extend(report.findings);
     let trusted = ctx
         .config_dir
         .is_none()
         .then(|| trusted_commit(repo, update))
         .flatten();
-    let drift = super::live::judge_change(repo, &gate, &change, trusted);
-    findings.extend(change_policies(
-        repo,
-        &gate,
-        update,
-        ctx,
-        &change,
-        &range,
-        drift.as_ref(),
-    )?);
-    let paths: Vec<&str> = change
-        .files
-        .iter()
-        .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
-        .collect();
     let tip = head.to_string();
     let pushed = PushedChange {
         tip: &tip,
         commits: &range.pushed,
         pusher: ctx.actor.as_deref(),
     };
-    if ctx.config_dir.is_none() {
-        findings.extend(guard_trust_paths(
-            repo,
-            &gate,
-            &paths,
-            pushed,
-            &head_tree,
-            ctx.through_pull_request,
-        )?);
-    }
-    if !ctx.through_pull_request {
-        // Changed files, and the overlays whose rendered objects the change alters: a base edit
-        // that changes prod's objects needs prod's approvals.
-        let impacted: Vec<&str> = impact.paths.iter().map(String::as_str).collect();
-        findings.extend(check_approvals(
-            &gate.config.approvals,
-            &impacted,
-            pushed,
-            gate.trusted(),
-            repo.path(),
-        ));
-    }
-    findings.extend(super::live::findings(repo, &gate, drift, pushed, ctx));
+    let evidence = Evidence::Signed {
+        change: pushed,
+        git_dir: repo.path(),
+    };
+    let meta = ChangeMeta {
+        door: FrontDoor::Push,
+        head_tree: &head_tree,
+        git_ref: Some(update.name.clone()),
+        base: range.base.map(|b| b.to_string()),
+        head: Some(update.new.clone()),
+        actor: ctx.actor.clone(),
+        commits: range.commits.clone(),
+        evidence,
+        live: gate.config.drift.hook,
+        trusted_commit: trusted.map(|commit| (repo, commit)),
+        guards_rules: ctx.config_dir.is_none(),
+        approved_upstream: ctx.through_pull_request,
+        ack_drift: ctx.ack_drift.as_deref(),
+    };
+    findings.extend(gate.check_change(&change, &meta).report.findings);
     Ok(findings)
-}
-
-/// Changes to the gate's own rules (rules read from the repository, not `--config-dir`) need the
-/// signed approval of `protect.admins`; without admins, a change that takes the rules away
-/// entirely is refused. The merge of a pull request (GHES) had its admins' reviews enforced by
-/// the Action's required check, as approval rules do.
-fn guard_trust_paths(
-    repo: &Repository,
-    gate: &Gate,
-    paths: &[&str],
-    change: PushedChange<'_>,
-    head_tree: &dyn Tree,
-    through_pull_request: bool,
-) -> Judged {
-    let config = &gate.config;
-    let touched = crate::protect::changed_trust_paths(config, paths)?;
-    if touched.is_empty() {
-        return Ok(Vec::new());
-    }
-    let shown = {
-        let mut shown: Vec<&str> = touched.iter().copied().take(5).collect();
-        if touched.len() > 5 {
-            shown.push("…");
-        }
-        shown.join(", ")
-    };
-    let Some(admins) = &config.protect.admins else {
-        return Ok(crate::protect::removes_the_rules(config, gate.trusted(), head_tree)
-            .map(|why| {
-                Finding::error(
-                    Rule::ProtectTrustPaths,
-                    format!("this change removes the gate's own rules: {why} ({shown})"),
-                )
-                .help(
-                    "configure who may change the rules, then have one of them sign an approval: \
-                     protect.admins: {from: [\"alice\"], allowed_signers: .stategate/allowed_signers} in .stategate.yaml",
-                )
-            })
-            .into_iter()
-            .collect());
-    };
-    if through_pull_request {
-        return Ok(Vec::new());
-    }
-    let requirement = Requirement {
-        from: &admins.from,
-        required: admins.required,
-        allowed_signers: admins.allowed_signers.as_deref(),
-    };
-    Ok(
-        match check_requirement(&requirement, change, gate.trusted(), repo.path()) {
-            Ok(_) => Vec::new(),
-            Err(unmet) => {
-                let what = format!("a change to the gate's own rules ({shown}): protect.admins");
-                vec![unmet_finding(
-                    Rule::ProtectTrustPaths,
-                    &what,
-                    &requirement,
-                    &unmet,
-                )]
-            }
-        },
-    )
 }
 
 fn unjudged(git_ref: &str, why: String, help: &str) -> Finding {
@@ -578,90 +491,6 @@ fn pushed_commit(commit: &git2::Commit<'_>) -> PushedCommit {
         first_parent: commit.parent_id(0).ok().map(|p| p.to_string()),
         changes_files,
     }
-}
-
-/// Change policies (`package stategate.change`) judge the whole change of the ref.
-fn change_policies(
-    repo: &Repository,
-    gate: &Gate,
-    update: &RefUpdate,
-    ctx: &PushContext,
-    change: &ChangeSet,
-    range: &PushedRange,
-    drift: Option<&crate::drift::DriftReport>,
-) -> Judged {
-    let trusted_commit = match ctx.config_dir {
-        Some(_) => None,
-        None => trusted_commit(repo, update),
-    };
-    // Listing a directory of a git tree walks the whole tree; look the root up first.
-    let root_exists = |root: &str| {
-        trusted_commit.is_none_or(|commit| {
-            repo.find_commit(commit)
-                .and_then(|c| c.tree())
-                .is_ok_and(|tree| root.is_empty() || tree.get_path(Path::new(root)).is_ok())
-        })
-    };
-    if !has_change_policies(gate, root_exists) {
-        return Ok(Vec::new());
-    }
-    let options = gate.config.load_options();
-    let files = change
-        .files
-        .par_iter()
-        .map(|file| {
-            let docs = |bytes: &Option<Vec<u8>>| -> Vec<serde_json::Value> {
-                bytes
-                    .as_deref()
-                    .map(|b| {
-                        load_manifest(&file.path, b, &options)
-                            .documents
-                            .into_iter()
-                            .map(|d| d.value)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            ChangedFile {
-                path: file.path.clone(),
-                action: file.action,
-                environment: gate.environment_of(&file.path).map(str::to_owned),
-                before: docs(&file.before),
-                after: docs(&file.after),
-            }
-        })
-        .collect();
-    let input = ChangeInput {
-        git_ref: Some(update.name.clone()),
-        base: range.base.map(|b| b.to_string()),
-        head: Some(update.new.clone()),
-        actor: ctx.actor.clone(),
-        files,
-        commits: range.commits.clone(),
-        reviews: Vec::new(),
-        live: drift.map(|d| d.policy_live()).unwrap_or_default(),
-        promotion: drift.map(|d| d.policy_promotion()).unwrap_or_default(),
-    };
-    // The gate compiled the trusted policies when it opened; a broken one already stopped it.
-    Ok(gate.policies().check_change(&input))
-}
-
-/// Building the change input loads every changed file twice; skip it when no trusted policy
-/// declares the change package.
-fn has_change_policies(gate: &Gate, root_exists: impl Fn(&str) -> bool) -> bool {
-    let trusted = gate.trusted();
-    gate.config.policies.paths.iter().any(|root| {
-        let root = root.trim_end_matches('/');
-        if !root_exists(root) {
-            return false;
-        }
-        let files = trusted.files_under(root);
-        files.iter().filter(|p| p.ends_with(".rego")).any(|p| {
-            trusted.read(p).is_some_and(|text| {
-                String::from_utf8_lossy(&text).contains(crate::policy::CHANGE_PACKAGE)
-            })
-        })
-    })
 }
 
 /// Document policies may also be run by the gate; report each finding once.

@@ -7,7 +7,6 @@
 
 pub mod audit;
 pub mod judge;
-pub mod live;
 pub mod messages;
 pub mod protocol;
 
@@ -36,7 +35,7 @@ pub const BYPASS_OPTION: &str = "stategate.bypass";
 
 /// The push option that acknowledges live drift (and, for `promote.skip_by`, a skipped promotion):
 /// `git push -o stategate.ack-drift="reason"`.
-pub const ACK_DRIFT_OPTION: &str = "stategate.ack-drift";
+pub use crate::engine::drift::ACK_DRIFT_OPTION;
 
 /// How the hook was asked to run.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Approval evidence at push time: without a pull request, an approval is a commit in the pushed
+//! Approval evidence at push time (signed commits): without a pull request, an approval is a commit in the pushed
 //! range carrying a signature that verifies (as `git verify-commit` does) against an
 //! `allowed_signers` file read from the trusted base.
 //!
@@ -76,46 +76,6 @@ pub enum Unmet {
     },
     /// Signatures could not be checked at all.
     Broken(String),
-}
-
-/// Check every approval rule whose paths the change impacts.
-///
-/// `impacted_paths` are the paths the change touches (both sides of a rename), plus any a caller
-/// adds because the change alters what they render to.
-pub fn check_approvals(
-    rules: &[ApprovalRule],
-    impacted_paths: &[&str],
-    change: PushedChange<'_>,
-    trusted: &dyn Tree,
-    git_dir: &Path,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for rule in rules {
-        let Ok(paths) = crate::paths::glob_set(&rule.paths) else {
-            findings.push(
-                Finding::error(
-                    Rule::ConfigInvalid,
-                    format!("approval rule `{}` has an invalid path glob", rule.name),
-                )
-                .in_file(crate::config::CONFIG_FILE),
-            );
-            continue;
-        };
-        if !impacted_paths.iter().any(|p| paths.is_match(p)) {
-            continue;
-        }
-        let requirement = Requirement::from(rule);
-        if let Err(unmet) = check_requirement(&requirement, change, trusted, git_dir) {
-            let what = format!("approval rule `{}`", rule.name);
-            findings.push(unmet_finding(
-                Rule::ApprovalMissing,
-                &what,
-                &requirement,
-                &unmet,
-            ));
-        }
-    }
-    findings
 }
 
 /// The finding for an unmet requirement: what is missing and how an approver signs.

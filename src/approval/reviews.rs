@@ -15,7 +15,99 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use globset::GlobSet;
 use serde_json::Value;
 
+use super::{Decision, Need, PullRequest};
 use crate::config::ApprovalRule;
+use crate::finding::{Finding, Rule};
+use crate::tree::Tree;
+
+/// Where GitHub looks for CODEOWNERS, in its order.
+const CODEOWNERS: [&str; 3] = [".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"];
+
+/// Decide one requirement from the PR's reviews (see the module's rules).
+pub fn decide(need: &Need<'_>, pr: &dyn PullRequest, trusted: &dyn Tree) -> Decision {
+    let raw = match pr.reviews() {
+        Ok(raw) => raw,
+        Err(why) => {
+            return Decision {
+                finding: Some(
+                    Finding::error(Rule::GateInternal, format!("cannot read the PR's reviews: {why}"))
+                        .help("check the workflow's `permissions:` and the token passed as `github-token`"),
+                ),
+                ..Decision::default()
+            };
+        }
+    };
+    let latest = latest_per_reviewer(&raw.reviews);
+    let (author, head_sha) = (raw.author.as_str(), raw.head_sha.as_str());
+    let owners = CODEOWNERS
+        .iter()
+        .find_map(|p| trusted.read(p))
+        .map(|b| Codeowners::parse(&String::from_utf8_lossy(&b)));
+    // The need's paths are already the ones it applies to.
+    let rule = ApprovalRule {
+        name: need.name.clone(),
+        paths: vec!["**".to_owned()],
+        required: need.required,
+        from: need.from.to_vec(),
+        allowed_signers: None,
+        dismiss_stale: need.dismiss_stale,
+    };
+    let needs = needs(&[&rule], &need.paths, owners.as_ref());
+    let mut memberships = Memberships::new();
+    for (team, user) in membership_questions(&needs, &latest, author) {
+        let answer = pr.is_member(&team, &user);
+        memberships.insert((team, user), answer);
+    }
+    let Some(row) = evaluate(&needs, &latest, author, head_sha, &memberships).pop() else {
+        return Decision::default();
+    };
+    Decision {
+        met_by: row.satisfied().then(|| row.approved_by.clone()),
+        finding: unmet_finding(need, &row),
+        row: Some(row),
+    }
+}
+
+/// Why a row is not satisfied, as a finding; `None` when it is.
+fn unmet_finding(need: &Need<'_>, row: &ApprovalRow) -> Option<Finding> {
+    if let Some(why) = &row.undecided {
+        return Some(
+            Finding::error(Rule::GateInternal, format!("{}: {why}", need.what))
+                .in_file(crate::config::CONFIG_FILE),
+        );
+    }
+    if !row.changes_requested_by.is_empty() {
+        return Some(
+            Finding::error(
+                need.rule,
+                format!(
+                    "{}: changes requested by {}",
+                    need.what,
+                    row.changes_requested_by.join(", ")
+                ),
+            )
+            .with_meta("changes_requested", true),
+        );
+    }
+    if row.missing() == 0 {
+        return None;
+    }
+    let mut message = format!(
+        "{} needs {} approval(s), has {}; still needed: {} more from {}",
+        need.what,
+        row.required,
+        row.approved_by.len(),
+        row.missing(),
+        row.still_needed_from.join(", ")
+    );
+    if !row.stale.is_empty() {
+        message.push_str(&format!(
+            " (stale approvals of an older commit: {})",
+            row.stale.join(", ")
+        ));
+    }
+    Some(Finding::error(need.rule, message))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewState {
