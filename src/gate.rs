@@ -19,12 +19,15 @@ use crate::load::{
 };
 use crate::object::ObjectId;
 use crate::policy::{FileContext, PolicySet};
+use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats};
 use crate::schema::SchemaSet;
 use crate::tree::Tree;
+
+mod stream;
 
 /// Where the config came from, said in every report so nobody wonders which rules judged them.
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ pub struct Gate {
     paths: PathRules,
     /// Compiled once per run; behind a lock only because Gatekeeper's inventory is set per check.
     policies: RwLock<PolicySet>,
+    /// Where kustomize renders are cached, if anywhere.
+    render_cache: Option<RenderCache>,
 }
 
 impl Gate {
@@ -70,7 +75,14 @@ impl Gate {
             trusted,
             paths,
             policies: RwLock::new(policies),
+            render_cache: None,
         })
+    }
+
+    /// Cache kustomize renders in `dir` (see [`crate::render::cache`]); `None` renders uncached.
+    pub fn with_render_cache(mut self, dir: Option<std::path::PathBuf>) -> Gate {
+        self.render_cache = dir.and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES));
+        self
     }
 
     pub fn trusted(&self) -> &dyn Tree {
@@ -105,27 +117,67 @@ impl Gate {
         stats.files = selected.len();
         stats.skipped = change.skipped.len();
         let options = self.config.load_options();
-        let loaded: Vec<Loaded> = selected
+
+        // CRD files first: the schemas the stream validates against depend on them.
+        let early: Vec<Option<Loaded>> = selected
             .par_iter()
             .map(|file| {
-                load_manifest(
-                    &file.path,
-                    file.after.as_deref().unwrap_or_default(),
-                    &options,
-                )
+                let bytes = file.after.as_deref().unwrap_or_default();
+                stream::may_define_crds(bytes).then(|| stream::load(file, &options))
             })
             .collect();
+        let crds: Vec<Document> = early
+            .iter()
+            .flatten()
+            .flat_map(|loaded| loaded.documents.iter().filter(|d| is_crd(d)).cloned())
+            .collect();
+        // A CRD that Flux substitutes is only known after substitution, which needs every file.
+        let substituted_crd = crds.iter().any(|d| d.source.text.contains("${"));
+        let policies = self.policies();
+        // The base side of the change is read only for policies, which see it as `before`.
+        let before = if policies.document_rule_count() > 0 {
+            BeforeIndex::new(change, &options)
+        } else {
+            BeforeIndex::default()
+        };
+        let schemas = stream::LazySchemas::new();
+        let stream = stream::Stream {
+            gate: self,
+            policies: &policies,
+            before: &before,
+            schemas: &schemas,
+            crds: &crds,
+            hold_all: policies.needs_inventory() || substituted_crd,
+        };
+        let outcomes: Vec<stream::Outcome> = selected
+            .par_iter()
+            .zip(early.into_par_iter())
+            .map(|(file, early)| {
+                let loaded = early.unwrap_or_else(|| stream::load(file, &options));
+                stream.judge(&file.path, loaded)
+            })
+            .collect();
+        drop(policies);
 
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
-        for loaded in loaded {
-            if let Some(source) = &loaded.source
-                && !loaded.findings.is_empty()
-            {
-                sources.insert(source.path.clone(), Arc::clone(source));
+        let mut judged = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                stream::Outcome::Held(loaded) => {
+                    if let Some(source) = &loaded.source
+                        && !loaded.findings.is_empty()
+                    {
+                        sources.insert(source.path.clone(), Arc::clone(source));
+                    }
+                    findings.extend(loaded.findings);
+                    documents.extend(loaded.documents);
+                }
+                stream::Outcome::Judged(mut file) => {
+                    findings.append(&mut file.load);
+                    judged.push(file);
+                }
             }
-            findings.extend(loaded.findings);
-            documents.extend(loaded.documents);
         }
         let rendered = self.render_changed(change, head, &mut findings, &options);
         let impact = Impact::of(change, &rendered.impacted);
@@ -141,21 +193,46 @@ impl Gate {
         let (flux_findings, flux_secrets) =
             flux::substitute_documents(head, &changed, &mut documents, &flux_path, &options);
         findings.extend(flux_findings);
-        stats.documents = documents.len();
+        stats.documents = documents.len() + judged.iter().map(|f| f.documents).sum::<usize>();
         // Flux may have brought in objects beyond the changed files: know their patches too.
-        let files = documents.iter().map(|d| d.path());
-        let patches =
-            PatchIndex::build(head, files.filter(|p| !rendered.contexts.contains_key(*p)));
+        let streamed = judged
+            .iter()
+            .filter(|f| f.documents > 0)
+            .map(|f| f.path.as_str());
+        let held = documents.iter().map(|d| d.path());
+        let patches = PatchIndex::build(
+            head,
+            streamed
+                .chain(held)
+                .filter(|p| !rendered.contexts.contains_key(*p)),
+        );
+        let mut judged: Vec<stream::Judged> = judged
+            .into_iter()
+            .filter(|f| !patches.is_patch(&f.path))
+            .collect();
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
-        let schemas = if documents.is_empty() {
-            Ok(None)
-        } else {
-            self.schemas(&documents, &options).map(Some)
+        let schemas = match schemas.into_inner() {
+            None if documents.is_empty() => None,
+            None => Some(SchemaSet::build(
+                &self.config.schemas,
+                self.trusted(),
+                &documents
+                    .iter()
+                    .filter(|d| is_crd(d))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )),
+            Some(built) => Some(built),
         };
         match schemas {
-            Ok(None) => {}
-            Ok(Some(schemas)) => {
+            None => {}
+            Some(Ok(mut schemas)) => {
+                for file in &mut judged {
+                    findings.append(&mut file.schema);
+                }
+                let streamed: BTreeSet<&str> = judged.iter().map(|f| f.path.as_str()).collect();
+                self.add_base_crds(&mut schemas, &documents, &streamed, &options);
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
                     .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
@@ -163,17 +240,24 @@ impl Gate {
                     .collect();
                 findings.extend(schema_findings);
             }
-            Err(errors) => findings.extend(errors),
+            Some(Err(errors)) => findings.extend(errors),
         }
 
-        findings.extend(self.check_policies(
-            change,
-            &documents,
-            &patches,
-            &options,
-            &rendered.contexts,
-        ));
+        let mut policy_findings =
+            self.check_policies(&before, &documents, &patches, &rendered.contexts);
+        let notes = self.policies().notes().len().min(policy_findings.len());
+        let held_findings = policy_findings.split_off(notes);
+        findings.extend(policy_findings);
+        for file in &mut judged {
+            findings.append(&mut file.policy);
+        }
+        findings.extend(held_findings);
 
+        for file in judged {
+            if let Some(source) = file.source {
+                sources.insert(file.path, source);
+            }
+        }
         let cited: BTreeSet<&str> = findings
             .iter()
             .filter_map(|f| f.location.as_ref().map(|l| l.file.as_str()))
@@ -187,7 +271,8 @@ impl Gate {
         report.stats = stats;
         report.notes.push(self.origin.to_string());
         // Whatever a check quoted (a policy printing `input.data.password`), no format prints a
-        // Secret's value, nor a value Flux substituted from a Secret.
+        // Secret's value, nor a value Flux substituted from a Secret. Files with Secret values are
+        // held (see `stream`), so the held documents carry all of them.
         let mut secrets = Secrets::default();
         documents.iter().for_each(|doc| secrets.collect(&doc.value));
         flux_secrets.iter().for_each(|value| secrets.insert(value));
@@ -211,13 +296,22 @@ impl Gate {
         finding.in_file(&skipped.path)
     }
 
+    /// `data.stategate.file` of a document of a changed file.
+    fn file_context(&self, before: &BeforeIndex, doc: &Document) -> FileContext {
+        FileContext {
+            path: doc.path().to_owned(),
+            environment: self.environment_of(doc.path()).map(str::to_owned),
+            action: before.action(doc.path()),
+            before: before.object(doc),
+        }
+    }
+
     /// Document policies on every checked document, in parallel, with `data.stategate.file`.
     fn check_policies(
         &self,
-        change: &ChangeSet,
+        before: &BeforeIndex,
         documents: &[Document],
         patches: &PatchIndex,
-        options: &LoadOptions,
         rendered: &HashMap<String, RenderedContext>,
     ) -> Vec<Finding> {
         {
@@ -228,7 +322,6 @@ impl Gate {
             policies.set_inventory(documents);
         }
         let policies = self.policies();
-        let before = BeforeIndex::new(change, options);
         let mut findings = policies.notes().to_vec();
         findings.par_extend(
             documents
@@ -237,12 +330,7 @@ impl Gate {
                 .flat_map_iter(|doc| {
                     let ctx = match rendered.get(doc.path()) {
                         Some(r) => r.context(self, doc.path()),
-                        None => FileContext {
-                            path: doc.path().to_owned(),
-                            environment: self.environment_of(doc.path()).map(str::to_owned),
-                            action: before.action(doc.path()),
-                            before: before.object(doc),
-                        },
+                        None => self.file_context(before, doc),
                     };
                     policies.check_document(doc, &ctx)
                 }),
@@ -288,7 +376,7 @@ impl Gate {
         }
         let base = PatchedTree::new(head, before_images(change), "the change's base");
         let command = kustomize_command(&self.config.render);
-        let rendered = render_both_sides(&base, head, &roots, &command);
+        let rendered = render_both_sides(&base, head, &roots, &command, self.render_cache.as_ref());
         findings.extend(rendered.findings);
         for overlay in rendered.overlays {
             if overlay.changed {
@@ -348,16 +436,16 @@ impl Gate {
         selected
     }
 
-    /// The schemas that judge these documents: embedded Kubernetes schemas, CRDs in the change,
-    /// and the trusted base's CRDs for the kinds still uncovered. The base is searched only when a
-    /// document needs it, so a push of plain Deployments never reads the repository's CRDs.
-    fn schemas(
+    /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
+    /// streamed document was covered). The base is searched only when a document needs it, so a
+    /// push of plain Deployments never reads the repository's CRDs.
+    fn add_base_crds(
         &self,
+        schemas: &mut SchemaSet,
         documents: &[Document],
+        streamed: &BTreeSet<&str>,
         options: &LoadOptions,
-    ) -> Result<SchemaSet, Vec<Finding>> {
-        let in_change: Vec<Document> = documents.iter().filter(|d| is_crd(d)).cloned().collect();
-        let mut schemas = SchemaSet::build(&self.config.schemas, self.trusted(), &in_change)?;
+    ) {
         let uncovered: BTreeSet<&str> = documents
             .iter()
             .filter_map(|d| Some((d.api_version()?, d.kind()?)))
@@ -365,10 +453,10 @@ impl Gate {
             .map(|(_, kind)| kind)
             .collect();
         if !uncovered.is_empty() {
-            let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+            let mut changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+            changed.extend(streamed);
             schemas.add_crds(&self.base_crds(&uncovered, &changed, options));
         }
-        Ok(schemas)
     }
 
     /// CRDs of the trusted base that define one of `kinds`: from `schemas.crds` globs, or files
@@ -496,6 +584,7 @@ fn rendered_document(
 }
 
 /// The base side of changed files, for `data.stategate.file.before`: the same object at the base.
+#[derive(Default)]
 struct BeforeIndex {
     actions: HashMap<String, Action>,
     objects: HashMap<ObjectId, serde_json::Value>,
@@ -580,7 +669,7 @@ fn is_crd(doc: &Document) -> bool {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// A chart template: inside a chart of the judged tree, with template syntax outside comments.

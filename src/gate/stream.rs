@@ -1,0 +1,139 @@
+//! The streaming part of a check: each changed file is read, parsed, validated and judged by the
+//! document policies on a rayon worker, and then its values are dropped. Only the findings (and
+//! the source text of a file a finding points into) outlive the file, so memory does not grow with
+//! the number of files.
+//!
+//! A file is *held* instead (kept whole for the stages that need every document at once, which
+//! then judge it as before) when one of its documents matters beyond itself:
+//! - a CRD: the schemas of the other documents depend on it. CRD files are found on their bytes
+//!   and loaded before the stream starts, so the schema set is complete when it starts;
+//! - text with `${`, a Flux object, a ConfigMap or a Secret: Flux post-build substitution may
+//!   replace the document or take variables from it;
+//! - a Secret value anywhere (list items included): the report redacts them from every output;
+//! - a kind no schema covers yet: the trusted base's CRDs for it are looked up once, for all;
+//! - and every file, when a Gatekeeper template reads `data.inventory`.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::change::FileChange;
+use crate::finding::Finding;
+use crate::load::{Document, LoadOptions, Loaded, SourceFile, load_manifest};
+use crate::policy::PolicySet;
+use crate::report::secret_paths;
+use crate::schema::SchemaSet;
+
+use super::{BeforeIndex, Gate, is_crd, is_kustomize_file};
+
+/// The schema set, built on first need from the change's CRDs: a change without documents never
+/// pays for decoding the embedded schemas.
+pub(super) type LazySchemas = OnceLock<Result<SchemaSet, Vec<Finding>>>;
+
+/// What became of one selected file.
+pub(super) enum Outcome {
+    /// Judged in the stream; its values are gone.
+    Judged(Judged),
+    /// Kept whole for the stages that need every document (see the module docs).
+    Held(Loaded),
+}
+
+/// The findings of a file judged in the stream, by stage, so the report keeps the stage order.
+pub(super) struct Judged {
+    pub path: String,
+    pub documents: usize,
+    pub load: Vec<Finding>,
+    pub schema: Vec<Finding>,
+    pub policy: Vec<Finding>,
+    /// The text findings point into; `None` when the file has no finding.
+    pub source: Option<Arc<SourceFile>>,
+}
+
+/// Everything the stream reads but does not own.
+pub(super) struct Stream<'a> {
+    pub gate: &'a Gate,
+    pub policies: &'a PolicySet,
+    pub before: &'a BeforeIndex,
+    pub schemas: &'a LazySchemas,
+    /// The CRDs of the change: the schema set is built from them.
+    pub crds: &'a [Document],
+    /// Hold every file (a template reads `data.inventory`, or a CRD is substituted by Flux).
+    pub hold_all: bool,
+}
+
+/// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
+/// loader decodes or unescapes (UTF-16, `\u0043ustomResourceDefinition`) so the bytes cannot say.
+pub(super) fn may_define_crds(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_err()
+        || bytes.contains(&b'\\')
+        || super::contains(bytes, b"CustomResourceDefinition")
+}
+
+pub(super) fn load(file: &FileChange, options: &LoadOptions) -> Loaded {
+    load_manifest(
+        &file.path,
+        file.after.as_deref().unwrap_or_default(),
+        options,
+    )
+}
+
+impl Stream<'_> {
+    fn schemas(&self) -> &Result<SchemaSet, Vec<Finding>> {
+        self.schemas.get_or_init(|| {
+            SchemaSet::build(&self.gate.config.schemas, self.gate.trusted(), self.crds)
+        })
+    }
+
+    /// Judge one file now, or hold it.
+    pub fn judge(&self, path: &str, loaded: Loaded) -> Outcome {
+        if self.hold_all || loaded.documents.iter().any(|doc| self.must_hold(doc)) {
+            return Outcome::Held(loaded);
+        }
+        let mut judged = Judged {
+            path: path.to_owned(),
+            documents: loaded.documents.len(),
+            load: loaded.findings,
+            schema: Vec::new(),
+            policy: Vec::new(),
+            source: None,
+        };
+        let judge_policies = self.policies.document_rule_count() > 0;
+        for doc in &loaded.documents {
+            if let Ok(schemas) = self.schemas()
+                && !is_kustomize_file(doc)
+            {
+                judged.schema.extend(schemas.check(doc));
+            }
+            if judge_policies {
+                let ctx = self.gate.file_context(self.before, doc);
+                judged
+                    .policy
+                    .extend(self.policies.check_document(doc, &ctx));
+            }
+        }
+        let cited =
+            !(judged.load.is_empty() && judged.schema.is_empty() && judged.policy.is_empty());
+        if cited {
+            judged.source = loaded
+                .source
+                .or_else(|| loaded.documents.first().map(|d| Arc::clone(&d.source)));
+        }
+        Outcome::Judged(judged)
+    }
+
+    fn must_hold(&self, doc: &Document) -> bool {
+        if is_crd(doc)
+            || doc.source.text.contains("${")
+            || crate::render::flux::may_set_variables(doc)
+            || !secret_paths(&doc.value).is_empty()
+        {
+            return true;
+        }
+        let (Some(api_version), Some(kind)) = (doc.api_version(), doc.kind()) else {
+            return false;
+        };
+        match self.schemas() {
+            Ok(schemas) => !schemas.covers(api_version, kind),
+            // No schema checks at all: nothing to look up for it later either.
+            Err(_) => false,
+        }
+    }
+}
