@@ -14,6 +14,7 @@
 #   STATEGATE=/path/to/stategate   skip the release build
 #   KUBECONFORM=/path/to/binary    default ../shared/tools/kubeconform/kubeconform
 #   WORKLOADS="corpus 10k"         a subset (default: corpus 10k 100k startup)
+#   BENCH_DIR=/tmp/dir             keep the generated workloads there and reuse them next time
 # Needs the corpus (STATEGATE_CORPUS or ../shared/corpus) and python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,8 +35,13 @@ if [ ! -x "$kubeconform" ]; then
     echo "kubeconform skipped: no executable at $kubeconform (set KUBECONFORM)"
     kubeconform=
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/stategate-vs-kubeconform.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -n "${BENCH_DIR:-}" ]; then
+    work=$BENCH_DIR
+    mkdir -p "$work"
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/stategate-vs-kubeconform.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+fi
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 
 commit_all() {
@@ -45,6 +51,8 @@ commit_all() {
 }
 
 for w in $workloads; do
+    [ -d "$work/$w/.git" ] && continue
+    rm -rf "${work:?}/$w"
     case $w in
     corpus) cp -r "$corpus/gitops-repos" "$work/corpus" && commit_all "$work/corpus" ;;
     10k) python3 "$tools/gen_deployments.py" "$work/10k" 10000 >/dev/null && commit_all "$work/10k" ;;
