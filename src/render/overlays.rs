@@ -183,10 +183,8 @@ fn render_side(
         .par_iter()
         .map(|root| cache.map(|_| RenderCache::key(tree, graph, root, command)))
         .collect();
-    let mut outputs: Vec<Option<RenderOutput>> = keys
-        .iter()
-        .map(|key| Some(cache?.get(key.as_ref()?)?))
-        .collect();
+    let mut outputs: Vec<Option<RenderOutput>> =
+        keys.iter().map(|key| cache?.get(key.as_ref()?)).collect();
     let missing: BTreeSet<String> = roots
         .iter()
         .zip(&outputs)
