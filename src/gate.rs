@@ -152,9 +152,10 @@ impl Gate {
         let outcomes: Vec<stream::Outcome> = selected
             .par_iter()
             .zip(early.into_par_iter())
-            .map(|(file, early)| {
+            .enumerate()
+            .map(|(index, (file, early))| {
                 let loaded = early.unwrap_or_else(|| stream::load(file, &options));
-                stream.judge(&file.path, loaded)
+                stream.judge(index, &file.path, loaded)
             })
             .collect();
         drop(policies);
@@ -162,6 +163,7 @@ impl Gate {
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
         let mut judged = Vec::new();
+        let mut deferred = Vec::new();
         for outcome in outcomes {
             match outcome {
                 stream::Outcome::Held(loaded) => {
@@ -177,6 +179,8 @@ impl Gate {
                     findings.append(&mut file.load);
                     judged.push(file);
                 }
+                // Its load findings come again when it is judged.
+                stream::Outcome::Deferred(file) => deferred.push(file),
             }
         }
         let rendered = self.render_changed(change, head, &mut findings, &options);
@@ -195,10 +199,15 @@ impl Gate {
         findings.extend(flux_findings);
         stats.documents = documents.len() + judged.iter().map(|f| f.documents).sum::<usize>();
         // Flux may have brought in objects beyond the changed files: know their patches too.
+        let deferred_paths: BTreeSet<&str> = deferred
+            .iter()
+            .map(|d| selected[d.index].path.as_str())
+            .collect();
         let streamed = judged
             .iter()
             .filter(|f| f.documents > 0)
-            .map(|f| f.path.as_str());
+            .map(|f| f.path.as_str())
+            .chain(deferred_paths.iter().copied());
         let held = documents.iter().map(|d| d.path());
         let patches = PatchIndex::build(
             head,
@@ -225,20 +234,27 @@ impl Gate {
             )),
             Some(built) => Some(built),
         };
+        let mut final_schemas = None;
         match schemas {
             None => {}
             Some(Ok(mut schemas)) => {
                 for file in &mut judged {
                     findings.append(&mut file.schema);
                 }
-                let streamed: BTreeSet<&str> = judged.iter().map(|f| f.path.as_str()).collect();
-                self.add_base_crds(&mut schemas, &documents, &streamed, &options);
+                let mut streamed: BTreeSet<&str> = judged.iter().map(|f| f.path.as_str()).collect();
+                streamed.extend(deferred_paths.iter().copied());
+                let kinds: BTreeSet<&str> = deferred
+                    .iter()
+                    .flat_map(|d| d.kinds.iter().map(String::as_str))
+                    .collect();
+                self.add_base_crds(&mut schemas, &documents, &kinds, &streamed, &options);
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
                     .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
                     .flat_map_iter(|doc| schemas.check(doc))
                     .collect();
                 findings.extend(schema_findings);
+                final_schemas = Some(schemas);
             }
             Some(Err(errors)) => findings.extend(errors),
         }
@@ -253,6 +269,39 @@ impl Gate {
         }
         findings.extend(held_findings);
 
+        // The deferred files, against the schemas with the base's CRDs: loaded again, judged,
+        // dropped.
+        if !deferred.is_empty() {
+            let policies = self.policies();
+            let unused = stream::LazySchemas::new();
+            let late = stream::Stream {
+                gate: self,
+                policies: &policies,
+                before: &before,
+                schemas: &unused,
+                crds: &[],
+                hold_all: false,
+            };
+            let mut files: Vec<stream::Judged> = deferred
+                .par_iter()
+                .map(|d| {
+                    let file = selected[d.index];
+                    late.judged(
+                        &file.path,
+                        stream::load(file, &options),
+                        final_schemas.as_ref(),
+                    )
+                })
+                .filter(|f| !patches.is_patch(&f.path))
+                .collect();
+            for file in &mut files {
+                stats.documents += file.documents;
+                findings.append(&mut file.load);
+                findings.append(&mut file.schema);
+                findings.append(&mut file.policy);
+            }
+            judged.extend(files);
+        }
         for file in judged {
             if let Some(source) = file.source {
                 sources.insert(file.path, source);
@@ -443,15 +492,17 @@ impl Gate {
         &self,
         schemas: &mut SchemaSet,
         documents: &[Document],
+        deferred_kinds: &BTreeSet<&str>,
         streamed: &BTreeSet<&str>,
         options: &LoadOptions,
     ) {
-        let uncovered: BTreeSet<&str> = documents
+        let mut uncovered: BTreeSet<&str> = documents
             .iter()
             .filter_map(|d| Some((d.api_version()?, d.kind()?)))
             .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
             .map(|(_, kind)| kind)
             .collect();
+        uncovered.extend(deferred_kinds);
         if !uncovered.is_empty() {
             let mut changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
             changed.extend(streamed);

@@ -10,8 +10,10 @@
 //! - text with `${`, a Flux object, a ConfigMap or a Secret: Flux post-build substitution may
 //!   replace the document or take variables from it;
 //! - a Secret value anywhere (list items included): the report redacts them from every output;
-//! - a kind no schema covers yet: the trusted base's CRDs for it are looked up once, for all;
 //! - and every file, when a Gatekeeper template reads `data.inventory`.
+//!
+//! A file with a kind no schema covers yet is *deferred*: dropped, and loaded and judged again
+//! once the trusted base's CRDs for the kinds of all such files have been looked up, together.
 
 use std::sync::{Arc, OnceLock};
 
@@ -34,6 +36,15 @@ pub(super) enum Outcome {
     Judged(Judged),
     /// Kept whole for the stages that need every document (see the module docs).
     Held(Loaded),
+    /// A kind no schema covers yet: dropped now, loaded and judged again once the trusted base's
+    /// CRDs for these kinds are added (the file's bytes are still in the change set).
+    Deferred(Deferred),
+}
+
+/// A file judged after the base's CRDs are known: by its index among the selected files.
+pub(super) struct Deferred {
+    pub index: usize,
+    pub kinds: Vec<String>,
 }
 
 /// The findings of a file judged in the stream, by stage, so the report keeps the stage order.
@@ -82,11 +93,20 @@ impl Stream<'_> {
         })
     }
 
-    /// Judge one file now, or hold it.
-    pub fn judge(&self, path: &str, loaded: Loaded) -> Outcome {
+    /// Judge one file now, hold it, or defer it.
+    pub fn judge(&self, index: usize, path: &str, loaded: Loaded) -> Outcome {
         if self.hold_all || loaded.documents.iter().any(|doc| self.must_hold(doc)) {
             return Outcome::Held(loaded);
         }
+        let kinds = self.uncovered_kinds(&loaded);
+        if !kinds.is_empty() {
+            return Outcome::Deferred(Deferred { index, kinds });
+        }
+        Outcome::Judged(self.judged(path, loaded, self.schemas().as_ref().ok()))
+    }
+
+    /// Every finding of one file, by stage; its values are dropped on return.
+    pub fn judged(&self, path: &str, loaded: Loaded, schemas: Option<&SchemaSet>) -> Judged {
         let mut judged = Judged {
             path: path.to_owned(),
             documents: loaded.documents.len(),
@@ -97,7 +117,7 @@ impl Stream<'_> {
         };
         let judge_policies = self.policies.document_rule_count() > 0;
         for doc in &loaded.documents {
-            if let Ok(schemas) = self.schemas()
+            if let Some(schemas) = schemas
                 && !is_kustomize_file(doc)
             {
                 judged.schema.extend(schemas.check(doc));
@@ -116,24 +136,28 @@ impl Stream<'_> {
                 .source
                 .or_else(|| loaded.documents.first().map(|d| Arc::clone(&d.source)));
         }
-        Outcome::Judged(judged)
+        judged
+    }
+
+    /// The kinds of the file's documents that no schema covers (yet).
+    fn uncovered_kinds(&self, loaded: &Loaded) -> Vec<String> {
+        let Ok(schemas) = self.schemas() else {
+            // No schema checks at all: nothing to look up for them later either.
+            return Vec::new();
+        };
+        loaded
+            .documents
+            .iter()
+            .filter_map(|d| Some((d.api_version()?, d.kind()?)))
+            .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
+            .map(|(_, kind)| kind.to_owned())
+            .collect()
     }
 
     fn must_hold(&self, doc: &Document) -> bool {
-        if is_crd(doc)
+        is_crd(doc)
             || doc.source.text.contains("${")
             || crate::render::flux::may_set_variables(doc)
             || !secret_paths(&doc.value).is_empty()
-        {
-            return true;
-        }
-        let (Some(api_version), Some(kind)) = (doc.api_version(), doc.kind()) else {
-            return false;
-        };
-        match self.schemas() {
-            Ok(schemas) => !schemas.covers(api_version, kind),
-            // No schema checks at all: nothing to look up for it later either.
-            Err(_) => false,
-        }
     }
 }
