@@ -19,18 +19,21 @@ use crate::load::{
 use crate::object::ObjectId;
 use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
+use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
-use crate::schema::{SchemaSet, crd};
+use crate::schema::SchemaSet;
+use crate::schema::crd::{self, is_crd};
 use crate::suppress::{self, Suppression};
 use crate::tree::Tree;
 
 mod pre_existing;
 mod relocate;
+mod stream;
 
 use pre_existing::{FindingKey, base_side, renamed_paths};
 use relocate::at_sources;
@@ -44,6 +47,8 @@ pub struct Gate {
     levels: RuleLevels,
     /// Compiled once per run; behind a lock only because Gatekeeper's inventory is set per check.
     policies: RwLock<PolicySet>,
+    /// Where kustomize renders are cached, if anywhere.
+    render_cache: Option<RenderCache>,
 }
 
 impl Gate {
@@ -74,7 +79,14 @@ impl Gate {
             paths,
             levels,
             policies: RwLock::new(policies),
+            render_cache: None,
         })
+    }
+
+    /// Cache kustomize renders in `dir` (see [`crate::render::cache`]); `None` renders uncached.
+    pub fn with_render_cache(mut self, dir: Option<std::path::PathBuf>) -> Gate {
+        self.render_cache = dir.and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES));
+        self
     }
 
     pub fn trusted(&self) -> &dyn Tree {
@@ -201,31 +213,74 @@ impl Gate {
         let selected = self.select(change, tree, &mut findings);
         stats.files = saturating_u32(selected.len());
         stats.checked = selected.iter().map(|f| f.path.clone()).collect();
-        let loaded: Vec<Loaded> = selected
+        // CRD files first: the schemas the stream validates against depend on them.
+        let early: Vec<Option<Loaded>> = selected
             .par_iter()
             .map(|file| {
-                load_manifest(
-                    &file.path,
-                    file.after.as_deref().unwrap_or_default(),
-                    options,
-                )
+                let bytes = file.after.as_deref().unwrap_or_default();
+                stream::may_define_crds(bytes).then(|| stream::load(file, options))
             })
             .collect();
+        let crds: Vec<Document> = early
+            .iter()
+            .flatten()
+            .flat_map(|loaded| loaded.documents.iter().filter(|d| is_crd(d)).cloned())
+            .collect();
+        // A CRD that Flux substitutes is only known after substitution, which needs every file.
+        let substituted_crd = crds.iter().any(|d| d.source.text.contains("${"));
+        let policies = self.policies();
+        // The base side of the change is read only for policies, which see it as `before`.
+        let before = if policies.document_rule_count() > 0 {
+            BeforeIndex::new(change, options)
+        } else {
+            BeforeIndex::default()
+        };
+        let schemas = stream::LazySchemas::new();
+        let stream = stream::Stream {
+            gate: self,
+            policies: &policies,
+            before: &before,
+            schemas: &schemas,
+            crds: &crds,
+            hold_all: policies.needs_inventory() || substituted_crd,
+        };
+        let outcomes: Vec<stream::Outcome> = selected
+            .par_iter()
+            .zip(early.into_par_iter())
+            .enumerate()
+            .map(|(index, (file, early))| {
+                let loaded = early.unwrap_or_else(|| stream::load(file, options));
+                stream.judge(index, &file.path, loaded)
+            })
+            .collect();
+        drop(policies);
 
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
-        for loaded in loaded {
-            if let Some(source) = &loaded.source
-                && !loaded.findings.is_empty()
-            {
-                sources.insert(source.path.clone(), Arc::clone(source));
+        let mut judged = Vec::new();
+        let mut deferred = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                stream::Outcome::Held(loaded) => {
+                    if let Some(source) = &loaded.source
+                        && !loaded.findings.is_empty()
+                    {
+                        sources.insert(source.path.clone(), Arc::clone(source));
+                    }
+                    findings.extend(loaded.findings);
+                    documents.extend(loaded.documents);
+                }
+                stream::Outcome::Judged(mut file) => {
+                    findings.append(&mut file.load);
+                    judged.push(file);
+                }
+                // Its load findings come again when it is judged.
+                stream::Outcome::Deferred(file) => deferred.push(file),
             }
-            findings.extend(loaded.findings);
-            documents.extend(loaded.documents);
         }
         documents.extend(std::mem::take(&mut rendered.documents));
         // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
-        // ciphertexts as opaque values that no output prints.
+        // ciphertexts as opaque values that no output prints. (SOPS files are held, see `stream`.)
         let mut opaque = BTreeSet::new();
         for doc in &mut documents {
             opaque.extend(crate::load::sops::as_decrypted(&mut doc.value));
@@ -242,37 +297,122 @@ impl Gate {
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
-        stats.documents = saturating_u32(documents.len());
+        stats.documents =
+            saturating_u32(documents.len() + judged.iter().map(|f| f.documents).sum::<usize>());
         // Flux may have brought in objects beyond the changed files: know their patches too.
-        let files = documents.iter().map(|d| d.path());
-        let patches =
-            PatchIndex::build(tree, files.filter(|p| !rendered.contexts.contains_key(*p)));
+        let deferred_paths: BTreeSet<&str> = deferred
+            .iter()
+            .map(|d| selected[d.index].path.as_str())
+            .collect();
+        let streamed = judged
+            .iter()
+            .filter(|f| f.documents > 0)
+            .map(|f| f.path.as_str())
+            .chain(deferred_paths.iter().copied());
+        let held = documents.iter().map(|d| d.path());
+        let patches = PatchIndex::build(
+            tree,
+            streamed
+                .chain(held)
+                .filter(|p| !rendered.contexts.contains_key(*p)),
+        );
+        let mut judged: Vec<stream::Judged> = judged
+            .into_iter()
+            .filter(|f| !patches.is_patch(&f.path))
+            .collect();
 
         // Nothing to validate: do not pay for decoding the embedded schemas.
-        let schemas = if documents.is_empty() {
-            Ok(None)
-        } else {
-            self.schemas(&documents, options).map(Some)
+        let schemas = match schemas.into_inner() {
+            None if documents.is_empty() => None,
+            None => Some(SchemaSet::build(
+                &self.config.schemas,
+                self.trusted(),
+                &documents
+                    .iter()
+                    .filter(|d| is_crd(d))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )),
+            Some(built) => Some(built),
         };
+        let mut final_schemas = None;
         match schemas {
-            Ok(None) => {}
-            Ok(Some(schemas)) => {
+            None => {}
+            Some(Ok(mut schemas)) => {
+                for file in &mut judged {
+                    findings.append(&mut file.schema);
+                }
+                let mut streamed: BTreeSet<&str> = judged.iter().map(|f| f.path.as_str()).collect();
+                streamed.extend(deferred_paths.iter().copied());
+                let kinds: BTreeSet<&str> = deferred
+                    .iter()
+                    .flat_map(|d| d.kinds.iter().map(String::as_str))
+                    .collect();
+                self.add_base_crds(&mut schemas, &documents, &kinds, &streamed, options);
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
                     .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
                     .flat_map_iter(|doc| schemas.check(doc))
                     .collect();
                 findings.extend(schema_findings);
+                final_schemas = Some(schemas);
             }
-            Err(errors) => findings.extend(errors),
+            Some(Err(errors)) => findings.extend(errors),
         }
 
         let mut policy_findings =
-            self.check_policies(change, &documents, &patches, options, &rendered.contexts);
+            self.check_policies(&before, &documents, &patches, &rendered.contexts);
         // Helm-rendered objects trace to the values line that set the value, not to kustomize's
         // sources.
         rendered.relocate_helm(&mut policy_findings, tree);
+        let notes = self.policies().notes().len().min(policy_findings.len());
+        let held_findings = policy_findings.split_off(notes);
         findings.extend(policy_findings);
+        for file in &mut judged {
+            findings.append(&mut file.policy);
+        }
+        findings.extend(held_findings);
+
+        // The deferred files, against the schemas with the base's CRDs: loaded again, judged,
+        // dropped.
+        if !deferred.is_empty() {
+            let policies = self.policies();
+            let unused = stream::LazySchemas::new();
+            let late = stream::Stream {
+                gate: self,
+                policies: &policies,
+                before: &before,
+                schemas: &unused,
+                crds: &[],
+                hold_all: false,
+            };
+            let mut files: Vec<stream::Judged> = deferred
+                .par_iter()
+                .map(|d| {
+                    let file = selected[d.index];
+                    late.judged(
+                        &file.path,
+                        stream::load(file, options),
+                        final_schemas.as_ref(),
+                    )
+                })
+                .filter(|f| !patches.is_patch(&f.path))
+                .collect();
+            for file in &mut files {
+                stats.documents = stats
+                    .documents
+                    .saturating_add(saturating_u32(file.documents));
+                findings.append(&mut file.load);
+                findings.append(&mut file.schema);
+                findings.append(&mut file.policy);
+            }
+            judged.extend(files);
+        }
+        for file in judged {
+            if let Some(source) = file.source {
+                sources.insert(file.path, source);
+            }
+        }
         let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
             findings,
@@ -375,13 +515,22 @@ impl Gate {
         finding.in_file(&skipped.path)
     }
 
+    /// `data.stategate.file` of a document of a changed file.
+    fn file_context(&self, before: &BeforeIndex, doc: &Document) -> FileContext {
+        FileContext {
+            path: doc.path().to_owned(),
+            environment: self.environment_of(doc.path()).map(str::to_owned),
+            action: before.action(doc.path()),
+            before: before.object(doc),
+        }
+    }
+
     /// Document policies on every checked document, in parallel, with `data.stategate.file`.
     fn check_policies(
         &self,
-        change: &ChangeSet,
+        before: &BeforeIndex,
         documents: &[Document],
         patches: &PatchIndex,
-        options: &LoadOptions,
         rendered: &HashMap<String, RenderedContext>,
     ) -> Vec<Finding> {
         {
@@ -392,7 +541,6 @@ impl Gate {
             policies.set_inventory(documents);
         }
         let policies = self.policies();
-        let before = BeforeIndex::new(change, options);
         let mut findings = policies.notes().to_vec();
         findings.par_extend(
             documents
@@ -401,12 +549,7 @@ impl Gate {
                 .flat_map_iter(|doc| {
                     let ctx = match rendered.get(doc.path()) {
                         Some(r) => r.context(self, doc.path()),
-                        None => FileContext {
-                            path: doc.path().to_owned(),
-                            environment: self.environment_of(doc.path()).map(str::to_owned),
-                            action: before.action(doc.path()),
-                            before: before.object(doc),
-                        },
+                        None => self.file_context(before, doc),
                     };
                     policies.check_document(doc, &ctx)
                 }),
@@ -452,7 +595,7 @@ impl Gate {
         }
         let base = PatchedTree::new(head, before_images(change), "the change's base");
         let command = kustomize_command(&self.config.render);
-        let rendered = render_both_sides(&base, head, &roots, &command);
+        let rendered = render_both_sides(&base, head, &roots, &command, self.render_cache.as_ref());
         findings.extend(rendered.findings);
         for overlay in rendered.overlays {
             if overlay.changed {
@@ -613,28 +756,27 @@ impl Gate {
         selected
     }
 
-    /// The schemas that judge these documents: embedded Kubernetes schemas, CRDs in the change,
-    /// and the trusted base's CRDs for the kinds still uncovered. The base is searched only when a
-    /// document needs it, so a push of plain Deployments never reads the repository's CRDs.
-    fn schemas(
+    /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
+    /// streamed document was covered). The base is searched only when a document needs it, so a
+    /// push of plain Deployments never reads the repository's CRDs.
+    fn add_base_crds(
         &self,
+        schemas: &mut SchemaSet,
         documents: &[Document],
+        deferred_kinds: &BTreeSet<&str>,
+        streamed: &BTreeSet<&str>,
         options: &LoadOptions,
-    ) -> Result<SchemaSet, Vec<Finding>> {
-        let in_change: Vec<Document> = documents
-            .iter()
-            .filter(|d| crd::is_crd(d))
-            .cloned()
-            .collect();
-        let mut schemas = SchemaSet::build(&self.config.schemas, self.trusted(), &in_change)?;
-        let uncovered: BTreeSet<&str> = documents
+    ) {
+        let mut uncovered: BTreeSet<&str> = documents
             .iter()
             .filter_map(|d| Some((d.api_version()?, d.kind()?)))
             .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
             .map(|(_, kind)| kind)
             .collect();
+        uncovered.extend(deferred_kinds);
         if !uncovered.is_empty() {
-            let changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+            let mut changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
+            changed.extend(streamed);
             let found = crd::in_base(
                 self.trusted(),
                 &self.config.schemas.crds,
@@ -644,7 +786,6 @@ impl Gate {
             );
             schemas.add_crds(&found);
         }
-        Ok(schemas)
     }
 }
 
@@ -786,6 +927,7 @@ fn rendered_document(
 }
 
 /// The base side of changed files, for `data.stategate.file.before`: the same object at the base.
+#[derive(Default)]
 struct BeforeIndex {
     actions: HashMap<String, Action>,
     objects: HashMap<ObjectId, serde_json::Value>,

@@ -35,6 +35,9 @@ pub struct CheckArgs {
     /// Read the config from this file instead of `.stategate.yaml` of the trusted side.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -244,7 +247,10 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     };
     let trust_note = from.warning();
     let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
-        Ok(gate) => gate,
+        Ok(gate) => gate.with_render_cache(crate::render::cache::cache_dir(
+            args.cache_dir.as_deref(),
+            None,
+        )),
         Err(report) => return report,
     };
     let head = match head_tree(&repo, &workdir, &mode) {

@@ -269,6 +269,10 @@ impl Gatekeeper {
     }
 
     /// Objects of the checked tree as Gatekeeper's synced `data.inventory`.
+    pub(super) fn needs_inventory(&self) -> bool {
+        self.templates.iter().any(|t| t.needs_inventory)
+    }
+
     pub(super) fn set_inventory(&mut self, documents: &[Document]) {
         let inventory = to_inventory(documents);
         let data = eval::to_rego(&json!({ "inventory": inventory }));

@@ -301,6 +301,12 @@ impl PolicySet {
         self.documents.len() + self.gatekeeper.constraint_count()
     }
 
+    /// Whether a Gatekeeper template reads `data.inventory`: then every document must be known
+    /// before the first is judged, and the check cannot stream.
+    pub fn needs_inventory(&self) -> bool {
+        self.gatekeeper.needs_inventory()
+    }
+
     /// Give Gatekeeper templates that read `data.inventory` the objects of the checked tree.
     pub fn set_inventory(&mut self, documents: &[Document]) {
         self.gatekeeper.set_inventory(documents);

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::load::{LoadOptions, load_file};
@@ -77,18 +78,34 @@ impl FluxIndex {
             .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
             .collect();
         let options = LoadOptions::default();
+        // One read of each manifest, on every core: the Kustomizations with `postBuild` are
+        // parsed now, and the files that may hold a ConfigMap or Secret are remembered by path,
+        // so only they are read again once the wanted names are known.
+        let scanned: Vec<(Vec<Declared>, bool)> = manifests
+            .par_iter()
+            .map(|path| {
+                let Some(bytes) = tree.read(path) else {
+                    return (Vec::new(), false);
+                };
+                let declared =
+                    if contains(&bytes, FLUX_GROUP.as_bytes()) && contains(&bytes, b"postBuild") {
+                        load_file(path, &bytes, &options)
+                            .documents
+                            .iter()
+                            .filter_map(|doc| declaration(path, &doc.value))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                (declared, may_hold_source(&bytes))
+            })
+            .collect();
         let mut declared = Vec::new();
-        for path in &manifests {
-            let Some(bytes) = tree.read(path) else {
-                continue;
-            };
-            if !contains(&bytes, FLUX_GROUP.as_bytes()) || !contains(&bytes, b"postBuild") {
-                continue;
-            }
-            for doc in load_file(path, &bytes, &options).documents {
-                if let Some(found) = declaration(path, &doc.value) {
-                    declared.push(found);
-                }
+        let mut candidates = Vec::new();
+        for (path, (found, source)) in manifests.iter().zip(scanned) {
+            declared.extend(found);
+            if source {
+                candidates.push(path.clone());
             }
         }
         if declared.is_empty() {
@@ -98,7 +115,7 @@ impl FluxIndex {
             .iter()
             .flat_map(|(_, _, refs)| refs.iter().map(|r| r.name.as_str()))
             .collect();
-        let sources = find_sources(tree, &manifests, &wanted, &options);
+        let sources = find_sources(tree, &candidates, &wanted, &options);
         let graph = super::KustomizeGraph::build(tree);
         let kustomizations = declared
             .into_iter()
@@ -318,7 +335,16 @@ fn source_vars(kind: &str, value: &Value) -> Source {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
+}
+
+/// A file that may hold a ConfigMap or Secret: the kind in its bytes, or escapes (JSON `\u0053`,
+/// YAML `\x53`) or an encoding that could spell it otherwise.
+fn may_hold_source(bytes: &[u8]) -> bool {
+    contains(bytes, b"ConfigMap")
+        || contains(bytes, b"Secret")
+        || bytes.contains(&b'\\')
+        || std::str::from_utf8(bytes).is_err()
 }
 
 /// The result of substituting one text.
@@ -521,10 +547,7 @@ pub fn substitute_documents(
     // Only text with `${` can change, unless the variables themselves change; most pushes have
     // neither and never read the whole tree.
     let may_substitute = documents.iter().any(|d| d.source.text.contains("${"));
-    let may_set_variables = documents.iter().any(|d| {
-        d.api_version().is_some_and(|v| v.starts_with(FLUX_GROUP))
-            || matches!(d.kind(), Some("ConfigMap" | "Secret"))
-    });
+    let may_set_variables = documents.iter().any(may_set_variables);
     if !may_substitute && !may_set_variables {
         return (findings, secrets);
     }
@@ -603,6 +626,13 @@ pub fn substitute_documents(
     });
     documents.extend(added);
     (findings, secrets)
+}
+
+/// A Flux Kustomization, or a ConfigMap or Secret it may take variables from: changing one may
+/// change what Flux applies elsewhere.
+pub fn may_set_variables(doc: &crate::load::Document) -> bool {
+    doc.api_version().is_some_and(|v| v.starts_with(FLUX_GROUP))
+        || matches!(doc.kind(), Some("ConfigMap" | "Secret"))
 }
 
 /// The objects under the path of every Flux Kustomization whose variables the change alters (its

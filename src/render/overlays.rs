@@ -11,6 +11,7 @@ use crate::finding::{Finding, Rule, Severity};
 use crate::object::ObjectId;
 use crate::tree::{Tree, Unreadable};
 
+use super::cache::{Key, RenderCache};
 use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
 
 /// The head tree with some files replaced or removed: the base side of a change, built from the
@@ -106,6 +107,7 @@ pub fn render_both_sides(
     head: &dyn Tree,
     roots: &BTreeSet<String>,
     command: &[String],
+    cache: Option<&RenderCache>,
 ) -> RenderedOverlays {
     let mut out = RenderedOverlays::default();
     if roots.is_empty() {
@@ -116,15 +118,7 @@ pub fn render_both_sides(
     let sides = [(head, &head_graph, "head"), (base, &base_graph, "base")];
     let rendered: Vec<Result<Vec<RenderOutput>, String>> = sides
         .par_iter()
-        .map(|(tree, graph, side)| {
-            let checkout = Checkout::for_roots(*tree, graph, roots).map_err(|e| e.to_string())?;
-            // Findings on rendered objects point at the file each came from.
-            checkout.annotate_origins(graph, &roots.iter().cloned().collect::<Vec<_>>());
-            Ok(roots
-                .par_iter()
-                .map(|dir| render_kustomize(&checkout, graph, dir, command, side))
-                .collect())
-        })
+        .map(|(tree, graph, side)| render_side(*tree, graph, roots, command, side, cache))
         .collect();
     let mut rendered = rendered.into_iter();
     let (Some(head_side), Some(base_side)) = (rendered.next(), rendered.next()) else {
@@ -181,6 +175,50 @@ pub fn render_both_sides(
         });
     }
     out
+}
+
+/// Render `roots` at one side, in `roots` order. With a cache, only the roots whose inputs are not
+/// in it are written out and rendered; the rest come from the cache.
+fn render_side(
+    tree: &dyn Tree,
+    graph: &KustomizeGraph,
+    roots: &BTreeSet<String>,
+    command: &[String],
+    side: &str,
+    cache: Option<&RenderCache>,
+) -> Result<Vec<RenderOutput>, String> {
+    let keys: Vec<Option<Key>> = roots
+        .par_iter()
+        .map(|root| cache.map(|_| RenderCache::key(tree, graph, root, command)))
+        .collect();
+    let mut outputs: Vec<Option<RenderOutput>> =
+        keys.iter().map(|key| cache?.get(key.as_ref()?)).collect();
+    let missing: BTreeSet<String> = roots
+        .iter()
+        .zip(&outputs)
+        .filter(|(_, hit)| hit.is_none())
+        .map(|(root, _)| root.clone())
+        .collect();
+    if !missing.is_empty() {
+        let checkout = Checkout::for_roots(tree, graph, &missing).map_err(|e| e.to_string())?;
+        // Findings on rendered objects point at the file each came from.
+        checkout.annotate_origins(graph, &missing.iter().cloned().collect::<Vec<_>>());
+        let fresh: Vec<RenderOutput> = missing
+            .par_iter()
+            .map(|dir| render_kustomize(&checkout, graph, dir, command, side))
+            .collect();
+        let mut fresh = fresh.into_iter();
+        for (slot, key) in outputs.iter_mut().zip(&keys) {
+            if slot.is_none() {
+                let output = fresh.next().unwrap_or_default();
+                if let (Some(cache), Some(key)) = (cache, key) {
+                    cache.put(key, &output);
+                }
+                *slot = Some(output);
+            }
+        }
+    }
+    Ok(outputs.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// Objects as a sorted set of canonical JSON texts (keys sorted): equal when kustomize renders

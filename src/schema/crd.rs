@@ -246,8 +246,9 @@ pub fn in_base(
         .collect()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// A byte search: files are filtered on their bytes before any is parsed.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.

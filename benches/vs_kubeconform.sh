@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: stategate `check --all` (no policies) against kubeconform v0.7.0 on the
+# same inputs, in one run, alternating the two tools pair by pair so both see the same machine
+# load. Prints medians and the ratios of wall time and peak RSS (from `/usr/bin/time -v`), with the
+# load average next to each workload: the machine may be shared, so only ratios mean anything.
+#
+# Workloads (issue 12):
+#   corpus   the GitOps repositories of the corpus (`check --all`, no policies)
+#   10k      10,000 generated Deployments, one per file (../shared/tools/gen_deployments.py)
+#   100k     100,000 of the same: peak memory, against the 10k figure (target: within 1.5x)
+#   startup  one ConfigMap in a one-file repository
+#
+# Usage: benches/vs_kubeconform.sh [PAIRS]          (default 5 pairs; 100k runs one pair)
+#   STATEGATE=/path/to/stategate   skip the release build
+#   KUBECONFORM=/path/to/binary    default ../shared/tools/kubeconform/kubeconform
+#   WORKLOADS="corpus 10k"         a subset (default: corpus 10k 100k startup)
+#   BENCH_DIR=/tmp/dir             keep the generated workloads there and reuse them next time
+# Needs the corpus (STATEGATE_CORPUS or ../shared/corpus) and python3.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+pairs=${1:-5}
+corpus=${STATEGATE_CORPUS:-$here/../shared/corpus}
+tools=$here/../shared/tools
+kubeconform=${KUBECONFORM:-$tools/kubeconform/kubeconform}
+workloads=${WORKLOADS:-corpus 10k 100k startup}
+if [ -z "${STATEGATE:-}" ]; then
+    (cd "$here" && cargo build --release --quiet --bin stategate)
+    STATEGATE=$here/target/release/stategate
+fi
+if [ ! -x /usr/bin/time ]; then
+    echo "needs GNU time at /usr/bin/time for peak RSS" >&2
+    exit 2
+fi
+if [ ! -x "$kubeconform" ]; then
+    echo "kubeconform skipped: no executable at $kubeconform (set KUBECONFORM)"
+    kubeconform=
+fi
+if [ -n "${BENCH_DIR:-}" ]; then
+    work=$BENCH_DIR
+    mkdir -p "$work"
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/stategate-vs-kubeconform.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+fi
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+
+commit_all() {
+    git -C "$1" init -q -b main
+    git -C "$1" add -A
+    git -C "$1" -c user.name=bench -c user.email=bench@example.com commit -qm bench
+}
+
+for w in $workloads; do
+    [ -d "$work/$w/.git" ] && continue
+    rm -rf "${work:?}/$w"
+    case $w in
+    corpus) cp -r "$corpus/gitops-repos" "$work/corpus" && commit_all "$work/corpus" ;;
+    10k) python3 "$tools/gen_deployments.py" "$work/10k" 10000 >/dev/null && commit_all "$work/10k" ;;
+    100k) python3 "$tools/gen_deployments.py" "$work/100k" 100000 >/dev/null && commit_all "$work/100k" ;;
+    startup)
+        mkdir -p "$work/startup"
+        printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n' >"$work/startup/a.yaml"
+        commit_all "$work/startup"
+        ;;
+    *) echo "unknown workload $w" >&2 && exit 2 ;;
+    esac
+done
+
+python3 - "$STATEGATE" "$kubeconform" "$corpus" "$work" "$pairs" $workloads <<'PY'
+import os, statistics, subprocess, sys, time
+
+stategate, kubeconform, corpus, work, pairs = sys.argv[1:6]
+pairs = int(pairs)
+workloads = sys.argv[6:]
+schemas = os.path.join(corpus, "k8s-schemas/standalone-strict/v1.32.2-standalone-strict/"
+                       "{{.ResourceKind}}{{.KindSuffix}}.json")
+
+def measure(argv, cwd):
+    """Wall seconds (around `/usr/bin/time`, the same overhead for both tools) and peak RSS KiB."""
+    report = os.path.join(work, "time.txt")
+    start = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-v", "-o", report] + argv, cwd=cwd,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    rss = None
+    with open(report) as f:
+        for line in f:
+            if "Maximum resident set size" in line:
+                rss = int(line.rsplit(":", 1)[1])
+    # 0 pass, 1 findings, 2 undecided (the corpus has files no tool can read): all are verdicts.
+    if p.returncode not in (0, 1, 2):
+        sys.exit(f"{argv[0]} failed ({p.returncode}) in {cwd}: {p.stderr.decode()[-2000:]}")
+    return wall, rss
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+def sg_argv(_):
+    return [stategate, "check", "--all", "--format", "json"]
+
+def kc_argv(dir):
+    return [kubeconform, "-strict", "-summary", "-n", str(os.cpu_count() or 2),
+            "-schema-location", schemas, "-ignore-missing-schemas", dir]
+
+results = {}
+for w in workloads:
+    dir = os.path.join(work, w)
+    if w == "startup":
+        dir_kc = os.path.join(dir, "a.yaml")
+    else:
+        dir_kc = dir
+    n = 1 if w == "100k" else (pairs * 2 if w == "startup" else pairs)
+    before = loadavg()
+    sg, kc = [], []
+    for _ in range(n):
+        sg.append(measure(sg_argv(dir), dir))
+        if kubeconform:
+            kc.append(measure(kc_argv(dir_kc), dir))
+    after = loadavg()
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
+    line = f"{w:8} stategate {med(sg,0)*1000:9.1f} ms {med(sg,1)/1024:7.1f} MiB"
+    if kc:
+        kt, km = med(kc, 0), med(kc, 1)
+        line += (f" | kubeconform {kt*1000:9.1f} ms {km/1024:7.1f} MiB"
+                 f" | speed {kt/med(sg,0):5.2f}x  memory {med(sg,1)/km:5.2f}x of kubeconform")
+    line += f" | {n} pair(s), load {before} -> {after}"
+    print(line, flush=True)
+    results[w] = (med(sg, 0), med(sg, 1))
+
+if "10k" in results and "100k" in results:
+    print(f"stategate peak memory 100k / 10k: {results['100k'][1] / results['10k'][1]:.2f}x"
+          " (target <= 1.5x)")
+PY

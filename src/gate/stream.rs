@@ -1,0 +1,167 @@
+//! The streaming part of a check: each changed file is read, parsed, validated and judged by the
+//! document policies on a rayon worker, and then its values are dropped. Only the findings (and
+//! the source text of a file a finding points into) outlive the file, so memory does not grow with
+//! the number of files.
+//!
+//! A file is *held* instead (kept whole for the stages that need every document at once, which
+//! then judge it as before) when one of its documents matters beyond itself:
+//! - a CRD: the schemas of the other documents depend on it. CRD files are found on their bytes
+//!   and loaded before the stream starts, so the schema set is complete when it starts;
+//! - text with `${`, a Flux object, a ConfigMap or a Secret: Flux post-build substitution may
+//!   replace the document or take variables from it;
+//! - a Secret value anywhere (list items included): the report redacts them from every output;
+//! - a SOPS-encrypted file: judged as decrypted, its ciphertexts masked in every output;
+//! - and every file, when a Gatekeeper template reads `data.inventory`.
+//!
+//! A file with a kind no schema covers yet is *deferred*: dropped, and loaded and judged again
+//! once the trusted base's CRDs for the kinds of all such files have been looked up, together.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::change::FileChange;
+use crate::finding::Finding;
+use crate::load::{Document, LoadOptions, Loaded, SourceFile, load_manifest};
+use crate::policy::PolicySet;
+use crate::report::secret_paths;
+use crate::schema::SchemaSet;
+
+use super::{BeforeIndex, Gate, is_kustomize_file};
+use crate::schema::crd::{contains, is_crd};
+
+/// The schema set, built on first need from the change's CRDs: a change without documents never
+/// pays for decoding the embedded schemas.
+pub(super) type LazySchemas = OnceLock<Result<SchemaSet, Vec<Finding>>>;
+
+/// What became of one selected file.
+pub(super) enum Outcome {
+    /// Judged in the stream; its values are gone.
+    Judged(Judged),
+    /// Kept whole for the stages that need every document (see the module docs).
+    Held(Loaded),
+    /// A kind no schema covers yet: dropped now, loaded and judged again once the trusted base's
+    /// CRDs for these kinds are added (the file's bytes are still in the change set).
+    Deferred(Deferred),
+}
+
+/// A file judged after the base's CRDs are known: by its index among the selected files.
+pub(super) struct Deferred {
+    pub index: usize,
+    pub kinds: Vec<String>,
+}
+
+/// The findings of a file judged in the stream, by stage, so the report keeps the stage order.
+pub(super) struct Judged {
+    pub path: String,
+    pub documents: usize,
+    pub load: Vec<Finding>,
+    pub schema: Vec<Finding>,
+    pub policy: Vec<Finding>,
+    /// The text findings point into; `None` when the file has no finding.
+    pub source: Option<Arc<SourceFile>>,
+}
+
+/// Everything the stream reads but does not own.
+pub(super) struct Stream<'a> {
+    pub gate: &'a Gate,
+    pub policies: &'a PolicySet,
+    pub before: &'a BeforeIndex,
+    pub schemas: &'a LazySchemas,
+    /// The CRDs of the change: the schema set is built from them.
+    pub crds: &'a [Document],
+    /// Hold every file (a template reads `data.inventory`, or a CRD is substituted by Flux).
+    pub hold_all: bool,
+}
+
+/// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
+/// loader decodes or unescapes (UTF-16, `\u0043ustomResourceDefinition`) so the bytes cannot say.
+pub(super) fn may_define_crds(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_err()
+        || bytes.contains(&b'\\')
+        || contains(bytes, b"CustomResourceDefinition")
+}
+
+pub(super) fn load(file: &FileChange, options: &LoadOptions) -> Loaded {
+    load_manifest(
+        &file.path,
+        file.after.as_deref().unwrap_or_default(),
+        options,
+    )
+}
+
+impl Stream<'_> {
+    fn schemas(&self) -> &Result<SchemaSet, Vec<Finding>> {
+        self.schemas.get_or_init(|| {
+            SchemaSet::build(&self.gate.config.schemas, self.gate.trusted(), self.crds)
+        })
+    }
+
+    /// Judge one file now, hold it, or defer it.
+    pub fn judge(&self, index: usize, path: &str, loaded: Loaded) -> Outcome {
+        if self.hold_all || loaded.documents.iter().any(|doc| self.must_hold(doc)) {
+            return Outcome::Held(loaded);
+        }
+        let kinds = self.uncovered_kinds(&loaded);
+        if !kinds.is_empty() {
+            return Outcome::Deferred(Deferred { index, kinds });
+        }
+        Outcome::Judged(self.judged(path, loaded, self.schemas().as_ref().ok()))
+    }
+
+    /// Every finding of one file, by stage; its values are dropped on return.
+    pub fn judged(&self, path: &str, loaded: Loaded, schemas: Option<&SchemaSet>) -> Judged {
+        let mut judged = Judged {
+            path: path.to_owned(),
+            documents: loaded.documents.len(),
+            load: loaded.findings,
+            schema: Vec::new(),
+            policy: Vec::new(),
+            source: None,
+        };
+        let judge_policies = self.policies.document_rule_count() > 0;
+        for doc in &loaded.documents {
+            if let Some(schemas) = schemas
+                && !is_kustomize_file(doc)
+            {
+                judged.schema.extend(schemas.check(doc));
+            }
+            if judge_policies {
+                let ctx = self.gate.file_context(self.before, doc);
+                judged
+                    .policy
+                    .extend(self.policies.check_document(doc, &ctx));
+            }
+        }
+        let cited =
+            !(judged.load.is_empty() && judged.schema.is_empty() && judged.policy.is_empty());
+        if cited {
+            judged.source = loaded
+                .source
+                .or_else(|| loaded.documents.first().map(|d| Arc::clone(&d.source)));
+        }
+        judged
+    }
+
+    /// The kinds of the file's documents that no schema covers (yet).
+    fn uncovered_kinds(&self, loaded: &Loaded) -> Vec<String> {
+        let Ok(schemas) = self.schemas() else {
+            // No schema checks at all: nothing to look up for them later either.
+            return Vec::new();
+        };
+        loaded
+            .documents
+            .iter()
+            .filter_map(|d| Some((d.api_version()?, d.kind()?)))
+            .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
+            .map(|(_, kind)| kind.to_owned())
+            .collect()
+    }
+
+    fn must_hold(&self, doc: &Document) -> bool {
+        is_crd(doc)
+            // SOPS files are judged as Flux decrypts them, with their ciphertexts masked.
+            || doc.value.get("sops").is_some()
+            || doc.source.text.contains("${")
+            || crate::render::flux::may_set_variables(doc)
+            || !secret_paths(&doc.value).is_empty()
+    }
+}

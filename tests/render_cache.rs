@@ -1,0 +1,170 @@
+//! The kustomize render cache, through the real binary and the real `kubectl kustomize` (wrapped
+//! in a script that logs each render): a second run renders nothing, a change renders only the
+//! roots whose inputs changed (the base side comes from the cache of the previous run), corrupt
+//! entries are rendered again, and a cached render is judged exactly like a fresh one.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::git::TestRepo;
+
+fn stategate(repo: &TestRepo, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("STATEGATE_CACHE_DIR")
+        .output()
+        .expect("run stategate")
+}
+
+/// `replicas` as a string: every render of it has a schema error to report.
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: \"2\"
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+";
+
+/// A renderer that logs the directory it renders, then runs kubectl kustomize.
+fn logging_renderer(dir: &Path, log: &Path) -> String {
+    let script = dir.join("render.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\nexec kubectl kustomize \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+/// The directories rendered since the last call, sorted.
+fn renders(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// The findings of a JSON report, as text: what a cached render must reproduce.
+fn findings(out: &Output) -> String {
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["findings"].to_string()
+}
+
+#[test]
+fn only_roots_whose_inputs_changed_are_rendered_and_corrupt_entries_are_rendered_again() {
+    let scripts = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let log = scripts.path().join("renders.log");
+    let renderer = logging_renderer(scripts.path(), &log);
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        format!(
+            "version: 1\nrender:\n  kustomize: [\"overlays/*\"]\n  kustomize_command: [\"{renderer}\"]\n"
+        ),
+    );
+    repo.write("base/kustomization.yaml", "resources: [deployment.yaml]\n");
+    // The string `replicas` arrives with the second commit: a new finding, not a pre-existing one.
+    repo.write(
+        "base/deployment.yaml",
+        DEPLOYMENT.replace("replicas: \"2\"", "replicas: 2"),
+    );
+    for env in ["prod", "dev"] {
+        repo.write(
+            &format!("overlays/{env}/kustomization.yaml"),
+            format!("resources: [../../base]\nnamespace: {env}\n"),
+        );
+    }
+    let first = repo.commit_all("base");
+    repo.write(
+        "base/deployment.yaml",
+        DEPLOYMENT.replace("nginx:1.27", "nginx:1.28"),
+    );
+    let second = repo.commit_all("bump the shared base");
+    let cache_dir = cache.path().display().to_string();
+    let check = |base: &str, head: &str| {
+        stategate(
+            &repo,
+            &[
+                "check",
+                "--base",
+                base,
+                "--head",
+                head,
+                "--format",
+                "json",
+                "--cache-dir",
+                &cache_dir,
+            ],
+        )
+    };
+
+    let cold = check(&first, &second);
+    assert_eq!(cold.status.code(), Some(1), "{}", findings(&cold));
+    assert!(findings(&cold).contains("replicas"), "{}", findings(&cold));
+    let both_sides = vec![
+        "overlays/dev",
+        "overlays/dev",
+        "overlays/prod",
+        "overlays/prod",
+    ];
+    assert_eq!(renders(&log), both_sides, "cold: both roots at both sides");
+
+    let warm = check(&first, &second);
+    assert_eq!(
+        renders(&log),
+        Vec::<String>::new(),
+        "warm: nothing rendered"
+    );
+    assert_eq!(
+        findings(&warm),
+        findings(&cold),
+        "a cached render is judged alike"
+    );
+    assert_eq!(warm.status.code(), cold.status.code());
+
+    // The next push changes only dev: its base side is the previous push's head, already cached.
+    repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources: [../../base]\nnamespace: dev\nnamePrefix: dev-\n",
+    );
+    let third = repo.commit_all("dev prefix");
+    let next = check(&second, &third);
+    assert_eq!(next.status.code(), Some(1));
+    assert_eq!(renders(&log), vec!["overlays/dev"], "only dev at head");
+
+    // Corrupt every entry: each is ignored and rendered again, with the same verdict.
+    for entry in std::fs::read_dir(cache.path()).unwrap().flatten() {
+        std::fs::write(entry.path(), b"{\"objects\": [truncated").unwrap();
+    }
+    let again = check(&first, &second);
+    assert_eq!(renders(&log), both_sides, "corrupt entries are misses");
+    assert_eq!(findings(&again), findings(&cold));
+}
