@@ -21,6 +21,7 @@ use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
+use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{KustomizeGraph, kustomize_command};
 use crate::report::{Report, Secrets, Stats, saturating_u32};
 use crate::schema::SchemaSet;
@@ -229,6 +230,10 @@ impl Gate {
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
+        // Flux's `targetNamespace` and Argo CD's destination namespace decide where objects land.
+        if !documents.is_empty() {
+            TargetNamespaces::find(tree).apply(&mut documents, &flux_path);
+        }
         stats.documents = saturating_u32(documents.len());
         // Flux may have brought in objects beyond the changed files: know their patches too.
         let files = documents.iter().map(|d| d.path());

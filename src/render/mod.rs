@@ -8,6 +8,7 @@ pub mod graph;
 pub mod overlays;
 pub mod paths;
 pub mod sandbox;
+pub mod target_namespace;
 
 use std::path::{Path, PathBuf};
 
