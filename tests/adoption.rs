@@ -227,12 +227,15 @@ fn assert_every_error_explained(reports: &[(&str, String)]) {
     }
 }
 
+/// A repository, its expected exit code and its counts per `rule severity`.
+type Case = (&'static str, Option<i32>, &'static [(&'static str, usize)]);
+
 /// The four cluster repositories, default config plus the catalog: counts per rule, and every
 /// error explained above. Most `schema/unknown-kind` warnings left are home-operations.com
 /// operators (kopiur, litellm, miroir) that no public catalog has.
 #[test]
 fn four_cluster_repositories_with_the_catalog() {
-    let cases: [(&str, Option<i32>, &[(&str, usize)]); 4] = [
+    let cases: [Case; 4] = [
         (
             "onedr0p-home-ops",
             Some(1),

@@ -210,7 +210,7 @@ impl SchemaSet {
         if let Some(entry) = self.kind_schema(api_version, kind) {
             return self.judge(doc, api_version, kind, entry);
         }
-        match self.from_catalog(api_version, kind) {
+        match self.catalog_schema(api_version, kind) {
             Ok(Some(entry)) => self.judge(doc, api_version, kind, &entry),
             Ok(None) => self.unknown(doc, Some((api_version, kind))),
             Err(message) => vec![internal(message).at(doc.locate("")).object(doc.id())],
@@ -220,7 +220,7 @@ impl SchemaSet {
     /// The catalog's schema of a custom resource, unless the repository ships a CRD for its group
     /// and kind: a repository's CRD (at any version) is what its cluster runs, and an older
     /// catalog schema must not judge objects written for a newer CRD.
-    fn from_catalog(
+    fn catalog_schema(
         &self,
         api_version: &str,
         kind: &str,
