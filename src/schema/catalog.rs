@@ -28,8 +28,15 @@ pub(super) struct Catalog {
     decoded: HashMap<&'static str, OnceLock<Result<Group, String>>>,
 }
 
+/// The process's one catalog: both sides of a change (and every schema set of a run) share the
+/// groups decoded so far.
+pub(super) fn shared() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(Catalog::new)
+}
+
 impl Catalog {
-    pub fn new() -> Catalog {
+    fn new() -> Catalog {
         let frames: HashMap<&'static str, (usize, usize)> = INDEX
             .lines()
             .filter_map(|line| {
@@ -139,7 +146,7 @@ mod tests {
 
     #[test]
     fn every_group_decodes() {
-        let catalog = Catalog::new();
+        let catalog = shared();
         assert!(catalog.frames.len() > 500, "{}", catalog.frames.len());
         for group in catalog.frames.keys() {
             catalog.decode(group).unwrap();
@@ -148,7 +155,7 @@ mod tests {
 
     #[test]
     fn kinds_are_found_by_group_version_and_kind() {
-        let catalog = Catalog::new();
+        let catalog = shared();
         let schema = catalog
             .schema("helm.toolkit.fluxcd.io", "v2", "HelmRelease")
             .unwrap()

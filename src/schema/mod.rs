@@ -55,7 +55,7 @@ pub struct SchemaSet {
     resources: HashMap<String, Arc<Value>>,
     kubernetes: Option<String>,
     /// The embedded CRD catalog (`schemas.catalog`), consulted after the repository's CRDs.
-    catalog: Option<catalog::Catalog>,
+    catalog: Option<&'static catalog::Catalog>,
 }
 
 const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
@@ -78,7 +78,7 @@ impl SchemaSet {
             definitions: Arc::new(Value::Null),
             resources: HashMap::new(),
             kubernetes: kubernetes.clone(),
-            catalog: cfg.catalog.then(catalog::Catalog::new),
+            catalog: cfg.catalog.then(catalog::shared),
         };
         if let Some(version) = kubernetes {
             set.add_kubernetes(&version)?;
@@ -225,7 +225,7 @@ impl SchemaSet {
         api_version: &str,
         kind: &str,
     ) -> Result<Option<Arc<KindSchema>>, String> {
-        let (Some(catalog), Some((group, version))) = (&self.catalog, api_version.split_once('/'))
+        let (Some(catalog), Some((group, version))) = (self.catalog, api_version.split_once('/'))
         else {
             return Ok(None);
         };
@@ -327,7 +327,7 @@ impl diags::SchemaLookup for SchemaSet {
         lookup_in(&self.resources, absolute_location)
             .or_else(|| {
                 let (base, fragment) = absolute_location.split_once('#')?;
-                parent_of(self.catalog.as_ref()?.by_id(base)?, fragment)
+                parent_of(self.catalog?.by_id(base)?, fragment)
             })
             .or_else(|| {
                 // Inlined definitions keep their `/$defs/…` pointers, which `_definitions.json` has.
