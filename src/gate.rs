@@ -23,6 +23,7 @@ use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
+use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
@@ -236,6 +237,7 @@ impl Gate {
             BeforeIndex::default()
         };
         let schemas = stream::LazySchemas::new();
+        let namespaces = TargetNamespaces::find(tree);
         let stream = stream::Stream {
             gate: self,
             policies: &policies,
@@ -243,6 +245,7 @@ impl Gate {
             schemas: &schemas,
             crds: &crds,
             hold_all: policies.needs_inventory() || substituted_crd,
+            namespaces: &namespaces,
         };
         let outcomes: Vec<stream::Outcome> = selected
             .par_iter()
@@ -297,6 +300,10 @@ impl Gate {
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
+        // Flux's `targetNamespace` and Argo CD's destination namespace decide where objects land.
+        if !documents.is_empty() {
+            namespaces.apply(&mut documents, &flux_path);
+        }
         stats.documents =
             saturating_u32(documents.len() + judged.iter().map(|f| f.documents).sum::<usize>());
         // Flux may have brought in objects beyond the changed files: know their patches too.
@@ -385,6 +392,7 @@ impl Gate {
                 schemas: &unused,
                 crds: &[],
                 hold_all: false,
+                namespaces: &namespaces,
             };
             let mut files: Vec<stream::Judged> = deferred
                 .par_iter()

@@ -493,3 +493,80 @@ fn check_runs_the_change_policies_the_hook_and_the_pr_run() {
         "{messages:?}"
     );
 }
+
+/// A repository with one error (BAD's Service), one warning (a custom resource no schema covers)
+/// and one note (a values file with no apiVersion and kind), all in the working tree.
+fn repo_with_every_severity() -> TestRepo {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    repo.write(
+        "apps/widget.yaml",
+        "apiVersion: example.invalid/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    );
+    repo.write("apps/values.yaml", "replicas: 2\n");
+    repo
+}
+
+#[test]
+fn notes_are_shown_only_with_v() {
+    let repo = repo_with_every_severity();
+    let out = stategate(&repo, &["check"]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(text.contains("error[schema/type]"), "{text}");
+    assert!(text.contains("warning[schema/unknown-kind]"), "{text}");
+    assert!(!text.contains("apps/values.yaml"), "{text}");
+    assert!(text.contains("1 note"), "the note is still counted: {text}");
+    assert!(text.contains("not shown (-v shows them)"), "{text}");
+
+    let verbose = stdout(&stategate(&repo, &["check", "-v"]));
+    assert!(verbose.contains("apps/values.yaml"), "{verbose}");
+    assert!(!verbose.contains("not shown"), "{verbose}");
+}
+
+#[test]
+fn quiet_prints_only_blocking_findings_and_the_summary() {
+    let repo = repo_with_every_severity();
+    let out = stategate(&repo, &["check", "--quiet"]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(text.contains("error[schema/type]"), "{text}");
+    assert!(!text.contains("schema/unknown-kind"), "{text}");
+    assert!(!text.contains("values.yaml"), "{text}");
+    assert!(!text.contains("note:"), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.contains("verdict: fail (exit 1)"), "{text}");
+
+    // Nothing blocks: the summary line is all there is.
+    repo.remove("apps/web.yaml");
+    let out = stategate(&repo, &["check", "-q"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    // The machine formats still carry everything.
+    let report = json(&stategate(&repo, &["check", "-q", "--format", "json"]));
+    assert_eq!(report["findings"].as_array().unwrap().len(), 2, "{report}");
+}
+
+#[test]
+fn summary_counts_per_rule_and_per_file() {
+    let repo = repo_with_every_severity();
+    let out = stategate(&repo, &["check", "--summary"]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    assert!(!text.contains("╭"), "no snippets: {text}");
+    let row = |key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no row for {key}: {text}"))
+            .split_whitespace()
+            .filter_map(|w| w.parse::<usize>().ok())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("schema/type"), [1, 0, 0], "{text}");
+    assert_eq!(row("schema/unknown-field"), [1, 0, 0], "{text}");
+    assert_eq!(row("schema/unknown-kind"), [0, 1, 1], "{text}");
+    assert_eq!(row("apps/web.yaml"), [2, 0, 0], "{text}");
+    assert_eq!(row("apps/widget.yaml"), [0, 1, 0], "{text}");
+    assert_eq!(row("apps/values.yaml"), [0, 0, 1], "{text}");
+    assert!(text.contains("2 errors, 1 warning, 1 note"), "{text}");
+}

@@ -229,3 +229,82 @@ fn check_all_has_no_base() {
     );
     assert!(json["stats"].get("pre_existing").is_none());
 }
+
+/// A Deployment without a namespace whose `replicas` is a string: one schema error per object.
+const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: \"two\"\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: \"nginx:1.27\"}]\n";
+
+/// Flux deploys `apps/a` into namespace `team-a` and Argo CD deploys `apps/b` into `team-b`.
+fn two_teams() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "clusters/prod/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: team-a\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./apps/a\n  prune: true\n  targetNamespace: team-a\n  sourceRef: {kind: GitRepository, name: flux-system}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: team-b\n  namespace: argocd\nspec:\n  project: default\n  source: {repoURL: https://example.invalid/repo.git, path: apps/b, targetRevision: main}\n  destination: {server: https://kubernetes.default.svc, namespace: team-b}\n",
+    );
+    repo.write("apps/a/web.yaml", WEB);
+    repo.commit_all("team a");
+    repo
+}
+
+/// The object ids of the `schema/type` findings, with whether each is pre-existing.
+fn web_findings(json: &Value) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "schema/type")
+        .map(|f| {
+            (
+                f["object"].as_str().unwrap_or_default().to_owned(),
+                f["pre_existing"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn same_named_objects_in_different_target_namespaces_are_two_objects() {
+    let repo = two_teams();
+    repo.write("apps/b/web.yaml", WEB);
+    repo.commit_all("team b");
+    let (out, json) = check(&repo, &["--all"]);
+    assert_eq!(out.status.code(), Some(1), "{json}");
+    assert_eq!(
+        web_findings(&json),
+        [
+            ("apps/v1/Deployment/team-a/web".to_owned(), false),
+            ("apps/v1/Deployment/team-b/web".to_owned(), false),
+        ],
+        "{json}"
+    );
+}
+
+#[test]
+fn moving_an_object_into_another_target_namespace_is_a_new_object() {
+    let repo = two_teams();
+    repo.rename("apps/a/web.yaml", "apps/b/web.yaml");
+    repo.commit_all("move web to team b");
+    let (out, json) = check(&repo, &["--base", "HEAD~1"]);
+    // team-b's web is new: its error is the change's own and blocks.
+    assert_eq!(out.status.code(), Some(1), "{json}");
+    assert_eq!(
+        web_findings(&json),
+        [("apps/v1/Deployment/team-b/web".to_owned(), false)],
+        "{json}"
+    );
+}
+
+#[test]
+fn an_edit_under_a_target_namespace_keeps_the_old_finding_pre_existing() {
+    let repo = two_teams();
+    repo.write("apps/a/web.yaml", WEB.replace("nginx:1.27", "nginx:1.28"));
+    repo.commit_all("bump");
+    let (out, json) = check(&repo, &["--base", "HEAD~1"]);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(
+        web_findings(&json),
+        [("apps/v1/Deployment/team-a/web".to_owned(), true)],
+        "{json}"
+    );
+}

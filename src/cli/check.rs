@@ -9,7 +9,7 @@ use crate::config::{CONFIG_FILE, Config};
 use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::gate::Gate;
-use crate::report::{Format, RenderOptions, Report, render};
+use crate::report::{Detail, Format, RenderOptions, Report, render};
 use crate::tree::{DirTree, GitTree, Tree};
 use crate::trust::{ChangeSide, RulesFrom, Trust, rules_tree};
 
@@ -51,6 +51,15 @@ pub struct CheckArgs {
     /// (`drift.live`).
     #[arg(long)]
     pub live: bool,
+    /// Human format: print only the findings that block and the summary line.
+    #[arg(short = 'q', long, conflicts_with_all = ["summary", "verbose"])]
+    pub quiet: bool,
+    /// Human format: print counts per rule and per file instead of each finding.
+    #[arg(long, conflicts_with = "verbose")]
+    pub summary: bool,
+    /// Human format: also print note-level findings (counted, not shown, by default).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Colour in the human format: auto (on a terminal, NO_COLOR unset or empty; CLICOLOR_FORCE
     /// forces it), always, never.
     #[arg(long, default_value = "auto")]
@@ -82,6 +91,18 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
+    fn detail(&self) -> Detail {
+        if self.quiet {
+            Detail::Quiet
+        } else if self.summary {
+            Detail::Summary
+        } else if self.verbose {
+            Detail::Verbose
+        } else {
+            Detail::Normal
+        }
+    }
+
     fn mode(&self) -> ChangeMode {
         if self.all {
             ChangeMode::All {
@@ -109,6 +130,7 @@ pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool)
     }
     let options = RenderOptions {
         color,
+        detail: args.detail(),
         ..RenderOptions::default()
     };
     let verdict = report.verdict();

@@ -100,6 +100,8 @@ pub struct SchemasConfig {
     pub crds: Vec<String>,
     pub map: Vec<SchemaMapping>,
     pub unknown: UnknownPolicy,
+    /// Custom resources without a CRD in the repository are judged by the embedded CRD catalog.
+    pub catalog: bool,
 }
 
 impl Default for SchemasConfig {
@@ -109,6 +111,7 @@ impl Default for SchemasConfig {
             crds: Vec::new(),
             map: Vec::new(),
             unknown: UnknownPolicy::Warn,
+            catalog: true,
         }
     }
 }

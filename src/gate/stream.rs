@@ -26,6 +26,7 @@ use crate::report::secret_paths;
 use crate::schema::SchemaSet;
 
 use super::{BeforeIndex, Gate, is_kustomize_file};
+use crate::render::target_namespace::TargetNamespaces;
 use crate::schema::crd::{contains, is_crd};
 
 /// The schema set, built on first need from the change's CRDs: a change without documents never
@@ -70,6 +71,9 @@ pub(super) struct Stream<'a> {
     pub crds: &'a [Document],
     /// Hold every file (a template reads `data.inventory`, or a CRD is substituted by Flux).
     pub hold_all: bool,
+    /// Where Flux `targetNamespace` and Argo CD destinations place objects: streamed documents
+    /// get the namespace the cluster will give them, as held ones do.
+    pub namespaces: &'a TargetNamespaces,
 }
 
 /// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
@@ -108,7 +112,9 @@ impl Stream<'_> {
     }
 
     /// Every finding of one file, by stage; its values are dropped on return.
-    pub fn judged(&self, path: &str, loaded: Loaded, schemas: Option<&SchemaSet>) -> Judged {
+    pub fn judged(&self, path: &str, mut loaded: Loaded, schemas: Option<&SchemaSet>) -> Judged {
+        self.namespaces
+            .apply(&mut loaded.documents, &|p: &str| p.to_owned());
         let mut judged = Judged {
             path: path.to_owned(),
             documents: loaded.documents.len(),

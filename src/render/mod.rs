@@ -12,6 +12,7 @@ pub mod overlays;
 pub mod patches;
 pub mod paths;
 pub mod sandbox;
+pub mod target_namespace;
 
 use std::path::{Path, PathBuf};
 

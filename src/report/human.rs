@@ -10,7 +10,7 @@ use miette::{
 };
 
 use super::mask::mask_source;
-use super::{RenderOptions, Report, detail_lines, escape, one_line, summary_line};
+use super::{Detail, RenderOptions, Report, detail_lines, escape, one_line, summary_line};
 use crate::finding::{Finding, Severity};
 use crate::load::SourceFile;
 
@@ -19,10 +19,18 @@ pub(super) fn render(
     out: &mut dyn io::Write,
     options: &RenderOptions,
 ) -> io::Result<()> {
+    if options.detail == Detail::Summary {
+        return render_summary(report, out);
+    }
     let handler = handler(options);
     let mut sources = ShownSources::default();
     let mut listed_apart = false;
+    let mut hidden_notes = 0;
     for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
+        if !shown(finding, options.detail) {
+            hidden_notes += usize::from(finding.severity == Severity::Note);
+            continue;
+        }
         if finding.pre_existing && !listed_apart {
             listed_apart = true;
             writeln!(
@@ -48,7 +56,7 @@ pub(super) fn render(
         .iter()
         .filter(|f| f.suppressed.as_ref().is_some_and(|s| s.by_change))
         .collect();
-    if !by_change.is_empty() {
+    if !by_change.is_empty() && options.detail != Detail::Quiet {
         writeln!(out, "suppressed by this change ({}):", by_change.len())?;
         for finding in by_change {
             let reason = finding
@@ -60,6 +68,65 @@ pub(super) fn render(
                 "  {} (reason: {})",
                 one_line(finding).replace('\n', CONTINUATION),
                 escape::one_line(reason)
+            )?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "{}", summary_line(report))?;
+    if options.detail == Detail::Quiet {
+        return Ok(());
+    }
+    if hidden_notes > 0 {
+        writeln!(
+            out,
+            "note: {hidden_notes} note-level finding(s) not shown (-v shows them)"
+        )?;
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {}", escape::one_line(note))?;
+    }
+    Ok(())
+}
+
+/// Whether the human format prints this (unsuppressed) finding at this level of detail.
+fn shown(finding: &Finding, detail: Detail) -> bool {
+    match detail {
+        // What blocks: the verdict's own rule (errors; pre-existing ones were already turned
+        // into warnings when they do not block).
+        Detail::Quiet => finding.severity == Severity::Error,
+        Detail::Summary | Detail::Normal => finding.severity != Severity::Note,
+        Detail::Verbose => true,
+    }
+}
+
+/// `--summary`: how many findings each rule and each file has (suppressed ones left out, as in
+/// the summary line's counts), then the summary line and the run's notes.
+fn render_summary(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+    let mut by_rule: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    let mut by_file: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
+        let slot = match finding.severity {
+            Severity::Error => 0,
+            Severity::Warning => 1,
+            Severity::Note => 2,
+        };
+        by_rule.entry(finding.rule.to_string()).or_default()[slot] += 1;
+        let file = finding.location.as_ref().map_or_else(
+            || "(no file)".to_owned(),
+            |l| escape::one_line(&l.file).into_owned(),
+        );
+        by_file.entry(file).or_default()[slot] += 1;
+    }
+    for (title, table) in [("by rule", &by_rule), ("by file", &by_file)] {
+        if table.is_empty() {
+            continue;
+        }
+        writeln!(out, "{title}:")?;
+        let width = table.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+        for (key, [errors, warnings, notes]) in table {
+            writeln!(
+                out,
+                "  {key:width$}  {errors:>5} error(s) {warnings:>5} warning(s) {notes:>5} note(s)"
             )?;
         }
         writeln!(out)?;

@@ -158,6 +158,8 @@ pub struct RenderOptions {
     pub color: bool,
     /// Wrap width of the human format, in columns.
     pub width: usize,
+    /// How much of the report the human format prints.
+    pub detail: Detail,
 }
 
 impl Default for RenderOptions {
@@ -165,8 +167,23 @@ impl Default for RenderOptions {
         RenderOptions {
             color: false,
             width: 100,
+            detail: Detail::Normal,
         }
     }
+}
+
+/// How much of a report the human format prints. Machine formats always carry everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// The findings that block and the summary line (`--quiet`).
+    Quiet,
+    /// Counts per rule and per file, then the summary line (`--summary`).
+    Summary,
+    /// Errors and warnings; note-level findings are counted, not shown (the default).
+    #[default]
+    Normal,
+    /// Notes too (`-v`).
+    Verbose,
 }
 
 /// Write `report` in `format` to `out`.

@@ -1,11 +1,13 @@
 //! JSON Schema checks: every document against the schema of its kind (embedded Kubernetes
-//! schemas, CRDs from the repository) or the schema `schemas.map` ties its file to.
+//! schemas, CRDs from the repository, then the embedded CRD catalog) or the schema `schemas.map`
+//! ties its file to.
 //!
 //! A [`SchemaSet`] is built once per run from the config, the trusted tree and the CRD documents
 //! the caller picked; [`SchemaSet::check`] is then called from any number of threads. Validators
 //! are compiled on first use, once per (apiVersion, kind), so a run pays only for the kinds it
 //! meets.
 
+mod catalog;
 pub mod crd;
 mod diags;
 mod embedded;
@@ -30,6 +32,8 @@ pub use embedded::available_versions;
 enum Origin {
     Kubernetes(String),
     Crd(Location),
+    /// The embedded CRD catalog: `<group>/<kind-lowercase>_<version>`.
+    Catalog(String),
 }
 
 /// The schema of one (apiVersion, kind), compiled on first use.
@@ -50,6 +54,8 @@ pub struct SchemaSet {
     /// Schema resources by base URI, to look up the schema an error came from.
     resources: HashMap<String, Arc<Value>>,
     kubernetes: Option<String>,
+    /// The embedded CRD catalog (`schemas.catalog`), consulted after the repository's CRDs.
+    catalog: Option<&'static catalog::Catalog>,
 }
 
 const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
@@ -72,6 +78,7 @@ impl SchemaSet {
             definitions: Arc::new(Value::Null),
             resources: HashMap::new(),
             kubernetes: kubernetes.clone(),
+            catalog: cfg.catalog.then(catalog::shared),
         };
         if let Some(version) = kubernetes {
             set.add_kubernetes(&version)?;
@@ -97,7 +104,9 @@ impl SchemaSet {
         self.kubernetes.as_deref()
     }
 
-    /// Whether a schema covers documents of this apiVersion and kind.
+    /// Whether the embedded Kubernetes schemas or a CRD of the repository cover documents of this
+    /// apiVersion and kind. The catalog does not count: the repository's own CRDs are looked for
+    /// first, and win over the catalog's.
     pub fn covers(&self, api_version: &str, kind: &str) -> bool {
         self.kind_schema(api_version, kind).is_some()
     }
@@ -198,9 +207,47 @@ impl SchemaSet {
         let (Some(api_version), Some(kind)) = (doc.api_version(), doc.kind()) else {
             return self.unknown(doc, None);
         };
-        let Some(entry) = self.kind_schema(api_version, kind) else {
-            return self.unknown(doc, Some((api_version, kind)));
+        if let Some(entry) = self.kind_schema(api_version, kind) {
+            return self.judge(doc, api_version, kind, entry);
+        }
+        match self.catalog_schema(api_version, kind) {
+            Ok(Some(entry)) => self.judge(doc, api_version, kind, &entry),
+            Ok(None) => self.unknown(doc, Some((api_version, kind))),
+            Err(message) => vec![internal(message).at(doc.locate("")).object(doc.id())],
+        }
+    }
+
+    /// The catalog's schema of a custom resource, unless the repository ships a CRD for its group
+    /// and kind: a repository's CRD (at any version) is what its cluster runs, and an older
+    /// catalog schema must not judge objects written for a newer CRD.
+    fn catalog_schema(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<Arc<KindSchema>>, String> {
+        let (Some(catalog), Some((group, version))) = (self.catalog, api_version.split_once('/'))
+        else {
+            return Ok(None);
         };
+        if !catalog.has_group(group) || self.repository_defines(group, kind) {
+            return Ok(None);
+        }
+        catalog.schema(group, version, kind)
+    }
+
+    fn repository_defines(&self, group: &str, kind: &str) -> bool {
+        self.kinds.iter().any(|(api_version, kinds)| {
+            api_version.split_once('/').map(|(g, _)| g) == Some(group) && kinds.contains_key(kind)
+        })
+    }
+
+    fn judge(
+        &self,
+        doc: &Document,
+        api_version: &str,
+        kind: &str,
+        entry: &KindSchema,
+    ) -> Vec<Finding> {
         match entry.validator.get_or_init(|| self.compile(entry)) {
             Ok(validator) => self.findings(validator, doc, self),
             Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
@@ -218,7 +265,7 @@ impl SchemaSet {
             Origin::Kubernetes(_) => {
                 options.build(&embedded::self_contained(&entry.schema, &self.definitions))
             }
-            Origin::Crd(_) => options.build(&entry.schema),
+            Origin::Crd(_) | Origin::Catalog(_) => options.build(&entry.schema),
         };
         built.map_err(|e| e.to_string())
     }
@@ -234,6 +281,7 @@ impl SchemaSet {
         }
         diags::problems(validator.iter_errors(&doc.value), lookup)
             .into_iter()
+            .filter(|p| !awaits_substitution(doc, p))
             .map(|p| p.into_finding(doc))
             .collect()
     }
@@ -262,9 +310,9 @@ impl SchemaSet {
                      schemas.map entry matches its file"
                 .to_string(),
         };
-        let help = "add its CustomResourceDefinition to a file under `schemas.crds`, or a \
-                    `schemas.map` entry tying this file to a schema; `schemas.unknown: skip` \
-                    silences this";
+        let help = "add its CustomResourceDefinition to a file under `schemas.crds` (the embedded \
+                    CRD catalog has no schema for it), or a `schemas.map` entry tying this file \
+                    to a schema; `schemas.unknown: skip` silences this";
         vec![
             Finding::new(Rule::SchemaUnknownKind, severity, message)
                 .at(doc.locate(""))
@@ -276,12 +324,17 @@ impl SchemaSet {
 
 impl diags::SchemaLookup for SchemaSet {
     fn schema_at(&self, absolute_location: &str) -> Option<&Value> {
-        lookup_in(&self.resources, absolute_location).or_else(|| {
-            // Inlined definitions keep their `/$defs/…` pointers, which `_definitions.json` has.
-            let fragment = absolute_location.split_once('#')?.1;
-            let uri = format!("{}#{fragment}", embedded::DEFINITIONS_ID);
-            lookup_in(&self.resources, &uri)
-        })
+        lookup_in(&self.resources, absolute_location)
+            .or_else(|| {
+                let (base, fragment) = absolute_location.split_once('#')?;
+                parent_of(self.catalog?.by_id(base)?, fragment)
+            })
+            .or_else(|| {
+                // Inlined definitions keep their `/$defs/…` pointers, which `_definitions.json` has.
+                let fragment = absolute_location.split_once('#')?.1;
+                let uri = format!("{}#{fragment}", embedded::DEFINITIONS_ID);
+                lookup_in(&self.resources, &uri)
+            })
     }
 }
 
@@ -296,7 +349,11 @@ impl diags::SchemaLookup for MappedLookup<'_> {
 /// The schema object that holds the keyword at `uri` (`base#/pointer/to/keyword`).
 fn lookup_in<'a>(resources: &'a HashMap<String, Arc<Value>>, uri: &str) -> Option<&'a Value> {
     let (base, fragment) = uri.split_once('#').unwrap_or((uri, ""));
-    let resource = resources.get(base)?;
+    parent_of(resources.get(base)?, fragment)
+}
+
+/// The schema object holding the keyword a URI fragment points at.
+fn parent_of<'a>(resource: &'a Value, fragment: &str) -> Option<&'a Value> {
     let pointer = percent_decode(fragment);
     let parent = pointer.rsplit_once('/').map_or("", |(p, _)| p);
     resource.pointer(parent)
@@ -323,6 +380,18 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A pattern or format problem on a string that still holds a `${VAR}` reference: Flux fills it
+/// in at apply time from a source the gate could not read (an encrypted Secret, say), so its
+/// pattern cannot be judged here. Type and field problems still count.
+fn awaits_substitution(doc: &Document, problem: &diags::Problem) -> bool {
+    problem.rule == Rule::SchemaFormat
+        && doc
+            .value
+            .pointer(&problem.pointer)
+            .and_then(Value::as_str)
+            .is_some_and(|text| text.contains("${"))
 }
 
 /// `schemas.kubernetes` → the embedded version to use (`None`: turned off).
@@ -361,6 +430,7 @@ fn invalid_kind_schema(
     let (source, location) = match &entry.origin {
         Origin::Crd(location) => (format!("CRD in {}", location.file), location.clone()),
         Origin::Kubernetes(v) => (format!("embedded Kubernetes {v} schemas"), doc.locate("")),
+        Origin::Catalog(name) => (format!("embedded CRD catalog, {name}"), doc.locate("")),
     };
     Finding::error(
         Rule::SchemaInvalid,

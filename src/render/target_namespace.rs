@@ -1,0 +1,193 @@
+//! The namespace an object lands in when a Flux `Kustomization` or an Argo CD `Application`
+//! deploys the directory that holds it: Flux's `spec.targetNamespace` sets the namespace of every
+//! namespaced object it builds (kustomize's namespace transformer, overriding what the file says);
+//! Argo CD's `spec.destination.namespace` is the namespace of objects that name none. Identity
+//! (`ObjectId`) and every check then see the object where the cluster will have it, so two
+//! same-named objects deployed into different namespaces are two objects.
+
+use serde_json::Value;
+
+use super::paths::resolve;
+use crate::load::{Document, LoadOptions, load_file};
+use crate::tree::Tree;
+
+/// One deployer of a repository directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Deployer {
+    /// The repository directory it deploys ("" for the root).
+    path: String,
+    namespace: String,
+    /// Flux overrides the namespace objects name; Argo CD only fills in a missing one.
+    overrides: bool,
+}
+
+/// Every Flux `Kustomization` with `targetNamespace` and Argo CD `Application` with a
+/// destination namespace in a tree.
+#[derive(Debug, Default)]
+pub struct TargetNamespaces {
+    deployers: Vec<Deployer>,
+}
+
+impl TargetNamespaces {
+    /// Read the tree's manifests for deployers. Files are filtered on their bytes first, so a
+    /// repository without either pays one read per manifest and no parse.
+    pub fn find(tree: &dyn Tree) -> TargetNamespaces {
+        let options = LoadOptions::default();
+        let mut deployers = Vec::new();
+        for path in tree.files_under("") {
+            if !(path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")) {
+                continue;
+            }
+            let Some(bytes) = tree.read(&path) else {
+                continue;
+            };
+            if !contains(&bytes, b"targetNamespace") && !contains(&bytes, b"destination") {
+                continue;
+            }
+            for doc in load_file(&path, &bytes, &options).documents {
+                deployers.extend(deployers_in(&doc.value));
+            }
+        }
+        TargetNamespaces { deployers }
+    }
+
+    /// Set the namespace of each namespaced document under a deployer's path, the deepest
+    /// deployer winning. `path_of` names the repository path a document comes from (its file, or
+    /// a rendered overlay's kustomization).
+    pub fn apply(&self, documents: &mut [Document], path_of: &dyn Fn(&str) -> String) {
+        if self.deployers.is_empty() {
+            return;
+        }
+        for doc in documents.iter_mut() {
+            if doc.kind().is_none_or(is_cluster_scoped) {
+                continue;
+            }
+            let Some(deployer) = self.deploying(&path_of(doc.path())) else {
+                continue;
+            };
+            let Some(metadata) = doc.value.get_mut("metadata").and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            if deployer.overrides || !metadata.contains_key("namespace") {
+                metadata.insert(
+                    "namespace".into(),
+                    Value::String(deployer.namespace.clone()),
+                );
+            }
+        }
+    }
+
+    fn deploying(&self, path: &str) -> Option<&Deployer> {
+        self.deployers
+            .iter()
+            .filter(|d| {
+                d.path.is_empty()
+                    || path
+                        .strip_prefix(&d.path)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|d| d.path.len())
+    }
+}
+
+fn deployers_in(value: &Value) -> Vec<Deployer> {
+    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
+    let (Some(api_version), Some(kind)) = (text("/apiVersion"), text("/kind")) else {
+        return Vec::new();
+    };
+    let deployer = |path: &str, namespace: &str, overrides: bool| {
+        // Paths are relative to the source's root, taken to be this repository (as for Flux's
+        // post-build substitution).
+        Some(Deployer {
+            path: resolve("", path)?,
+            namespace: namespace.to_owned(),
+            overrides,
+        })
+    };
+    if api_version.starts_with("kustomize.toolkit.fluxcd.io/") && kind == "Kustomization" {
+        let (Some(path), Some(namespace)) = (text("/spec/path"), text("/spec/targetNamespace"))
+        else {
+            return Vec::new();
+        };
+        return deployer(path, namespace, true).into_iter().collect();
+    }
+    if api_version.starts_with("argoproj.io/") && kind == "Application" {
+        let Some(namespace) = text("/spec/destination/namespace") else {
+            return Vec::new();
+        };
+        let sources = value
+            .pointer("/spec/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(value.pointer("/spec/source"));
+        return sources
+            .filter_map(|s| s.get("path").and_then(Value::as_str))
+            .filter_map(|path| deployer(path, namespace, false))
+            .collect();
+    }
+    Vec::new()
+}
+
+/// Built-in kinds that have no namespace: kustomize's namespace transformer leaves them alone.
+fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "CustomResourceDefinition"
+            | "StorageClass"
+            | "PriorityClass"
+            | "IngressClass"
+            | "RuntimeClass"
+            | "CSIDriver"
+            | "CSINode"
+            | "VolumeAttachment"
+            | "APIService"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "CertificateSigningRequest"
+            | "FlowSchema"
+            | "PriorityLevelConfiguration"
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flux_overrides_and_argo_fills_in() {
+        let flux = json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "spec": {"path": "./apps/web", "targetNamespace": "web"}});
+        let argo = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "spec": {"source": {"path": "apps/api"}, "destination": {"namespace": "api"}}});
+        assert_eq!(
+            deployers_in(&flux),
+            [Deployer {
+                path: "apps/web".into(),
+                namespace: "web".into(),
+                overrides: true
+            }]
+        );
+        assert_eq!(
+            deployers_in(&argo),
+            [Deployer {
+                path: "apps/api".into(),
+                namespace: "api".into(),
+                overrides: false
+            }]
+        );
+    }
+}
