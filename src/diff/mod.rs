@@ -287,7 +287,7 @@ fn render_touched(
                     .map(|value| render::RenderedObject {
                         value,
                         dir: path.clone(),
-                        renderer: render::Renderer::Helm,
+                        renderer: release.release.renderer(),
                         origin: None,
                     })
                     .collect(),

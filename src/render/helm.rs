@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
+use super::argo_kustomize::{self, KustomizeOverrides};
+use super::graph::KustomizeGraph;
 use super::helm_cache::{self, FetchError, RemoteChart};
 use super::{Checkout, RenderOutput, Renderer, failed};
 use crate::config::{HelmConfig, RenderConfig};
@@ -108,12 +110,28 @@ pub struct Release {
     pub patches: Vec<Value>,
     /// Repository paths whose change changes the release's output.
     pub inputs: BTreeSet<String>,
+    /// An Argo CD `source.kustomize` Application: its in-repository source directory is built
+    /// with kustomize and these overrides, not with helm.
+    pub kustomize: Option<KustomizeOverrides>,
 }
 
 impl Release {
     /// A HelmRelease or Application, as opposed to a chart listed in the config.
     fn declared_in_manifest(&self) -> bool {
         !self.label.starts_with("chart ")
+    }
+
+    /// Rendering it runs helm (a kustomize Application, or a refused release, does not).
+    fn needs_helm(&self) -> bool {
+        self.kustomize.is_none() && !matches!(self.chart, ChartSource::Refused(_))
+    }
+
+    pub fn renderer(&self) -> Renderer {
+        if self.kustomize.is_some() {
+            Renderer::Kustomize
+        } else {
+            Renderer::Helm
+        }
     }
 
     fn touched_by(&self, changed: &BTreeSet<String>) -> bool {
@@ -179,6 +197,7 @@ fn configured_charts(tree: &dyn Tree, config: &HelmConfig) -> Vec<Release> {
                 parameters: Vec::new(),
                 patches: Vec::new(),
                 inputs,
+                kustomize: None,
             });
         }
     }
@@ -360,6 +379,7 @@ impl ObjectIndex {
             parameters: Vec::new(),
             patches,
             inputs,
+            kustomize: None,
         }
     }
 
@@ -438,6 +458,8 @@ impl ObjectIndex {
     }
 
     fn argo_applications(&self, tree: &dyn Tree) -> Vec<Release> {
+        // Built once, and only when an Application renders a kustomization.
+        let graph = std::cell::OnceCell::new();
         let generated: Vec<Located> = self
             .of("ApplicationSet")
             .iter()
@@ -463,7 +485,7 @@ impl ObjectIndex {
                     };
                 sources
                     .into_iter()
-                    .filter_map(|s| argo_release(tree, app, &s))
+                    .filter_map(|s| argo_release(tree, &graph, app, &s))
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -648,10 +670,23 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Release> {
+fn argo_release(
+    tree: &dyn Tree,
+    graph: &std::cell::OnceCell<KustomizeGraph>,
+    app: &Located,
+    source: &Value,
+) -> Option<Release> {
     let s = |k: &str| source.pointer(k).and_then(Value::as_str);
     let helm = source.get("helm");
     let mut inputs = BTreeSet::from([app.file.clone()]);
+    if let (None, Some(path), Some(kustomize)) = (s("/chart"), s("/path"), source.get("kustomize"))
+        && tree
+            .read(&format!("{}/Chart.yaml", normalize(path)))
+            .is_none()
+    {
+        let graph = graph.get_or_init(|| KustomizeGraph::build(tree));
+        return Some(argo_kustomize_release(graph, app, path, kustomize));
+    }
     let chart = match (s("/chart"), s("/path")) {
         (Some(chart), _) => ChartSource::Remote(RemoteChart {
             repository: s("/repoURL").unwrap_or("").to_string(),
@@ -734,11 +769,7 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
         .unwrap_or(app.name())
         .to_string();
     Some(Release {
-        label: format!(
-            "Application {}/{}",
-            app.namespace().unwrap_or("argocd"),
-            app.name()
-        ),
+        label: application_label(app),
         owner: app.file.clone(),
         owner_doc: app.doc,
         name,
@@ -748,7 +779,57 @@ fn argo_release(tree: &dyn Tree, app: &Located, source: &Value) -> Option<Releas
         parameters,
         patches: Vec::new(),
         inputs,
+        kustomize: None,
     })
+}
+
+fn application_label(app: &Located) -> String {
+    format!(
+        "Application {}/{}",
+        app.namespace().unwrap_or("argocd"),
+        app.name()
+    )
+}
+
+/// An Application whose source directory is a kustomization with `source.kustomize` overrides.
+/// Its inputs are everything the kustomization reads; a reference kustomize must not follow, or
+/// an override the gate does not model, makes it a refused (render/failed) release.
+fn argo_kustomize_release(
+    graph: &KustomizeGraph,
+    app: &Located,
+    path: &str,
+    kustomize: &Value,
+) -> Release {
+    let dir = normalize(path);
+    let mut inputs = graph.closure(&dir);
+    inputs.insert(app.file.clone());
+    let refused: Vec<String> = graph
+        .refused_refs(&dir)
+        .iter()
+        .map(|(file, r)| format!("{r} (in {file})"))
+        .collect();
+    let (chart, overrides) = match KustomizeOverrides::from_source(kustomize) {
+        _ if !graph.dirs.contains_key(&dir) => (
+            ChartSource::Refused(format!("`{dir}` holds no kustomization")),
+            None,
+        ),
+        _ if !refused.is_empty() => (ChartSource::Refused(refused.join("; ")), None),
+        Ok(o) => (ChartSource::InRepo(dir), Some(o)),
+        Err(why) => (ChartSource::Refused(why), None),
+    };
+    Release {
+        label: application_label(app),
+        owner: app.file.clone(),
+        owner_doc: app.doc,
+        name: app.name().to_string(),
+        namespace: app.str("/spec/destination/namespace").map(str::to_owned),
+        chart,
+        values: Vec::new(),
+        parameters: Vec::new(),
+        patches: Vec::new(),
+        inputs,
+        kustomize: overrides,
+    }
 }
 
 /// The pointer of `/spec/source/helm/<key>` (or the `sources` entry holding it).
@@ -869,9 +950,13 @@ pub fn render_changed(
         );
     }
     let command = helm_command(config);
-    if !helm_available(&command) {
-        let labels: Vec<String> = touched.keys().map(|(_, l)| l.clone()).collect();
-        out.findings.push(helm_missing(&command, &labels));
+    let needs_helm: Vec<String> = touched
+        .iter()
+        .filter(|(_, pair)| pair.iter().flatten().any(Release::needs_helm))
+        .map(|((_, l), _)| l.clone())
+        .collect();
+    if !needs_helm.is_empty() && !helm_available(&command) {
+        out.findings.push(helm_missing(&command, &needs_helm));
         return out;
     }
     let mut rendered: [Vec<Option<RenderOutput>>; 2] = Default::default();
@@ -932,16 +1017,19 @@ fn write_checkout<'r>(
     tree: &dyn Tree,
     releases: impl Iterator<Item = &'r Release>,
 ) -> std::io::Result<Checkout> {
+    // A chart is its directory; a kustomization is everything it reads (its closure).
     let dirs: BTreeSet<String> = releases
-        .filter_map(|r| match &r.chart {
-            ChartSource::InRepo(dir) => Some(dir.clone()),
-            _ => None,
+        .flat_map(|r| match (&r.chart, &r.kustomize) {
+            (ChartSource::InRepo(_), Some(_)) => r.inputs.iter().cloned().collect(),
+            (ChartSource::InRepo(dir), None) => vec![dir.clone()],
+            _ => Vec::new(),
         })
         .collect();
     Checkout::write(tree, &|p: &str| {
         dirs.iter().any(|d| {
-            p.strip_prefix(d.as_str())
-                .is_some_and(|r| r.starts_with('/'))
+            p == d
+                || p.strip_prefix(d.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
         })
     })
 }
@@ -966,6 +1054,18 @@ fn render_release(
     };
     let work = format!(".stategate-helm/{n}");
     let chart = match &release.chart {
+        ChartSource::InRepo(dir) if let Some(overrides) = &release.kustomize => {
+            return argo_kustomize::render(
+                checkout,
+                overrides,
+                dir,
+                &work,
+                release.namespace.as_deref(),
+                &super::kustomize_command(config),
+                &release.owner,
+                side,
+            );
+        }
         ChartSource::InRepo(dir) => dir.clone(),
         ChartSource::Refused(why) => return refused(why.clone()),
         ChartSource::Remote(remote) => {

@@ -3,6 +3,7 @@
 //! one revision. Failures are `render/failed` findings carrying the tool's message, never panics.
 //! The gate has no network: remote bases are refused, with the URL, before kustomize runs.
 
+pub mod argo_kustomize;
 pub mod cache;
 pub mod flux;
 pub mod graph;

@@ -131,7 +131,7 @@ fn deployers_in(value: &Value) -> Vec<Deployer> {
 }
 
 /// Built-in kinds that have no namespace: kustomize's namespace transformer leaves them alone.
-fn is_cluster_scoped(kind: &str) -> bool {
+pub(crate) fn is_cluster_scoped(kind: &str) -> bool {
     matches!(
         kind,
         "Namespace"

@@ -1,0 +1,170 @@
+//! Argo CD Applications with `source.kustomize`, rendered with the real `kubectl kustomize` the
+//! way Argo CD builds them (the source directory plus the Application's overrides), through the
+//! real binary in a real git repository.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::git::TestRepo;
+use serde_json::Value;
+
+const NO_LATEST: &str = "package main
+
+deny contains msg if {
+  input.kind == \"Deployment\"
+  some c in input.spec.template.spec.containers
+  endswith(c.image, \":latest\")
+  msg := sprintf(\"container %s uses %s\", [c.name, c.image])
+}
+";
+
+const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [deployment.yaml]
+";
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: nginx
+          image: nginx:1.25
+";
+
+const APPLICATION: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/this-repo.git
+    path: apps/web
+    targetRevision: HEAD
+    kustomize:
+      namePrefix: prod-
+      commonLabels: {team: blue}
+      images: [\"nginx:1.27\"]
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: web
+";
+
+/// A repository whose Application pins `nginx:1.27`, then a commit that overrides it to
+/// `nginx:latest`; returns the base commit.
+fn repo_with_latest_override() -> (TestRepo, String, tempfile::TempDir) {
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        "version: 1\nrender:\n  helm:\n    releases: true\n",
+    );
+    repo.write("apps/web/kustomization.yaml", KUSTOMIZATION);
+    repo.write("apps/web/deployment.yaml", DEPLOYMENT);
+    repo.write("argocd/web.yaml", APPLICATION);
+    repo.write("policies/latest.rego", NO_LATEST);
+    let base = repo.commit_all("argo kustomize app");
+    repo.write(
+        "argocd/web.yaml",
+        APPLICATION.replace("nginx:1.27", "nginx:latest"),
+    );
+    repo.commit_all("latest");
+    (repo, base, tempfile::tempdir().expect("cache"))
+}
+
+fn stategate(repo: &TestRepo, args: &[&str], cache: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("STATEGATE_CACHE_DIR", cache)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("run stategate")
+}
+
+fn json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_deployment() {
+    let (repo, base, cache) = repo_with_latest_override();
+    let out = stategate(
+        &repo,
+        &["check", "--base", &base, "--format", "json"],
+        cache.path(),
+    );
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let denied: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "policy/deny")
+        .collect();
+    assert_eq!(denied.len(), 1, "{report:#}");
+    assert_eq!(denied[0]["message"], "container nginx uses nginx:latest");
+    assert_eq!(
+        denied[0]["location"]["file"], "argocd/web.yaml",
+        "{report:#}"
+    );
+}
+
+#[test]
+fn an_application_image_override_change_shows_on_the_rendered_deployment_in_diff() {
+    let (repo, base, cache) = repo_with_latest_override();
+    let out = stategate(
+        &repo,
+        &["diff", "--base", &base, "--format", "json"],
+        cache.path(),
+    );
+    let diff = json(&out);
+    // namePrefix and commonLabels applied; destination.namespace fills in the missing namespace.
+    let deployment = diff["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .find(|o| o["id"] == "apps/v1/Deployment/web/prod-web")
+        .unwrap_or_else(|| panic!("the rendered Deployment: {diff:#}"));
+    assert_eq!(deployment["status"], "changed", "{deployment:#}");
+    assert_eq!(
+        deployment["changed_fields"],
+        serde_json::json!(["spec.template.spec.containers[name=nginx].image"]),
+        "{deployment:#}"
+    );
+    let text = deployment["diff"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("-      - image: nginx:1.27\n+      - image: nginx:latest"),
+        "{deployment:#}"
+    );
+    assert_eq!(
+        deployment["head"]["rendered_by"], "kustomize",
+        "{deployment:#}"
+    );
+    assert!(
+        deployment.to_string().contains("Application argocd/web"),
+        "{deployment:#}"
+    );
+    assert!(
+        !diff.to_string().contains("nginx:1.25"),
+        "the source directory's own tag never shows: {diff:#}"
+    );
+}
