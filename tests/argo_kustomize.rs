@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::git::TestRepo;
+use common::run::{json, stategate_cached};
 use serde_json::Value;
 
 const NO_LATEST: &str = "package main
@@ -82,32 +81,10 @@ fn repo_with_latest_override() -> (TestRepo, String, tempfile::TempDir) {
     (repo, base, tempfile::tempdir().expect("cache"))
 }
 
-fn stategate(repo: &TestRepo, args: &[&str], cache: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("STATEGATE_CACHE_DIR", cache)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
-
-fn json(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 #[test]
 fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_deployment() {
     let (repo, base, cache) = repo_with_latest_override();
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["check", "--base", &base, "--format", "json"],
         cache.path(),
@@ -131,7 +108,7 @@ fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_depl
 #[test]
 fn an_application_image_override_change_shows_on_the_rendered_deployment_in_diff() {
     let (repo, base, cache) = repo_with_latest_override();
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "json"],
         cache.path(),

@@ -7,10 +7,11 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::git::TestRepo;
+use common::run::{json, stategate_cached};
 use serde_json::Value;
 
 /// helm on PATH; under CI its absence fails the test instead of skipping it.
@@ -41,28 +42,6 @@ fn copy_dir(from: &Path, repo: &TestRepo, to: &str) {
             repo.write(&rel, std::fs::read(entry.path()).expect("read"));
         }
     }
-}
-
-fn stategate(repo: &TestRepo, args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stategate"))
-        .current_dir(repo.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("STATEGATE_CACHE_DIR", cache)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .expect("run stategate")
-}
-
-fn json(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
@@ -118,7 +97,7 @@ fn podinfo_with_prod_values_latest_tag_is_denied_at_the_values_line() {
         prod.replace("  tag: 6.14.1", "  tag: latest"),
     );
     repo.commit_all("latest");
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["check", "--base", &base, "--format", "json"],
         cache.path(),
@@ -196,7 +175,7 @@ fn a_helm_release_scaled_to_zero_shows_in_diff_and_trips_the_prod_policy() {
     );
     repo.commit_all("scale to zero");
 
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "json"],
         cache.path(),
@@ -237,7 +216,7 @@ fn a_helm_release_scaled_to_zero_shows_in_diff_and_trips_the_prod_policy() {
         "{diff:#}"
     );
 
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["check", "--base", &base, "--format", "json"],
         cache.path(),
@@ -270,7 +249,7 @@ fn post_renderer_patches_apply_and_values_from_config_maps_count() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: podinfo-values\n  namespace: flux-system\ndata:\n  values.yaml: |\n    replicaCount: 0\n",
     );
     repo.commit_all("values from a ConfigMap, patched");
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "json"],
         cache.path(),
@@ -300,7 +279,7 @@ fn a_missing_helm_is_exit_2_naming_the_release() {
     );
     repo.commit_all("scale");
     for command in ["check", "diff"] {
-        let out = stategate(
+        let out = stategate_cached(
             &repo,
             &[command, "--base", &base, "--format", "json"],
             cache.path(),
@@ -360,7 +339,7 @@ fn an_argo_application_with_value_files_and_parameters_is_rendered_and_diffed() 
         APPLICATION.replace("value: \"3\"", "value: \"5\""),
     );
     repo.commit_all("five replicas");
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "json"],
         cache.path(),
@@ -396,7 +375,7 @@ fn an_argo_application_with_value_files_and_parameters_is_rendered_and_diffed() 
             ),
         "{diff:#}"
     );
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "markdown"],
         cache.path(),
@@ -543,7 +522,7 @@ fn an_allowed_remote_chart_is_fetched_once_then_served_from_the_cache() {
     let cache = tempfile::tempdir().expect("cache");
     let (repo, base) = remote_repo(&server, &server.url);
     for run in 0..2 {
-        let out = stategate(
+        let out = stategate_cached(
             &repo,
             &["diff", "--base", &base, "--format", "json"],
             cache.path(),
@@ -575,7 +554,7 @@ fn a_remote_chart_outside_the_allowlist_is_refused_without_a_request() {
     };
     let cache = tempfile::tempdir().expect("cache");
     let (repo, base) = remote_repo(&server, "https://charts.example.com");
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["check", "--base", &base, "--format", "json"],
         cache.path(),
@@ -609,7 +588,7 @@ fn values_from_a_secret_never_show_in_diff_or_check() {
     );
     repo.commit_all("values from a Secret");
     for command in ["diff", "check"] {
-        let out = stategate(
+        let out = stategate_cached(
             &repo,
             &[command, "--base", &base, "--format", "json"],
             cache.path(),
@@ -658,7 +637,7 @@ fn benchmark_twenty_helm_releases_cold_and_warm() {
     for pass in ["cold", "warm"] {
         for command in ["check", "diff"] {
             let start = std::time::Instant::now();
-            let out = stategate(
+            let out = stategate_cached(
                 &repo,
                 &[command, "--base", &base, "--format", "json"],
                 cache.path(),
@@ -722,7 +701,7 @@ fn an_application_set_list_generator_renders_each_generated_application() {
         APPLICATION_SET.replace("replicas: \"3\"", "replicas: \"0\""),
     );
     repo.commit_all("prod to zero");
-    let out = stategate(
+    let out = stategate_cached(
         &repo,
         &["diff", "--base", &base, "--format", "json"],
         cache.path(),
