@@ -66,6 +66,13 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
         format: DiffFormat,
+        /// Also show live → head for each object: the live state from the `drift.live` source of
+        /// each environment the change touches (drift's comparison; secret values masked).
+        #[arg(long)]
+        live: bool,
+        /// With --live: read only this environment's live source.
+        #[arg(long, requires = "live", value_name = "ENV")]
+        env: Option<String>,
     },
     /// GitHub front door (the Action's entry point; reads the GITHUB_* variables).
     Github {
@@ -181,6 +188,8 @@ fn main() -> ExitCode {
             head,
             staged,
             format,
+            live,
+            env,
         } => {
             let args = DiffArgs {
                 base,
@@ -192,6 +201,8 @@ fn main() -> ExitCode {
                     DiffFormat::Json => stategate::diff::Format::Json,
                 },
                 color: wants_color("auto"),
+                live,
+                env,
             };
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }

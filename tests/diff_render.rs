@@ -81,6 +81,8 @@ fn cli(repo: &TestRepo, base: &str, format: Format) -> (u8, String, String) {
         staged: false,
         format,
         color: false,
+        live: false,
+        env: None,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run_diff(repo.path(), &args, &mut out, &mut err);

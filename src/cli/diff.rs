@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::config::Config;
 use crate::diff::{DiffOptions, Format, diff_change, format_diff};
+use crate::drift::view::{LiveViewContext, add_live_view};
 use crate::finding::Finding;
 use crate::report::escape;
 use crate::tree::{DirTree, GitTree, Tree};
@@ -23,6 +24,10 @@ pub struct DiffArgs {
     pub format: Format,
     /// Colour the human format (the caller decides: a terminal, no `NO_COLOR`).
     pub color: bool,
+    /// Add a live → head view from the `drift.live` sources of the environments the change touches.
+    pub live: bool,
+    /// With `live`: only this environment's live source.
+    pub env: Option<String>,
 }
 
 /// Run the diff and print it to `out`; problems that stop it go to `err`. Returns the exit code:
@@ -31,19 +36,34 @@ pub struct DiffArgs {
 pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match prepare(cwd, args) {
         Ok(Sides {
+            repo,
             change,
             base,
             head,
+            rules,
             config,
             same,
         }) => {
-            let result = diff_change(
-                &change,
-                base.as_ref(),
-                head.as_ref(),
-                &config,
-                &DiffOptions::default(),
-            );
+            let options = DiffOptions {
+                head_values: args.live,
+                ..DiffOptions::default()
+            };
+            let mut result = diff_change(&change, base.as_ref(), head.as_ref(), &config, &options);
+            if args.live {
+                // Snapshots come from the tree the config comes from: the trusted base.
+                let commit = commit_of(&repo, args.base.as_deref().unwrap_or("HEAD"))
+                    .and_then(|c| git2::Oid::from_str(&c).ok());
+                let file_time = |path: &str| {
+                    commit.and_then(|c| crate::drift::live::git_file_time(&repo, c, path))
+                };
+                let ctx = LiveViewContext {
+                    config: &config,
+                    tree: rules.as_ref(),
+                    file_time: &file_time,
+                    only: args.env.as_deref(),
+                };
+                add_live_view(&mut result, &ctx);
+            }
             let text = format_diff(&result, args.format, args.color);
             if out.write_all(text.as_bytes()).is_err() {
                 return 2;
@@ -75,9 +95,12 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
 
 /// The change, its two sides (read for rendering) and the config that shapes the diff.
 struct Sides {
+    repo: git2::Repository,
     change: ChangeSet,
     base: Box<dyn Tree>,
     head: Box<dyn Tree>,
+    /// The trusted tree the config (and a live snapshot) is read from.
+    rules: Box<dyn Tree>,
     config: Config,
     /// The commit id when base and head are one commit.
     same: Option<String>,
@@ -141,9 +164,11 @@ fn prepare(cwd: &Path, args: &DiffArgs) -> Result<Sides, Vec<Finding>> {
     let rules = rules_tree(&repo, RulesFrom::Revision(base_rev)).map_err(internal)?;
     let (config, _) = crate::config::load(rules.as_ref(), None).map_err(|e| e.findings)?;
     Ok(Sides {
+        repo,
         change,
         base: Box::new(base),
         head,
+        rules,
         config,
         same,
     })

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{DiffResult, ObjectDiff, Source, Status};
+use super::{DiffResult, LiveSide, LiveStatus, LiveView, ObjectDiff, Source, Status};
 use crate::object::ObjectId;
 use crate::report::escape::{fence_for, markdown as md, markdown_code, multi_line, one_line};
 
@@ -67,6 +67,47 @@ fn source_text(o: &ObjectDiff) -> String {
     }
 }
 
+/// A field value in one line: strings bare, other values as JSON, long ones cut at 120 characters.
+/// (Secret values reach here masked.)
+pub fn value_text(value: Option<&Value>) -> String {
+    match value {
+        None => "(absent)".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            let text = v.to_string();
+            if text.chars().count() > 120 {
+                format!("{}…", text.chars().take(117).collect::<String>())
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// `prod: snapshot live/prod/ in … (snapshot taken 5 min ago)`.
+fn live_side_text(side: &LiveSide) -> String {
+    let mut text = format!("{}: {}", side.environment, side.source);
+    if !side.notes.is_empty() {
+        let _ = write!(text, " ({})", side.notes.join("; "));
+    }
+    text
+}
+
+/// `live → head (prod): changed`, and what the status means where it is not obvious.
+fn live_headline(view: &LiveView) -> String {
+    let meaning = match view.status {
+        LiveStatus::Added => " (not live: applying head creates it)",
+        LiveStatus::Removed => " (live: applying head deletes it)",
+        LiveStatus::Unchanged => " (live already matches head)",
+        _ => "",
+    };
+    format!(
+        "live → head ({}): {}{meaning}",
+        view.environment,
+        view.status.as_str()
+    )
+}
+
 fn title(o: &ObjectDiff) -> String {
     match &o.previous_id {
         Some(prev) => format!("{} → {}", label(prev), label(&o.id)),
@@ -108,6 +149,9 @@ fn human(result: &DiffResult, color: bool) -> String {
         one_line(&result.base),
         one_line(&result.head)
     );
+    for side in &result.live {
+        let _ = writeln!(out, "live {}", one_line(&live_side_text(side)));
+    }
     for o in shown(result) {
         let status = match o.status {
             Status::Added => paint("32", "added"),
@@ -137,6 +181,18 @@ fn human(result: &DiffResult, color: bool) -> String {
             };
             let _ = writeln!(out, "  {painted}");
         }
+        if let Some(view) = &o.live {
+            let _ = writeln!(out, "  {}", paint("35", &one_line(&live_headline(view))));
+            for f in &view.fields {
+                let _ = writeln!(
+                    out,
+                    "    {}: {} → {}",
+                    one_line(&f.path),
+                    one_line(&value_text(f.live.as_ref())),
+                    one_line(&value_text(f.head.as_ref()))
+                );
+            }
+        }
     }
     for f in &result.findings {
         let message = multi_line(&f.message, "\n  │ ");
@@ -163,6 +219,10 @@ fn json(result: &DiffResult) -> String {
         "objects": objects,
         "findings": result.findings,
     });
+    let mut value = value;
+    if !result.live.is_empty() {
+        value["live"] = json!(result.live);
+    }
     crate::report::escape::json_pretty(&value).unwrap_or_default() + "\n"
 }
 
@@ -227,6 +287,9 @@ fn summary(result: &DiffResult) -> String {
         markdown_code(&result.head),
         totals(result)
     );
+    for side in &result.live {
+        let _ = writeln!(out, "Live → head from {}\n", md(&live_side_text(side)));
+    }
     let mut rows: BTreeMap<(String, String), [usize; 4]> = BTreeMap::new();
     for o in shown(result) {
         let env = o.environment.clone().unwrap_or_else(|| "—".into());
@@ -312,6 +375,27 @@ fn details(o: &ObjectDiff) -> String {
         let _ = write!(s, "{fence}diff\n{body}");
         let _ = writeln!(s, "{fence}");
     }
+    if let Some(view) = &o.live {
+        s.push_str(&live_details(view));
+    }
     s.push_str("</details>\n\n");
+    s
+}
+
+fn live_details(view: &LiveView) -> String {
+    let mut s = format!("**{}**\n\n", md(&live_headline(view)));
+    if !view.fields.is_empty() {
+        s.push_str("| field | live | head |\n|---|---|---|\n");
+        for f in &view.fields {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                markdown_code(&f.path),
+                markdown_code(&value_text(f.live.as_ref())),
+                markdown_code(&value_text(f.head.as_ref()))
+            );
+        }
+        s.push('\n');
+    }
     s
 }

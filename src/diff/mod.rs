@@ -36,11 +36,16 @@ pub use format::{Format, render as format_diff};
 pub struct DiffOptions {
     /// Run kustomize/helm. Off only where the trees are partial (tests on corpus excerpts).
     pub render: bool,
+    /// Keep each object's head value ([`ObjectDiff::head_value`]) for a live → head view.
+    pub head_values: bool,
 }
 
 impl Default for DiffOptions {
     fn default() -> Self {
-        DiffOptions { render: true }
+        DiffOptions {
+            render: true,
+            head_values: false,
+        }
     }
 }
 
@@ -101,6 +106,73 @@ pub struct ObjectDiff {
     pub changed_fields: Vec<String>,
     /// Unified diff of the normalised, masked YAML; empty when nothing changed.
     pub diff: String,
+    /// What applying head does to the live object (`diff --live`), beside base → head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveView>,
+    /// The object at head as read, unmasked (only with [`DiffOptions::head_values`]): the live
+    /// view compares it with live state before masking, as drift does. Never rendered.
+    #[serde(skip)]
+    pub head_value: Option<Value>,
+}
+
+/// Live state against head for one object: the drift comparison (only what head declares, server
+/// fields and defaults ignored, quantities by value, secret values masked) of the head object.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveView {
+    pub environment: String,
+    pub status: LiveStatus,
+    /// Fields where live differs from head: each with the live value and the head value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<LiveField>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveStatus {
+    /// Not live; head creates it.
+    Added,
+    /// Live; head deletes it.
+    Removed,
+    /// Live differs from head in the listed fields.
+    Changed,
+    /// Live already is what head declares.
+    Unchanged,
+    /// Neither live nor at head.
+    Absent,
+    /// The live source lists no object of this kind: nothing can be said.
+    NotCovered,
+}
+
+impl LiveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveStatus::Added => "added",
+            LiveStatus::Removed => "removed",
+            LiveStatus::Changed => "changed",
+            LiveStatus::Unchanged => "unchanged",
+            LiveStatus::Absent => "absent",
+            LiveStatus::NotCovered => "not covered by the live source",
+        }
+    }
+}
+
+/// One field of a live → head view; `None` = absent on that side. Secret values are masked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveField {
+    pub path: String,
+    pub live: Option<Value>,
+    pub head: Option<Value>,
+}
+
+/// Where the live side of `diff --live` came from, per environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSide {
+    pub environment: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl ObjectDiff {
@@ -122,6 +194,9 @@ pub struct DiffResult {
     pub findings: Vec<Finding>,
     /// Environments whose deletions get a warning line (see [`protected_environments`]).
     pub protected: Vec<String>,
+    /// The live sources read for a live → head view (`diff --live`); empty without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<LiveSide>,
 }
 
 impl DiffResult {
@@ -137,6 +212,7 @@ impl DiffResult {
             objects: Vec::new(),
             findings: vec![finding],
             protected: Vec::new(),
+            live: Vec::new(),
         }
     }
 
@@ -209,7 +285,8 @@ pub fn diff_change(
         }
     }
     let masker = mask::Masker::new(&config.diff.mask);
-    let mut objects = match_items(base_items, head_items, &renames, &masker, &rules);
+    let sides = (base_items, head_items);
+    let mut objects = match_items(sides, &renames, &masker, &rules, options.head_values);
     objects.sort_by_cached_key(|o| {
         (
             o.environment.clone(),
@@ -223,6 +300,7 @@ pub fn diff_change(
         objects,
         findings,
         protected: protected_environments(config),
+        live: Vec::new(),
     }
 }
 
@@ -440,11 +518,11 @@ pub fn protected_environments(config: &Config) -> Vec<String> {
 }
 
 fn match_items(
-    base: Vec<Item>,
-    head: Vec<Item>,
+    (base, head): (Vec<Item>, Vec<Item>),
     renames: &BTreeMap<String, String>,
     masker: &mask::Masker,
     rules: &PathRules,
+    head_values: bool,
 ) -> Vec<ObjectDiff> {
     let mut pairs: Vec<(Option<Item>, Option<Item>)> = Vec::new();
     let mut base: Vec<Option<Item>> = base.into_iter().map(Some).collect();
@@ -495,7 +573,7 @@ fn match_items(
     pairs.extend(head.into_iter().flatten().map(|h| (None, Some(h))));
     pairs
         .into_iter()
-        .map(|(b, h)| compare(b, h, masker, rules))
+        .map(|(b, h)| compare(b, h, masker, rules, head_values))
         .collect()
 }
 
@@ -543,6 +621,7 @@ fn compare(
     head: Option<Item>,
     masker: &mask::Masker,
     rules: &PathRules,
+    head_values: bool,
 ) -> ObjectDiff {
     let (mut old, mut new) = (
         base.as_ref().map(|i| i.value.clone()),
@@ -583,7 +662,8 @@ fn compare(
         });
     let previous_id = base.as_ref().map(|b| b.id.clone()).filter(|p| *p != id);
     let base_source = base.map(|b| b.source);
-    let head_source = head.map(|h| h.source);
+    let (head_source, head_value) = head.map(|h| (h.source, h.value)).unzip();
+    let head_value = head_value.filter(|_| head_values);
     let environment = head_source
         .as_ref()
         .or(base_source.as_ref())
@@ -597,5 +677,7 @@ fn compare(
         environment,
         changed_fields,
         diff,
+        live: None,
+        head_value,
     }
 }

@@ -48,26 +48,52 @@ fn is_tracking_key(key: &str) -> bool {
 }
 
 /// The object as it is compared: server fields and tracking marks removed, keyed lists sorted.
+/// Built by copying only what is kept: a live object's status, managedFields and
+/// last-applied-configuration are most of its size and are never compared.
 pub fn normalize(value: &Value) -> Value {
-    let mut value = value.clone();
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for key in SERVER_METADATA {
-                meta.remove(*key);
+    let Value::Object(map) = value else {
+        let mut value = value.clone();
+        canonicalize(&mut value);
+        return value;
+    };
+    let mut out = Map::new();
+    for (key, child) in map {
+        match (key.as_str(), child) {
+            ("status", _) => {}
+            ("metadata", Value::Object(meta)) => {
+                out.insert(key.clone(), Value::Object(metadata(meta)));
             }
-            for marks in ["annotations", "labels"] {
-                if let Some(Value::Object(m)) = meta.get_mut(marks) {
-                    m.retain(|k, _| !is_tracking_key(k));
-                    if m.is_empty() {
-                        meta.remove(marks);
-                    }
-                }
+            _ => {
+                out.insert(key.clone(), child.clone());
             }
         }
     }
+    let mut value = Value::Object(out);
     canonicalize(&mut value);
     value
+}
+
+fn metadata(meta: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, child) in meta {
+        match (key.as_str(), child) {
+            (k, _) if SERVER_METADATA.contains(&k) => {}
+            ("annotations" | "labels", Value::Object(marks)) => {
+                let kept: Map<String, Value> = marks
+                    .iter()
+                    .filter(|(k, _)| !is_tracking_key(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(key.clone(), Value::Object(kept));
+                }
+            }
+            _ => {
+                out.insert(key.clone(), child.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The fields of `desired` that live state does not match. Both sides are normalised here.

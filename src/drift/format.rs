@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::diff::format::value_text as value;
+
 use super::{DriftReport, DriftState, EnvDrift, ObjectDrift};
 use crate::finding::{Severity, Verdict};
 
@@ -140,14 +142,6 @@ fn marker(o: &ObjectDrift) -> &'static str {
         DriftState::Drifted => "~",
         DriftState::MissingLive => "-",
         DriftState::NotInGit => "+",
-    }
-}
-
-fn value(v: Option<&Value>) -> String {
-    match v {
-        None => "(absent)".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
     }
 }
 

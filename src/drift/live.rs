@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::{LiveDrift, LiveSource};
+use crate::finding::Rule;
 use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
@@ -315,9 +316,16 @@ impl ArgoClient<'_> {
 }
 
 /// Every document of a stream, as kubectl prints them; a file that does not parse is an error.
+/// Live state is read as kubectl reads it: what kustomize would read differently
+/// (`load/ambiguous`, e.g. an unquoted timestamp from a tool other than kubectl) is not applied
+/// by anyone here, so it does not stop the reading.
 fn parse_documents(path: &str, bytes: &[u8], load: &LoadOptions) -> Result<Vec<Value>, String> {
     let loaded = load_file(path, bytes, load);
-    if let Some(f) = loaded.findings.iter().find(|f| f.rule.is_undecidable()) {
+    if let Some(f) = loaded
+        .findings
+        .iter()
+        .find(|f| f.rule.is_undecidable() && f.rule != Rule::LoadAmbiguous)
+    {
         return Err(format!("{path} cannot be read: {}", f.message));
     }
     Ok(loaded
@@ -446,6 +454,18 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn a_snapshot_with_an_unquoted_timestamp_is_read_as_kubectl_reads_it() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  creationTimestamp: 2026-11-01T10:00:00Z\n";
+        let docs =
+            parse_documents("live/a.yaml", text.as_bytes(), &LoadOptions::default()).expect("read");
+        assert_eq!(
+            docs[0]["metadata"]["creationTimestamp"],
+            "2026-11-01T10:00:00Z"
+        );
+        assert!(parse_documents("live/b.yaml", b"a: [", &LoadOptions::default()).is_err());
     }
 
     #[test]

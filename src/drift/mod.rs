@@ -10,6 +10,7 @@ pub mod compare;
 pub mod format;
 pub mod live;
 pub mod promote;
+pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 use crate::change::ChangeSet;
 use crate::config::{Config, LiveDrift, OnDrift, parse_duration};
+use crate::diff::format::value_text as shown;
 use crate::diff::mask::Masker;
 use crate::diff::normalize::cluster_id;
 use crate::finding::{Finding, Location, Rule, Severity};
@@ -168,14 +170,58 @@ pub struct Scope<'a> {
     pub touched: Option<&'a BTreeSet<ObjectId>>,
 }
 
+/// The live objects of one environment, indexed once by how desired objects match them.
+pub struct LiveIndex<'a> {
+    objects: BTreeMap<Key, (ObjectId, &'a Value)>,
+    /// Kinds the source holds at least one object of: for other kinds, "missing live" would
+    /// only mean the source does not list them.
+    kinds: BTreeSet<String>,
+}
+
+/// Where a desired object stands in the live state.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    Found(&'a Value),
+    Missing,
+    /// The source holds no object of this kind: nothing can be said.
+    NotCovered,
+}
+
+impl<'a> LiveIndex<'a> {
+    pub fn new(state: &'a LiveState) -> Self {
+        let objects: BTreeMap<Key, (ObjectId, &Value)> = state
+            .objects
+            .iter()
+            .filter_map(|v| {
+                let id = live_id(v);
+                Some((key_of(&id)?, (id, v)))
+            })
+            .collect();
+        let kinds = objects.keys().map(|k| k.1.clone()).collect();
+        LiveIndex { objects, kinds }
+    }
+
+    pub fn lookup(&self, id: &ObjectId) -> Lookup<'a> {
+        let Some(key) = key_of(id) else {
+            return Lookup::NotCovered;
+        };
+        self.lookup_key(&key)
+    }
+
+    fn lookup_key(&self, key: &Key) -> Lookup<'a> {
+        if !self.kinds.contains(&key.1) {
+            return Lookup::NotCovered;
+        }
+        match self.objects.get(key) {
+            Some((_, live)) => Lookup::Found(live),
+            None => Lookup::Missing,
+        }
+    }
+}
+
 /// Compare the live objects of one environment with the desired objects in scope.
 pub fn judge(env: &str, state: &LiveState, scope: &Scope<'_>, masker: &Masker) -> EnvDrift {
-    let live: BTreeMap<Key, &Value> = state
-        .objects
-        .iter()
-        .filter_map(|v| Some((key_of(&live_id(v))?, v)))
-        .collect();
-    let covered: BTreeSet<&str> = live.keys().map(|k| k.1.as_str()).collect();
+    let live = LiveIndex::new(state);
     let in_scope = |id: &ObjectId| scope.touched.is_none_or(|t| t.contains(id));
     let head: BTreeMap<Key, &Desired> = scope
         .head
@@ -191,53 +237,55 @@ pub fn judge(env: &str, state: &LiveState, scope: &Scope<'_>, masker: &Masker) -
         objects: Vec::new(),
         not_covered: 0,
     };
-    let judged: Vec<(Key, Option<ObjectDrift>)> = scope
+    let judged: Vec<(Key, Lookup<'_>, Option<ObjectDrift>)> = scope
         .base
         .par_iter()
         .filter(|d| in_scope(&d.id))
         .filter_map(|desired| {
             let key = key_of(&desired.id)?;
-            if !covered.contains(key.1.as_str()) {
-                return Some((key, None));
-            }
-            let found = match live.get(&key) {
-                Some(live) => {
+            let lookup = live.lookup_key(&key);
+            let found = match lookup {
+                Lookup::NotCovered => None,
+                Lookup::Found(live) => {
                     let fields = compare::compare(&desired.value, live, masker);
-                    if fields.is_empty() {
-                        return Some((key, None));
-                    }
-                    let mut drift = object_drift(env, desired, DriftState::Drifted, fields);
-                    drift.live = Some(masked_live(live, masker));
-                    if let Some(head) = head.get(&key) {
-                        against_head(&mut drift, head, live, masker);
-                    }
-                    drift
+                    (!fields.is_empty()).then(|| {
+                        let mut drift = object_drift(env, desired, DriftState::Drifted, fields);
+                        drift.live = Some(masked_live(live, masker));
+                        if let Some(head) = head.get(&key) {
+                            against_head(&mut drift, head, live, masker);
+                        }
+                        drift
+                    })
                 }
-                None => object_drift(env, desired, DriftState::MissingLive, Vec::new()),
+                Lookup::Missing => Some(object_drift(
+                    env,
+                    desired,
+                    DriftState::MissingLive,
+                    Vec::new(),
+                )),
             };
-            Some((key, Some(found)))
+            Some((key, lookup, found))
         })
         .collect();
     let mut seen = BTreeSet::new();
-    for (key, found) in judged {
-        if !covered.contains(key.1.as_str()) {
+    for (key, lookup, found) in judged {
+        if matches!(lookup, Lookup::NotCovered) {
             out.not_covered += 1;
         }
         seen.insert(key);
         out.objects.extend(found);
     }
-    for (key, value) in &live {
+    for (key, (id, value)) in &live.objects {
         if seen.contains(key) {
             continue;
         }
-        let id = live_id(value);
         let relevant = match scope.touched {
-            Some(touched) => touched.contains(&id),
+            Some(touched) => touched.contains(id),
             None => is_tracked(value),
         };
         if relevant {
             out.objects.push(ObjectDrift {
-                object: id,
+                object: id.clone(),
                 environment: env.to_owned(),
                 state: DriftState::NotInGit,
                 file: head.get(key).map(|d| d.path.clone()),
@@ -386,21 +434,6 @@ fn message(o: &ObjectDrift, source: &str) -> String {
         ));
     }
     text
-}
-
-fn shown(value: Option<&Value>) -> String {
-    match value {
-        None => "(absent)".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => {
-            let text = v.to_string();
-            if text.chars().count() > 120 {
-                format!("{}…", text.chars().take(117).collect::<String>())
-            } else {
-                text
-            }
-        }
-    }
 }
 
 /// How an acknowledged finding's message starts (the audit log counts these).
@@ -656,12 +689,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
             continue;
         };
         let touched: BTreeSet<ObjectId> = base.iter().chain(head).map(|d| d.id.clone()).collect();
-        let relevant = |p: &str| {
-            let dir = p.trim_end_matches('/');
-            paths
-                .iter()
-                .any(|c| dir.is_empty() || c == dir || c.starts_with(&format!("{dir}/")))
-        };
+        let relevant = |p: &str| touches(paths, p);
         let source = SourceContext {
             env,
             tree: ctx.base,
@@ -686,6 +714,14 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
         .findings
         .extend(report.promotion.iter().map(promote::finding));
     report
+}
+
+/// Whether a directory (an Argo CD Application's source path) holds one of `paths`.
+fn touches<'a>(paths: impl IntoIterator<Item = &'a String>, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    paths
+        .into_iter()
+        .any(|c| dir.is_empty() || c == dir || c.starts_with(&format!("{dir}/")))
 }
 
 fn environments_with_sources<'a>(
