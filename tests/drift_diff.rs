@@ -250,3 +250,44 @@ fn diff_live_fails_closed_when_the_live_source_cannot_be_read() {
     let out = stategate(&repo, &["diff", "--env", "prod"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
+
+#[test]
+fn live_values_reach_the_terminal_with_control_characters_escaped() {
+    if common::corpus().is_none() || !drift_support::kubectl_available() {
+        return;
+    }
+    let hostile = "b\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let other = drift_support::as_served(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"},
+                "data": {"a": hostile}}),
+        "default",
+        2,
+    );
+    let repo = TestRepo::new();
+    repo.write(".stategate.yaml", CONFIG);
+    repo.write("clusters/prod/other.yaml", OTHER);
+    repo.write(
+        "live/prod/snapshot.yaml",
+        drift_support::kubectl_yaml(&[other]),
+    );
+    let base = repo.commit_all("seed");
+    repo.write("clusters/prod/other.yaml", format!("{OTHER}  c: d\n"));
+    repo.commit_all("change");
+    for args in [
+        vec!["drift"],
+        vec!["drift", "--format", "markdown"],
+        vec!["diff", "--base", &base, "--live"],
+        vec!["diff", "--base", &base, "--live", "--format", "markdown"],
+    ] {
+        let out = stategate(&repo, &args);
+        let text = stdout(&out);
+        assert!(
+            text.contains("data.a"),
+            "{args:?}: the drifted field is shown: {text}"
+        );
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?} passes control characters on: {text:?}"
+        );
+    }
+}

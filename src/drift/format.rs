@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::diff::format::value_text as value;
+use crate::diff::format::value_text;
+use crate::report::escape::{markdown_code, one_line};
 
 use super::{DriftReport, DriftState, EnvDrift, ObjectDrift};
 use crate::finding::{Severity, Verdict};
@@ -13,17 +14,22 @@ use crate::finding::{Severity, Verdict};
 pub fn human(report: &DriftReport) -> String {
     let mut out = String::new();
     for env in &report.environments {
-        let _ = writeln!(out, "{}: {}", env.environment, summary(env));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            one_line(&env.environment),
+            one_line(&summary(env))
+        );
         for note in &env.notes {
-            let _ = writeln!(out, "  note: {note}");
+            let _ = writeln!(out, "  note: {}", one_line(note));
         }
         for object in &env.objects {
-            let _ = writeln!(out, "  {} {}", marker(object), headline(object));
+            let _ = writeln!(out, "  {} {}", marker(object), one_line(&headline(object)));
             for field in &object.fields {
                 let _ = writeln!(
                     out,
                     "      {}: live {} → Git {}",
-                    field.path,
+                    one_line(&field.path),
                     value(field.live.as_ref()),
                     value(field.desired.as_ref())
                 );
@@ -32,7 +38,7 @@ pub fn human(report: &DriftReport) -> String {
                 let _ = writeln!(
                     out,
                     "      this change reverts a live edit of `{}`: {} → {}",
-                    r.path,
+                    one_line(&r.path),
                     value(r.live.as_ref()),
                     value(r.head.as_ref())
                 );
@@ -44,7 +50,7 @@ pub fn human(report: &DriftReport) -> String {
         .iter()
         .filter(|f| f.rule != crate::finding::Rule::DriftLive)
     {
-        let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule, f.message);
+        let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule, one_line(&f.message));
     }
     let _ = writeln!(out, "{}", verdict_line(report));
     out
@@ -54,21 +60,26 @@ pub fn human(report: &DriftReport) -> String {
 pub fn markdown(report: &DriftReport) -> String {
     let mut out = String::from("### Drift\n\n");
     for env in &report.environments {
-        let _ = writeln!(out, "**{}**: {}\n", env.environment, summary(env));
+        let _ = writeln!(
+            out,
+            "**{}**: {}\n",
+            crate::report::escape::markdown(&env.environment),
+            crate::report::escape::markdown(&summary(env))
+        );
         if env.objects.is_empty() {
             continue;
         }
         out.push_str("| object | field | live | Git at base |\n|---|---|---|---|\n");
         for object in &env.objects {
+            let id = markdown_code(&object.object.to_string());
             if object.fields.is_empty() {
-                let _ = writeln!(out, "| `{}` | {} | | |", object.object, state(object));
+                let _ = writeln!(out, "| {id} | {} | | |", state(object));
             }
             for f in &object.fields {
                 let _ = writeln!(
                     out,
-                    "| `{}` | `{}` | {} | {} |",
-                    object.object,
-                    f.path,
+                    "| {id} | {} | {} | {} |",
+                    markdown_code(&f.path),
                     cell(f.live.as_ref()),
                     cell(f.desired.as_ref())
                 );
@@ -78,9 +89,9 @@ pub fn markdown(report: &DriftReport) -> String {
             for r in &object.reverts {
                 let _ = writeln!(
                     out,
-                    "\n> ⚠️ this change reverts a live edit of `{}` on `{}`: {} → {}",
-                    r.path,
-                    object.object,
+                    "\n> ⚠️ this change reverts a live edit of {} on {}: {} → {}",
+                    markdown_code(&r.path),
+                    markdown_code(&object.object.to_string()),
                     cell(r.live.as_ref()),
                     cell(r.head.as_ref())
                 );
@@ -93,7 +104,13 @@ pub fn markdown(report: &DriftReport) -> String {
         .iter()
         .filter(|f| f.rule != crate::finding::Rule::DriftLive)
     {
-        let _ = writeln!(out, "- **{}** `{}`: {}", f.severity, f.rule, f.message);
+        let _ = writeln!(
+            out,
+            "- **{}** `{}`: {}",
+            f.severity,
+            f.rule,
+            crate::report::escape::markdown(&f.message)
+        );
     }
     let _ = writeln!(out, "\n{}", verdict_line(report));
     out
@@ -145,8 +162,13 @@ fn marker(o: &ObjectDrift) -> &'static str {
     }
 }
 
+/// A value for a terminal: one line, control characters shown as escapes.
+fn value(v: Option<&Value>) -> String {
+    one_line(&value_text(v)).into_owned()
+}
+
 fn cell(v: Option<&Value>) -> String {
-    format!("`{}`", value(v).replace('|', "\\|").replace('`', "'"))
+    markdown_code(&value_text(v))
 }
 
 fn verdict_line(report: &DriftReport) -> String {
