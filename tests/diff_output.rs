@@ -72,6 +72,8 @@ fn a_secret_change_is_masked_in_every_format_and_in_the_cli() {
             staged: false,
             format,
             color,
+            live: false,
+            env: None,
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(run_diff(repo.path(), &args, &mut out, &mut err), 0);
