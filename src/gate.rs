@@ -222,7 +222,7 @@ impl Gate {
         let mut early: Vec<Option<Loaded>> = Vec::with_capacity(looked.len());
         for (file, look) in looked {
             match look {
-                stream::FirstLook::Template(note) => findings.push(note),
+                stream::FirstLook::Template(note) => findings.push(*note),
                 stream::FirstLook::Loaded(loaded) => {
                     selected.push(file);
                     early.push(Some(loaded));

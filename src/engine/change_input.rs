@@ -31,7 +31,7 @@ pub fn change_policies(
         Err(finding) => return vec![*finding],
     };
     let options = gate.config.load_options();
-    let files: Result<Vec<ChangedFile>, Finding> = change
+    let files: Result<Vec<ChangedFile>, Box<Finding>> = change
         .files
         .par_iter()
         .map(|file| {
@@ -47,8 +47,9 @@ pub fn change_policies(
                     .unwrap_or_default()
             };
             // A policy must not judge a side it was not shown: an unreadable one fails closed.
-            let read =
-                |side: Result<Option<Vec<u8>>, _>| side.map_err(|why| unreadable_finding(&why));
+            let read = |side: Result<Option<Vec<u8>>, _>| {
+                side.map_err(|why| Box::new(unreadable_finding(&why)))
+            };
             Ok(ChangedFile {
                 path: file.path.clone(),
                 action: file.action,
@@ -60,7 +61,7 @@ pub fn change_policies(
         .collect();
     let files = match files {
         Ok(files) => files,
-        Err(finding) => return vec![finding],
+        Err(finding) => return vec![*finding],
     };
     let input = ChangeInput {
         git_ref: meta.git_ref.clone(),

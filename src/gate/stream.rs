@@ -103,7 +103,7 @@ fn unreadable(why: &crate::tree::Unreadable) -> Loaded {
 /// What the first read of a selected file found, before the stream starts.
 pub(super) enum FirstLook {
     /// A Helm chart template: not YAML until rendered, so not checked (a note says so).
-    Template(Finding),
+    Template(Box<Finding>),
     /// Loaded now: it may define CRDs, which the schemas of the stream depend on (or it could not
     /// be read, which is a finding).
     Loaded(Loaded),
@@ -120,14 +120,14 @@ pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptio
         Err(why) => return FirstLook::Loaded(unreadable(&why)),
     };
     if looks_like_helm_template(&file.path, &bytes, tree) {
-        return FirstLook::Template(
+        return FirstLook::Template(Box::new(
             Finding::note(
                 Rule::LoadSkipped,
                 "Helm template: not YAML until rendered, not checked",
             )
             .in_file(&file.path)
             .help("list the chart under `render.helm` to check what it renders"),
-        );
+        ));
     }
     if may_define_crds(&bytes) {
         FirstLook::Loaded(load_manifest(&file.path, &bytes, options))
