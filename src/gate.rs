@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
-use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped};
+use crate::change::{Action, ChangeSet, FileChange, SkipKind, Skipped, unreadable_finding};
 use crate::config::{CONFIG_FILE, Config, ConfigOrigin, InlineSuppressions};
 use crate::finding::{Finding, Location, Rule};
 use crate::load::{
@@ -30,7 +30,7 @@ use crate::report::{Report, Secrets, Stats, saturating_u32};
 use crate::schema::SchemaSet;
 use crate::schema::crd::{self, is_crd};
 use crate::suppress::{self, Suppression};
-use crate::tree::Tree;
+use crate::tree::{Content, Tree};
 
 mod pre_existing;
 mod relocate;
@@ -211,17 +211,30 @@ impl Gate {
     ) -> Judged {
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        let selected = self.select(change, tree, &mut findings);
+        // One read of every file first: Helm templates are set aside, and CRD files loaded (the
+        // schemas the stream validates against depend on them).
+        let looked: Vec<(&FileChange, stream::FirstLook)> = self
+            .select(change)
+            .into_par_iter()
+            .map(|file| (file, stream::first_look(file, tree, options)))
+            .collect();
+        let mut selected = Vec::with_capacity(looked.len());
+        let mut early: Vec<Option<Loaded>> = Vec::with_capacity(looked.len());
+        for (file, look) in looked {
+            match look {
+                stream::FirstLook::Template(note) => findings.push(*note),
+                stream::FirstLook::Loaded(loaded) => {
+                    selected.push(file);
+                    early.push(Some(loaded));
+                }
+                stream::FirstLook::Later => {
+                    selected.push(file);
+                    early.push(None);
+                }
+            }
+        }
         stats.files = saturating_u32(selected.len());
         stats.checked = selected.iter().map(|f| f.path.clone()).collect();
-        // CRD files first: the schemas the stream validates against depend on them.
-        let early: Vec<Option<Loaded>> = selected
-            .par_iter()
-            .map(|file| {
-                let bytes = file.after.as_deref().unwrap_or_default();
-                stream::may_define_crds(bytes).then(|| stream::load(file, options))
-            })
-            .collect();
         let crds: Vec<Document> = early
             .iter()
             .flatten()
@@ -236,6 +249,7 @@ impl Gate {
         } else {
             BeforeIndex::default()
         };
+        findings.extend(before.unreadable.iter().cloned());
         let schemas = stream::LazySchemas::new();
         let namespaces = TargetNamespaces::find(tree);
         let stream = stream::Stream {
@@ -441,20 +455,23 @@ impl Gate {
         if mode == InlineSuppressions::Off {
             return findings;
         }
-        let text = |bytes: &Option<Vec<u8>>| {
-            bytes
-                .as_deref()
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .map(str::to_owned)
-        };
+        // A side that cannot be read has no comments here: the stream already made it an error.
+        let text = |bytes: Result<Option<Vec<u8>>, _>| String::from_utf8(bytes.ok()??).ok();
+        // Every file is read again, in parallel; only the files with comments are kept.
+        let commented: Vec<(&FileChange, Vec<suppress::Comment>, Vec<Finding>)> = change
+            .files
+            .par_iter()
+            .filter(|f| f.action != Action::Deleted)
+            .filter_map(|file| {
+                let after = text(file.read_after())?;
+                let (comments, problems) = suppress::comments(&file.path, &after);
+                (!comments.is_empty() || !problems.is_empty()).then_some((file, comments, problems))
+            })
+            .collect();
         let mut extra = Vec::new();
-        for file in change.files.iter().filter(|f| f.action != Action::Deleted) {
-            let Some(after) = text(&file.after) else {
-                continue;
-            };
-            let (comments, problems) = suppress::comments(&file.path, &after);
+        for (file, comments, problems) in commented {
             extra.extend(problems);
-            let before = text(&file.before).unwrap_or_default();
+            let before = text(file.read_before()).unwrap_or_default();
             for comment in comments {
                 // With no base (`--all`) there is nothing the change could have added.
                 let by_change =
@@ -731,37 +748,19 @@ impl Gate {
         }
     }
 
-    /// The changed files whose content is checked: included, not excluded, not deleted, not Helm
-    /// templates. The rest stay in the change set for path rules.
-    fn select<'c>(
-        &self,
-        change: &'c ChangeSet,
-        head: &dyn Tree,
-        findings: &mut Vec<Finding>,
-    ) -> Vec<&'c FileChange> {
-        let mut selected = Vec::new();
-        for file in &change.files {
-            if file.action == Action::Deleted
-                || !self.paths.is_checked(&file.path)
-                || is_tool_config(&file.path)
-            {
-                continue;
-            }
-            let text = file.after.as_deref().unwrap_or_default();
-            if looks_like_helm_template(&file.path, text, head) {
-                findings.push(
-                    Finding::note(
-                        Rule::LoadSkipped,
-                        "Helm template: not YAML until rendered, not checked",
-                    )
-                    .in_file(&file.path)
-                    .help("list the chart under `render.helm` to check what it renders"),
-                );
-                continue;
-            }
-            selected.push(file);
-        }
-        selected
+    /// The changed files whose content is checked: included, not excluded, not deleted. The rest
+    /// stay in the change set for path rules. (Helm templates are set aside when the files are
+    /// first read: `stream::first_look`.)
+    fn select<'c>(&self, change: &'c ChangeSet) -> Vec<&'c FileChange> {
+        change
+            .files
+            .iter()
+            .filter(|file| {
+                file.action != Action::Deleted
+                    && self.paths.is_checked(&file.path)
+                    && !is_tool_config(&file.path)
+            })
+            .collect()
     }
 
     /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
@@ -895,7 +894,7 @@ impl RenderedContext {
 }
 
 /// The change's files as they were at the base (`None`: absent there), over the head tree.
-fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Vec<u8>>> {
+fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Content>> {
     let mut files = BTreeMap::new();
     for file in &change.files {
         match &file.old_path {
@@ -939,6 +938,8 @@ fn rendered_document(
 struct BeforeIndex {
     actions: HashMap<String, Action>,
     objects: HashMap<ObjectId, serde_json::Value>,
+    /// Base sides that could not be read: the policies would judge without their `before`.
+    unreadable: Vec<Finding>,
 }
 
 impl BeforeIndex {
@@ -948,18 +949,31 @@ impl BeforeIndex {
             .iter()
             .map(|f| (f.path.clone(), f.action))
             .collect();
-        let objects = change
+        let read: Vec<Result<Vec<Document>, Finding>> = change
             .files
             .par_iter()
             .filter(|f| matches!(f.action, Action::Modified | Action::Renamed))
             .filter_map(|f| {
                 let path = f.old_path.as_deref().unwrap_or(&f.path);
-                Some(load_manifest(path, f.before.as_deref()?, options).documents)
+                match f.read_before() {
+                    Ok(bytes) => Some(Ok(load_manifest(path, &bytes?, options).documents)),
+                    Err(why) => Some(Err(unreadable_finding(&why))),
+                }
             })
-            .flatten_iter()
-            .map(|doc| (doc.id(), doc.value))
             .collect();
-        BeforeIndex { actions, objects }
+        let mut objects = HashMap::new();
+        let mut unreadable = Vec::new();
+        for side in read {
+            match side {
+                Ok(documents) => objects.extend(documents.into_iter().map(|d| (d.id(), d.value))),
+                Err(finding) => unreadable.push(finding),
+            }
+        }
+        BeforeIndex {
+            actions,
+            objects,
+            unreadable,
+        }
     }
 
     fn action(&self, path: &str) -> Action {

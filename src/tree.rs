@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A path that exists but cannot be read as a regular file: a symlink, a submodule, a directory
 /// where a file was expected, or an I/O failure. Never the same as absent: the gate's own rules
@@ -261,13 +261,162 @@ impl GitTree {
 }
 
 fn reopen(repo: &git2::Repository) -> Result<git2::Repository, git2::Error> {
+    reopen_at(repo.path())
+}
+
+fn reopen_at(path: &Path) -> Result<git2::Repository, git2::Error> {
     // Inside a pre-receive hook the pushed objects live in a quarantine only visible through the
     // environment, so a bare repository is reopened the same way it was opened.
     if std::env::var_os("GIT_OBJECT_DIRECTORY").is_some() {
         git2::Repository::open_from_env()
     } else {
-        git2::Repository::open(repo.path())
+        git2::Repository::open(path)
     }
+}
+
+/// Repositories for reading objects from many threads at once: a git2 `Repository` is not
+/// `Sync`, so a reader takes an idle one (opening another when none is idle) and puts it back.
+/// The pool grows to the number of threads reading at the same time.
+pub struct RepoPool {
+    path: PathBuf,
+    idle: Mutex<Vec<git2::Repository>>,
+}
+
+impl RepoPool {
+    /// A pool over the repository `repo` was opened on (inside a pre-receive hook, the same way:
+    /// through the environment that names the quarantine).
+    pub fn new(repo: &git2::Repository) -> RepoPool {
+        RepoPool {
+            path: repo.path().to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `read` on a repository of the pool.
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&git2::Repository) -> Result<T, git2::Error>,
+    ) -> Result<T, git2::Error> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let repo = match idle {
+            Some(repo) => repo,
+            None => reopen_at(&self.path)?,
+        };
+        let out = read(&repo);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(repo);
+        }
+        out
+    }
+
+    /// The bytes of the blob `id`.
+    pub fn blob(&self, id: git2::Oid) -> Result<Vec<u8>, git2::Error> {
+        self.with(|repo| Ok(repo.find_blob(id)?.content().to_vec()))
+    }
+}
+
+/// One side of a changed file: which bytes, not the bytes. A change of 100,000 files holds ids
+/// and sizes; each file's bytes are read by the worker that parses them and dropped after.
+#[derive(Clone)]
+pub struct Content {
+    /// git's blob id of the bytes (computed for files read from disk): equal ids, equal bytes.
+    id: git2::Oid,
+    size: u64,
+    place: Place,
+}
+
+#[derive(Clone)]
+enum Place {
+    /// A blob of the repository's object database.
+    Blob(Arc<RepoPool>),
+    /// A file of a tree on disk, read again through [`Tree::read_checked`] (never following a
+    /// symlink) and checked against the id: a file edited since the change was detected is not
+    /// judged by bytes nobody looked at.
+    Tree(Arc<dyn Tree>, String),
+    /// Bytes already in memory: stdin, loose files, tests.
+    Memory(Arc<[u8]>),
+}
+
+impl Content {
+    /// The blob `id` of `pool`'s repository, `size` bytes long.
+    pub fn blob(pool: &Arc<RepoPool>, id: git2::Oid, size: usize) -> Content {
+        Content {
+            id,
+            size: size as u64,
+            place: Place::Blob(Arc::clone(pool)),
+        }
+    }
+
+    /// The file at `path` of `tree`, whose bytes were `bytes` when the change was detected.
+    pub fn in_tree(tree: &Arc<dyn Tree>, path: &str, bytes: &[u8]) -> Content {
+        Content {
+            id: blob_id(bytes),
+            size: bytes.len() as u64,
+            place: Place::Tree(Arc::clone(tree), path.to_owned()),
+        }
+    }
+
+    pub fn in_memory(bytes: impl Into<Arc<[u8]>>) -> Content {
+        let bytes: Arc<[u8]> = bytes.into();
+        Content {
+            id: blob_id(&bytes),
+            size: bytes.len() as u64,
+            place: Place::Memory(bytes),
+        }
+    }
+
+    /// git's blob id of the bytes.
+    pub fn id(&self) -> git2::Oid {
+        self.id
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The bytes. `path` names the file in the error.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, Unreadable> {
+        let bytes = match &self.place {
+            Place::Memory(bytes) => return Ok(bytes.to_vec()),
+            Place::Blob(pool) => pool
+                .blob(self.id)
+                .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message())))?,
+            Place::Tree(tree, at) => match tree.read_checked(at) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return Err(Unreadable::new(path, "gone since the change was read")),
+                Err(why) => return Err(why),
+            },
+        };
+        if matches!(self.place, Place::Tree(..)) && blob_id(&bytes) != self.id {
+            return Err(Unreadable::new(
+                path,
+                "changed since the change was read (edited while being checked?)",
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+impl PartialEq for Content {
+    fn eq(&self, other: &Content) -> bool {
+        self.id == other.id
+    }
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Content({}, {} bytes)", self.id, self.size)
+    }
+}
+
+/// git's blob id of `bytes`.
+pub fn blob_id(bytes: &[u8]) -> git2::Oid {
+    // Hashing in memory only fails if libgit2 cannot initialise, and then nothing was read.
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes).unwrap_or(git2::Oid::ZERO_SHA1)
 }
 
 fn is_regular(mode: i32) -> bool {

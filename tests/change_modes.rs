@@ -6,6 +6,7 @@ mod common;
 
 use common::git::TestRepo;
 use stategate::change::{Action, ChangeMode, ChangeSet, FileChange, SkipKind, detect_changes};
+use stategate::tree::Content;
 
 fn detect(repo: &TestRepo, mode: ChangeMode, paths: &[&str]) -> ChangeSet {
     let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
@@ -42,9 +43,10 @@ fn file<'a>(set: &'a ChangeSet, path: &str) -> &'a FileChange {
         .unwrap_or_else(|| panic!("{path} not in {:?}", summary(set)))
 }
 
-fn text(side: &Option<Vec<u8>>) -> Option<&str> {
-    side.as_deref()
-        .map(|b| std::str::from_utf8(b).expect("utf-8"))
+/// A side's bytes as text, read the way the gate reads them (the change set holds ids, not bytes).
+fn text(side: &Option<Content>) -> Option<String> {
+    side.as_ref()
+        .map(|c| String::from_utf8(c.read("side").expect("readable")).expect("utf-8"))
 }
 
 /// A manifest long enough that a one-line edit keeps it well above git's 50% rename threshold.
@@ -88,14 +90,26 @@ fn worktree_sees_modified_untracked_and_deleted_files() {
             (Action::Added, "new/d.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 2\n"));
-    assert_eq!(text(&file(&set, "b.yaml").before), Some("b: 1\n"));
+    assert_eq!(
+        text(&file(&set, "a.yaml").before).as_deref(),
+        Some("a: 1\n")
+    );
+    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 2\n"));
+    assert_eq!(
+        text(&file(&set, "b.yaml").before).as_deref(),
+        Some("b: 1\n")
+    );
     assert_eq!(file(&set, "b.yaml").after, None);
     // The working tree wins over the index.
-    assert_eq!(text(&file(&set, "c.yaml").after), Some("c: on disk\n"));
+    assert_eq!(
+        text(&file(&set, "c.yaml").after).as_deref(),
+        Some("c: on disk\n")
+    );
     assert_eq!(file(&set, "new/d.yaml").before, None);
-    assert_eq!(text(&file(&set, "new/d.yaml").after), Some("d: 1\n"));
+    assert_eq!(
+        text(&file(&set, "new/d.yaml").after).as_deref(),
+        Some("d: 1\n")
+    );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
     assert_eq!(set.head, None);
     assert!(set.skipped.is_empty(), "{:?}", set.skipped);
@@ -127,10 +141,22 @@ fn staged_sees_only_the_index() {
             (Action::Deleted, "gone.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: staged\n"));
-    assert_eq!(text(&file(&set, "added.yaml").after), Some("n: 1\n"));
-    assert_eq!(text(&file(&set, "gone.yaml").before), Some("g: 1\n"));
+    assert_eq!(
+        text(&file(&set, "a.yaml").before).as_deref(),
+        Some("a: 1\n")
+    );
+    assert_eq!(
+        text(&file(&set, "a.yaml").after).as_deref(),
+        Some("a: staged\n")
+    );
+    assert_eq!(
+        text(&file(&set, "added.yaml").after).as_deref(),
+        Some("n: 1\n")
+    );
+    assert_eq!(
+        text(&file(&set, "gone.yaml").before).as_deref(),
+        Some("g: 1\n")
+    );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
 }
 
@@ -160,8 +186,14 @@ fn range_diffs_head_against_the_merge_base() {
             (Action::Added, "f.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").before), Some("a: 1\n"));
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: feature\n"));
+    assert_eq!(
+        text(&file(&set, "a.yaml").before).as_deref(),
+        Some("a: 1\n")
+    );
+    assert_eq!(
+        text(&file(&set, "a.yaml").after).as_deref(),
+        Some("a: feature\n")
+    );
     assert_eq!(set.base.as_deref(), Some(fork.as_str()));
     assert_eq!(set.head.as_deref(), Some(feature.as_str()));
 
@@ -191,11 +223,23 @@ fn renames_with_and_without_edits_are_renames() {
         ]
     );
     let edited = file(&set, "apps/backend.yaml");
-    assert_eq!(text(&edited.before), Some(manifest("api", 1).as_str()));
-    assert_eq!(text(&edited.after), Some(manifest("api", 3).as_str()));
+    assert_eq!(
+        text(&edited.before).as_deref(),
+        Some(manifest("api", 1).as_str())
+    );
+    assert_eq!(
+        text(&edited.after).as_deref(),
+        Some(manifest("api", 3).as_str())
+    );
     let moved = file(&set, "apps/frontend.yaml");
-    assert_eq!(text(&moved.before), Some(manifest("web", 1).as_str()));
-    assert_eq!(text(&moved.after), Some(manifest("web", 1).as_str()));
+    assert_eq!(
+        text(&moved.before).as_deref(),
+        Some(manifest("web", 1).as_str())
+    );
+    assert_eq!(
+        text(&moved.after).as_deref(),
+        Some(manifest("web", 1).as_str())
+    );
 }
 
 #[test]
@@ -275,8 +319,14 @@ fn worktree_rename_with_a_plain_mv_is_a_rename() {
         vec![(Action::Renamed, "clusters/web.yaml", Some("web.yaml"))]
     );
     let renamed = file(&set, "clusters/web.yaml");
-    assert_eq!(text(&renamed.before), Some(manifest("web", 1).as_str()));
-    assert_eq!(text(&renamed.after), Some(manifest("web", 2).as_str()));
+    assert_eq!(
+        text(&renamed.before).as_deref(),
+        Some(manifest("web", 1).as_str())
+    );
+    assert_eq!(
+        text(&renamed.after).as_deref(),
+        Some(manifest("web", 2).as_str())
+    );
 }
 
 #[test]
@@ -294,7 +344,7 @@ fn deleted_files_keep_their_content_and_stay_in_the_set() {
         vec![(Action::Deleted, "apps/drop.yaml", None)]
     );
     let deleted = file(&set, "apps/drop.yaml");
-    assert_eq!(text(&deleted.before), Some("d: 1\n"));
+    assert_eq!(text(&deleted.before).as_deref(), Some("d: 1\n"));
     assert_eq!(deleted.after, None);
 }
 
@@ -322,7 +372,7 @@ fn all_at_a_revision_lists_every_file_of_that_commit() {
             (Action::Added, "apps/b.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 1\n"));
+    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 1\n"));
     assert_eq!(file(&set, "a.yaml").before, None);
     assert_eq!(set.head.as_deref(), Some(first.as_str()));
     assert_eq!(set.base, None);
@@ -349,8 +399,14 @@ fn all_in_the_worktree_lists_tracked_and_untracked_files_but_not_ignored_or_remo
             (Action::Added, "apps/new.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: edited\n"));
-    assert_eq!(text(&file(&set, "apps/new.yaml").after), Some("n: 1\n"));
+    assert_eq!(
+        text(&file(&set, "a.yaml").after).as_deref(),
+        Some("a: edited\n")
+    );
+    assert_eq!(
+        text(&file(&set, "apps/new.yaml").after).as_deref(),
+        Some("n: 1\n")
+    );
     assert_eq!((set.base.as_deref(), set.head.as_deref()), (None, None));
 }
 
@@ -459,9 +515,9 @@ fn symlinks_are_skipped_and_never_followed() {
         let leaked = set
             .files
             .iter()
-            .flat_map(|f| [&f.before, &f.after])
+            .flat_map(|f| [text(&f.before), text(&f.after)])
             .flatten()
-            .any(|bytes| !passwd.is_empty() && bytes == &passwd);
+            .any(|bytes| !passwd.is_empty() && bytes.as_bytes() == passwd.as_slice());
         assert!(!leaked, "{mode:?} read /etc/passwd through a symlink");
         let expected_files: &[&str] = match mode {
             ChangeMode::All { .. } => &["a.yaml"],
@@ -500,11 +556,16 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
     let set = detect(&repo, ChangeMode::WorkTree, &[]);
     let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
     for f in &set.files {
-        assert_ne!(f.after.as_deref(), Some(passwd.as_slice()), "{}", f.path);
+        assert_ne!(
+            text(&f.after).map(String::into_bytes),
+            Some(passwd.clone()),
+            "{}",
+            f.path
+        );
     }
     let deleted = file(&set, "conf/passwd");
     assert_eq!(deleted.action, Action::Deleted);
-    assert_eq!(text(&deleted.before), Some("mine: 1\n"));
+    assert_eq!(text(&deleted.before).as_deref(), Some("mine: 1\n"));
 }
 
 #[test]
@@ -560,7 +621,10 @@ fn a_repository_without_commits_has_everything_added() {
 
     let staged = detect(&repo, ChangeMode::Staged, &[]);
     assert_eq!(summary(&staged), vec![(Action::Added, "a.yaml", None)]);
-    assert_eq!(text(&file(&staged, "a.yaml").after), Some("a: 1\n"));
+    assert_eq!(
+        text(&file(&staged, "a.yaml").after).as_deref(),
+        Some("a: 1\n")
+    );
 }
 
 #[test]
@@ -620,7 +684,10 @@ fn a_file_removed_from_the_index_but_kept_on_disk_is_deleted() {
             (Action::Modified, "b.yaml", None)
         ]
     );
-    assert_eq!(text(&file(&worktree, "a.yaml").before), Some("a: 1\n"));
+    assert_eq!(
+        text(&file(&worktree, "a.yaml").before).as_deref(),
+        Some("a: 1\n")
+    );
     let staged = detect(&repo, ChangeMode::Staged, &[]);
     assert_eq!(summary(&staged), vec![(Action::Deleted, "a.yaml", None)]);
 }
@@ -638,7 +705,7 @@ fn a_bare_repository_has_ranges_but_no_working_tree() {
 
     let set = detect_changes(&bare_path, &range(&base, &head), &[]).expect("range in a bare repo");
     assert_eq!(summary(&set), vec![(Action::Modified, "a.yaml", None)]);
-    assert_eq!(text(&file(&set, "a.yaml").after), Some("a: 2\n"));
+    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 2\n"));
 
     let err = detect_changes(&bare_path, &ChangeMode::WorkTree, &[])
         .unwrap_err()

@@ -176,7 +176,7 @@ fn every_gitops_file_loads_without_panic_and_the_broken_ones_are_located() {
 fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
     use stategate::change::{Action, ChangeSet, FileChange};
     use stategate::gate::Gate;
-    use stategate::tree::{DirTree, MemTree};
+    use stategate::tree::{Content, DirTree, MemTree};
 
     let Some(corpus) = common::corpus() else {
         return;
@@ -193,13 +193,14 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
             action: Action::Added,
             old_path: None,
             before: None,
-            after: Some(std::fs::read(&path).unwrap()),
+            after: Some(Content::in_memory(std::fs::read(&path).unwrap())),
         })
         .collect();
     let sops_files: Vec<(String, u32)> = files
         .iter()
         .filter_map(|f| {
-            let text = String::from_utf8_lossy(f.after.as_deref().unwrap());
+            let bytes = f.after.as_ref().unwrap().read(&f.path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
             // Helm values files are encrypted with SOPS too, but they are not cluster objects.
             if !text.lines().any(|l| l == "kind: Secret") {
                 return None;

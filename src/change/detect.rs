@@ -1,16 +1,20 @@
 //! Every change mode is one libgit2 diff between two sides (nothing, a commit's tree, the index or
 //! the working tree), narrowed by pathspecs and run through git's default rename detection. The
-//! deltas are then sorted into changed files and skipped paths, and the bytes of both sides loaded:
-//! blobs through git2, working-tree files from disk without ever following a symlink.
+//! deltas are then sorted into changed files and skipped paths. The bytes of both sides are read
+//! once here, to tell binary content and to follow symlinks (blobs through git2, working-tree files
+//! from disk without ever following a symlink), and then dropped: the change set keeps where each
+//! side is ([`Content`]), so its size does not grow with the files' contents.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository};
 
 use super::links::{self, Target};
 use super::{Action, ChangeSet, FileChange, SkipKind, Skipped};
+use crate::tree::{Content, DirTree, RepoPool, Tree, blob_id};
 
 /// Which two sides of the repository a check compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,12 +278,12 @@ fn find_renames(diff: &mut git2::Diff<'_>) -> Result<(), ChangeError> {
 /// Turns every deleted file whose exact content was added elsewhere into a rename, as git's exact
 /// rename pass does whatever the size of the change. Among equal contents, the same file name wins.
 fn pair_exact_renames(files: &mut Vec<FileChange>) {
-    let mut by_content: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut by_content: HashMap<Oid, Vec<usize>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         if let (Action::Deleted, Some(before)) = (f.action, &f.before)
             && !before.is_empty()
         {
-            by_content.entry(before.as_slice()).or_default().push(i);
+            by_content.entry(before.id()).or_default().push(i);
         }
     }
     if by_content.is_empty() {
@@ -290,7 +294,7 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
         let (Action::Added, Some(after)) = (f.action, &f.after) else {
             continue;
         };
-        let Some(candidates) = by_content.get_mut(after.as_slice()) else {
+        let Some(candidates) = by_content.get_mut(&after.id()) else {
             continue;
         };
         let pick = candidates
@@ -479,15 +483,26 @@ enum NewReader<'p, 'r> {
     WorkDir(WorkdirReader),
 }
 
-/// Loads the bytes of both sides of a candidate.
+/// Reads both sides of a candidate and says where their content is.
 struct Loader<'p, 'r> {
     repo: &'r Repository,
     old: Option<&'p git2::Tree<'r>>,
     new: NewReader<'p, 'r>,
+    /// Where the change set reads blobs again, from any thread.
+    pool: Arc<RepoPool>,
+    /// The working tree as the change set reads it again: never through a symlink.
+    workdir: Option<Arc<dyn Tree>>,
 }
 
-/// A side's content, or why it was not read.
-type SideRead = Result<Vec<u8>, (String, SkipKind)>;
+/// Where a side's bytes were read from, to read them again.
+enum Origin {
+    Blob(Oid),
+    /// A working-tree file, by its repository-relative path.
+    Disk(String),
+}
+
+/// A side's content and where it came from, or why it was not read.
+type SideRead = Result<(Vec<u8>, Origin), (String, SkipKind)>;
 
 impl<'p, 'r> Loader<'p, 'r> {
     fn new(repo: &'r Repository, plan: &'p Plan<'r>) -> Result<Loader<'p, 'r>, ChangeError> {
@@ -504,10 +519,15 @@ impl<'p, 'r> Loader<'p, 'r> {
                 });
             }
         };
+        let workdir = repo
+            .workdir()
+            .map(|root| Arc::new(DirTree::new(root, "working tree")) as Arc<dyn Tree>);
         Ok(Loader {
             repo,
             old: plan.old.as_ref(),
             new,
+            pool: Arc::new(RepoPool::new(repo)),
+            workdir,
         })
     }
 
@@ -520,7 +540,7 @@ impl<'p, 'r> Loader<'p, 'r> {
         // The base side only feeds `before`: a link there that cannot be followed is no content.
         let before = match c.old_id {
             None => None,
-            Some(id) if !c.old_link => Some(self.blob(id)?),
+            Some(id) if !c.old_link => Some((self.blob(id)?, Origin::Blob(id))),
             Some(id) => {
                 let text = self.blob(id)?;
                 self.follow_old(&c.path, &text)?.ok()
@@ -529,20 +549,34 @@ impl<'p, 'r> Loader<'p, 'r> {
         let after = match c.new_id {
             None => None,
             Some(id) => match self.read_new(&c.path, id, c.new_link)? {
-                Ok(bytes) => Some(bytes),
+                Ok(read) => Some(read),
                 Err(why) => return skip(c.path, why),
             },
         };
-        if before.iter().chain(after.iter()).any(|b| looks_binary(b)) {
+        if before
+            .iter()
+            .chain(after.iter())
+            .any(|(b, _)| looks_binary(b))
+        {
             return skip(c.path, ("binary file".into(), SkipKind::Binary));
         }
         Ok(Ok(FileChange {
             path: c.path,
             action: c.action,
             old_path: c.old_path,
-            before,
-            after,
+            before: before.map(|(bytes, from)| self.content(&bytes, from)),
+            after: after.map(|(bytes, from)| self.content(&bytes, from)),
         }))
+    }
+
+    /// Where to read `bytes` again; the bytes themselves are dropped.
+    fn content(&self, bytes: &[u8], from: Origin) -> Content {
+        match (from, &self.workdir) {
+            (Origin::Blob(id), _) => Content::blob(&self.pool, id, bytes.len()),
+            (Origin::Disk(path), Some(workdir)) => Content::in_tree(workdir, &path, bytes),
+            // Disk reads only happen with a working tree; kept in memory should that change.
+            (Origin::Disk(_), None) => Content::in_memory(bytes.to_vec()),
+        }
     }
 
     fn read_new(&mut self, path: &str, id: Oid, link: bool) -> Result<SideRead, ChangeError> {
@@ -550,12 +584,12 @@ impl<'p, 'r> Loader<'p, 'r> {
             path: path.to_string(),
             source,
         };
+        let on_disk = |read: Result<Vec<u8>, &str>| {
+            read.map(|bytes| (bytes, Origin::Disk(path.to_owned())))
+                .map_err(|why| (why.to_owned(), SkipKind::Other))
+        };
         let text = match (&mut self.new, link) {
-            (NewReader::WorkDir(reader), false) => {
-                return Ok(reader
-                    .read(path)?
-                    .map_err(|why| (why.to_owned(), SkipKind::Other)));
-            }
+            (NewReader::WorkDir(reader), false) => return Ok(on_disk(reader.read(path)?)),
             (NewReader::WorkDir(reader), true) => {
                 if !reader.parents_are_real_dirs(path).map_err(io_err)? {
                     let why = "inside a symlinked directory, not followed";
@@ -564,14 +598,10 @@ impl<'p, 'r> Loader<'p, 'r> {
                 match std::fs::read_link(reader.root.join(path)) {
                     Ok(text) => text.to_string_lossy().into_owned().into_bytes(),
                     // Replaced by a regular file since git looked: read that, safely.
-                    Err(_) => {
-                        return Ok(reader
-                            .read(path)?
-                            .map_err(|why| (why.to_owned(), SkipKind::Other)));
-                    }
+                    Err(_) => return Ok(on_disk(reader.read(path)?)),
                 }
             }
-            (_, false) => return Ok(Ok(self.blob(id)?)),
+            (_, false) => return Ok(Ok((self.blob(id)?, Origin::Blob(id)))),
             (_, true) => self.blob(id)?,
         };
         let Ok(text) = String::from_utf8(text) else {
@@ -581,20 +611,24 @@ impl<'p, 'r> Loader<'p, 'r> {
             )));
         };
         let repo = self.repo;
-        let target = match &mut self.new {
-            NewReader::Tree(tree) => {
-                links::resolve(&mut links::TreeSide { repo, tree }, path, &text)
-            }
-            NewReader::Index(index) => {
-                links::resolve(&mut links::IndexSide { repo, index }, path, &text)
-            }
+        let (target, on_disk) = match &mut self.new {
+            NewReader::Tree(tree) => (
+                links::resolve(&mut links::TreeSide { repo, tree }, path, &text),
+                false,
+            ),
+            NewReader::Index(index) => (
+                links::resolve(&mut links::IndexSide { repo, index }, path, &text),
+                false,
+            ),
             NewReader::WorkDir(reader) => {
                 let root = reader.root.clone();
-                links::resolve(&mut links::WorkSide { root: &root }, path, &text)
+                (
+                    links::resolve(&mut links::WorkSide { root: &root }, path, &text),
+                    true,
+                )
             }
-        }
-        .map_err(io_err)?;
-        Ok(followed(target))
+        };
+        Ok(followed(target.map_err(io_err)?, on_disk))
     }
 
     fn follow_old(&self, path: &str, text: &[u8]) -> Result<SideRead, ChangeError> {
@@ -609,7 +643,7 @@ impl<'p, 'r> Loader<'p, 'r> {
             path: path.to_string(),
             source,
         })?;
-        Ok(followed(target))
+        Ok(followed(target, false))
     }
 
     fn blob(&self, id: Oid) -> Result<Vec<u8>, ChangeError> {
@@ -621,10 +655,16 @@ impl<'p, 'r> Loader<'p, 'r> {
     }
 }
 
-/// A link's content is its target's; a directory, an escape or a dangling link is not read.
-fn followed(target: Target) -> SideRead {
+/// A link's content is its target's; a directory, an escape or a dangling link is not read. The
+/// target of a link in a commit or the index is a blob of the repository; in the working tree, a
+/// file read again by its own path.
+fn followed(target: Target, on_disk: bool) -> SideRead {
     match target {
-        Target::File { bytes, .. } => Ok(bytes),
+        Target::File { path, bytes } if on_disk => Ok((bytes, Origin::Disk(path))),
+        Target::File { bytes, .. } => {
+            let id = blob_id(&bytes);
+            Ok((bytes, Origin::Blob(id)))
+        }
         Target::Dir(dir) => Err((
             format!("symlink to the directory `{dir}`: its files are checked where they are"),
             SkipKind::Other,
@@ -783,8 +823,8 @@ mod tests {
             path: path.into(),
             action,
             old_path: None,
-            before: before.map(|b| b.as_bytes().to_vec()),
-            after: after.map(|a| a.as_bytes().to_vec()),
+            before: before.map(|b| Content::in_memory(b.as_bytes().to_vec())),
+            after: after.map(|a| Content::in_memory(a.as_bytes().to_vec())),
         }
     }
 
@@ -812,7 +852,11 @@ mod tests {
                 (Action::Deleted, "a/empty.yaml", None),
             ]
         );
-        assert_eq!(files[0].before.as_deref(), Some(&b"same\n"[..]));
+        let moved = files[0]
+            .before
+            .as_ref()
+            .map(|c| c.read("b/x.yaml").unwrap());
+        assert_eq!(moved.as_deref(), Some(&b"same\n"[..]));
     }
 
     #[test]

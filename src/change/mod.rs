@@ -1,10 +1,13 @@
-//! Change detection: which files a change adds, modifies, deletes or renames, with the bytes of each
-//! side, read through git2.
+//! Change detection: which files a change adds, modifies, deletes or renames, with where the bytes
+//! of each side are (read through git2, or from the working tree), not the bytes themselves.
 
 mod detect;
 mod links;
 
 use serde::Serialize;
+
+use crate::finding::{Finding, Rule};
+use crate::tree::{Content, Unreadable};
 
 pub use detect::{ChangeError, ChangeMode, detect_changes, detect_changes_in, open_repo};
 
@@ -29,7 +32,9 @@ impl Action {
 }
 
 /// One changed file. `before` is the content at the base side, `after` at the head side; a deleted
-/// file has no `after` and is not validated, but stays in the set for rules about paths.
+/// file has no `after` and is not validated, but stays in the set for rules about paths. The
+/// contents are read when needed ([`FileChange::read_after`]), so a change of many files holds
+/// ids, not bytes.
 #[derive(Debug, Clone)]
 pub struct FileChange {
     /// Repository-relative path with `/` separators (the new path for a rename).
@@ -37,8 +42,35 @@ pub struct FileChange {
     pub action: Action,
     /// The old path of a renamed file.
     pub old_path: Option<String>,
-    pub before: Option<Vec<u8>>,
-    pub after: Option<Vec<u8>>,
+    pub before: Option<Content>,
+    pub after: Option<Content>,
+}
+
+impl FileChange {
+    /// The bytes at the base side (under the old path of a rename); `Ok(None)`: absent there.
+    pub fn read_before(&self) -> Result<Option<Vec<u8>>, Unreadable> {
+        let path = self.old_path.as_deref().unwrap_or(&self.path);
+        self.before.as_ref().map(|c| c.read(path)).transpose()
+    }
+
+    /// The bytes at the head side; `Ok(None)` for a deleted file.
+    pub fn read_after(&self) -> Result<Option<Vec<u8>>, Unreadable> {
+        self.after.as_ref().map(|c| c.read(&self.path)).transpose()
+    }
+}
+
+/// A changed file that could not be read again when it was judged (edited meanwhile, or the
+/// repository broke): nothing was decided about it, so the gate cannot pass the change.
+pub fn unreadable_finding(why: &Unreadable) -> Finding {
+    Finding::error(
+        Rule::GateInternal,
+        format!("cannot judge the changed file: {why}"),
+    )
+    .in_file(&why.path)
+    .help(
+        "run the check again once nothing is writing to the repository; if it fails again, check \
+         the repository with `git fsck`",
+    )
 }
 
 /// A changed path the gate did not read, and why: binary content, a symlink it cannot follow, a

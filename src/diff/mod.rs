@@ -271,17 +271,21 @@ pub fn diff_change(
     }
     for file in &change.files {
         let before_path = file.old_path.as_deref().unwrap_or(&file.path);
-        if let Some(bytes) = &file.before
-            && !covered.contains(before_path)
-            && rules.is_checked(before_path)
-        {
-            base_items.extend(load_items(before_path, bytes, &mut findings));
+        if !covered.contains(before_path) && rules.is_checked(before_path) {
+            match file.read_before() {
+                Ok(Some(bytes)) => {
+                    base_items.extend(load_items(before_path, &bytes, &mut findings))
+                }
+                Ok(None) => {}
+                Err(why) => findings.push(crate::change::unreadable_finding(&why)),
+            }
         }
-        if let Some(bytes) = &file.after
-            && !covered.contains(&file.path)
-            && rules.is_checked(&file.path)
-        {
-            head_items.extend(load_items(&file.path, bytes, &mut findings));
+        if !covered.contains(&file.path) && rules.is_checked(&file.path) {
+            match file.read_after() {
+                Ok(Some(bytes)) => head_items.extend(load_items(&file.path, &bytes, &mut findings)),
+                Ok(None) => {}
+                Err(why) => findings.push(crate::change::unreadable_finding(&why)),
+            }
         }
     }
     let masker = mask::Masker::new(&config.diff.mask);

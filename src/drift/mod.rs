@@ -676,11 +676,20 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
             continue;
         };
         let entry = by_env.entry(env).or_default();
-        if let Some(b) = &file.before {
-            entry.0.extend(objects_of(before_path, b, &options));
-        }
-        if let Some(a) = &file.after {
-            entry.1.extend(objects_of(&file.path, a, &options));
+        match (file.read_before(), file.read_after()) {
+            (Ok(before), Ok(after)) => {
+                if let Some(b) = before {
+                    entry.0.extend(objects_of(before_path, &b, &options));
+                }
+                if let Some(a) = after {
+                    entry.1.extend(objects_of(&file.path, &a, &options));
+                }
+            }
+            (Err(why), _) | (_, Err(why)) => {
+                report
+                    .findings
+                    .push(crate::change::unreadable_finding(&why));
+            }
         }
         entry.2.push(file.path.clone());
     }

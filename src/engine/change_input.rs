@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::ChangeMeta;
 use crate::approval::Evidence;
-use crate::change::ChangeSet;
+use crate::change::{ChangeSet, unreadable_finding};
 use crate::drift::DriftReport;
 use crate::finding::{Finding, Rule};
 use crate::gate::Gate;
@@ -31,15 +31,14 @@ pub fn change_policies(
         Err(finding) => return vec![*finding],
     };
     let options = gate.config.load_options();
-    let files = change
+    let files: Result<Vec<ChangedFile>, Box<Finding>> = change
         .files
         .par_iter()
         .map(|file| {
-            let docs = |bytes: &Option<Vec<u8>>| -> Vec<Value> {
+            let docs = |bytes: Option<Vec<u8>>| -> Vec<Value> {
                 bytes
-                    .as_deref()
                     .map(|b| {
-                        load_manifest(&file.path, b, &options)
+                        load_manifest(&file.path, &b, &options)
                             .documents
                             .into_iter()
                             .map(|d| d.value)
@@ -47,15 +46,23 @@ pub fn change_policies(
                     })
                     .unwrap_or_default()
             };
-            ChangedFile {
+            // A policy must not judge a side it was not shown: an unreadable one fails closed.
+            let read = |side: Result<Option<Vec<u8>>, _>| {
+                side.map_err(|why| Box::new(unreadable_finding(&why)))
+            };
+            Ok(ChangedFile {
                 path: file.path.clone(),
                 action: file.action,
                 environment: gate.environment_of(&file.path).map(str::to_owned),
-                before: docs(&file.before),
-                after: docs(&file.after),
-            }
+                before: docs(read(file.read_before())?),
+                after: docs(read(file.read_after())?),
+            })
         })
         .collect();
+    let files = match files {
+        Ok(files) => files,
+        Err(finding) => return vec![*finding],
+    };
     let input = ChangeInput {
         git_ref: meta.git_ref.clone(),
         base: meta.base.clone(),

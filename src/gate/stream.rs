@@ -18,14 +18,15 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::change::FileChange;
-use crate::finding::Finding;
+use crate::change::{FileChange, unreadable_finding};
+use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, load_manifest};
 use crate::policy::PolicySet;
 use crate::report::secret_paths;
 use crate::schema::SchemaSet;
+use crate::tree::Tree;
 
-use super::{BeforeIndex, Gate, is_kustomize_file};
+use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
 use crate::render::target_namespace::TargetNamespaces;
 use crate::schema::crd::{contains, is_crd};
 
@@ -84,12 +85,55 @@ pub(super) fn may_define_crds(bytes: &[u8]) -> bool {
         || contains(bytes, b"CustomResourceDefinition")
 }
 
+/// Read and parse a file's head side; a file that cannot be read again is an error finding.
 pub(super) fn load(file: &FileChange, options: &LoadOptions) -> Loaded {
-    load_manifest(
-        &file.path,
-        file.after.as_deref().unwrap_or_default(),
-        options,
-    )
+    match file.read_after() {
+        Ok(bytes) => load_manifest(&file.path, bytes.as_deref().unwrap_or_default(), options),
+        Err(why) => unreadable(&why),
+    }
+}
+
+fn unreadable(why: &crate::tree::Unreadable) -> Loaded {
+    Loaded {
+        findings: vec![unreadable_finding(why)],
+        ..Loaded::default()
+    }
+}
+
+/// What the first read of a selected file found, before the stream starts.
+pub(super) enum FirstLook {
+    /// A Helm chart template: not YAML until rendered, so not checked (a note says so).
+    Template(Box<Finding>),
+    /// Loaded now: it may define CRDs, which the schemas of the stream depend on (or it could not
+    /// be read, which is a finding).
+    Loaded(Loaded),
+    /// Loaded by the stream.
+    Later,
+}
+
+/// The one read of every selected file before the stream: Helm templates are set aside and CRD
+/// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
+/// no file's bytes are held across the whole change.
+pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptions) -> FirstLook {
+    let bytes = match file.read_after() {
+        Ok(bytes) => bytes.unwrap_or_default(),
+        Err(why) => return FirstLook::Loaded(unreadable(&why)),
+    };
+    if looks_like_helm_template(&file.path, &bytes, tree) {
+        return FirstLook::Template(Box::new(
+            Finding::note(
+                Rule::LoadSkipped,
+                "Helm template: not YAML until rendered, not checked",
+            )
+            .in_file(&file.path)
+            .help("list the chart under `render.helm` to check what it renders"),
+        ));
+    }
+    if may_define_crds(&bytes) {
+        FirstLook::Loaded(load_manifest(&file.path, &bytes, options))
+    } else {
+        FirstLook::Later
+    }
 }
 
 impl Stream<'_> {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::finding::{Finding, Rule, Severity};
 use crate::object::ObjectId;
-use crate::tree::{Tree, Unreadable};
+use crate::tree::{Content, Tree, Unreadable};
 
 use super::cache::{Key, RenderCache};
 use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
@@ -18,15 +18,15 @@ use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
 /// change's own before-images so no second revision has to be opened.
 pub struct PatchedTree<'t> {
     head: &'t dyn Tree,
-    /// Path → content at the other side (`None`: absent there).
-    files: BTreeMap<String, Option<Vec<u8>>>,
+    /// Path → content at the other side (`None`: absent there), read when asked for.
+    files: BTreeMap<String, Option<Content>>,
     name: String,
 }
 
 impl<'t> PatchedTree<'t> {
     pub fn new(
         head: &'t dyn Tree,
-        files: BTreeMap<String, Option<Vec<u8>>>,
+        files: BTreeMap<String, Option<Content>>,
         name: impl Into<String>,
     ) -> Self {
         PatchedTree {
@@ -40,7 +40,7 @@ impl<'t> PatchedTree<'t> {
 impl Tree for PatchedTree<'_> {
     fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
         match self.files.get(path) {
-            Some(content) => Ok(content.clone()),
+            Some(content) => content.as_ref().map(|c| c.read(path)).transpose(),
             None => self.head.read_checked(path),
         }
     }
@@ -262,9 +262,15 @@ mod tests {
         let base = PatchedTree::new(
             &head,
             BTreeMap::from([
-                ("a/x.yaml".to_owned(), Some(b"old".to_vec())),
+                (
+                    "a/x.yaml".to_owned(),
+                    Some(Content::in_memory(b"old".to_vec())),
+                ),
                 ("a/added.yaml".to_owned(), None),
-                ("a/deleted.yaml".to_owned(), Some(b"gone".to_vec())),
+                (
+                    "a/deleted.yaml".to_owned(),
+                    Some(Content::in_memory(b"gone".to_vec())),
+                ),
             ]),
             "base",
         );

@@ -8,7 +8,7 @@ use super::{CheckArgs, apply_flags, undecided};
 use crate::change::{Action, ChangeSet, FileChange};
 use crate::gate::Gate;
 use crate::report::Report;
-use crate::tree::DirTree;
+use crate::tree::{Content, DirTree};
 
 /// The name stdin's stream is reported under.
 const STDIN: &str = "<stdin>";
@@ -93,6 +93,6 @@ fn added(path: String, bytes: Vec<u8>) -> FileChange {
         action: Action::Added,
         old_path: None,
         before: None,
-        after: Some(bytes),
+        after: Some(Content::in_memory(bytes)),
     }
 }
