@@ -115,6 +115,9 @@ impl Parent {
     }
 }
 
+/// One parent's documents (by index) and what building them gave.
+type Built = (usize, Vec<usize>, Result<Vec<Value>, Box<Finding>>);
+
 /// A document the overrides changed: enough to tell which of its findings the parent caused.
 #[derive(Debug, Clone)]
 pub struct PatchedDocument {
@@ -263,7 +266,7 @@ impl FluxPatches {
                 selected.entry(parent).or_default().push(i);
             }
         }
-        let results: Vec<(usize, Vec<usize>, Result<Vec<Value>, Finding>)> = selected
+        let results: Vec<Built> = selected
             .into_par_iter()
             .map(|(parent, indices)| {
                 let docs: Vec<&Document> = indices.iter().map(|&i| &documents[i]).collect();
@@ -291,7 +294,7 @@ impl FluxPatches {
                     }
                 }
                 // The documents stay as written; the error blocks.
-                Err(finding) => applied.findings.push(finding),
+                Err(finding) => applied.findings.push(*finding),
             }
         }
         let mut i = 0;
@@ -311,10 +314,10 @@ impl FluxPatches {
         docs: &[&Document],
         command: &[String],
         side: &str,
-    ) -> Result<Vec<Value>, Finding> {
+    ) -> Result<Vec<Value>, Box<Finding>> {
         let p = &self.parents[parent];
         let fail = |why: String| {
-            Finding::error(
+            Box::new(Finding::error(
                 Rule::RenderFailed,
                 format!(
                     "Flux Kustomization `{}` ({}) at {side}: the gate cannot apply its overrides to \
@@ -329,7 +332,7 @@ impl FluxPatches {
                 "Flux applies `spec.patches`, `namePrefix`, `nameSuffix`, `images` and \
                  `commonMetadata` before the objects reach the cluster; fix the overrides so \
                  that `kustomize build` applies them",
-            )
+            ))
         };
         if let Some(problem) = &p.problem {
             return Err(fail(problem.clone()));

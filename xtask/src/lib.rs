@@ -76,7 +76,7 @@ type Groups = BTreeMap<String, BTreeMap<String, Value>>;
 pub fn build(archive: &Path) -> Result<Catalog, String> {
     let (groups, license) = read_archive(archive)?;
     let schemas = groups.values().map(BTreeMap::len).sum();
-    let samples: Vec<Vec<u8>> = groups.values().map(|kinds| frame_json(kinds)).collect();
+    let samples: Vec<Vec<u8>> = groups.values().map(frame_json).collect();
     let pruned_bytes = samples.iter().map(Vec::len).sum();
     let dictionary = zstd::dict::from_samples(&samples, DICTIONARY_SIZE)
         .map_err(|e| format!("training the dictionary: {e}"))?;
