@@ -21,6 +21,7 @@ use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
+use crate::render::flux_patches::{Applied, FluxPatches};
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
 use crate::render::target_namespace::TargetNamespaces;
@@ -252,6 +253,7 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         let schemas = stream::LazySchemas::new();
         let namespaces = TargetNamespaces::find(tree);
+        let flux_patches = FluxPatches::find(tree);
         let stream = stream::Stream {
             gate: self,
             policies: &policies,
@@ -260,6 +262,7 @@ impl Gate {
             crds: &crds,
             hold_all: policies.needs_inventory() || substituted_crd,
             namespaces: &namespaces,
+            flux_patches: &flux_patches,
         };
         let outcomes: Vec<stream::Outcome> = selected
             .par_iter()
@@ -296,6 +299,9 @@ impl Gate {
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));
+        let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
+        // A changed Flux parent changes every object its patches reach, written or not.
+        self.add_flux_patched(tree, &flux_patches, &changed, &mut documents, options);
         // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
         // ciphertexts as opaque values that no output prints. (SOPS files are held, see `stream`.)
         let mut opaque = BTreeSet::new();
@@ -309,11 +315,30 @@ impl Gate {
                 .get(path)
                 .map_or_else(|| path.to_owned(), |r| r.file.clone())
         };
-        let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
         let (flux_findings, mut flux_secrets) =
             flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
+        // Flux builds the objects with its parent Kustomization's patches (before substituting;
+        // the gate patches the substituted documents, which is the same for patches without
+        // variables).
+        let flux_applied = if flux_patches.is_empty() {
+            Applied::default()
+        } else {
+            let written = documents
+                .iter()
+                .map(Document::path)
+                .filter(|p| !rendered.contexts.contains_key(*p));
+            let partial = PatchIndex::build(tree, written);
+            let is_object = |doc: &Document| {
+                !rendered.contexts.contains_key(doc.path())
+                    && !is_kustomize_file(doc)
+                    && !partial.is_patch(doc.path())
+            };
+            let command = kustomize_command(&self.config.render);
+            flux_patches.apply(&mut documents, &is_object, &command, &tree.describe())
+        };
+        findings.extend(flux_applied.findings);
         // Flux's `targetNamespace` and Argo CD's destination namespace decide where objects land.
         if !documents.is_empty() {
             namespaces.apply(&mut documents, &flux_path);
@@ -407,6 +432,7 @@ impl Gate {
                 crds: &[],
                 hold_all: false,
                 namespaces: &namespaces,
+                flux_patches: &flux_patches,
             };
             let mut files: Vec<stream::Judged> = deferred
                 .par_iter()
@@ -434,6 +460,9 @@ impl Gate {
             if let Some(source) = file.source {
                 sources.insert(file.path, source);
             }
+        }
+        for source in flux_patches.relocate(&mut findings, &flux_applied.patched, tree) {
+            sources.insert(source.path.clone(), source);
         }
         let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
@@ -766,6 +795,39 @@ impl Gate {
     /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
     /// streamed document was covered). The base is searched only when a document needs it, so a
     /// push of plain Deployments never reads the repository's CRDs.
+    /// The documents of the files a changed Flux parent builds and may patch, when the change
+    /// does not hold them already: their applied objects change with the parent.
+    fn add_flux_patched(
+        &self,
+        tree: &dyn Tree,
+        flux_patches: &FluxPatches,
+        changed: &BTreeSet<&str>,
+        documents: &mut Vec<Document>,
+        options: &LoadOptions,
+    ) {
+        if flux_patches.is_empty() {
+            return;
+        }
+        let held: BTreeSet<String> = documents.iter().map(|d| d.path().to_owned()).collect();
+        for path in flux_patches.built_by_changed(tree, changed) {
+            if held.contains(&path)
+                || changed.contains(path.as_str())
+                || !self.paths.is_checked(&path)
+            {
+                continue;
+            }
+            let Some(bytes) = tree.read(&path) else {
+                continue;
+            };
+            documents.extend(
+                load_manifest(&path, &bytes, options)
+                    .documents
+                    .into_iter()
+                    .filter(|d| d.kind().is_some_and(|k| flux_patches.may_change(&path, k))),
+            );
+        }
+    }
+
     fn add_base_crds(
         &self,
         schemas: &mut SchemaSet,

@@ -11,6 +11,7 @@
 //!   replace the document or take variables from it;
 //! - a Secret value anywhere (list items included): the report redacts them from every output;
 //! - a SOPS-encrypted file: judged as decrypted, its ciphertexts masked in every output;
+//! - an object a Flux `Kustomization`'s patches may change: judged as patched;
 //! - and every file, when a Gatekeeper template reads `data.inventory`.
 //!
 //! A file with a kind no schema covers yet is *deferred*: dropped, and loaded and judged again
@@ -27,6 +28,7 @@ use crate::schema::SchemaSet;
 use crate::tree::Tree;
 
 use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
+use crate::render::flux_patches::FluxPatches;
 use crate::render::target_namespace::TargetNamespaces;
 use crate::schema::crd::{contains, is_crd};
 
@@ -75,6 +77,8 @@ pub(super) struct Stream<'a> {
     /// Where Flux `targetNamespace` and Argo CD destinations place objects: streamed documents
     /// get the namespace the cluster will give them, as held ones do.
     pub namespaces: &'a TargetNamespaces,
+    /// Flux Kustomizations whose patches may change documents: those are held, to be patched.
+    pub flux_patches: &'a FluxPatches,
 }
 
 /// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
@@ -213,5 +217,9 @@ impl Stream<'_> {
             || doc.source.text.contains("${")
             || crate::render::flux::may_set_variables(doc)
             || !secret_paths(&doc.value).is_empty()
+            // A Flux parent may patch it: judged as patched, with the other documents it builds.
+            || doc
+                .kind()
+                .is_some_and(|kind| self.flux_patches.may_change(doc.path(), kind))
     }
 }

@@ -6,6 +6,7 @@
 pub mod argo_kustomize;
 pub mod cache;
 pub mod flux;
+pub mod flux_patches;
 pub mod graph;
 pub mod helm;
 pub mod helm_cache;

@@ -1,5 +1,5 @@
 //! The embedded CRD catalog (datreeio/CRDs-catalog, MIT; `schemas/crds-catalog.LICENSE`), built by
-//! `xtask/gen-crd-catalog.py`: one zstd frame per API group, compressed against one dictionary,
+//! `cargo xtask schemas` (xtask/src/lib.rs): one zstd frame per API group, compressed against one dictionary,
 //! and a text index of where each group's frame is. A run decompresses only the groups its
 //! documents use, once, and compiles each kind's validator on first use (see [`super::SchemaSet`]).
 
