@@ -136,8 +136,22 @@ enum DiffFormat {
     Json,
 }
 
+/// Make this thread one of rayon's workers. A parallel step started from outside the pool hands
+/// its work to a sleeping worker and waits to be woken; on a loaded machine each hand-off cost
+/// milliseconds, more than the whole work of a one-file check. The hook keeps the default pool:
+/// its main thread waits on the check's deadline and would leave its worker share idle.
+fn join_the_thread_pool() {
+    // Fails only if a pool exists already, which then serves as it is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Hook { .. }) {
+        join_the_thread_pool();
+    }
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => {

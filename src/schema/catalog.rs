@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value, json};
 
-use super::{KindSchema, Origin};
+use super::{KindSchema, Origin, Source};
 
 const FRAMES: &[u8] = include_bytes!("../../schemas/crds-catalog.bin");
 const DICTIONARY: &[u8] = include_bytes!("../../schemas/crds-catalog.dict");
@@ -76,7 +76,7 @@ impl Catalog {
     pub fn by_id(&self, id: &str) -> Option<&Value> {
         let (group, key) = id.strip_prefix(ID_PREFIX)?.split_once('/')?;
         let decoded = self.decoded.get(group)?.get()?.as_ref().ok()?;
-        decoded.get(key).map(|entry| &*entry.schema)
+        decoded.get(key)?.schema()
     }
 
     fn decode(&self, group: &str) -> Result<Group, String> {
@@ -102,11 +102,10 @@ impl Catalog {
             .into_iter()
             .map(|(key, schema)| {
                 let id = format!("{ID_PREFIX}{group}/{key}");
-                let entry = KindSchema {
-                    schema: Arc::new(converted(&schema, &id)),
-                    origin: Origin::Catalog(format!("{group}/{key}")),
-                    validator: OnceLock::new(),
-                };
+                let entry = KindSchema::new(
+                    Source::Parsed(Arc::new(converted(&schema, &id))),
+                    Origin::Catalog(format!("{group}/{key}")),
+                );
                 (key, Arc::new(entry))
             })
             .collect())
@@ -160,7 +159,7 @@ mod tests {
             .schema("helm.toolkit.fluxcd.io", "v2", "HelmRelease")
             .unwrap()
             .expect("HelmRelease v2 is in the catalog");
-        let schema = &schema.schema;
+        let schema = schema.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert!(schema["properties"]["spec"]["properties"]["chart"].is_object());
         assert!(catalog.by_id(schema["$id"].as_str().unwrap()).is_some());

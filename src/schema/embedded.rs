@@ -1,67 +1,93 @@
 //! The embedded Kubernetes schemas: one zstd stream built by `xtask/gen-schemas.py`, one line per
 //! minor version, newest first, so the default version costs only the first line's decoding.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 const BUNDLE: &[u8] = include_bytes!("../../schemas/kubernetes.jsonl.zst");
 const VERSIONS: &str = include_str!("../../schemas/kubernetes.versions");
+/// The newest version's line, uncompressed: the default version needs no decoding at start-up.
+const NEWEST: &str = include_str!("../../schemas/kubernetes.newest.json");
 
-/// The `$id` the per-kind files refer to (`/api/_definitions.json#/$defs/…`).
-pub(super) const DEFINITIONS_ID: &str = "https://kubernetes.io/api/_definitions.json";
-pub(super) const KIND_ID_PREFIX: &str = "https://kubernetes.io/api/kinds/";
+const KIND_ID_PREFIX: &str = "https://kubernetes.io/api/kinds/";
 
 /// Kubernetes minor versions with embedded schemas, newest first ("1.37", "1.36", …).
 pub fn available_versions() -> Vec<&'static str> {
     VERSIONS.lines().filter(|l| !l.is_empty()).collect()
 }
 
-/// The schemas of one Kubernetes minor version.
+/// The schemas of one Kubernetes minor version, kept as raw JSON: a kind's schema, and the
+/// definitions it reaches, are parsed the first time a document of that kind is judged. Parsing
+/// every kind and definition up front was a third of a one-file check's start-up.
 #[derive(Debug, Deserialize)]
 pub struct KubeSchemas {
     /// `$defs` of `_definitions.json`, pruned to what the kinds reach.
-    pub defs: Map<String, Value>,
+    #[serde(borrow)]
+    defs: HashMap<&'static str, &'static RawValue>,
     /// `apiVersion/kind` (e.g. `apps/v1/Deployment`) → top-level schema.
-    pub kinds: Map<String, Value>,
+    #[serde(borrow)]
+    kinds: HashMap<&'static str, &'static RawValue>,
 }
 
 impl KubeSchemas {
-    /// The `_definitions.json` resource the kind schemas reference (moves the definitions out).
-    pub fn take_definitions_resource(&mut self) -> Value {
-        serde_json::json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": DEFINITIONS_ID,
-            "$defs": Value::Object(std::mem::take(&mut self.defs)),
-        })
+    /// Every `apiVersion/kind` key this version has a schema for.
+    pub fn kind_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    /// A kind's schema (`apiVersion/kind`) with the definitions it reaches inlined under `$defs`,
+    /// its references rewritten from `/api/_definitions.json#/$defs/X` to `#/$defs/X`, and its
+    /// `$id` set to [`kind_id`].
+    pub fn self_contained(&self, key: &str) -> Result<Value, String> {
+        let raw = self
+            .kinds
+            .get(key)
+            .ok_or_else(|| format!("no embedded schema for `{key}`"))?;
+        let mut reached = BTreeSet::new();
+        let mut root = rewrite_refs(&parse(raw)?, &mut reached);
+        let mut defs = Map::new();
+        let mut todo: Vec<String> = reached.iter().cloned().collect();
+        while let Some(name) = todo.pop() {
+            let Some(raw) = self.defs.get(name.as_str()) else {
+                continue;
+            };
+            let mut more = BTreeSet::new();
+            defs.insert(name, rewrite_refs(&parse(raw)?, &mut more));
+            for next in more {
+                if reached.insert(next.clone()) {
+                    todo.push(next);
+                }
+            }
+        }
+        if let Some(map) = root.as_object_mut() {
+            map.insert("$defs".into(), Value::Object(defs));
+            map.insert("$id".into(), Value::String(kind_id(key)));
+            map.insert(
+                "$schema".into(),
+                Value::String("https://json-schema.org/draft/2020-12/schema".into()),
+            );
+        }
+        Ok(root)
     }
 }
 
-/// A kind schema with the definitions it reaches inlined under `$defs`, its references
-/// rewritten from `/api/_definitions.json#/$defs/X` to `#/$defs/X`.
-pub fn self_contained(kind: &Value, definitions: &Value) -> Value {
-    let mut reached = BTreeSet::new();
-    let mut root = rewrite_refs(kind, &mut reached);
-    let mut defs = Map::new();
-    let mut todo: Vec<String> = reached.iter().cloned().collect();
-    while let Some(name) = todo.pop() {
-        let Some(def) = definitions["$defs"].get(&name) else {
-            continue;
-        };
-        let mut more = BTreeSet::new();
-        defs.insert(name, rewrite_refs(def, &mut more));
-        for next in more {
-            if reached.insert(next.clone()) {
-                todo.push(next);
-            }
-        }
-    }
-    if let Some(map) = root.as_object_mut() {
-        map.insert("$defs".into(), Value::Object(defs));
-    }
-    root
+/// The `$id` of a kind's schema (`apps/v1/Deployment` → `https://kubernetes.io/api/kinds/…`).
+pub fn kind_id(key: &str) -> String {
+    format!("{KIND_ID_PREFIX}{key}")
+}
+
+/// The `apiVersion/kind` key of a kind's `$id`, if it is one.
+pub fn kind_key(id: &str) -> Option<&str> {
+    id.strip_prefix(KIND_ID_PREFIX)
+}
+
+fn parse(raw: &RawValue) -> Result<Value, String> {
+    serde_json::from_str(raw.get()).map_err(|e| format!("embedded schema bundle is corrupt: {e}"))
 }
 
 fn rewrite_refs(value: &Value, reached: &mut BTreeSet<String>) -> Value {
@@ -102,8 +128,29 @@ pub fn normalise_version(requested: &str) -> String {
     }
 }
 
-/// Decode the bundle up to `version` (a key of [`available_versions`]).
-pub fn load_version(version: &str) -> Result<KubeSchemas, String> {
+/// The schemas of `version` (a key of [`available_versions`]), decoded once per process: the
+/// bundle is decoded up to that version's line, which stays in memory for the process's life
+/// because the raw schemas borrow from it.
+pub fn load_version(version: &str) -> Result<&'static KubeSchemas, String> {
+    static LOADED: Mutex<Vec<(String, &'static KubeSchemas)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, schemas)) = loaded.iter().find(|(v, _)| v == version) {
+        return Ok(schemas);
+    }
+    let line: &'static str = if available_versions().first() == Some(&version) {
+        NEWEST
+    } else {
+        Box::leak(decode_line(version)?.into_boxed_str())
+    };
+    let schemas: KubeSchemas = serde_json::from_str(line)
+        .map_err(|e| format!("embedded schemas for {version} are corrupt: {e}"))?;
+    let schemas: &'static KubeSchemas = Box::leak(Box::new(schemas));
+    loaded.push((version.to_string(), schemas));
+    Ok(schemas)
+}
+
+/// The JSON of one version's line of the bundle.
+fn decode_line(version: &str) -> Result<String, String> {
     let decoder = ruzstd::decoding::StreamingDecoder::new(BUNDLE)
         .map_err(|e| format!("embedded schema bundle is corrupt: {e}"))?;
     let mut reader = BufReader::with_capacity(1 << 16, decoder);
@@ -116,12 +163,10 @@ pub fn load_version(version: &str) -> Result<KubeSchemas, String> {
         if read == 0 {
             return Err(format!("no embedded schemas for Kubernetes {version}"));
         }
-        let Some((key, json)) = line.split_once('\t') else {
-            continue;
-        };
-        if key == version {
-            return serde_json::from_str(json)
-                .map_err(|e| format!("embedded schemas for {version} are corrupt: {e}"));
+        if let Some((key, json)) = line.split_once('\t')
+            && key == version
+        {
+            return Ok(json.to_string());
         }
     }
 }
@@ -150,7 +195,16 @@ mod tests {
                 assert!(schemas.kinds.contains_key(kind), "{version} lacks {kind}");
             }
             assert!(schemas.defs.contains_key("io.k8s.api.core.v1.PodSpec"));
+            let pod = schemas.self_contained("v1/Pod").unwrap();
+            assert!(pod["$defs"]["io.k8s.api.core.v1.PodSpec"].is_object());
+            assert_eq!(pod["$id"], "https://kubernetes.io/api/kinds/v1/Pod");
         }
+    }
+
+    #[test]
+    fn the_uncompressed_newest_version_is_the_bundles_first_line() {
+        let newest = available_versions()[0];
+        assert_eq!(decode_line(newest).unwrap().trim_end(), NEWEST);
     }
 
     #[test]

@@ -38,9 +38,58 @@ enum Origin {
 
 /// The schema of one (apiVersion, kind), compiled on first use.
 struct KindSchema {
-    schema: Arc<Value>,
+    source: Source,
     origin: Origin,
-    validator: OnceLock<Result<Validator, String>>,
+    compiled: OnceLock<Result<Compiled, String>>,
+}
+
+/// Where a kind's schema is read from.
+enum Source {
+    /// Parsed already: CRDs, the catalog.
+    Parsed(Arc<Value>),
+    /// An embedded Kubernetes kind (`apiVersion/kind`), parsed with the definitions it reaches
+    /// when it is first compiled.
+    Kubernetes(&'static embedded::KubeSchemas, &'static str),
+}
+
+/// A kind's validator, with the schema it was compiled from (for diagnostics).
+struct Compiled {
+    schema: Arc<Value>,
+    validator: Validator,
+}
+
+impl KindSchema {
+    fn new(source: Source, origin: Origin) -> KindSchema {
+        KindSchema {
+            source,
+            origin,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The schema, if it is parsed already (an embedded kind is parsed when first compiled).
+    fn schema(&self) -> Option<&Value> {
+        match &self.source {
+            Source::Parsed(schema) => Some(schema),
+            Source::Kubernetes(..) => self.compiled.get()?.as_ref().ok().map(|c| &*c.schema),
+        }
+    }
+
+    /// Compile the validator. Embedded kinds get the definitions they reach inlined: a
+    /// self-contained schema compiles in time proportional to its size, while resolving against a
+    /// registry of every definition costs a registry rebuild per kind (~8 ms measured).
+    fn compile(&self) -> Result<Compiled, String> {
+        let schema = match &self.source {
+            Source::Parsed(schema) => Arc::clone(schema),
+            Source::Kubernetes(schemas, key) => Arc::new(schemas.self_contained(key)?),
+        };
+        let validator = jsonschema::options()
+            .offline()
+            .with_draft(Draft::Draft202012)
+            .build(&schema)
+            .map_err(|e| e.to_string())?;
+        Ok(Compiled { schema, validator })
+    }
 }
 
 /// Every schema a run validates against. `Send + Sync`: share one across threads.
@@ -49,8 +98,6 @@ pub struct SchemaSet {
     kinds: HashMap<String, HashMap<String, KindSchema>>,
     mapped: Vec<mapped::MappedSchema>,
     unknown: UnknownPolicy,
-    /// The Kubernetes `_definitions.json` the kind schemas reference (`Null` when off).
-    definitions: Arc<Value>,
     /// Schema resources by base URI, to look up the schema an error came from.
     resources: HashMap<String, Arc<Value>>,
     kubernetes: Option<String>,
@@ -75,7 +122,6 @@ impl SchemaSet {
             kinds: HashMap::new(),
             mapped: Vec::new(),
             unknown: cfg.unknown,
-            definitions: Arc::new(Value::Null),
             resources: HashMap::new(),
             kubernetes: kubernetes.clone(),
             catalog: cfg.catalog.then(catalog::shared),
@@ -112,30 +158,16 @@ impl SchemaSet {
     }
 
     fn add_kubernetes(&mut self, version: &str) -> Result<(), Vec<Finding>> {
-        let mut schemas = embedded::load_version(version).map_err(|m| vec![internal(m)])?;
-        let definitions = Arc::new(schemas.take_definitions_resource());
-        self.definitions = Arc::clone(&definitions);
-        self.resources
-            .insert(embedded::DEFINITIONS_ID.to_string(), definitions);
-        for (key, mut schema) in schemas.kinds {
+        let schemas = embedded::load_version(version).map_err(|m| vec![internal(m)])?;
+        for key in schemas.kind_keys() {
             let Some((api_version, kind)) = key.rsplit_once('/') else {
                 continue;
             };
-            let id = format!("{}{key}", embedded::KIND_ID_PREFIX);
-            if let Some(map) = schema.as_object_mut() {
-                map.insert("$id".into(), json!(id));
-                map.insert(
-                    "$schema".into(),
-                    json!("https://json-schema.org/draft/2020-12/schema"),
-                );
-            }
-            let schema = Arc::new(schema);
-            self.resources.insert(id, Arc::clone(&schema));
+            let source = Source::Kubernetes(schemas, key);
             self.insert_kind(
                 api_version,
                 kind,
-                schema,
-                Origin::Kubernetes(version.to_string()),
+                KindSchema::new(source, Origin::Kubernetes(version.to_string())),
             );
         }
         Ok(())
@@ -161,22 +193,16 @@ impl SchemaSet {
             let schema = Arc::new(schema);
             self.resources.insert(id, Arc::clone(&schema));
             let origin = Origin::Crd(doc.locate(&crd.pointer));
-            self.insert_kind(&crd.api_version, &crd.kind, schema, origin);
+            let entry = KindSchema::new(Source::Parsed(schema), origin);
+            self.insert_kind(&crd.api_version, &crd.kind, entry);
         }
     }
 
-    fn insert_kind(&mut self, api_version: &str, kind: &str, schema: Arc<Value>, origin: Origin) {
+    fn insert_kind(&mut self, api_version: &str, kind: &str, entry: KindSchema) {
         self.kinds
             .entry(api_version.to_string())
             .or_default()
-            .insert(
-                kind.to_string(),
-                KindSchema {
-                    schema,
-                    origin,
-                    validator: OnceLock::new(),
-                },
-            );
+            .insert(kind.to_string(), entry);
     }
 
     /// The apiVersions that have a schema for `kind`, sorted.
@@ -248,26 +274,10 @@ impl SchemaSet {
         kind: &str,
         entry: &KindSchema,
     ) -> Vec<Finding> {
-        match entry.validator.get_or_init(|| self.compile(entry)) {
-            Ok(validator) => self.findings(validator, doc, self),
+        match entry.compiled.get_or_init(|| entry.compile()) {
+            Ok(compiled) => self.findings(&compiled.validator, doc, self),
             Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
         }
-    }
-
-    /// Compile a kind's validator. Embedded kinds get the definitions they reach inlined: a
-    /// self-contained schema compiles in time proportional to its size, while resolving against
-    /// a registry of every definition costs a registry rebuild per kind (~8 ms measured).
-    fn compile(&self, entry: &KindSchema) -> Result<Validator, String> {
-        let options = jsonschema::options()
-            .offline()
-            .with_draft(Draft::Draft202012);
-        let built = match entry.origin {
-            Origin::Kubernetes(_) => {
-                options.build(&embedded::self_contained(&entry.schema, &self.definitions))
-            }
-            Origin::Crd(_) | Origin::Catalog(_) => options.build(&entry.schema),
-        };
-        built.map_err(|e| e.to_string())
     }
 
     fn findings(
@@ -324,17 +334,17 @@ impl SchemaSet {
 
 impl diags::SchemaLookup for SchemaSet {
     fn schema_at(&self, absolute_location: &str) -> Option<&Value> {
-        lookup_in(&self.resources, absolute_location)
-            .or_else(|| {
-                let (base, fragment) = absolute_location.split_once('#')?;
-                parent_of(self.catalog?.by_id(base)?, fragment)
-            })
-            .or_else(|| {
-                // Inlined definitions keep their `/$defs/…` pointers, which `_definitions.json` has.
-                let fragment = absolute_location.split_once('#')?.1;
-                let uri = format!("{}#{fragment}", embedded::DEFINITIONS_ID);
-                lookup_in(&self.resources, &uri)
-            })
+        lookup_in(&self.resources, absolute_location).or_else(|| {
+            let (base, fragment) = absolute_location.split_once('#')?;
+            let schema = match embedded::kind_key(base) {
+                Some(key) => {
+                    let (api_version, kind) = key.rsplit_once('/')?;
+                    self.kind_schema(api_version, kind)?.schema()?
+                }
+                None => self.catalog?.by_id(base)?,
+            };
+            parent_of(schema, fragment)
+        })
     }
 }
 
