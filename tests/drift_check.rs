@@ -9,15 +9,7 @@ use std::process::Command;
 use common::git::TestRepo;
 use serde_json::json;
 
-const CONFIG: &str = "version: 1
-exclude: [\"live/**\"]
-environments:
-  prod: [\"clusters/prod/**\"]
-drift:
-  live:
-    source: snapshot
-    path: \"live/{env}/\"
-";
+use drift_support::SNAPSHOT_CONFIG as CONFIG;
 
 fn check(repo: &TestRepo, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stategate"))

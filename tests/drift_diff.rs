@@ -8,15 +8,7 @@ use common::git::TestRepo;
 use common::run::{code, json, stategate, stderr, stdout};
 use serde_json::{Value, json};
 
-const CONFIG: &str = "version: 1
-exclude: [\"live/**\"]
-environments:
-  prod: [\"clusters/prod/**\"]
-drift:
-  live:
-    source: snapshot
-    path: \"live/{env}/\"
-";
+use drift_support::SNAPSHOT_CONFIG as CONFIG;
 
 /// The Secret's value in Git at base, at head, and live (also base64, as the server stores it).
 const BASE_SECRET: &str = "base-value-p4ss";

@@ -9,6 +9,18 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+/// The config of the snapshot scenarios: one `prod` environment whose live state is committed
+/// under `live/prod/`, which is itself not desired state.
+pub const SNAPSHOT_CONFIG: &str = "version: 1
+exclude: [\"live/**\"]
+environments:
+  prod: [\"clusters/prod/**\"]
+drift:
+  live:
+    source: snapshot
+    path: \"live/{env}/\"
+";
+
 /// The desired objects of a corpus file, as JSON values.
 pub fn objects(path: &Path) -> Vec<Value> {
     let bytes = std::fs::read(path).expect("corpus file");
