@@ -4,6 +4,8 @@
 //! `yes`/`on`/`y` are booleans and `0644` is octal. A YAML 1.2 parser would read them as the string
 //! "yes" and the number 644, and the gate would judge something other than what the cluster gets.
 
+use std::borrow::Cow;
+
 use serde_json::{Number, Value};
 
 /// What a plain (unquoted, untagged) scalar means to kubectl, plus a warning when a person would
@@ -14,10 +16,24 @@ pub struct Resolved {
 }
 
 pub fn resolve_plain(text: &str) -> Resolved {
-    let plain = |value| Resolved {
-        value,
+    resolve_special(text).unwrap_or_else(|| Resolved {
+        value: Value::String(text.to_owned()),
         ambiguity: None,
+    })
+}
+
+/// [`resolve_plain`] for everything but strings: `None` means the scalar is the string `text`, so
+/// the caller can move a text it owns instead of copying it.
+pub fn resolve_special(text: &str) -> Option<Resolved> {
+    let plain = |value| {
+        Some(Resolved {
+            value,
+            ambiguity: None,
+        })
     };
+    if !may_be_special(text) {
+        return None;
+    }
     if let Some(value) = null(text) {
         return plain(value);
     }
@@ -29,10 +45,10 @@ pub fn resolve_plain(text: &str) -> Resolved {
                      write {b} if you meant a boolean, or quote it (\"{text}\") for a string"
                 )
             });
-        return Resolved {
+        return Some(Resolved {
             value: Value::Bool(b),
             ambiguity,
-        };
+        });
     }
     if let Some(n) = integer(text) {
         let ambiguity = is_legacy_octal(text).then(|| {
@@ -42,15 +58,48 @@ pub fn resolve_plain(text: &str) -> Resolved {
                 text.trim_start_matches(['+', '-', '0'])
             )
         });
-        return Resolved {
+        return Some(Resolved {
             value: n,
             ambiguity,
-        };
+        });
     }
-    if let Some(f) = float(text) {
-        return plain(f);
+    float(text).and_then(plain)
+}
+
+/// go-yaml v2 decides by the first byte (its `resolveTable` hint) whether a plain scalar can be
+/// anything but a string: a null, boolean or number starts with one of these. Most scalars of a
+/// manifest (names, images, labels) do not, and are strings without further work.
+fn may_be_special(text: &str) -> bool {
+    match text.as_bytes().first() {
+        None => true,
+        Some(b) => matches!(
+            b,
+            b'0'..=b'9'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'~'
+                | b'n'
+                | b'N'
+                | b'y'
+                | b'Y'
+                | b't'
+                | b'T'
+                | b'f'
+                | b'F'
+                | b'o'
+                | b'O'
+        ),
     }
-    plain(Value::String(text.to_owned()))
+}
+
+/// `text` without the digit separators go-yaml drops; borrowed when it has none (the usual case).
+fn without_underscores(text: &str) -> Cow<'_, str> {
+    if text.contains('_') {
+        Cow::Owned(text.chars().filter(|&c| c != '_').collect())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 fn null(text: &str) -> Option<Value> {
@@ -79,11 +128,12 @@ fn is_legacy_octal(text: &str) -> bool {
 /// go-yaml v2: underscores are dropped, then Go's `strconv.ParseInt(s, 0, 64)` decides, which knows
 /// `0x`, `0b`, `0o` and a leading `0` for octal. Integers beyond 64 bits fall through to floats.
 fn integer(text: &str) -> Option<Value> {
-    let cleaned: String = text.chars().filter(|&c| c != '_').collect();
+    let cleaned = without_underscores(text);
+    let cleaned: &str = &cleaned;
     let (negative, body) = match cleaned.as_bytes().first()? {
         b'-' => (true, &cleaned[1..]),
         b'+' => (false, &cleaned[1..]),
-        _ => (false, cleaned.as_str()),
+        _ => (false, cleaned),
     };
     if body.is_empty() || !body.as_bytes()[0].is_ascii_digit() {
         return None;
@@ -115,7 +165,7 @@ fn integer(text: &str) -> Option<Value> {
 }
 
 fn float(text: &str) -> Option<Value> {
-    let cleaned: String = text.chars().filter(|&c| c != '_').collect();
+    let cleaned = without_underscores(text);
     let body = cleaned.trim_start_matches(['+', '-']);
     // YAML 1.1 floats need a digit or a dot first; this keeps Go's looser forms ("infinity", "nan",
     // hex floats) as strings, as go-yaml's regexp does.
@@ -183,6 +233,17 @@ mod tests {
         assert_eq!(value("v1"), json!("v1"));
         assert_eq!(value("="), json!("="));
         assert_eq!(value(".inf"), json!(".inf"));
+    }
+
+    #[test]
+    fn only_a_number_bool_or_null_first_byte_resolves() {
+        // go-yaml v2 (and so kubectl: `kubectl label --local -o json` keeps `x: _1` a string)
+        // looks at the first byte before anything else; underscores are dropped only after it.
+        assert_eq!(value("_1"), json!("_1"));
+        assert_eq!(value("1_0"), json!(10));
+        assert_eq!(value("nginx"), json!("nginx"));
+        assert_eq!(value("a1"), json!("a1"));
+        assert_eq!(value("-1_0"), json!(-10));
     }
 
     #[test]

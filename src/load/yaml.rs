@@ -4,6 +4,7 @@
 //! loaders do not give together: kubectl's YAML 1.1 scalar rules, a budget on alias expansion that
 //! trips before any memory is spent (billion laughs), and a position for every node.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ pub fn position_trees(source: &SourceFile, alias_budget: usize) -> Vec<(usize, P
     let mut ignored = Loaded::default();
     builder.run_tracked(&mut ignored)
 }
-use super::resolve::resolve_plain;
+use super::resolve::{resolve_plain, resolve_special};
 use super::{Document, LoadOptions, Loaded, SourceFile};
 use crate::finding::{Finding, Location, Rule, Severity};
 
@@ -374,7 +375,7 @@ impl<'a> Builder<'a> {
                     loaded.findings.push(self.ambiguous(span, &construct));
                 }
                 self.last_plain = style == ScalarStyle::Plain && tag.is_none();
-                let (value, ambiguity) = scalar(&text, style, tag.as_deref());
+                let (value, ambiguity) = scalar(text, style, tag.as_deref());
                 // `defaultMode: 0644` is the idiomatic file mode, and octal is what it means.
                 if let Some(message) = ambiguity.filter(|_| !self.at_file_mode()) {
                     loaded.findings.push(
@@ -530,8 +531,7 @@ impl<'a> Builder<'a> {
                 ..
             }) => match pending_key.take() {
                 None => {
-                    let key = key_text(&value);
-                    let merge = key == "<<" && self.last_plain;
+                    let merge = matches!(&value, Value::String(s) if s == "<<") && self.last_plain;
                     let problem = match &value {
                         _ if merge && !merges.is_empty() => {
                             Some("a second `<<` merge key in one mapping: kubectl merges both, kustomize refuses the file".to_owned())
@@ -542,7 +542,7 @@ impl<'a> Builder<'a> {
                         ),
                         Value::Null => Some("a null key: kubectl refuses it, kustomize reads a string".to_owned()),
                         Value::Number(n) if n.is_f64() => Some(format!(
-                            "the float key `{key}`: kubectl turns it into a string key, kustomize refuses it"
+                            "the float key `{n}`: kubectl turns it into a string key, kustomize refuses it"
                         )),
                         Value::Array(_) | Value::Object(_) => Some(
                             "a sequence or mapping used as a key: kubectl refuses it".to_owned(),
@@ -552,7 +552,7 @@ impl<'a> Builder<'a> {
                     if let Some(construct) = problem {
                         loaded.findings.push(ambiguous(source, span, &construct));
                     }
-                    *pending_key = Some((key, span, merge));
+                    *pending_key = Some((key_text(value), span, merge));
                 }
                 Some((_, key_span, true)) => {
                     if !is_mergeable(&value) {
@@ -747,9 +747,12 @@ fn ambiguous_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Option
         return (!fits)
             .then(|| format!("`{tag} {text}`: kubectl refuses a value its tag does not fit"));
     }
-    if let Some(c) = text
-        .chars()
-        .find(|c| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+    if let Some(c) = (!text.is_ascii())
+        .then(|| {
+            text.chars()
+                .find(|c| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+        })
+        .flatten()
     {
         return Some(format!(
             "the line-break character U+{:04X} in a string: kubectl keeps it, kustomize's output turns it into a line break",
@@ -836,25 +839,27 @@ fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Merge>) {
 }
 
 /// JSON object keys are strings: sigs.k8s.io/yaml turns `true:` into "true" and `1:` into "1".
-fn key_text(value: &Value) -> String {
+fn key_text(value: Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         Value::Null => "null".to_owned(),
         other => other.to_string(),
     }
 }
 
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> (Value, Option<String>) {
+/// The value of a scalar event; `text` is moved into a string value, not copied, when saphyr
+/// already allocated it.
+fn scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> (Value, Option<String>) {
     if let Some(tag) = tag.filter(|t| t.is_yaml_core_schema()) {
-        return (core_tagged(text, &tag.suffix), None);
+        return (core_tagged(&text, &tag.suffix), None);
     }
-    match style {
-        ScalarStyle::Plain if tag.is_none() => {
-            let resolved = resolve_plain(text);
-            (resolved.value, resolved.ambiguity)
-        }
-        _ => (Value::String(text.to_owned()), None),
+    if style == ScalarStyle::Plain
+        && tag.is_none()
+        && let Some(resolved) = resolve_special(&text)
+    {
+        return (resolved.value, resolved.ambiguity);
     }
+    (Value::String(text.into_owned()), None)
 }
 
 /// `!!str 0644` stays a string, `!!int "3"` becomes a number, and so on.
