@@ -6,7 +6,12 @@
 //! (reading both sides from disk, parsing, matching, comparing). `DRIFT_PHASES=1` also times the
 //! phases apart.
 //!
-//! Measured 2026-12-01 on the 2-core build machine at load average 8.4–9.2 (other builds running):
+//! Measured 2026-12-01 05:30 UTC at main 1052724 (after the loader's scalar fast path), built with
+//! `cargo bench --profile profiling --bench drift` (release with line tables), load average 2.0:
+//! best of 3 0.526 s and 0.632 s in two runs, under the 1 s target. Phases: loading the desired
+//! files 0.12 s, reading the live snapshot 0.29 s, judging 0.13 s.
+//!
+//! Earlier, 2026-12-01 on the same machine at load average 8.4–9.2 (other builds running):
 //! best of 3 4.17 s, and 4.02 s in a second run, over the 1 s target. Phases (`DRIFT_PHASES=1`,
 //! release): reading the live snapshot 2.13 s, loading the desired files 0.93 s, judging 0.72 s;
 //! `perf` puts most samples in YAML scanning and parsing (saphyr) and allocation. Before this
