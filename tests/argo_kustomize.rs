@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::{json, stategate_cached};
+use common::run::{diff_object, json, stategate_cached};
 use serde_json::Value;
 
 const NO_LATEST: &str = "package main
@@ -115,12 +115,7 @@ fn an_application_image_override_change_shows_on_the_rendered_deployment_in_diff
     );
     let diff = json(&out);
     // namePrefix and commonLabels applied; destination.namespace fills in the missing namespace.
-    let deployment = diff["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["id"] == "apps/v1/Deployment/web/prod-web")
-        .unwrap_or_else(|| panic!("the rendered Deployment: {diff:#}"));
+    let deployment = diff_object(&diff, "apps/v1/Deployment/web/prod-web");
     assert_eq!(deployment["status"], "changed", "{deployment:#}");
     assert_eq!(
         deployment["changed_fields"],

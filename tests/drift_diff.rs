@@ -5,7 +5,7 @@ mod common;
 mod drift_support;
 
 use common::git::TestRepo;
-use common::run::{code, json, stategate, stderr, stdout};
+use common::run::{code, diff_object as object, json, stategate, stderr, stdout};
 use serde_json::{Value, json};
 
 use drift_support::SNAPSHOT_CONFIG as CONFIG;
@@ -75,15 +75,6 @@ fn change(repo: &TestRepo) {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: new\ndata:\n  a: b\n",
     );
     repo.commit_all("change");
-}
-
-fn object<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {report:#}"))
 }
 
 fn field<'a>(view: &'a Value, path: &str) -> &'a Value {

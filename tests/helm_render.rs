@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::git::TestRepo;
-use common::run::{json, stategate_cached};
+use common::run::{diff_object, json, stategate_cached};
 use serde_json::Value;
 
 /// helm on PATH; under CI its absence fails the test instead of skipping it.
@@ -255,12 +255,7 @@ fn post_renderer_patches_apply_and_values_from_config_maps_count() {
         cache.path(),
     );
     let diff = json(&out);
-    let deployment = diff["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["id"] == "apps/v1/Deployment/web/podinfo")
-        .unwrap_or_else(|| panic!("{diff:#}"));
+    let deployment = diff_object(&diff, "apps/v1/Deployment/web/podinfo");
     let fields = deployment["changed_fields"].to_string();
     assert!(
         fields.contains("spec.replicas") && fields.contains("metadata.labels.patched"),
@@ -345,12 +340,10 @@ fn an_argo_application_with_value_files_and_parameters_is_rendered_and_diffed() 
         cache.path(),
     );
     let diff = json(&out);
-    let deployment = diff["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["id"] == "autoscaling/v2/HorizontalPodAutoscaler/apps/demo-podinfo")
-        .unwrap_or_else(|| panic!("{diff:#}"));
+    let deployment = diff_object(
+        &diff,
+        "autoscaling/v2/HorizontalPodAutoscaler/apps/demo-podinfo",
+    );
     // values-prod.yaml enables the autoscaler; the parameter sets its minimum.
     assert_eq!(
         deployment["changed_fields"],
@@ -529,12 +522,7 @@ fn an_allowed_remote_chart_is_fetched_once_then_served_from_the_cache() {
         );
         let diff = json(&out);
         assert_eq!(out.status.code(), Some(0), "run {run}: {diff:#}");
-        let deployment = diff["objects"]
-            .as_array()
-            .expect("objects")
-            .iter()
-            .find(|o| o["id"] == "apps/v1/Deployment/web/web-podinfo")
-            .unwrap_or_else(|| panic!("run {run}: {diff:#}"));
+        let deployment = diff_object(&diff, "apps/v1/Deployment/web/web-podinfo");
         assert_eq!(
             deployment["changed_fields"],
             serde_json::json!(["spec.replicas"])

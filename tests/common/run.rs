@@ -73,3 +73,14 @@ pub fn json(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// The object of a `diff --format json` report with this id; a missing one fails the test with
+/// the whole report.
+pub fn diff_object<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .find(|o| o["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {report:#}"))
+}
