@@ -156,7 +156,8 @@ impl LiveStatus {
     }
 }
 
-/// One field of a live → head view; `None` = absent on that side. Secret values are masked.
+/// One field's live and head values (a field of the live → head view, or a drifted field a change
+/// reverts); `None` = absent on that side. Secret values are masked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveField {
     pub path: String,

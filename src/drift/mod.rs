@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::change::ChangeSet;
 use crate::config::{Config, LiveDrift, OnDrift, parse_duration};
+use crate::diff::LiveField;
 use crate::diff::format::value_text as shown;
 use crate::diff::mask::Masker;
 use crate::diff::normalize::cluster_id;
@@ -114,14 +115,6 @@ pub enum DriftState {
     NotInGit,
 }
 
-/// One drifted field the change sets again: applying the change overwrites a live edit.
-#[derive(Debug, Clone, Serialize)]
-pub struct Revert {
-    pub path: String,
-    pub live: Option<Value>,
-    pub head: Option<Value>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectDrift {
     pub object: ObjectId,
@@ -132,7 +125,7 @@ pub struct ObjectDrift {
     pub fields: Vec<FieldDrift>,
     /// Drifted fields the change writes back over the live value.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reverts: Vec<Revert>,
+    pub reverts: Vec<LiveField>,
     /// Drifted fields the change adopts (head = live): the change resolves them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adopts: Vec<String>,
@@ -318,7 +311,7 @@ fn against_head(drift: &mut ObjectDrift, head: &Desired, live: &Value, masker: &
     let still = compare::compare(&head.value, live, masker);
     for field in &drift.fields {
         match still.iter().find(|f| f.path == field.path) {
-            Some(now) => drift.reverts.push(Revert {
+            Some(now) => drift.reverts.push(LiveField {
                 path: field.path.clone(),
                 live: now.live.clone(),
                 head: now.desired.clone(),
