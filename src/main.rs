@@ -73,6 +73,9 @@ enum Command {
         /// With --live: read only this environment's live source.
         #[arg(long, requires = "live", value_name = "ENV")]
         env: Option<String>,
+        /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache).
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
     },
     /// GitHub front door (the Action's entry point; reads the GITHUB_* variables).
     Github {
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
             format,
             live,
             env,
+            cache_dir,
         } => {
             let args = DiffArgs {
                 base,
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
                 color: wants_color("auto"),
                 live,
                 env,
+                cache_dir,
             };
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }

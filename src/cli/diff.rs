@@ -2,13 +2,14 @@
 //! desired state between two revisions of the repository around the current directory.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::change::{ChangeMode, ChangeSet, detect_changes_in};
 use crate::config::Config;
 use crate::diff::{DiffOptions, Format, diff_change, format_diff};
 use crate::drift::view::{LiveViewContext, add_live_view};
 use crate::finding::Finding;
+use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache, cache_dir};
 use crate::report::escape;
 use crate::tree::{DirTree, GitTree, Tree};
 use crate::trust::{RulesFrom, rules_tree};
@@ -28,6 +29,9 @@ pub struct DiffArgs {
     pub live: bool,
     /// With `live`: only this environment's live source.
     pub env: Option<String>,
+    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache), the same
+    /// cache `check` uses.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Run the diff and print it to `out`; problems that stop it go to `err`. Returns the exit code:
@@ -46,6 +50,8 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
         }) => {
             let options = DiffOptions {
                 head_values: args.live,
+                cache: cache_dir(args.cache_dir.as_deref(), None)
+                    .and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES)),
                 ..DiffOptions::default()
             };
             let mut result = diff_change(&change, base.as_ref(), head.as_ref(), &config, &options);

@@ -17,7 +17,6 @@ pub mod normalize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use globset::GlobSet;
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,7 +26,8 @@ use crate::finding::{Finding, Rule, Severity, Verdict};
 use crate::load::{is_helm_template, load_manifest};
 use crate::object::ObjectId;
 use crate::paths::{PathRules, glob_set};
-use crate::render::{self, Checkout, KustomizeGraph, RenderOutput, Renderer};
+use crate::render::cache::RenderCache;
+use crate::render::{self, KustomizeGraph, RenderOutput, Renderer};
 use crate::tree::Tree;
 
 pub use format::{Format, render as format_diff};
@@ -38,6 +38,8 @@ pub struct DiffOptions {
     pub render: bool,
     /// Keep each object's head value ([`ObjectDiff::head_value`]) for a live → head view.
     pub head_values: bool,
+    /// Take kustomize renders from this cache and store new ones in it (`None`: render all).
+    pub cache: Option<RenderCache>,
 }
 
 impl Default for DiffOptions {
@@ -45,6 +47,7 @@ impl Default for DiffOptions {
         DiffOptions {
             render: true,
             head_values: false,
+            cache: None,
         }
     }
 }
@@ -265,7 +268,14 @@ pub fn diff_change(
     let mut covered = BTreeSet::new();
     let (mut base_items, mut head_items) = (Vec::new(), Vec::new());
     if options.render {
-        let rendered = render_touched(base, head, config, &changed, &mut findings);
+        let rendered = render_touched(
+            base,
+            head,
+            config,
+            &changed,
+            options.cache.as_ref(),
+            &mut findings,
+        );
         covered = rendered.covered;
         base_items = rendered.base;
         head_items = rendered.head;
@@ -333,6 +343,7 @@ fn render_touched(
     head: &dyn Tree,
     config: &Config,
     changed: &BTreeSet<String>,
+    cache: Option<&RenderCache>,
     findings: &mut Vec<Finding>,
 ) -> Rendered {
     let graphs = [KustomizeGraph::build(base), KustomizeGraph::build(head)];
@@ -381,39 +392,28 @@ fn render_touched(
         return out;
     }
     let command = render::kustomize_command(&config.render);
-    let targets: Vec<&String> = roots.iter().collect();
-    let mut outputs: [Vec<RenderOutput>; 2] = Default::default();
-    for (slot, (side, tree, graph)) in [("base", base, &graphs[0]), ("head", head, &graphs[1])]
-        .into_iter()
-        .enumerate()
-    {
-        // Only what the renderers read is written: the kustomizations' closures (plus every file
-        // beside a kustomization, for references the graph does not parse) and the charts.
-        let closure: BTreeSet<String> = roots.iter().flat_map(|r| graph.closure(r)).collect();
-        let wanted = |p: &str| {
-            let dir = render::graph::split(p).0;
-            closure.contains(p) || graph.dirs.contains_key(dir) && closure.contains(dir)
-        };
-        let checkout = match Checkout::write(tree, &wanted) {
-            Ok(c) => c,
-            Err(e) => {
-                findings.push(Finding::error(
-                    Rule::RenderFailed,
-                    format!("could not write a temporary checkout of {side}: {e}"),
-                ));
-                continue;
-            }
-        };
-        let dirs: Vec<String> = roots.iter().cloned().collect();
-        checkout.annotate_origins(graph, &dirs);
-        // Renderers are separate processes: run them side by side.
-        outputs[slot] = targets
-            .par_iter()
-            .map(|dir| render::render_kustomize(&checkout, graph, dir, &command, side))
-            .collect();
-    }
+    // Only roots not in the cache are rendered, from a checkout of what they read; the two sides
+    // side by side (renderers are separate processes).
+    let render_at = |side: &str, tree: &dyn Tree, graph: &KustomizeGraph| {
+        render::overlays::render_side(tree, graph, &roots, &command, side, cache).map_err(|e| {
+            Finding::error(
+                Rule::RenderFailed,
+                format!("could not write a temporary checkout of {side}: {e}"),
+            )
+        })
+    };
+    let sides = rayon::join(
+        || render_at("base", base, &graphs[0]),
+        || render_at("head", head, &graphs[1]),
+    );
+    let outputs: [Vec<RenderOutput>; 2] = [sides.0, sides.1].map(|side| {
+        side.unwrap_or_else(|finding| {
+            findings.push(finding);
+            Vec::new()
+        })
+    });
     let [base_out, head_out] = outputs;
-    for i in 0..targets.len() {
+    for i in 0..roots.len() {
         let sides = [base_out.get(i), head_out.get(i)];
         let failed = sides
             .iter()

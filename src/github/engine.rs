@@ -15,6 +15,7 @@ use crate::diff::{DiffOptions, DiffResult, diff_change};
 use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule};
 use crate::gate::Gate;
+use crate::render::cache::{DEFAULT_MAX_BYTES, GIT_DIR_CACHE, RenderCache, cache_dir};
 use crate::report::Report;
 use crate::tree::GitTree;
 use crate::trust::{RulesFrom, rules_tree};
@@ -49,7 +50,10 @@ pub fn judge(
     let head_tree = open(head)?;
     // The trust rule: the PR's base judges it.
     let rules = rules_tree(&repo, RulesFrom::Revision(base)).map_err(undecided)?;
-    let gate = Gate::open(rules, None)?;
+    // One render cache for the check and the diff: a root the check rendered is not rendered
+    // again for the diff. `STATEGATE_CACHE_DIR` lets the Action persist it between runs.
+    let cache = cache_dir(None, Some(&repo.path().join(GIT_DIR_CACHE)));
+    let gate = Gate::open(rules, None)?.with_render_cache(cache.clone());
     let mode = ChangeMode::Range {
         base: base.to_owned(),
         head: head.to_owned(),
@@ -85,7 +89,10 @@ pub fn judge(
         &merge_base,
         &head_tree,
         &gate.config,
-        &DiffOptions::default(),
+        &DiffOptions {
+            cache: cache.and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES)),
+            ..DiffOptions::default()
+        },
     );
     let mut environments: Vec<String> = judgement
         .impact

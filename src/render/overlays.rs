@@ -178,8 +178,10 @@ pub fn render_both_sides(
 }
 
 /// Render `roots` at one side, in `roots` order. With a cache, only the roots whose inputs are not
-/// in it are written out and rendered; the rest come from the cache.
-fn render_side(
+/// in it are written out and rendered; the rest come from the cache. `Err` when the temporary
+/// checkout cannot be written. `check` (through [`render_both_sides`]) and `diff` both render
+/// through here, so a root one of them rendered is a cache hit for the other.
+pub fn render_side(
     tree: &dyn Tree,
     graph: &KustomizeGraph,
     roots: &BTreeSet<String>,

@@ -1,0 +1,257 @@
+//! Renders are not repeated: through the real binary, the real `git push` to a bare repository
+//! with the hook installed, and the real `kubectl kustomize` behind a `kubectl` on `PATH` that logs
+//! each call. A push renders only the roots whose inputs changed, each at both sides once; a re-push
+//! renders nothing; a second `diff` of the same change starts no kubectl.
+
+mod common;
+mod hook_support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::git::TestRepo;
+use hook_support::{Server, push};
+
+/// A `kubectl` that logs the directory it is asked to render, then runs the real one. The
+/// renderer's environment is cleared but for `PATH`, so the log's path is written into the script.
+struct LoggingKubectl {
+    dir: tempfile::TempDir,
+}
+
+impl LoggingKubectl {
+    fn new() -> LoggingKubectl {
+        let real = std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("kubectl"))
+                    .find(|p| p.is_file())
+            })
+            .expect("kubectl on PATH: these tests run the real kubectl kustomize");
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("kubectl");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$2\" >> {}\nexec {} \"$@\"\n",
+                dir.path().join("calls.log").display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        LoggingKubectl { dir }
+    }
+
+    /// `PATH` with the logging kubectl first.
+    fn path(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{rest}", self.dir.path().display())
+    }
+
+    /// The directories rendered since the last call, sorted.
+    fn calls(&self) -> Vec<String> {
+        let log = self.dir.path().join("calls.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    }
+}
+
+const CONFIG: &str =
+    "version: 1\nrender:\n  kustomize: [\"overlays/*\"]\nprotect:\n  refs: [\"refs/heads/main\"]\n";
+
+fn deployment(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+"
+    )
+}
+
+fn patch(replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n"
+    )
+}
+
+/// A base shared by three overlays, each in its own namespace with a patch.
+fn overlays_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".stategate.yaml", CONFIG);
+    repo.write("base/kustomization.yaml", "resources: [deployment.yaml]\n");
+    repo.write("base/deployment.yaml", deployment("nginx:1.27"));
+    for (n, env) in ["dev", "stage", "prod"].into_iter().enumerate() {
+        repo.write(
+            &format!("overlays/{env}/kustomization.yaml"),
+            format!("resources: [../../base]\nnamespace: {env}\npatches:\n  - path: patch.yaml\n"),
+        );
+        repo.write(&format!("overlays/{env}/patch.yaml"), patch(n as u32 + 1));
+    }
+    repo
+}
+
+fn twice(dir: &str) -> Vec<String> {
+    vec![dir.to_owned(), dir.to_owned()]
+}
+
+#[test]
+fn a_push_renders_the_roots_whose_inputs_changed_once_per_side_and_a_re_push_renders_nothing() {
+    let kubectl = LoggingKubectl::new();
+    let path = kubectl.path();
+    let env = [("PATH", path.as_str())];
+    let server = Server::new();
+    server.install_hook(&[]);
+    let cache = server.git_dir().join("stategate/render-cache");
+    let work = overlays_repo();
+    work.commit_all("seed");
+    let pushed = push(&work, &server.url(), &["-q", "HEAD:main"], &env);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    kubectl.calls();
+
+    // Only dev's patch changes: dev is rendered, at head and at base, nothing else.
+    work.write("overlays/dev/patch.yaml", patch(4));
+    work.commit_all("dev: four replicas");
+    let pushed = push(&work, &server.url(), &["-q", "HEAD:main"], &env);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    assert_eq!(kubectl.calls(), twice("overlays/dev"), "dev at both sides");
+
+    // The base changes: every root at head; dev's base side is the previous push's head, cached.
+    work.write("base/deployment.yaml", deployment("nginx:1.28"));
+    work.commit_all("base: nginx 1.28");
+    let pushed = push(&work, &server.url(), &["-q", "HEAD:main"], &env);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    assert_eq!(
+        kubectl.calls(),
+        [
+            "overlays/dev",
+            "overlays/prod",
+            "overlays/prod",
+            "overlays/stage",
+            "overlays/stage"
+        ],
+        "dev's base side comes from the cache"
+    );
+
+    // The base changes again: every base side is the previous push's head, so head only.
+    work.write("base/deployment.yaml", deployment("nginx:1.29"));
+    let bumped = work.commit_all("base: nginx 1.29");
+    let previous = server.rev("refs/heads/main");
+    let pushed = push(&work, &server.url(), &["-q", "HEAD:main"], &env);
+    assert!(pushed.ok, "{}", pushed.stderr);
+    let heads = ["overlays/dev", "overlays/prod", "overlays/stage"];
+    assert_eq!(kubectl.calls(), heads, "the head side only");
+
+    // The same change pushed again (main set back): both sides cached, kubectl never starts.
+    let again = || {
+        hook_support::run_git(
+            &server.git_dir(),
+            &["update-ref", "refs/heads/main", &previous],
+        );
+        let pushed = push(
+            &work,
+            &server.url(),
+            &["-q", &format!("{bumped}:refs/heads/main")],
+            &env,
+        );
+        assert!(pushed.ok, "{}", pushed.stderr);
+    };
+    again();
+    assert_eq!(
+        kubectl.calls(),
+        Vec::<String>::new(),
+        "re-push: nothing rendered"
+    );
+
+    // From a cold cache (it lives in the git directory), every root at both sides.
+    std::fs::remove_dir_all(&cache).expect("the hook keeps its cache in the git directory");
+    again();
+    let both: Vec<String> = heads.iter().flat_map(|dir| twice(dir)).collect();
+    assert_eq!(kubectl.calls(), both, "cold");
+}
+
+/// `stategate diff` in `repo` with the logging kubectl first on `PATH`.
+fn diff(repo: &TestRepo, kubectl: &LoggingKubectl, args: &[&str], cache: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stategate"));
+    cmd.current_dir(repo.path())
+        .arg("diff")
+        .args(args)
+        .args(["--format", "json"])
+        .env("NO_COLOR", "1")
+        .env("PATH", kubectl.path())
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("STATEGATE_CACHE_DIR");
+    if let Some(dir) = cache {
+        cmd.env("STATEGATE_CACHE_DIR", dir);
+    }
+    cmd.output().expect("run stategate")
+}
+
+#[test]
+fn a_second_diff_starts_no_kubectl_and_shows_the_same_objects() {
+    let kubectl = LoggingKubectl::new();
+    let repo = overlays_repo();
+    let base = repo.commit_all("seed");
+    repo.write("base/deployment.yaml", deployment("nginx:1.28"));
+    repo.commit_all("base: nginx 1.28");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let range = ["--base", &base, "--head", "HEAD", "--cache-dir", &cache_dir];
+
+    let cold = diff(&repo, &kubectl, &range, None);
+    assert_eq!(
+        cold.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cold.stderr)
+    );
+    let all: Vec<String> = ["dev", "prod", "stage"]
+        .iter()
+        .flat_map(|env| twice(&format!("overlays/{env}")))
+        .collect();
+    assert_eq!(kubectl.calls(), all, "cold: every root at both sides");
+    let report: serde_json::Value = serde_json::from_slice(&cold.stdout).unwrap();
+    let changed = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] == "changed")
+        .count();
+    assert_eq!(changed, 3, "the Deployment in each overlay: {report}");
+
+    let warm = diff(&repo, &kubectl, &range, None);
+    assert_eq!(
+        kubectl.calls(),
+        Vec::<String>::new(),
+        "warm: kubectl never starts"
+    );
+    assert_eq!(warm.stdout, cold.stdout, "a cached render diffs alike");
+    assert_eq!(warm.status.code(), Some(0));
+
+    // STATEGATE_CACHE_DIR names the same cache when no --cache-dir is given.
+    let from_env = diff(
+        &repo,
+        &kubectl,
+        &["--base", &base, "--head", "HEAD"],
+        Some(cache.path()),
+    );
+    assert_eq!(from_env.status.code(), Some(0));
+    assert_eq!(kubectl.calls(), Vec::<String>::new());
+    assert_eq!(from_env.stdout, cold.stdout);
+}
