@@ -136,15 +136,15 @@ now_ns() { date +%s%N; }
 
 # Runs the hook once on one update line; prints "<wall ns> <calls> <kubectl union ns> <cpu s>".
 hook_once() {
-    old=$1 new=$2
+    h_old=$1 h_new=$2
     rm -f "$log" "$log.cpu"
     start=$(now_ns)
     status=0
-    (cd "$repo" && echo "$old $new refs/heads/main" |
+    (cd "$repo" && echo "$h_old $h_new refs/heads/main" |
         GIT_DIR=. "$STATEGATE" hook pre-receive --timeout 60 --audit-log "$work/audit.log" 2>"$work/out") || status=$?
     end=$(now_ns)
     if [ "$status" -ne 0 ]; then
-        echo "hook rejected $old..$new (exit $status):" >&2
+        echo "hook rejected $h_old..$h_new (exit $status):" >&2
         cat "$work/out" >&2
         exit 1
     fi
@@ -157,17 +157,18 @@ kubectl_share() {
     cpu=$(awk '{ s += $1 + $2 } END { printf "%.2f", s }' "$log.cpu")
     sort -n "$log" | awk -v wall="$1" -v cpu="$cpu" '
         { if ($1 > end) { union += cur; cur = $2 - $1; end = $2 } else if ($2 > end) { cur += $2 - end; end = $2 }; n++ }
-        END { union += cur; printf "%d %d %d %s\n", wall, n, union, cpu }'
+        END { union += cur; printf "%.0f %d %.0f %s\n", wall, n, union, cpu }'
 }
 
 # RUNS times: `prepare` (untimed), then the hook on old..new. Prints min, median and kubectl's share.
+# (Its variables are named apart from hook_once's: sh has no local variables.)
 time_hook() {
-    label=$1 prepare=$2 old=$3 new=$4
+    label=$1 prepare=$2 t_old=$3 t_new=$4
     : >"$work/runs"
     i=0
     while [ "$i" -lt "$RUNS" ]; do
         $prepare
-        hook_once "$old" "$new" >>"$work/runs"
+        hook_once "$t_old" "$t_new" >>"$work/runs"
         i=$((i + 1))
     done
     sort -n "$work/runs" | awk -v label="$label" '
@@ -206,7 +207,7 @@ push_to() {
     end=$(now_ns)
     kubectl_share "$((end - start))" | awk -v label="$label" '{
         printf "%-40s %5d ms  | %2d kubectl calls, kubectl running %5d ms (%3.0f%% of wall), kubectl CPU %.2f s\n",
-            label, $1 / 1e6, $2, $3 / 1e6, $1 > 0 ? 100 * $3 / $1 : 0, $4 }'
+            label, $1 / 1e6, $2, $3 / 1e6, ($1 > 0 ? 100 * $3 / $1 : 0), $4 }'
 }
 echo "git push through the installed hook:"
 rm -rf "$cache"

@@ -129,12 +129,8 @@ fn only_roots_whose_inputs_changed_are_rendered_and_corrupt_entries_are_rendered
     let cold = check(&first, &second);
     assert_eq!(cold.status.code(), Some(1), "{}", findings(&cold));
     assert!(findings(&cold).contains("replicas"), "{}", findings(&cold));
-    let both_sides = vec![
-        "overlays/dev",
-        "overlays/dev",
-        "overlays/prod",
-        "overlays/prod",
-    ];
+    // Both roots at both sides, one run per side listing both (src/render/batch.rs).
+    let both_sides = vec![".stategate-render-batch", ".stategate-render-batch"];
     assert_eq!(renders(&log), both_sides, "cold: both roots at both sides");
 
     let warm = check(&first, &second);

@@ -12,8 +12,9 @@ use std::process::{Command, Output};
 use common::git::TestRepo;
 use hook_support::{Server, push};
 
-/// A `kubectl` that logs the directory it is asked to render, then runs the real one. The
-/// renderer's environment is cleared but for `PATH`, so the log's path is written into the script.
+/// A `kubectl` that logs the directory it is asked to render (for a batch, the roots it lists,
+/// joined by `+`), then runs the real one. The renderer's environment is cleared but for `PATH`,
+/// so the log's path is written into the script.
 struct LoggingKubectl {
     dir: tempfile::TempDir,
 }
@@ -32,9 +33,11 @@ impl LoggingKubectl {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$2\" >> {}\nexec {} \"$@\"\n",
-                dir.path().join("calls.log").display(),
-                real.display()
+                "#!/bin/sh\nif [ \"$2\" = {BATCH} ]; then\n  \
+                 sed -n 's|^  - \"\\.\\./\\(.*\\)\"$|\\1|p' {BATCH}/kustomization.yaml | paste -sd+ >> {log}\n\
+                 else\n  echo \"$2\" >> {log}\nfi\nexec {real} \"$@\"\n",
+                log = dir.path().join("calls.log").display(),
+                real = real.display()
             ),
         )
         .unwrap();
@@ -59,6 +62,9 @@ impl LoggingKubectl {
         lines
     }
 }
+
+/// The directory of the kustomization that lists a batch of roots (src/render/batch.rs).
+const BATCH: &str = ".stategate-render-batch";
 
 const CONFIG: &str =
     "version: 1\nrender:\n  kustomize: [\"overlays/*\"]\nprotect:\n  refs: [\"refs/heads/main\"]\n";
@@ -106,6 +112,9 @@ fn overlays_repo() -> TestRepo {
     repo
 }
 
+/// The three overlays rendered by one kubectl.
+const ALL: &str = "overlays/dev+overlays/prod+overlays/stage";
+
 fn twice(dir: &str) -> Vec<String> {
     vec![dir.to_owned(), dir.to_owned()]
 }
@@ -138,14 +147,8 @@ fn a_push_renders_the_roots_whose_inputs_changed_once_per_side_and_a_re_push_ren
     assert!(pushed.ok, "{}", pushed.stderr);
     assert_eq!(
         kubectl.calls(),
-        [
-            "overlays/dev",
-            "overlays/prod",
-            "overlays/prod",
-            "overlays/stage",
-            "overlays/stage"
-        ],
-        "dev's base side comes from the cache"
+        [ALL, "overlays/prod+overlays/stage"],
+        "one kubectl per side; dev's base side comes from the cache"
     );
 
     // The base changes again: every base side is the previous push's head, so head only.
@@ -154,8 +157,7 @@ fn a_push_renders_the_roots_whose_inputs_changed_once_per_side_and_a_re_push_ren
     let previous = server.rev("refs/heads/main");
     let pushed = push(&work, &server.url(), &["-q", "HEAD:main"], &env);
     assert!(pushed.ok, "{}", pushed.stderr);
-    let heads = ["overlays/dev", "overlays/prod", "overlays/stage"];
-    assert_eq!(kubectl.calls(), heads, "the head side only");
+    assert_eq!(kubectl.calls(), [ALL], "the head side only");
 
     // The same change pushed again (main set back): both sides cached, kubectl never starts.
     let again = || {
@@ -181,8 +183,7 @@ fn a_push_renders_the_roots_whose_inputs_changed_once_per_side_and_a_re_push_ren
     // From a cold cache (it lives in the git directory), every root at both sides.
     std::fs::remove_dir_all(&cache).expect("the hook keeps its cache in the git directory");
     again();
-    let both: Vec<String> = heads.iter().flat_map(|dir| twice(dir)).collect();
-    assert_eq!(kubectl.calls(), both, "cold");
+    assert_eq!(kubectl.calls(), twice(ALL), "cold: one kubectl per side");
 }
 
 /// `stategate diff` in `repo` with the logging kubectl first on `PATH`.
@@ -221,11 +222,11 @@ fn a_second_diff_starts_no_kubectl_and_shows_the_same_objects() {
         "{}",
         String::from_utf8_lossy(&cold.stderr)
     );
-    let all: Vec<String> = ["dev", "prod", "stage"]
-        .iter()
-        .flat_map(|env| twice(&format!("overlays/{env}")))
-        .collect();
-    assert_eq!(kubectl.calls(), all, "cold: every root at both sides");
+    assert_eq!(
+        kubectl.calls(),
+        twice(ALL),
+        "cold: every root, one kubectl per side"
+    );
     let report: serde_json::Value = serde_json::from_slice(&cold.stdout).unwrap();
     let changed = report["objects"]
         .as_array()
@@ -254,4 +255,85 @@ fn a_second_diff_starts_no_kubectl_and_shows_the_same_objects() {
     assert_eq!(from_env.status.code(), Some(0));
     assert_eq!(kubectl.calls(), Vec::<String>::new());
     assert_eq!(from_env.stdout, cold.stdout);
+}
+
+/// `stategate check` of a range in `repo`, with the logging kubectl first on `PATH`.
+fn check(repo: &TestRepo, kubectl: &LoggingKubectl, base: &str, cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args([
+            "check", "--base", base, "--head", "HEAD", "--format", "json",
+        ])
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("NO_COLOR", "1")
+        .env("PATH", kubectl.path())
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("STATEGATE_CACHE_DIR")
+        .output()
+        .expect("run stategate")
+}
+
+#[test]
+fn roots_that_cannot_share_a_render_are_rendered_alone_each_with_its_own_verdict() {
+    let kubectl = LoggingKubectl::new();
+    let repo = TestRepo::new();
+    repo.write(".stategate.yaml", CONFIG);
+    repo.write("base/kustomization.yaml", "resources: [deployment.yaml]\n");
+    repo.write("base/deployment.yaml", deployment("nginx:1.27"));
+    // a and b render the same object (one namespace): kustomize refuses them in one build.
+    for (overlay, replicas) in [("a", 2), ("b", 3), ("c", 4)] {
+        let namespace = if overlay == "c" { "other" } else { "shared" };
+        repo.write(
+            &format!("overlays/{overlay}/kustomization.yaml"),
+            format!(
+                "resources: [../../base]\nnamespace: {namespace}\npatches:\n  - path: patch.yaml\n"
+            ),
+        );
+        repo.write(&format!("overlays/{overlay}/patch.yaml"), patch(replicas));
+    }
+    let base = repo.commit_all("seed");
+    repo.write("base/deployment.yaml", deployment("nginx:1.28"));
+    // c's patch goes: c cannot render at head, and says so in its own file.
+    repo.remove("overlays/c/patch.yaml");
+    repo.commit_all("bump, and break c");
+    let cache = tempfile::tempdir().unwrap();
+
+    let out = check(&repo, &kubectl, &base, cache.path());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    let batch = "overlays/a+overlays/b+overlays/c";
+    let mut expected = vec![batch, batch];
+    expected.extend(
+        ["overlays/a", "overlays/b", "overlays/c"]
+            .iter()
+            .flat_map(|d| [*d, *d]),
+    );
+    expected.sort();
+    assert_eq!(
+        kubectl.calls(),
+        expected,
+        "the batch fails, then each root alone"
+    );
+    let failed: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "render/failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "only c failed: {report}");
+    assert!(
+        failed[0]
+            .to_string()
+            .contains("overlays/c/kustomization.yaml"),
+        "{}",
+        failed[0]
+    );
+
+    // What rendered alone was stored: a second run renders only what failed.
+    let again = check(&repo, &kubectl, &base, cache.path());
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(kubectl.calls(), ["overlays/c"]);
 }

@@ -4,6 +4,7 @@
 //! The gate has no network: remote bases are refused, with the URL, before kustomize runs.
 
 pub mod argo_kustomize;
+pub mod batch;
 pub mod cache;
 pub mod flux;
 pub mod flux_patches;

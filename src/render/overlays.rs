@@ -12,7 +12,7 @@ use crate::object::ObjectId;
 use crate::tree::{Content, Tree, Unreadable};
 
 use super::cache::{Key, RenderCache};
-use super::{Checkout, KustomizeGraph, RenderOutput, render_kustomize};
+use super::{Checkout, KustomizeGraph, RenderOutput, batch, render_kustomize};
 
 /// The head tree with some files replaced or removed: the base side of a change, built from the
 /// change's own before-images so no second revision has to be opened.
@@ -205,11 +205,7 @@ pub fn render_side(
         let checkout = Checkout::for_roots(tree, graph, &missing).map_err(|e| e.to_string())?;
         // Findings on rendered objects point at the file each came from.
         checkout.annotate_origins(graph, &missing.iter().cloned().collect::<Vec<_>>());
-        let fresh: Vec<RenderOutput> = missing
-            .par_iter()
-            .map(|dir| render_kustomize(&checkout, graph, dir, command, side))
-            .collect();
-        let mut fresh = fresh.into_iter();
+        let mut fresh = render_fresh(&checkout, graph, &missing, command, side).into_iter();
         for (slot, key) in outputs.iter_mut().zip(&keys) {
             if slot.is_none() {
                 let output = fresh.next().unwrap_or_default();
@@ -221,6 +217,36 @@ pub fn render_side(
         }
     }
     Ok(outputs.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Render `roots` from `checkout`, in `roots` order: those that can share one kustomize process
+/// in one batch, the rest (and all of them, when the batch fails) alone, side by side.
+fn render_fresh(
+    checkout: &Checkout,
+    graph: &KustomizeGraph,
+    roots: &BTreeSet<String>,
+    command: &[String],
+    side: &str,
+) -> Vec<RenderOutput> {
+    let batched: Vec<String> = roots
+        .iter()
+        .filter(|root| batch::batchable(checkout, graph, root))
+        .cloned()
+        .collect();
+    let mut outputs: BTreeMap<String, RenderOutput> =
+        batch::render(checkout, graph, &batched, command, side)
+            .map(|outputs| batched.into_iter().zip(outputs).collect())
+            .unwrap_or_default();
+    let alone: Vec<&String> = roots.iter().filter(|r| !outputs.contains_key(*r)).collect();
+    let rendered: Vec<RenderOutput> = alone
+        .par_iter()
+        .map(|dir| render_kustomize(checkout, graph, dir, command, side))
+        .collect();
+    outputs.extend(alone.into_iter().cloned().zip(rendered));
+    roots
+        .iter()
+        .map(|root| outputs.remove(root).unwrap_or_default())
+        .collect()
 }
 
 /// Objects as a sorted set of canonical JSON texts (keys sorted): equal when kustomize renders
