@@ -395,23 +395,22 @@ fn render_touched(
     // Only roots not in the cache are rendered, from a checkout of what they read; the two sides
     // side by side (renderers are separate processes).
     let render_at = |side: &str, tree: &dyn Tree, graph: &KustomizeGraph| {
-        render::overlays::render_side(tree, graph, &roots, &command, side, cache).map_err(|e| {
-            Finding::error(
-                Rule::RenderFailed,
-                format!("could not write a temporary checkout of {side}: {e}"),
-            )
-        })
+        render::overlays::render_side(tree, graph, &roots, &command, side, cache)
     };
     let sides = rayon::join(
         || render_at("base", base, &graphs[0]),
         || render_at("head", head, &graphs[1]),
     );
-    let outputs: [Vec<RenderOutput>; 2] = [sides.0, sides.1].map(|side| {
-        side.unwrap_or_else(|finding| {
-            findings.push(finding);
-            Vec::new()
-        })
-    });
+    let outputs: [Vec<RenderOutput>; 2] =
+        [("base", sides.0), ("head", sides.1)].map(|(side, rendered)| {
+            rendered.unwrap_or_else(|e| {
+                findings.push(Finding::error(
+                    Rule::RenderFailed,
+                    format!("could not write a temporary checkout of {side}: {e}"),
+                ));
+                Vec::new()
+            })
+        });
     let [base_out, head_out] = outputs;
     for i in 0..roots.len() {
         let sides = [base_out.get(i), head_out.get(i)];
