@@ -16,6 +16,15 @@
 # script prints the number of calls, the wall time during which at least one kubectl ran (the
 # union of the calls' intervals) as a share of the hook's wall time, and kubectl's CPU seconds.
 #
+# Measured 2026-12-01 on the shared 2-core machine, RUNS=3, at load 9.4-11 (other builds running),
+# kubectl v1.32.4 (kustomize v5.5.0), hook run directly, min / median:
+#   main eb39402 (optimised, one kubectl per root and side):
+#     cold 14.4 / 15.8 s (40 calls, 10.9 s kubectl CPU, kubectl running 97% of the wall time);
+#     next push 6.4 / 7.0 s (20 calls, 96%); re-push 0.08 / 0.14 s (no call).
+#   branch s18-hookr, a DEBUG build (one kubectl per side for all roots, src/render/batch.rs):
+#     cold 2.03 / 2.19 s (2 calls, 1.0 s kubectl CPU, 51%); next push 1.91 / 2.05 s (1 call, 53%);
+#     re-push 0.64 / 0.71 s (no call; the debug build's own time).
+#
 # Usage: benches/hook_render.sh [RUNS] [OVERLAYS]   (defaults 5 20)
 # STATEGATE=/path/to/stategate skips the build; KUBECTL=/path/to/kubectl (default /usr/bin/kubectl).
 set -eu
