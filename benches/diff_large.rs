@@ -11,8 +11,9 @@
 //! optimised one), load 10-14: cold 13.3-18.3 s, warm 2.9-5.0 s. With a logging kubectl on PATH:
 //! cold 118 kubectl runs per diff (2 failed batches, 58 roots alone per side), warm 18. Of the 58
 //! roots per side, 16 fail to render (`must resolve to a file`), so the one-run batch of each side
-//! fails and every root is rendered alone; and failures are not cached (by design: a failure is reported afresh), so a warm diff still
-//! renders the failing roots (a batch of 12 and one of 4 that fail, then 16 alone).
+//! fails and every root is rendered alone; and failures are not cached (by design: a failure is
+//! reported afresh), so a warm diff still renders the failing roots (a batch of 12 and one of 4
+//! that fail, then 16 alone).
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
 #[path = "../tests/common/git.rs"]
