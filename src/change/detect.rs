@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository};
 
@@ -120,6 +122,8 @@ pub fn detect_changes_in(
         head: plan.head.map(|id| id.to_string()),
         ..ChangeSet::default()
     };
+    let mut plain = Vec::new();
+    let mut links = Vec::new();
     for delta in diff.deltas() {
         match classify(&delta) {
             Sorted::Ignore => {}
@@ -128,10 +132,28 @@ pub fn detect_changes_in(
                 reason,
                 kind: SkipKind::Other,
             }),
-            Sorted::Change(change) => match loader.load(change)? {
-                Ok(file) => set.files.push(file),
-                Err(skipped) => set.skipped.push(skipped),
-            },
+            Sorted::Change(change) if change.old_link || change.new_link => links.push(change),
+            Sorted::Change(change) => plain.push(change),
+        }
+    }
+    // Reading every side is most of detection's time: the files that are not symlinks are read
+    // on all cores, each worker with its own repository handle.
+    let reader = &loader.reader;
+    let read: Vec<_> = plain
+        .into_par_iter()
+        .map(|change| reader.load(change))
+        .collect();
+    let mut loaded = Vec::with_capacity(read.len() + links.len());
+    for result in read {
+        loaded.push(result?);
+    }
+    for change in links {
+        loaded.push(loader.load_link(change)?);
+    }
+    for result in loaded {
+        match result {
+            Ok(file) => set.files.push(file),
+            Err(skipped) => set.skipped.push(skipped),
         }
     }
     if plan.renames {
@@ -476,20 +498,29 @@ fn looks_binary(bytes: &[u8]) -> bool {
     !BOMS.iter().any(|bom| bytes.starts_with(bom)) && bytes[..bytes.len().min(8000)].contains(&0)
 }
 
-/// Where the new side's bytes come from.
+/// Where the new side's symlinks are resolved.
 enum NewReader<'p, 'r> {
     Tree(&'p git2::Tree<'r>),
     Index(git2::Index),
-    WorkDir(WorkdirReader),
+    WorkDir,
 }
 
-/// Reads both sides of a candidate and says where their content is.
+/// Reads both sides of a candidate and says where their content is. Symlinks are followed here,
+/// on one thread (git2's trees and index are not shared between threads); every other file is
+/// read through [`Reader`], from any thread.
 struct Loader<'p, 'r> {
     repo: &'r Repository,
     old: Option<&'p git2::Tree<'r>>,
     new: NewReader<'p, 'r>,
-    /// Where the change set reads blobs again, from any thread.
+    reader: Reader,
+}
+
+/// Reads the sides of files that are not symlinks, from any thread.
+struct Reader {
+    /// Where blobs are read now, and again later by the change set.
     pool: Arc<RepoPool>,
+    /// The working tree when it is the new side: read without following any symlink.
+    disk: Option<WorkdirReader>,
     /// The working tree as the change set reads it again: never through a symlink.
     workdir: Option<Arc<dyn Tree>>,
 }
@@ -504,14 +535,25 @@ enum Origin {
 /// A side's content and where it came from, or why it was not read.
 type SideRead = Result<(Vec<u8>, Origin), (String, SkipKind)>;
 
+/// A side read from the working tree, or why it was not.
+fn on_disk(path: &str, read: Result<Vec<u8>, &str>) -> SideRead {
+    read.map(|bytes| (bytes, Origin::Disk(path.to_owned())))
+        .map_err(|why| (why.to_owned(), SkipKind::Other))
+}
+
+fn skipped(path: String, (reason, kind): (String, SkipKind)) -> Skipped {
+    Skipped { path, reason, kind }
+}
+
 impl<'p, 'r> Loader<'p, 'r> {
     fn new(repo: &'r Repository, plan: &'p Plan<'r>) -> Result<Loader<'p, 'r>, ChangeError> {
-        let new = match (&plan.new, repo.workdir()) {
-            (NewSide::Tree(tree), _) => NewReader::Tree(tree),
-            (NewSide::Index, _) => {
-                NewReader::Index(repo.index().map_err(git_err("reading the index"))?)
-            }
-            (NewSide::WorkDir, Some(root)) => NewReader::WorkDir(WorkdirReader::new(root)),
+        let (new, disk) = match (&plan.new, repo.workdir()) {
+            (NewSide::Tree(tree), _) => (NewReader::Tree(tree), None),
+            (NewSide::Index, _) => (
+                NewReader::Index(repo.index().map_err(git_err("reading the index"))?),
+                None,
+            ),
+            (NewSide::WorkDir, Some(root)) => (NewReader::WorkDir, Some(WorkdirReader::new(root))),
             (NewSide::WorkDir, None) => {
                 return Err(ChangeError::BareRepository {
                     mode: "checking the working tree",
@@ -526,83 +568,55 @@ impl<'p, 'r> Loader<'p, 'r> {
             repo,
             old: plan.old.as_ref(),
             new,
-            pool: Arc::new(RepoPool::new(repo)),
-            workdir,
+            reader: Reader {
+                pool: Arc::new(RepoPool::new(repo)),
+                disk,
+                workdir,
+            },
         })
     }
 
-    /// The loaded file, or why it was skipped after all (binary content, a symlink that cannot be
-    /// followed, a file swapped on disk).
-    fn load(&mut self, c: Candidate) -> Result<Result<FileChange, Skipped>, ChangeError> {
-        let skip = |path: String, (reason, kind): (String, SkipKind)| {
-            Ok(Err(Skipped { path, reason, kind }))
-        };
+    /// [`Reader::load`] for a candidate with a symlink on either side.
+    fn load_link(&mut self, c: Candidate) -> Result<Result<FileChange, Skipped>, ChangeError> {
         // The base side only feeds `before`: a link there that cannot be followed is no content.
         let before = match c.old_id {
             None => None,
-            Some(id) if !c.old_link => Some((self.blob(id)?, Origin::Blob(id))),
+            Some(id) if !c.old_link => Some((self.reader.blob(id)?, Origin::Blob(id))),
             Some(id) => {
-                let text = self.blob(id)?;
+                let text = self.reader.blob(id)?;
                 self.follow_old(&c.path, &text)?.ok()
             }
         };
-        let after = match c.new_id {
+        let read = match c.new_id {
             None => None,
-            Some(id) => match self.read_new(&c.path, id, c.new_link)? {
-                Ok(read) => Some(read),
-                Err(why) => return skip(c.path, why),
-            },
+            Some(id) if !c.new_link => Some(self.reader.read_new(&c.path, id)?),
+            Some(id) => Some(self.read_new_link(&c.path, id)?),
         };
-        if before
-            .iter()
-            .chain(after.iter())
-            .any(|(b, _)| looks_binary(b))
-        {
-            return skip(c.path, ("binary file".into(), SkipKind::Binary));
-        }
-        Ok(Ok(FileChange {
-            path: c.path,
-            action: c.action,
-            old_path: c.old_path,
-            before: before.map(|(bytes, from)| self.content(&bytes, from)),
-            after: after.map(|(bytes, from)| self.content(&bytes, from)),
-        }))
+        let after = match read.transpose() {
+            Ok(after) => after,
+            Err(why) => return Ok(Err(skipped(c.path, why))),
+        };
+        Ok(self.reader.finish(c, before, after))
     }
 
-    /// Where to read `bytes` again; the bytes themselves are dropped.
-    fn content(&self, bytes: &[u8], from: Origin) -> Content {
-        match (from, &self.workdir) {
-            (Origin::Blob(id), _) => Content::blob(&self.pool, id, bytes.len()),
-            (Origin::Disk(path), Some(workdir)) => Content::in_tree(workdir, &path, bytes),
-            // Disk reads only happen with a working tree; kept in memory should that change.
-            (Origin::Disk(_), None) => Content::in_memory(bytes.to_vec()),
-        }
-    }
-
-    fn read_new(&mut self, path: &str, id: Oid, link: bool) -> Result<SideRead, ChangeError> {
+    fn read_new_link(&mut self, path: &str, id: Oid) -> Result<SideRead, ChangeError> {
         let io_err = |source| ChangeError::Read {
             path: path.to_string(),
             source,
         };
-        let on_disk = |read: Result<Vec<u8>, &str>| {
-            read.map(|bytes| (bytes, Origin::Disk(path.to_owned())))
-                .map_err(|why| (why.to_owned(), SkipKind::Other))
-        };
-        let text = match (&mut self.new, link) {
-            (NewReader::WorkDir(reader), false) => return Ok(on_disk(reader.read(path)?)),
-            (NewReader::WorkDir(reader), true) => {
-                if !reader.parents_are_real_dirs(path).map_err(io_err)? {
+        let text = match &self.reader.disk {
+            Some(disk) => {
+                if !disk.parents_are_real_dirs(path).map_err(io_err)? {
                     let why = "inside a symlinked directory, not followed";
                     return Ok(Err((why.into(), SkipKind::Other)));
                 }
-                match std::fs::read_link(reader.root.join(path)) {
+                match std::fs::read_link(disk.root.join(path)) {
                     Ok(text) => text.to_string_lossy().into_owned().into_bytes(),
                     // Replaced by a regular file since git looked: read that, safely.
-                    Err(_) => return Ok(on_disk(reader.read(path)?)),
+                    Err(_) => return Ok(on_disk(path, disk.read(path)?)),
                 }
             }
-            (_, false) => return Ok(Ok((self.blob(id)?, Origin::Blob(id)))),
-            (_, true) => self.blob(id)?,
+            None => self.reader.blob(id)?,
         };
         let Ok(text) = String::from_utf8(text) else {
             return Ok(Err((
@@ -611,21 +625,21 @@ impl<'p, 'r> Loader<'p, 'r> {
             )));
         };
         let repo = self.repo;
-        let (target, on_disk) = match &mut self.new {
-            NewReader::Tree(tree) => (
+        let (target, on_disk) = match (&mut self.new, &self.reader.disk) {
+            (NewReader::Tree(tree), _) => (
                 links::resolve(&mut links::TreeSide { repo, tree }, path, &text),
                 false,
             ),
-            NewReader::Index(index) => (
+            (NewReader::Index(index), _) => (
                 links::resolve(&mut links::IndexSide { repo, index }, path, &text),
                 false,
             ),
-            NewReader::WorkDir(reader) => {
-                let root = reader.root.clone();
-                (
-                    links::resolve(&mut links::WorkSide { root: &root }, path, &text),
-                    true,
-                )
+            (NewReader::WorkDir, Some(disk)) => (
+                links::resolve(&mut links::WorkSide { root: &disk.root }, path, &text),
+                true,
+            ),
+            (NewReader::WorkDir, None) => {
+                return Ok(Err(("no working tree".into(), SkipKind::Other)));
             }
         };
         Ok(followed(target.map_err(io_err)?, on_disk))
@@ -645,13 +659,69 @@ impl<'p, 'r> Loader<'p, 'r> {
         })?;
         Ok(followed(target, false))
     }
+}
+
+impl Reader {
+    /// The loaded file (neither side a symlink), or why it was skipped after all (binary
+    /// content, a file swapped on disk).
+    fn load(&self, c: Candidate) -> Result<Result<FileChange, Skipped>, ChangeError> {
+        let before = match c.old_id {
+            None => None,
+            Some(id) => Some((self.blob(id)?, Origin::Blob(id))),
+        };
+        let after = match c.new_id.map(|id| self.read_new(&c.path, id)).transpose()? {
+            None => None,
+            Some(Ok(read)) => Some(read),
+            Some(Err(why)) => return Ok(Err(skipped(c.path, why))),
+        };
+        Ok(self.finish(c, before, after))
+    }
+
+    /// The new side of a file that is not a symlink in git's view.
+    fn read_new(&self, path: &str, id: Oid) -> Result<SideRead, ChangeError> {
+        match &self.disk {
+            Some(disk) => Ok(on_disk(path, disk.read(path)?)),
+            None => Ok(Ok((self.blob(id)?, Origin::Blob(id)))),
+        }
+    }
+
+    /// The change, holding where each side is; binary content on either side skips it.
+    fn finish(
+        &self,
+        c: Candidate,
+        before: Option<(Vec<u8>, Origin)>,
+        after: Option<(Vec<u8>, Origin)>,
+    ) -> Result<FileChange, Skipped> {
+        if before
+            .iter()
+            .chain(after.iter())
+            .any(|(b, _)| looks_binary(b))
+        {
+            return Err(skipped(c.path, ("binary file".into(), SkipKind::Binary)));
+        }
+        Ok(FileChange {
+            path: c.path,
+            action: c.action,
+            old_path: c.old_path,
+            before: before.map(|(bytes, from)| self.content(&bytes, from)),
+            after: after.map(|(bytes, from)| self.content(&bytes, from)),
+        })
+    }
+
+    /// Where to read `bytes` again; the bytes themselves are dropped.
+    fn content(&self, bytes: &[u8], from: Origin) -> Content {
+        match (from, &self.workdir) {
+            (Origin::Blob(id), _) => Content::blob(&self.pool, id, bytes.len()),
+            (Origin::Disk(path), Some(workdir)) => Content::in_tree(workdir, &path, bytes),
+            // Disk reads only happen with a working tree; kept in memory should that change.
+            (Origin::Disk(_), None) => Content::in_memory(bytes.to_vec()),
+        }
+    }
 
     fn blob(&self, id: Oid) -> Result<Vec<u8>, ChangeError> {
-        let blob = self
-            .repo
-            .find_blob(id)
-            .map_err(git_err("reading a file's content"))?;
-        Ok(blob.content().to_vec())
+        self.pool
+            .blob(id)
+            .map_err(git_err("reading a file's content"))
     }
 }
 
@@ -679,19 +749,19 @@ fn followed(target: Target, on_disk: bool) -> SideRead {
 struct WorkdirReader {
     root: PathBuf,
     /// Directories (repository-relative) already known to be real directories.
-    safe_dirs: HashSet<String>,
+    safe_dirs: Mutex<HashSet<String>>,
 }
 
 impl WorkdirReader {
     fn new(root: &Path) -> WorkdirReader {
         WorkdirReader {
             root: root.to_path_buf(),
-            safe_dirs: HashSet::new(),
+            safe_dirs: Mutex::new(HashSet::new()),
         }
     }
 
     /// The file's bytes, or why it is not read.
-    fn read(&mut self, rel: &str) -> Result<Result<Vec<u8>, &'static str>, ChangeError> {
+    fn read(&self, rel: &str) -> Result<Result<Vec<u8>, &'static str>, ChangeError> {
         let io_err = |source| ChangeError::Read {
             path: rel.to_string(),
             source,
@@ -713,17 +783,28 @@ impl WorkdirReader {
         }
     }
 
-    fn parents_are_real_dirs(&mut self, rel: &str) -> std::io::Result<bool> {
+    /// The set of known real directories; a worker that panicked left it valid (only inserts).
+    fn safe(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.safe_dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn known_safe(&self, dir: &str) -> bool {
+        self.safe().contains(dir)
+    }
+
+    fn parents_are_real_dirs(&self, rel: &str) -> std::io::Result<bool> {
         let mut end = 0;
         while let Some(slash) = rel[end..].find('/') {
             end += slash;
             let dir = &rel[..end];
-            if !self.safe_dirs.contains(dir) {
+            if !self.known_safe(dir) {
                 let meta = std::fs::symlink_metadata(self.root.join(dir))?;
                 if !meta.is_dir() {
                     return Ok(false);
                 }
-                self.safe_dirs.insert(dir.to_string());
+                self.safe().insert(dir.to_string());
             }
             end += 1;
         }
