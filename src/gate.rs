@@ -124,7 +124,8 @@ impl Gate {
             .collect();
         let mut rendered = self.render_changed(change, head, &mut findings, &options);
         self.render_helm(change, head, &mut findings, &options, &mut rendered);
-        let impact = Impact::of(change, &rendered.impacted);
+        // Known now, built at the end: it names every changed file, and is not needed meanwhile.
+        let impacted = std::mem::take(&mut rendered.impacted);
         let base = std::mem::take(&mut rendered.base);
         let base_rendered = RenderedChange {
             documents: base.documents,
@@ -198,7 +199,7 @@ impl Gate {
             .iter()
             .for_each(|value| secrets.insert(value));
         report.redact(&secrets);
-        (report, impact)
+        (report, Impact::of(change, &impacted))
     }
 
     /// Load, substitute and check one side of a change: the changed files' content in `change`
@@ -220,7 +221,7 @@ impl Gate {
             .map(|file| (file, stream::first_look(file, tree, options)))
             .collect();
         let mut selected = Vec::with_capacity(looked.len());
-        let mut early: Vec<Option<Loaded>> = Vec::with_capacity(looked.len());
+        let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
         for (file, look) in looked {
             match look {
                 stream::FirstLook::Template(note) => findings.push(*note),
@@ -235,7 +236,7 @@ impl Gate {
             }
         }
         stats.files = saturating_u32(selected.len());
-        stats.checked = selected.iter().map(|f| f.path.clone()).collect();
+        stats.checked = selected.iter().map(|f| f.path.as_str()).collect();
         let crds: Vec<Document> = early
             .iter()
             .flatten()
@@ -269,7 +270,7 @@ impl Gate {
             .zip(early.into_par_iter())
             .enumerate()
             .map(|(index, (file, early))| {
-                let loaded = early.unwrap_or_else(|| stream::load(file, options));
+                let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
                 stream.judge(index, &file.path, loaded)
             })
             .collect();
@@ -279,9 +280,18 @@ impl Gate {
         let mut documents = Vec::new();
         let mut judged = Vec::new();
         let mut deferred = Vec::new();
-        for outcome in outcomes {
+        // Which selected files the stream judged with at least one document (their directories
+        // may hold the kustomizations that make other files patches), and how many documents.
+        let mut streamed_documents = vec![false; selected.len()];
+        let mut clean_documents = 0;
+        for (index, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
+                stream::Outcome::Clean { documents } => {
+                    streamed_documents[index] = documents > 0;
+                    clean_documents += documents;
+                }
                 stream::Outcome::Held(loaded) => {
+                    let loaded = *loaded;
                     if let Some(source) = &loaded.source
                         && !loaded.findings.is_empty()
                     {
@@ -291,11 +301,12 @@ impl Gate {
                     documents.extend(loaded.documents);
                 }
                 stream::Outcome::Judged(mut file) => {
+                    streamed_documents[index] = file.documents > 0;
                     findings.append(&mut file.load);
-                    judged.push(file);
+                    judged.push(*file);
                 }
                 // Its load findings come again when it is judged.
-                stream::Outcome::Deferred(file) => deferred.push(file),
+                stream::Outcome::Deferred(file) => deferred.push(*file),
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));
@@ -343,17 +354,19 @@ impl Gate {
         if !documents.is_empty() {
             namespaces.apply(&mut documents, &flux_path);
         }
-        stats.documents =
-            saturating_u32(documents.len() + judged.iter().map(|f| f.documents).sum::<usize>());
+        stats.documents = saturating_u32(
+            documents.len() + clean_documents + judged.iter().map(|f| f.documents).sum::<usize>(),
+        );
         // Flux may have brought in objects beyond the changed files: know their patches too.
         let deferred_paths: BTreeSet<&str> = deferred
             .iter()
             .map(|d| selected[d.index].path.as_str())
             .collect();
-        let streamed = judged
+        let streamed = selected
             .iter()
-            .filter(|f| f.documents > 0)
-            .map(|f| f.path.as_str())
+            .zip(&streamed_documents)
+            .filter(|(_, documents)| **documents)
+            .map(|(file, _)| file.path.as_str())
             .chain(deferred_paths.iter().copied());
         let held = documents.iter().map(|d| d.path());
         let patches = PatchIndex::build(
@@ -388,13 +401,11 @@ impl Gate {
                 for file in &mut judged {
                     findings.append(&mut file.schema);
                 }
-                let mut streamed: BTreeSet<&str> = judged.iter().map(|f| f.path.as_str()).collect();
-                streamed.extend(deferred_paths.iter().copied());
                 let kinds: BTreeSet<&str> = deferred
                     .iter()
                     .flat_map(|d| d.kinds.iter().map(String::as_str))
                     .collect();
-                self.add_base_crds(&mut schemas, &documents, &kinds, &streamed, options);
+                self.add_base_crds(&mut schemas, &documents, &kinds, &selected, options);
                 let schema_findings: Vec<Finding> = documents
                     .par_iter()
                     .filter(|doc| !patches.is_patch(doc.path()) && !is_kustomize_file(doc))
@@ -833,7 +844,7 @@ impl Gate {
         schemas: &mut SchemaSet,
         documents: &[Document],
         deferred_kinds: &BTreeSet<&str>,
-        streamed: &BTreeSet<&str>,
+        selected: &[&FileChange],
         options: &LoadOptions,
     ) {
         let mut uncovered: BTreeSet<&str> = documents
@@ -844,8 +855,9 @@ impl Gate {
             .collect();
         uncovered.extend(deferred_kinds);
         if !uncovered.is_empty() {
+            // The base's copy of a file the change touched is not the CRD the cluster will have.
             let mut changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
-            changed.extend(streamed);
+            changed.extend(selected.iter().map(|f| f.path.as_str()));
             let found = crd::in_base(
                 self.trusted(),
                 &self.config.schemas.crds,

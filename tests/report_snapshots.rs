@@ -117,12 +117,13 @@ fn fixture() -> Report {
             files: 4,
             documents: 3,
             skipped: 1,
-            checked: vec![
-                "clusters/prod/web.yaml".into(),
-                "clusters/prod/db-secret.yaml".into(),
-                "apps/odd:name,v1.yaml".into(),
+            checked: [
+                "clusters/prod/web.yaml",
+                "clusters/prod/db-secret.yaml",
+                "apps/odd:name,v1.yaml",
             ]
-            .into(),
+            .into_iter()
+            .collect(),
             ..Stats::default()
         },
         notes: vec!["config and policies read from the working tree (--trust head)".into()],

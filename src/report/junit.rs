@@ -104,8 +104,9 @@ fn cases(report: &Report) -> BTreeMap<&str, Case<'_>> {
     let mut cases: BTreeMap<&str, Case<'_>> = report
         .sources
         .keys()
-        .chain(&report.stats.checked)
-        .map(|file| (file.as_str(), Case::default()))
+        .map(String::as_str)
+        .chain(report.stats.checked.iter())
+        .map(|file| (file, Case::default()))
         .collect();
     for finding in report.findings.iter().filter(|f| f.suppressed.is_none()) {
         let name = finding

@@ -63,7 +63,35 @@ pub struct Stats {
     pub disabled: u32,
     /// The paths of the checked files: JUnit and TAP give each one a test, passing ones too.
     #[serde(skip)]
-    pub checked: Box<[String]>,
+    pub checked: CheckedFiles,
+}
+
+/// The paths of the checked files, in one buffer: a check of 100,000 files keeps them all until
+/// the report is written, and a `String` each would cost more than the path itself.
+#[derive(Debug, Default, Clone)]
+pub struct CheckedFiles {
+    /// Each path followed by a NUL, which no git path holds. (A `Box`: a `Report` stays small
+    /// enough to return by value.)
+    paths: Box<str>,
+}
+
+impl CheckedFiles {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.paths.split_terminator('\0')
+    }
+}
+
+impl<'a> FromIterator<&'a str> for CheckedFiles {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(paths: I) -> CheckedFiles {
+        let mut all = String::new();
+        for path in paths {
+            all.push_str(path);
+            all.push('\0');
+        }
+        CheckedFiles {
+            paths: all.into_boxed_str(),
+        }
+    }
 }
 
 /// Counts of findings kept as `u32`: a `Report` stays small enough to return by value.

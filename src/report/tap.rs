@@ -13,8 +13,8 @@ pub(super) fn render(report: &Report, out: &mut dyn io::Write) -> io::Result<()>
         .stats
         .checked
         .iter()
-        .chain(report.sources.keys())
-        .map(|file| (file.clone(), Vec::new()))
+        .chain(report.sources.keys().map(String::as_str))
+        .map(|file| (file.to_owned(), Vec::new()))
         .collect();
     for finding in &report.findings {
         let name = finding

@@ -1,0 +1,104 @@
+//! A check keeps nothing per clean file: what a streamed file leaves behind is its findings, so
+//! the peak memory of a check grows with the findings, not with the number of files (issue 12:
+//! 100,000 files within 1.5x the memory of 10,000).
+//!
+//! Measured in bytes, not time: the peak of the live-heap count of the process's global allocator
+//! (regorus' mimalloc, which counts every byte) while `Gate::check` runs, above what was live
+//! before it. The change set is detected before the count starts: it names every file by design.
+//! One test in its own binary, so no other test allocates meanwhile.
+
+mod common;
+
+use common::git::TestRepo;
+use stategate::change::{ChangeMode, ChangeSet, detect_changes};
+use stategate::finding::Rule;
+use stategate::gate::Gate;
+use stategate::tree::{GitTree, MemTree};
+
+/// Files in the small repository; the large one has ten times as many.
+const SMALL: usize = 300;
+
+/// The most a clean file may add to a check's peak. What is left per file by design: the
+/// change set's entry (not counted here), and a few words of bookkeeping per selected file (its
+/// place in the order of the report). Holding a file's outcome, path or documents costs more.
+const BYTES_PER_FILE: u64 = 64;
+
+fn heap() -> regorus_mimalloc::GlobalAllocationStats {
+    regorus_mimalloc::global_allocation_stats_snapshot()
+}
+
+/// A small Deployment; one file in each repository misses `selector` (one finding).
+fn deployment(i: usize, valid: bool) -> String {
+    let selector = if valid {
+        format!("  selector:\n    matchLabels:\n      app: d{i}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{i}\n  namespace: team\n\
+         spec:\n  replicas: 2\n{selector}  template:\n    metadata:\n      labels:\n        app: d{i}\n\
+         \x20   spec:\n      containers:\n        - name: app\n          image: ghcr.io/acme/app:1.{i}\n"
+    )
+}
+
+fn repo(files: usize) -> TestRepo {
+    let repo = TestRepo::new();
+    for i in 0..files {
+        repo.write(&format!("apps/d{i:06}.yaml"), deployment(i, i != 7));
+    }
+    repo.commit_all("deployments");
+    repo
+}
+
+/// The peak bytes above the live heap that one check of every file of `repo` reached.
+fn check(repo: &TestRepo, files: usize) -> u64 {
+    let change: ChangeSet = detect_changes(
+        repo.path(),
+        &ChangeMode::All {
+            rev: Some("HEAD".into()),
+        },
+        &[],
+    )
+    .expect("detect changes");
+    assert_eq!(change.files.len(), files);
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let head = GitTree::open(&git, "HEAD").expect("head tree");
+    let gate = Gate::open(Box::new(MemTree::empty("no config")), None)
+        .unwrap_or_else(|r| panic!("{:?}", r.findings));
+    let before = heap();
+    let report = gate.check(&change, &head);
+    let after = heap();
+    // The check judged every file, and found the one missing selector.
+    assert_eq!(report.stats.files as usize, files);
+    assert_eq!(report.stats.documents as usize, files);
+    let missing: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == Rule::SchemaRequired)
+        .collect();
+    assert_eq!(missing.len(), 1, "{:?}", report.findings);
+    after.peak.saturating_sub(before.allocated)
+}
+
+#[test]
+fn a_check_holds_nothing_per_clean_file() {
+    let small = repo(SMALL);
+    let large = repo(10 * SMALL);
+    // Warm up once: lazily built statics, the rayon pool, the embedded schemas' caches.
+    check(&small, SMALL);
+    let small_peak = check(&small, SMALL);
+    // The global peak only rises, so this is at least the large check's own peak: what it holds
+    // per file shows once it passes the small check's (main before the fix: 369 B per file).
+    let large_peak = check(&large, 10 * SMALL);
+    let per_file_peak = large_peak.saturating_sub(small_peak) / (9 * SMALL) as u64;
+    eprintln!(
+        "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_file_peak} B per file)",
+        10 * SMALL
+    );
+    assert!(
+        per_file_peak <= BYTES_PER_FILE,
+        "a check's peak grows by {per_file_peak} bytes per clean file ({small_peak} B for {SMALL} \
+         files, {large_peak} B for {}): something is held per file until the end",
+        10 * SMALL
+    );
+}
