@@ -21,7 +21,7 @@ use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
 use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
-use crate::render::flux_patches::{Applied, FluxPatches};
+use crate::render::flux_patches::{self, Applied, FluxPatches};
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
 use crate::render::target_namespace::TargetNamespaces;
@@ -347,7 +347,11 @@ impl Gate {
                     && !partial.is_patch(doc.path())
             };
             let command = kustomize_command(&self.config.render);
-            flux_patches.apply(&mut documents, &is_object, &command, &tree.describe())
+            let builder = flux_patches::Builder {
+                command: &command,
+                cache: self.render_cache.as_ref(),
+            };
+            flux_patches.apply(&mut documents, &is_object, &builder, &tree.describe())
         };
         findings.extend(flux_applied.findings);
         // Flux's `targetNamespace` and Argo CD's destination namespace decide where objects land.

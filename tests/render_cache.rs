@@ -164,3 +164,149 @@ fn only_roots_whose_inputs_changed_are_rendered_and_corrupt_entries_are_rendered
     assert_eq!(renders(&log), both_sides, "corrupt entries are misses");
     assert_eq!(findings(&again), findings(&cold));
 }
+
+/// A Flux parent whose patch writes `replicas` as a string into the Deployment under its path:
+/// every build of it has a schema error to report, at the patch.
+const FLUX_PARENT: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 1h
+  prune: true
+  path: ./apps
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  patches:
+    - patch: |-
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: _
+        spec:
+          replicas: \"3\"
+      target:
+        kind: Deployment
+";
+
+/// A repository with one Flux parent patching `apps/web.yaml`, rendered by the logging renderer.
+fn flux_repo(renderer: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        format!("version: 1\nrender:\n  kustomize_command: [\"{renderer}\"]\n"),
+    );
+    repo.write("clusters/prod/apps.yaml", FLUX_PARENT);
+    repo.write(
+        "apps/web.yaml",
+        DEPLOYMENT.replace("replicas: \"2\"", "replicas: 2"),
+    );
+    repo.commit_all("flux parent");
+    repo
+}
+
+/// Flux parent patches are built through the render cache: a warm run starts no kustomize for
+/// them and judges alike, a corrupt entry is built again, and changing the patch or a document
+/// it patches is a new build.
+#[test]
+fn flux_parent_patches_are_built_once_per_input() {
+    let scripts = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let log = scripts.path().join("renders.log");
+    let repo = flux_repo(&logging_renderer(scripts.path(), &log));
+    let cache_dir = cache.path().display().to_string();
+    let check = || {
+        stategate(
+            &repo,
+            &[
+                "check",
+                "--all",
+                "--format",
+                "json",
+                "--cache-dir",
+                &cache_dir,
+            ],
+        )
+    };
+
+    let cold = check();
+    assert_eq!(cold.status.code(), Some(1), "{}", findings(&cold));
+    assert!(
+        findings(&cold).contains("clusters/prod/apps.yaml"),
+        "the patched value is reported at the patch: {}",
+        findings(&cold)
+    );
+    assert_eq!(renders(&log), vec!["."], "cold: the parent is built");
+
+    let warm = check();
+    assert_eq!(renders(&log), Vec::<String>::new(), "warm: nothing built");
+    assert_eq!(
+        findings(&warm),
+        findings(&cold),
+        "a cached build is judged alike"
+    );
+    assert_eq!(warm.status.code(), cold.status.code());
+
+    for entry in std::fs::read_dir(cache.path()).unwrap().flatten() {
+        std::fs::write(entry.path(), b"{\"objects\": [truncated").unwrap();
+    }
+    let again = check();
+    assert_eq!(renders(&log), vec!["."], "a corrupt entry is built again");
+    assert_eq!(findings(&again), findings(&cold));
+    check();
+    assert_eq!(renders(&log), Vec::<String>::new(), "and stored again");
+
+    repo.write(
+        "clusters/prod/apps.yaml",
+        FLUX_PARENT.replace("replicas: \"3\"", "replicas: 3"),
+    );
+    repo.commit_all("the patch writes a number");
+    let patched = check();
+    assert_eq!(renders(&log), vec!["."], "a changed patch is a new build");
+    assert_eq!(patched.status.code(), Some(0), "{}", findings(&patched));
+
+    let web = DEPLOYMENT.replace("replicas: \"2\"", "replicas: 2");
+    repo.write("apps/web.yaml", web.replace("nginx:1.27", "nginx:1.28"));
+    repo.commit_all("the child changes");
+    check();
+    assert_eq!(renders(&log), vec!["."], "a changed child is a new build");
+    check();
+    assert_eq!(renders(&log), Vec::<String>::new());
+}
+
+/// Without `--cache-dir` or `STATEGATE_CACHE_DIR`, `check` caches in the repository's git
+/// directory, as the hook does: a second check builds nothing. `--no-cache` reads and writes no
+/// cache.
+#[test]
+fn check_caches_in_the_git_directory_unless_told_not_to() {
+    let scripts = tempfile::tempdir().unwrap();
+    let log = scripts.path().join("renders.log");
+    let repo = flux_repo(&logging_renderer(scripts.path(), &log));
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--all", "--format", "json"];
+        args.extend_from_slice(extra);
+        stategate(&repo, &args)
+    };
+
+    let uncached = check(&["--no-cache"]);
+    assert_eq!(renders(&log), vec!["."]);
+    assert!(
+        !repo.path().join(".git/stategate/render-cache").exists(),
+        "--no-cache writes no cache"
+    );
+    let cold = check(&[]);
+    assert_eq!(renders(&log), vec!["."], "nothing was cached before");
+    assert!(repo.path().join(".git/stategate/render-cache").is_dir());
+    let warm = check(&[]);
+    assert_eq!(
+        renders(&log),
+        Vec::<String>::new(),
+        "warm from the git directory"
+    );
+    assert_eq!(findings(&warm), findings(&cold));
+    assert_eq!(findings(&uncached), findings(&cold));
+    check(&["--no-cache"]);
+    assert_eq!(renders(&log), vec!["."], "--no-cache reads no cache");
+}

@@ -35,9 +35,13 @@ pub struct CheckArgs {
     /// Read the config from this file instead of `.stategate.yaml` of the trusted side.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache).
+    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else
+    /// `stategate/render-cache` in the repository's git directory, as the hook does).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Render without the cache: nothing is read from it or written to it.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -224,6 +228,17 @@ fn check_flags(args: &CheckArgs) -> Result<(), Report> {
     ))
 }
 
+/// Where this run caches renders: `--cache-dir`, `$STATEGATE_CACHE_DIR`, else the repository's
+/// git directory (shared by its worktrees), so a second check of the same inputs renders
+/// nothing; `--no-cache` turns it off.
+fn render_cache_dir(repo: &git2::Repository, args: &CheckArgs) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    let in_git_dir = repo.commondir().join(crate::render::cache::GIT_DIR_CACHE);
+    crate::render::cache::cache_dir(args.cache_dir.as_deref(), Some(&in_git_dir))
+}
+
 fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     if let Err(report) = check_flags(args) {
         return report;
@@ -269,10 +284,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     };
     let trust_note = from.warning();
     let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
-        Ok(gate) => gate.with_render_cache(crate::render::cache::cache_dir(
-            args.cache_dir.as_deref(),
-            None,
-        )),
+        Ok(gate) => gate.with_render_cache(render_cache_dir(&repo, args)),
         Err(report) => return report,
     };
     let head = match head_tree(&repo, &workdir, &mode) {

@@ -67,29 +67,35 @@ impl RenderCache {
 
     /// The key of rendering `root` of `tree` with `command`.
     pub fn key(tree: &dyn Tree, graph: &KustomizeGraph, root: &str, command: &[String]) -> Key {
-        let mut hash = Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            hash.update((bytes.len() as u64).to_le_bytes());
-            hash.update(bytes);
-        };
-        field(b"stategate render cache 1");
-        field(env!("CARGO_PKG_VERSION").as_bytes());
-        field(root.as_bytes());
-        for arg in command {
-            field(arg.as_bytes());
-        }
-        field(program_identity(command.first().map(String::as_str)).as_bytes());
+        let mut hash = KeyHash::new(b"stategate render cache 1", root, command);
         for path in inputs(tree, graph, root) {
-            field(path.as_bytes());
+            hash.field(path.as_bytes());
             match tree.read(&path) {
                 Some(bytes) => {
-                    field(b"file");
-                    field(&bytes);
+                    hash.field(b"file");
+                    hash.field(&bytes);
                 }
-                None => field(b"absent"),
+                None => hash.field(b"absent"),
             }
         }
-        Key(data_encoding::HEXLOWER.encode(&hash.finalize()))
+        hash.finish()
+    }
+
+    /// The key of a build whose every input the gate writes itself into an empty sandbox (Flux
+    /// parent patches: the documents and the generated kustomization): `files` are those, as
+    /// (path, bytes) in the order written; `label` says what the build stands for (the parent's
+    /// file and path, which the stored objects carry).
+    pub fn key_of_files<'f>(
+        label: &str,
+        files: impl IntoIterator<Item = (&'f str, &'f [u8])>,
+        command: &[String],
+    ) -> Key {
+        let mut hash = KeyHash::new(b"stategate sandbox build 1", label, command);
+        for (path, bytes) in files {
+            hash.field(path.as_bytes());
+            hash.field(bytes);
+        }
+        hash.finish()
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -182,12 +188,44 @@ impl RenderCache {
     }
 }
 
-/// The cache directory a run uses: the one given (`--cache-dir`), else `STATEGATE_CACHE_DIR`,
-/// else `default` (the hook passes its git directory's; the CLI none).
+/// A key being computed: every field is length-prefixed, so no two field lists hash alike.
+struct KeyHash(Sha256);
+
+impl KeyHash {
+    /// The fields every key starts with: what kind of build, this stategate's version (the
+    /// stored form), what is built, the command and the identity of the program it runs.
+    fn new(kind: &[u8], what: &str, command: &[String]) -> KeyHash {
+        let mut hash = KeyHash(Sha256::new());
+        hash.field(kind);
+        hash.field(env!("CARGO_PKG_VERSION").as_bytes());
+        hash.field(what.as_bytes());
+        for arg in command {
+            hash.field(arg.as_bytes());
+        }
+        hash.field(program_identity(command.first().map(String::as_str)).as_bytes());
+        hash
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    fn finish(self) -> Key {
+        Key(data_encoding::HEXLOWER.encode(&self.0.finalize()))
+    }
+}
+
+/// The cache directory a run uses: the one given (`--cache-dir`), else `STATEGATE_CACHE_DIR`
+/// (when set and not empty) else `default` (the hook and the CLI pass their git directory's).
 pub fn cache_dir(given: Option<&Path>, default: Option<&Path>) -> Option<PathBuf> {
     given
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(CACHE_DIR_ENV).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os(CACHE_DIR_ENV)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+        })
         .or_else(|| default.map(Path::to_path_buf))
 }
 

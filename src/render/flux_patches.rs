@@ -20,9 +20,10 @@ use rayon::prelude::*;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use super::cache::RenderCache;
 use super::graph::{KUSTOMIZATION_FILES, split};
 use super::paths::resolve;
-use super::{Checkout, Renderer, Sandbox, run};
+use super::{Checkout, RenderOutput, Renderer, Sandbox, run};
 use crate::finding::{Finding, Location, Rule};
 use crate::load::{Document, LoadOptions, SourceFile, load_file, load_manifest};
 use crate::object::ObjectId;
@@ -234,12 +235,13 @@ impl FluxPatches {
 
     /// Replace every document a parent changes by the object Flux applies, one copy per parent
     /// that builds it. `is_object` says which documents are objects of their own (not rendered
-    /// ones, kustomizations or patch files); `side` goes into messages.
+    /// ones, kustomizations or patch files); `side` goes into messages. Builds are taken from
+    /// `cache` when it holds one with the same inputs, and clean ones are stored there.
     pub fn apply(
         &self,
         documents: &mut Vec<Document>,
         is_object: &dyn Fn(&Document) -> bool,
-        command: &[String],
+        builder: &Builder,
         side: &str,
     ) -> Applied {
         let mut applied = Applied::default();
@@ -270,7 +272,7 @@ impl FluxPatches {
             .into_par_iter()
             .map(|(parent, indices)| {
                 let docs: Vec<&Document> = indices.iter().map(|&i| &documents[i]).collect();
-                let built = self.build(parent, &docs, command, side);
+                let built = self.build(parent, &docs, builder, side);
                 (parent, indices, built)
             })
             .collect();
@@ -312,7 +314,7 @@ impl FluxPatches {
         &self,
         parent: usize,
         docs: &[&Document],
-        command: &[String],
+        builder: &Builder,
         side: &str,
     ) -> Result<Vec<Value>, Box<Finding>> {
         let p = &self.parents[parent];
@@ -351,7 +353,7 @@ impl FluxPatches {
         }
         let mut out: Vec<Option<Value>> = vec![None; docs.len()];
         for (round, members) in rounds.iter().enumerate() {
-            let values = self.build_round(p, docs, members, round == 0, command, side);
+            let values = builder.round(p, docs, members, round == 0, side);
             let values = values.map_err(fail)?;
             for (n, value) in values {
                 out[n] = Some(value);
@@ -371,18 +373,26 @@ impl FluxPatches {
             })
             .collect()
     }
+}
 
-    fn build_round(
+/// How parents' builds are run: the kustomize command, and the render cache that spares a build
+/// whose inputs were built before.
+pub struct Builder<'a> {
+    pub command: &'a [String],
+    pub cache: Option<&'a RenderCache>,
+}
+
+impl Builder<'_> {
+    /// One round of a parent's build: the objects built from `members` of `docs`, by number.
+    fn round(
         &self,
         p: &Parent,
         docs: &[&Document],
         members: &[usize],
         first: bool,
-        command: &[String],
         side: &str,
     ) -> Result<Vec<(usize, Value)>, String> {
-        let sandbox = Sandbox::create().map_err(|e| e.to_string())?;
-        let checkout = Checkout { sandbox };
+        let mut files = Vec::new();
         let mut resources = Vec::new();
         let mut names = BTreeSet::new();
         for &n in members {
@@ -393,10 +403,7 @@ impl FluxPatches {
                 text(&value, "/metadata/name").to_owned(),
             ));
             let file = format!("docs/{n}.yaml");
-            checkout
-                .sandbox
-                .write_file(&file, value.to_string().as_bytes())
-                .map_err(|e| e.to_string())?;
+            files.push((file.clone(), value.to_string().into_bytes()));
             resources.push(file);
         }
         let patches: Vec<Value> = p
@@ -425,22 +432,28 @@ impl FluxPatches {
             kustomization.insert("patches".into(), Value::Array(patches));
         }
         kustomization.extend(p.fields.clone());
-        checkout
-            .sandbox
-            .write_file(
-                "kustomization.yaml",
-                Value::Object(kustomization).to_string().as_bytes(),
-            )
-            .map_err(|e| e.to_string())?;
-        let output = run(
-            &checkout,
-            command,
-            &["."],
-            &p.path,
-            &p.file,
-            side,
-            Renderer::Kustomize,
-        );
+        files.push((
+            "kustomization.yaml".to_owned(),
+            Value::Object(kustomization).to_string().into_bytes(),
+        ));
+        // The build reads nothing but these files: they, the command and the parent's place
+        // (which the built objects carry) are the whole key.
+        let key = self.cache.map(|_| {
+            let label = format!("flux patches\0{}\0{}", p.file, p.path);
+            let inputs = files.iter().map(|(f, b)| (f.as_str(), b.as_slice()));
+            RenderCache::key_of_files(&label, inputs, self.command)
+        });
+        let cached = self.cache.zip(key.as_ref()).and_then(|(c, k)| c.get(k));
+        let output = match cached {
+            Some(output) => output,
+            None => {
+                let output = self.run(p, &files, side)?;
+                if let (Some(cache), Some(key)) = (self.cache, &key) {
+                    cache.put(key, &output);
+                }
+                output
+            }
+        };
         if let Some(finding) = output.findings.into_iter().next() {
             let message = finding
                 .metadata
@@ -465,6 +478,34 @@ impl FluxPatches {
         Ok(values)
     }
 
+    /// Build the written files with kustomize in a fresh sandbox.
+    fn run(
+        &self,
+        p: &Parent,
+        files: &[(String, Vec<u8>)],
+        side: &str,
+    ) -> Result<RenderOutput, String> {
+        let sandbox = Sandbox::create().map_err(|e| e.to_string())?;
+        let checkout = Checkout { sandbox };
+        for (file, bytes) in files {
+            checkout
+                .sandbox
+                .write_file(file, bytes)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(run(
+            &checkout,
+            self.command,
+            &["."],
+            &p.path,
+            &p.file,
+            side,
+            Renderer::Kustomize,
+        ))
+    }
+}
+
+impl FluxPatches {
     /// Move the findings a parent caused to the parent's patch lines: a finding on a value that
     /// the document's own file does not hold as applied (absent there, or another scalar) was
     /// set by the parent. Returns the parents' sources, for the report's snippets.
