@@ -73,9 +73,13 @@ enum Command {
         /// With --live: read only this environment's live source.
         #[arg(long, requires = "live", value_name = "ENV")]
         env: Option<String>,
-        /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache).
+        /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else
+        /// `stategate/render-cache` in the repository's git directory, as `check` does).
         #[arg(long)]
         cache_dir: Option<std::path::PathBuf>,
+        /// Render without the cache: nothing is read from it or written to it.
+        #[arg(long, conflicts_with = "cache_dir")]
+        no_cache: bool,
     },
     /// GitHub front door (the Action's entry point; reads the GITHUB_* variables).
     Github {
@@ -151,6 +155,7 @@ fn join_the_thread_pool() {
 }
 
 fn main() -> ExitCode {
+    stategate::alloc::tune();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Hook { .. }) {
         join_the_thread_pool();
@@ -208,6 +213,7 @@ fn main() -> ExitCode {
             live,
             env,
             cache_dir,
+            no_cache,
         } => {
             let args = DiffArgs {
                 base,
@@ -222,6 +228,7 @@ fn main() -> ExitCode {
                 live,
                 env,
                 cache_dir,
+                no_cache,
             };
             run_diff(&cwd, &args, &mut stdout, &mut std::io::stderr())
         }

@@ -75,6 +75,7 @@ fn a_secret_change_is_masked_in_every_format_and_in_the_cli() {
             live: false,
             env: None,
             cache_dir: None,
+            no_cache: true,
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(run_diff(repo.path(), &args, &mut out, &mut err), 0);

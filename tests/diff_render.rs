@@ -84,6 +84,7 @@ fn cli(repo: &TestRepo, base: &str, format: Format) -> (u8, String, String) {
         live: false,
         env: None,
         cache_dir: None,
+        no_cache: true,
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run_diff(repo.path(), &args, &mut out, &mut err);

@@ -228,15 +228,10 @@ fn check_flags(args: &CheckArgs) -> Result<(), Report> {
     ))
 }
 
-/// Where this run caches renders: `--cache-dir`, `$STATEGATE_CACHE_DIR`, else the repository's
-/// git directory (shared by its worktrees), so a second check of the same inputs renders
-/// nothing; `--no-cache` turns it off.
+/// Where this run caches renders (a second check of the same inputs renders nothing), or none
+/// with `--no-cache`.
 fn render_cache_dir(repo: &git2::Repository, args: &CheckArgs) -> Option<PathBuf> {
-    if args.no_cache {
-        return None;
-    }
-    let in_git_dir = repo.commondir().join(crate::render::cache::GIT_DIR_CACHE);
-    crate::render::cache::cache_dir(args.cache_dir.as_deref(), Some(&in_git_dir))
+    (!args.no_cache).then(|| crate::render::cache::cache_dir(repo, args.cache_dir.as_deref()))
 }
 
 fn check_report(cwd: &Path, args: &CheckArgs) -> Report {

@@ -29,9 +29,11 @@ pub struct DiffArgs {
     pub live: bool,
     /// With `live`: only this environment's live source.
     pub env: Option<String>,
-    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else no cache), the same
-    /// cache `check` uses.
+    /// Cache kustomize renders here (default: `$STATEGATE_CACHE_DIR`, else the repository's git
+    /// directory), the same cache `check` uses.
     pub cache_dir: Option<PathBuf>,
+    /// Render without the cache.
+    pub no_cache: bool,
 }
 
 /// Run the diff and print it to `out`; problems that stop it go to `err`. Returns the exit code:
@@ -50,7 +52,8 @@ pub fn run_diff(cwd: &Path, args: &DiffArgs, out: &mut dyn Write, err: &mut dyn 
         }) => {
             let options = DiffOptions {
                 head_values: args.live,
-                cache: cache_dir(args.cache_dir.as_deref(), None)
+                cache: (!args.no_cache)
+                    .then(|| cache_dir(&repo, args.cache_dir.as_deref()))
                     .and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES)),
                 ..DiffOptions::default()
             };

@@ -15,7 +15,7 @@ use crate::diff::{DiffOptions, DiffResult, diff_change};
 use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule};
 use crate::gate::Gate;
-use crate::render::cache::{DEFAULT_MAX_BYTES, GIT_DIR_CACHE, RenderCache, cache_dir};
+use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache, cache_dir};
 use crate::report::Report;
 use crate::tree::GitTree;
 use crate::trust::{RulesFrom, rules_tree};
@@ -52,7 +52,7 @@ pub fn judge(
     let rules = rules_tree(&repo, RulesFrom::Revision(base)).map_err(undecided)?;
     // One render cache for the check and the diff: a root the check rendered is not rendered
     // again for the diff. `STATEGATE_CACHE_DIR` lets the Action persist it between runs.
-    let cache = cache_dir(None, Some(&repo.path().join(GIT_DIR_CACHE)));
+    let cache = Some(cache_dir(&repo, None));
     let gate = Gate::open(rules, None)?.with_render_cache(cache.clone());
     let mode = ChangeMode::Range {
         base: base.to_owned(),

@@ -42,10 +42,7 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
     let trusted = trusted_tree(repo, update, ctx.config_dir.as_deref())?;
     let gate = match Gate::open(trusted, None) {
         // The base side of every root is usually in the cache from the previous push.
-        Ok(gate) => gate.with_render_cache(crate::render::cache::cache_dir(
-            None,
-            Some(&repo.path().join(crate::render::cache::GIT_DIR_CACHE)),
-        )),
+        Ok(gate) => gate.with_render_cache(Some(crate::render::cache::cache_dir(repo, None))),
         Err(report) => return Ok(report.findings),
     };
     let protection = Protection::new(&gate.config.protect)?;

@@ -216,9 +216,10 @@ impl KeyHash {
     }
 }
 
-/// The cache directory a run uses: the one given (`--cache-dir`), else `STATEGATE_CACHE_DIR`
-/// (when set and not empty) else `default` (the hook and the CLI pass their git directory's).
-pub fn cache_dir(given: Option<&Path>, default: Option<&Path>) -> Option<PathBuf> {
+/// The cache directory a run uses, the same for every front door: the one given (`--cache-dir`),
+/// else `STATEGATE_CACHE_DIR` (when set and not empty), else [`GIT_DIR_CACHE`] in the repository's
+/// common git directory, so worktrees share it and a push finds the renders of the previous one.
+pub fn cache_dir(repo: &git2::Repository, given: Option<&Path>) -> PathBuf {
     given
         .map(Path::to_path_buf)
         .or_else(|| {
@@ -226,7 +227,7 @@ pub fn cache_dir(given: Option<&Path>, default: Option<&Path>) -> Option<PathBuf
                 .filter(|dir| !dir.is_empty())
                 .map(PathBuf::from)
         })
-        .or_else(|| default.map(Path::to_path_buf))
+        .unwrap_or_else(|| repo.commondir().join(GIT_DIR_CACHE))
 }
 
 /// The files rendering `root` reads: its closure, plus every file beside a kustomization in it
