@@ -4,6 +4,7 @@
 //! the changed files; `load` parses them with positions; `schema`, `policy`, `protect`, `approval` and
 //! `drift` produce [`finding::Finding`]s; `report` renders them; the [`finding::Verdict`] decides.
 
+pub mod alloc;
 pub mod approval;
 pub mod change;
 pub mod cli;
