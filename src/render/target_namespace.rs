@@ -5,6 +5,7 @@
 //! (`ObjectId`) and every check then see the object where the cluster will have it, so two
 //! same-named objects deployed into different namespaces are two objects.
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use super::paths::resolve;
@@ -33,21 +34,28 @@ impl TargetNamespaces {
     /// repository without either pays one read per manifest and no parse.
     pub fn find(tree: &dyn Tree) -> TargetNamespaces {
         let options = LoadOptions::default();
-        let mut deployers = Vec::new();
-        for path in tree.files_under("") {
-            if !(path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")) {
-                continue;
-            }
-            let Some(bytes) = tree.read(&path) else {
-                continue;
-            };
-            if !contains(&bytes, b"targetNamespace") && !contains(&bytes, b"destination") {
-                continue;
-            }
-            for doc in load_file(&path, &bytes, &options).documents {
-                deployers.extend(deployers_in(&doc.value));
-            }
-        }
+        let manifests: Vec<String> = tree
+            .files_under("")
+            .into_iter()
+            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+            .collect();
+        // Every manifest of the tree is read: on all cores, as the stream reads the changed ones.
+        let deployers = manifests
+            .par_iter()
+            .flat_map_iter(|path| {
+                let bytes = tree.read(path).unwrap_or_default();
+                let candidate =
+                    contains(&bytes, b"targetNamespace") || contains(&bytes, b"destination");
+                let docs = if candidate {
+                    load_file(path, &bytes, &options).documents
+                } else {
+                    Vec::new()
+                };
+                docs.iter()
+                    .flat_map(|d| deployers_in(&d.value))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         TargetNamespaces { deployers }
     }
 
