@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::contains;
 use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
@@ -72,11 +73,7 @@ impl FluxIndex {
     /// Read the tree's manifests for Flux Kustomizations with `postBuild`, and the ConfigMaps and
     /// Secrets they substitute from. Files are filtered on their bytes before any is parsed.
     pub fn find(tree: &dyn Tree) -> FluxIndex {
-        let manifests: Vec<String> = tree
-            .files_under("")
-            .into_iter()
-            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
-            .collect();
+        let manifests = super::manifest_paths(tree);
         let options = LoadOptions::default();
         // One read of each manifest, on every core: the Kustomizations with `postBuild` are
         // parsed now, and the files that may hold a ConfigMap or Secret are remembered by path,
@@ -332,10 +329,6 @@ fn source_vars(kind: &str, value: &Value) -> Source {
         vars.insert(key, Var { value, secret });
     }
     Source::Known(vars)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// A file that may hold a ConfigMap or Secret: the kind in its bytes, or escapes (JSON `\u0053`,

@@ -21,6 +21,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::cache::RenderCache;
+use super::contains;
 use super::graph::{KUSTOMIZATION_FILES, split};
 use super::paths::resolve;
 use super::{Checkout, RenderOutput, Renderer, Sandbox, run};
@@ -140,27 +141,16 @@ impl FluxPatches {
     /// Read the tree's manifests for Flux Kustomizations with overrides. Files are filtered on
     /// their bytes first, so a repository without any pays one read per manifest and no parse.
     pub fn find(tree: &dyn Tree) -> FluxPatches {
-        let options = LoadOptions::default();
-        let manifests: Vec<String> = tree
-            .files_under("")
+        let candidate = |bytes: &[u8]| {
+            contains(bytes, FLUX_GROUP.as_bytes())
+                && OVERRIDES.iter().any(|k| contains(bytes, k.as_bytes()))
+        };
+        let declared: Vec<(String, Value)> = super::scan_manifests(tree, &candidate)
             .into_iter()
-            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
-            .collect();
-        let declared: Vec<(String, Value)> = manifests
-            .par_iter()
-            .flat_map_iter(|path| {
-                let bytes = tree.read(path).unwrap_or_default();
-                let candidate = contains(&bytes, FLUX_GROUP.as_bytes())
-                    && OVERRIDES.iter().any(|k| contains(&bytes, k.as_bytes()));
-                let docs = if candidate {
-                    load_file(path, &bytes, &options).documents
-                } else {
-                    Vec::new()
-                };
+            .flat_map(|(path, docs)| {
                 docs.into_iter()
                     .filter(|d| is_parent(&d.value))
-                    .map(|d| (path.clone(), d.value))
-                    .collect::<Vec<_>>()
+                    .map(move |d| (path.clone(), d.value))
             })
             .collect();
         if declared.is_empty() {
@@ -981,10 +971,6 @@ fn common_metadata(value: &mut Value, parent: &Parent) {
             }
         }
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]

@@ -340,6 +340,40 @@ fn failed(finding: Finding) -> RenderOutput {
     }
 }
 
+/// The repository's manifests (`.yaml`, `.yml`, `.json`), for the indexes that need the whole
+/// tree (Flux parents and substitutions, deployers' target namespaces).
+pub(crate) fn manifest_paths(tree: &dyn Tree) -> Vec<String> {
+    tree.files_under("")
+        .into_iter()
+        .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+        .collect()
+}
+
+/// The documents of every manifest whose bytes pass `candidate`, with their file, read on all
+/// cores. Filtering on bytes first means a repository without any pays one read per manifest and
+/// no parse.
+pub(crate) fn scan_manifests(
+    tree: &dyn Tree,
+    candidate: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Vec<(String, Vec<crate::load::Document>)> {
+    use rayon::prelude::*;
+    let options = LoadOptions::default();
+    manifest_paths(tree)
+        .into_par_iter()
+        .filter_map(|path| {
+            let bytes = tree.read(&path)?;
+            let documents =
+                candidate(&bytes).then(|| load_file(&path, &bytes, &options).documents)?;
+            Some((path, documents))
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `haystack` (the byte filters above).
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

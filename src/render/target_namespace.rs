@@ -5,11 +5,11 @@
 //! (`ObjectId`) and every check then see the object where the cluster will have it, so two
 //! same-named objects deployed into different namespaces are two objects.
 
-use rayon::prelude::*;
 use serde_json::Value;
 
 use super::paths::resolve;
-use crate::load::{Document, LoadOptions, load_file};
+use super::{contains, scan_manifests};
+use crate::load::Document;
 use crate::tree::Tree;
 
 /// One deployer of a repository directory.
@@ -33,28 +33,11 @@ impl TargetNamespaces {
     /// Read the tree's manifests for deployers. Files are filtered on their bytes first, so a
     /// repository without either pays one read per manifest and no parse.
     pub fn find(tree: &dyn Tree) -> TargetNamespaces {
-        let options = LoadOptions::default();
-        let manifests: Vec<String> = tree
-            .files_under("")
-            .into_iter()
-            .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
-            .collect();
-        // Every manifest of the tree is read: on all cores, as the stream reads the changed ones.
-        let deployers = manifests
-            .par_iter()
-            .flat_map_iter(|path| {
-                let bytes = tree.read(path).unwrap_or_default();
-                let candidate =
-                    contains(&bytes, b"targetNamespace") || contains(&bytes, b"destination");
-                let docs = if candidate {
-                    load_file(path, &bytes, &options).documents
-                } else {
-                    Vec::new()
-                };
-                docs.iter()
-                    .flat_map(|d| deployers_in(&d.value))
-                    .collect::<Vec<_>>()
-            })
+        let candidate =
+            |bytes: &[u8]| contains(bytes, b"targetNamespace") || contains(bytes, b"destination");
+        let deployers = scan_manifests(tree, &candidate)
+            .iter()
+            .flat_map(|(_, docs)| docs.iter().flat_map(|d| deployers_in(&d.value)))
             .collect();
         TargetNamespaces { deployers }
     }
@@ -164,10 +147,6 @@ pub(crate) fn is_cluster_scoped(kind: &str) -> bool {
             | "FlowSchema"
             | "PriorityLevelConfiguration"
     )
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
