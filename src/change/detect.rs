@@ -502,7 +502,8 @@ fn looks_binary(bytes: &[u8]) -> bool {
 enum NewReader<'p, 'r> {
     Tree(&'p git2::Tree<'r>),
     Index(git2::Index),
-    WorkDir,
+    /// The same reader as [`Reader::disk`]: symlinks are resolved where files are read.
+    WorkDir(Arc<WorkdirReader>),
 }
 
 /// Reads both sides of a candidate and says where their content is. Symlinks are followed here,
@@ -520,7 +521,7 @@ struct Reader {
     /// Where blobs are read now, and again later by the change set.
     pool: Arc<RepoPool>,
     /// The working tree when it is the new side: read without following any symlink.
-    disk: Option<WorkdirReader>,
+    disk: Option<Arc<WorkdirReader>>,
     /// The working tree as the change set reads it again: never through a symlink.
     workdir: Option<Arc<dyn Tree>>,
 }
@@ -553,7 +554,10 @@ impl<'p, 'r> Loader<'p, 'r> {
                 NewReader::Index(repo.index().map_err(git_err("reading the index"))?),
                 None,
             ),
-            (NewSide::WorkDir, Some(root)) => (NewReader::WorkDir, Some(WorkdirReader::new(root))),
+            (NewSide::WorkDir, Some(root)) => {
+                let disk = Arc::new(WorkdirReader::new(root));
+                (NewReader::WorkDir(Arc::clone(&disk)), Some(disk))
+            }
             (NewSide::WorkDir, None) => {
                 return Err(ChangeError::BareRepository {
                     mode: "checking the working tree",
@@ -604,8 +608,8 @@ impl<'p, 'r> Loader<'p, 'r> {
             path: path.to_string(),
             source,
         };
-        let text = match &self.reader.disk {
-            Some(disk) => {
+        let text = match &self.new {
+            NewReader::WorkDir(disk) => {
                 if !disk.parents_are_real_dirs(path).map_err(io_err)? {
                     let why = "inside a symlinked directory, not followed";
                     return Ok(Err((why.into(), SkipKind::Other)));
@@ -616,7 +620,7 @@ impl<'p, 'r> Loader<'p, 'r> {
                     Err(_) => return Ok(on_disk(path, disk.read(path)?)),
                 }
             }
-            None => self.reader.blob(id)?,
+            NewReader::Tree(_) | NewReader::Index(_) => self.reader.blob(id)?,
         };
         let Ok(text) = String::from_utf8(text) else {
             return Ok(Err((
@@ -625,22 +629,19 @@ impl<'p, 'r> Loader<'p, 'r> {
             )));
         };
         let repo = self.repo;
-        let (target, on_disk) = match (&mut self.new, &self.reader.disk) {
-            (NewReader::Tree(tree), _) => (
+        let (target, on_disk) = match &mut self.new {
+            NewReader::Tree(tree) => (
                 links::resolve(&mut links::TreeSide { repo, tree }, path, &text),
                 false,
             ),
-            (NewReader::Index(index), _) => (
+            NewReader::Index(index) => (
                 links::resolve(&mut links::IndexSide { repo, index }, path, &text),
                 false,
             ),
-            (NewReader::WorkDir, Some(disk)) => (
+            NewReader::WorkDir(disk) => (
                 links::resolve(&mut links::WorkSide { root: &disk.root }, path, &text),
                 true,
             ),
-            (NewReader::WorkDir, None) => {
-                return Ok(Err(("no working tree".into(), SkipKind::Other)));
-            }
         };
         Ok(followed(target.map_err(io_err)?, on_disk))
     }
