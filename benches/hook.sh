@@ -18,6 +18,7 @@ FILES=${1:-50000}
 CHANGED=${2:-10000}
 RUNS=${3:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/benches/run_hook.sh"
 if [ -z "${STATEGATE:-}" ]; then
     (cd "$here" && cargo build --release --quiet)
     STATEGATE="$here/target/release/stategate"
@@ -65,15 +66,8 @@ time_hook() {
     i=0
     while [ "$i" -lt "$RUNS" ]; do
         start=$(now_ms)
-        status=0
-        (cd "$work/repo.git" && echo "$old $new refs/heads/main" |
-            GIT_DIR=. "$STATEGATE" hook pre-receive --timeout 60 --audit-log "$work/audit.log" 2>"$work/out") || status=$?
+        run_hook "$work/repo.git" "$old" "$new" "$work"
         end=$(now_ms)
-        if [ "$status" -ne 0 ]; then
-            echo "$label: hook rejected the push (exit $status):" >&2
-            cat "$work/out" >&2
-            exit 1
-        fi
         times="$times $((end - start))"
         i=$((i + 1))
     done

@@ -33,6 +33,7 @@ RUNS=${1:-5}
 OVERLAYS=${2:-20}
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/benches/run_hook.sh"
 if [ -z "${STATEGATE:-}" ]; then
     (cd "$here" && cargo build --release --quiet)
     STATEGATE="$here/target/release/stategate"
@@ -148,15 +149,8 @@ hook_once() {
     h_old=$1 h_new=$2
     rm -f "$log" "$log.cpu"
     start=$(now_ns)
-    status=0
-    (cd "$repo" && echo "$h_old $h_new refs/heads/main" |
-        GIT_DIR=. "$STATEGATE" hook pre-receive --timeout 60 --audit-log "$work/audit.log" 2>"$work/out") || status=$?
+    run_hook "$repo" "$h_old" "$h_new" "$work"
     end=$(now_ns)
-    if [ "$status" -ne 0 ]; then
-        echo "hook rejected $h_old..$h_new (exit $status):" >&2
-        cat "$work/out" >&2
-        exit 1
-    fi
     kubectl_share "$((end - start))"
 }
 
