@@ -304,8 +304,8 @@ fn roots_that_cannot_share_a_render_are_rendered_alone_each_with_its_own_verdict
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(2), "{report}");
-    let batch = "overlays/a+overlays/b+overlays/c";
-    let mut expected = vec![batch, batch];
+    // At head, c names a patch that is not there: it is rendered alone from the start.
+    let mut expected = vec!["overlays/a+overlays/b+overlays/c", "overlays/a+overlays/b"];
     expected.extend(
         ["overlays/a", "overlays/b", "overlays/c"]
             .iter()
@@ -315,7 +315,7 @@ fn roots_that_cannot_share_a_render_are_rendered_alone_each_with_its_own_verdict
     assert_eq!(
         kubectl.calls(),
         expected,
-        "the batch fails, then each root alone"
+        "each side's batch fails, then each root alone"
     );
     let failed: Vec<&serde_json::Value> = report["findings"]
         .as_array()
@@ -336,4 +336,55 @@ fn roots_that_cannot_share_a_render_are_rendered_alone_each_with_its_own_verdict
     let again = check(&repo, &kubectl, &base, cache.path());
     assert_eq!(again.status.code(), Some(2));
     assert_eq!(kubectl.calls(), ["overlays/c"]);
+}
+
+#[test]
+fn a_root_that_names_a_missing_file_is_rendered_alone_and_the_others_still_share_one_run() {
+    let kubectl = LoggingKubectl::new();
+    let repo = overlays_repo();
+    // qa names a file outside its directory, which kustomize's load restrictor refuses.
+    repo.write("shared/patch.yaml", patch(5));
+    repo.write(
+        "overlays/qa/kustomization.yaml",
+        "resources: [../../base]\nnamespace: qa\npatches:\n  - path: ../../shared/patch.yaml\n",
+    );
+    let base = repo.commit_all("seed");
+    repo.write("base/deployment.yaml", deployment("nginx:1.28"));
+    repo.remove("overlays/prod/patch.yaml");
+    repo.commit_all("bump, and break prod");
+    let cache = tempfile::tempdir().unwrap();
+
+    let out = check(&repo, &kubectl, &base, cache.path());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    let mut expected = vec![
+        ALL,
+        "overlays/dev+overlays/stage",
+        "overlays/prod",
+        "overlays/qa",
+        "overlays/qa",
+    ];
+    expected.sort();
+    assert_eq!(
+        kubectl.calls(),
+        expected,
+        "one run per side for the roots that can render; prod (at head) and qa alone"
+    );
+    let failed: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "render/failed")
+        .map(|f| f.to_string())
+        .collect();
+    for overlay in ["prod", "qa"] {
+        assert!(
+            failed
+                .iter()
+                .any(|f| f.contains(&format!("overlays/{overlay}/kustomization.yaml"))),
+            "{overlay} failed: {report}"
+        );
+    }
+    assert_eq!(failed.len(), 2, "only prod and qa failed: {report}");
 }
