@@ -30,6 +30,16 @@ impl Unreadable {
     }
 }
 
+/// Whether repository path `path` is `dir` or lies below it; `""` is the repository's root and
+/// holds every path. The one place that says "at or below": a string prefix alone would put
+/// `apps/web-2` below `apps/web`.
+pub fn is_within(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// A set of files at one revision, addressed by repository-relative `/` paths.
 pub trait Tree: Send + Sync {
     /// The content of the regular file at `path`; `Ok(None)` when nothing is there.
@@ -611,11 +621,7 @@ impl Tree for MemTree {
         let prefix = prefix.trim_end_matches('/');
         self.files
             .keys()
-            .filter(|p| {
-                prefix.is_empty()
-                    || p.as_str() == prefix
-                    || p.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
-            })
+            .filter(|p| is_within(p, prefix))
             .cloned()
             .collect()
     }
@@ -628,6 +634,15 @@ impl Tree for MemTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_within_its_own_directories_and_the_root_only() {
+        assert!(is_within("apps/web/deploy.yaml", "apps/web"));
+        assert!(is_within("apps/web", "apps/web"));
+        assert!(is_within("apps/web/deploy.yaml", ""));
+        assert!(!is_within("apps/web-2/deploy.yaml", "apps/web"));
+        assert!(!is_within("apps", "apps/web"));
+    }
 
     #[test]
     fn git_tree_listings_cover_exactly_the_prefix() {

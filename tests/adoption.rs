@@ -10,6 +10,7 @@ use std::process::Command;
 
 use common::copy_tree;
 use common::git::TestRepo;
+use common::run::findings_with;
 use serde_json::Value;
 
 fn check_all(repo: &TestRepo, format: &str) -> (Option<i32>, String) {
@@ -398,12 +399,7 @@ fn octal_outside_file_modes_still_warns() {
     repo.commit_all("files");
     let (_, json) = check_all(&repo, "json");
     let report: Value = serde_json::from_str(&json).unwrap();
-    let ambiguous: Vec<&Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "load/ambiguous-scalar")
-        .collect();
+    let ambiguous: Vec<&Value> = findings_with(&report, "load/ambiguous-scalar");
     assert_eq!(ambiguous.len(), 1, "{json}");
     assert_eq!(ambiguous[0]["location"]["file"], "cm.yaml");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::{diff_object, json, stategate_cached};
+use common::run::{diff_object, findings_with, json, stategate_cached};
 use serde_json::Value;
 
 const NO_LATEST: &str = "package main
@@ -91,12 +91,7 @@ fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_depl
     );
     let report = json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    let denied: Vec<&Value> = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["rule"] == "policy/deny")
-        .collect();
+    let denied: Vec<&Value> = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{report:#}");
     assert_eq!(denied[0]["message"], "container nginx uses nginx:latest");
     assert_eq!(
@@ -138,5 +133,49 @@ fn an_application_image_override_change_shows_on_the_rendered_deployment_in_diff
     assert!(
         !diff.to_string().contains("nginx:1.25"),
         "the source directory's own tag never shows: {diff:#}"
+    );
+}
+
+#[test]
+fn an_application_whose_source_is_the_repository_root_is_refused_when_a_file_there_changes() {
+    // `path: .` makes every file of the repository an input of the release, so a change to the
+    // Deployment it builds must reach it. The gate cannot build overrides at the root, so it
+    // blocks and says why rather than judge the raw file alone (which hides the override).
+    let repo = TestRepo::new();
+    repo.write(
+        ".stategate.yaml",
+        "version: 1\nrender:\n  helm:\n    releases: true\n",
+    );
+    repo.write("kustomization.yaml", KUSTOMIZATION);
+    repo.write("deployment.yaml", DEPLOYMENT);
+    repo.write(
+        "argocd/web.yaml",
+        APPLICATION.replace("path: apps/web", "path: ."),
+    );
+    let base = repo.commit_all("argo kustomize app at the root");
+    repo.write(
+        "deployment.yaml",
+        DEPLOYMENT.replace("replicas: 1", "replicas: 3"),
+    );
+    repo.commit_all("scale");
+    let cache = tempfile::tempdir().expect("cache");
+    let out = stategate_cached(
+        &repo,
+        &["check", "--base", &base, "--format", "json"],
+        cache.path(),
+    );
+    let report = json(&out);
+    assert_eq!(report["verdict"], "undecided", "{report:#}");
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let failed: Vec<&Value> = findings_with(&report, "render/failed");
+    assert!(!failed.is_empty(), "{report:#}");
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["location"]["file"] == "argocd/web.yaml"
+                && f["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("repository's root"))),
+        "{report:#}"
     );
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::{code, errors, json, stategate_cached};
+use common::run::{code, errors, findings_with, json, stategate_cached};
 use serde_json::Value;
 
 /// The parent: builds `apps/` (no kustomization there: Flux generates one) and sets `interval`
@@ -85,11 +85,8 @@ fn check(repo: &TestRepo, args: &[&str]) -> (i32, Value) {
 }
 
 fn required(report: &Value) -> Vec<(String, String)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "schema/required")
+    findings_with(report, "schema/required")
+        .into_iter()
         .map(|f| {
             (
                 f["location"]["file"].as_str().unwrap_or("").to_owned(),
@@ -178,12 +175,7 @@ fn a_patch_the_gate_cannot_apply_fails_closed() {
     let repo = repo_with(&broken);
     let (status, report) = check(&repo, &["--all"]);
     assert_eq!(status, 2, "{report:#}");
-    let failed: Vec<&Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "render/failed")
-        .collect();
+    let failed: Vec<&Value> = findings_with(&report, "render/failed");
     assert_eq!(failed.len(), 1, "{report:#}");
     assert_eq!(failed[0]["location"]["file"], "clusters/prod/apps.yaml");
     assert!(

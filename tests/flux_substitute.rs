@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::stategate;
+use common::run::{findings_with, stategate};
 
 const FLUX_KUSTOMIZATION: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
@@ -104,15 +104,6 @@ fn check_json(repo: &TestRepo, base: &str) -> (i32, serde_json::Value, String) {
     (out.status.code().expect("exit code"), json, text)
 }
 
-fn findings<'a>(report: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == rule)
-        .collect()
-}
-
 #[test]
 fn a_latest_default_meets_the_latest_policy() {
     let (repo, base) = flux_repo(None);
@@ -123,7 +114,7 @@ fn a_latest_default_meets_the_latest_policy() {
     repo.commit_all("follow latest");
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 1, "{text}");
-    let denied = findings(&report, "policy/deny");
+    let denied = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{text}");
     let message = denied[0]["message"].as_str().unwrap();
     assert!(
@@ -144,7 +135,7 @@ fn a_value_from_the_configmap_passes() {
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 0, "{text}");
     assert!(
-        findings(&report, "render/unset-variable").is_empty(),
+        findings_with(&report, "render/unset-variable").is_empty(),
         "{text}"
     );
 }
@@ -158,7 +149,7 @@ fn unresolved_variables_are_a_warning_naming_them() {
     );
     repo.commit_all("unset variables");
     let (_, report, text) = check_json(&repo, &base);
-    let warnings = findings(&report, "render/unset-variable");
+    let warnings = findings_with(&report, "render/unset-variable");
     assert_eq!(warnings.len(), 1, "{text}");
     assert_eq!(warnings[0]["severity"], "warning");
     assert_eq!(
@@ -193,7 +184,7 @@ fn values_from_secrets_never_reach_any_output() {
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 1, "{text}");
     // The substituted value was judged (the policy saw it), and masked in the message.
-    let denied = findings(&report, "policy/deny");
+    let denied = findings_with(&report, "policy/deny");
     assert!(
         denied
             .iter()
@@ -230,7 +221,7 @@ fn objects_outside_the_flux_path_and_escaped_variables_are_left_as_written() {
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 0, "{text}");
     assert!(
-        findings(&report, "render/unset-variable").is_empty(),
+        findings_with(&report, "render/unset-variable").is_empty(),
         "{text}"
     );
 }
@@ -250,7 +241,7 @@ fn changing_only_a_variable_rejudges_the_objects_that_use_it() {
     repo.commit_all("follow latest");
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 1, "{text}");
-    let denied = findings(&report, "policy/deny");
+    let denied = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{text}");
     assert_eq!(denied[0]["location"]["file"], "apps/web/deployment.yaml");
     assert!(
@@ -305,7 +296,7 @@ fn shared_components_are_judged_with_each_kustomizations_variables() {
     repo.commit_all("tag per app");
     let (code, report, text) = check_json(&repo, &base);
     assert_eq!(code, 1, "{text}");
-    let denied: Vec<&str> = findings(&report, "policy/deny")
+    let denied: Vec<&str> = findings_with(&report, "policy/deny")
         .iter()
         .map(|f| f["message"].as_str().unwrap())
         .collect();

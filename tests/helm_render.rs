@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::git::TestRepo;
-use common::run::{diff_object, json, stategate_cached};
+use common::run::{diff_object, findings_with, json, stategate_cached};
 use serde_json::Value;
 
 /// helm on PATH; under CI its absence fails the test instead of skipping it.
@@ -42,15 +42,6 @@ fn copy_dir(from: &Path, repo: &TestRepo, to: &str) {
             repo.write(&rel, std::fs::read(entry.path()).expect("read"));
         }
     }
-}
-
-fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
-    report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["rule"] == rule)
-        .collect()
 }
 
 const NO_LATEST: &str = "package main
@@ -104,7 +95,7 @@ fn podinfo_with_prod_values_latest_tag_is_denied_at_the_values_line() {
     );
     let report = json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    let denied = findings(&report, "policy/deny");
+    let denied = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{report:#}");
     assert_eq!(
         denied[0]["location"]["file"],
@@ -223,7 +214,7 @@ fn a_helm_release_scaled_to_zero_shows_in_diff_and_trips_the_prod_policy() {
     );
     let report = json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    let denied = findings(&report, "policy/deny");
+    let denied = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{report:#}");
     assert_eq!(
         denied[0]["message"],
@@ -549,7 +540,7 @@ fn a_remote_chart_outside_the_allowlist_is_refused_without_a_request() {
     );
     let report = json(&out);
     assert_eq!(out.status.code(), Some(2), "{report:#}");
-    let refused = findings(&report, "render/failed");
+    let refused = findings_with(&report, "render/failed");
     assert!(
         refused.iter().any(|f| f["message"].as_str().is_some_and(
             |m| m.contains(&server.url) && m.contains("not in `render.helm.repositories`")

@@ -5,7 +5,7 @@
 mod common;
 
 use common::git::TestRepo;
-use common::run::{errors, stategate};
+use common::run::{errors, findings_with, stategate};
 
 /// Denies every container with a `:latest` image, in Pods and workloads alike.
 const NO_LATEST: &str = r#"package main
@@ -88,12 +88,7 @@ fn items_of_a_v1_list_go_through_policies_at_their_own_line() {
     repo.write("apps/list.yaml", &list);
     let (code, report) = check(&repo);
     assert_eq!(code, 1, "{list}\n{report:#}");
-    let denied: Vec<_> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "policy/deny")
-        .collect();
+    let denied: Vec<_> = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{report:#}");
     // The Pod item starts on line 10 of the list file.
     assert_eq!(denied[0]["location"]["file"], "apps/list.yaml");
@@ -419,11 +414,8 @@ fn each_list_item_is_schema_checked_at_its_own_line() {
     );
     let (code, report) = check(&repo);
     assert_eq!(code, 1, "{report:#}");
-    let unknown: Vec<_> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "schema/unknown-field")
+    let unknown: Vec<_> = findings_with(&report, "schema/unknown-field")
+        .into_iter()
         .map(|f| (f["location"]["line"].clone(), f["object"].clone()))
         .collect();
     assert_eq!(

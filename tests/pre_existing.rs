@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use common::copy_tree;
 use common::git::TestRepo;
+use common::run::findings_with;
 use serde_json::Value;
 
 const APP: &str = "kubernetes/apps/kube-system/cilium/app";
@@ -247,11 +248,8 @@ fn two_teams() -> TestRepo {
 
 /// The object ids of the `schema/type` findings, with whether each is pre-existing.
 fn web_findings(json: &Value) -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "schema/type")
+    let mut out: Vec<(String, bool)> = findings_with(json, "schema/type")
+        .into_iter()
         .map(|f| {
             (
                 f["object"].as_str().unwrap_or_default().to_owned(),

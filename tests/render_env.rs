@@ -6,7 +6,7 @@ mod common;
 mod hook_support;
 
 use common::git::TestRepo;
-use common::run::stategate;
+use common::run::{findings_with, stategate};
 use hook_support::{Keys, ssh_keygen_available};
 use hook_support::{Pushed, Server, push};
 
@@ -78,11 +78,8 @@ fn a_base_edit_is_judged_by_prod_policies_in_the_prod_overlay() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    let denied: Vec<(&str, &str)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "policy/deny")
+    let denied: Vec<(&str, &str)> = findings_with(&report, "policy/deny")
+        .into_iter()
         .map(|f| {
             (
                 f["location"]["file"].as_str().unwrap_or_default(),

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::git::TestRepo;
+use common::run::findings_with;
 use hook_support::{Server, push};
 
 /// A `kubectl` that logs the directory it is asked to render (for a batch, the roots it lists,
@@ -317,12 +318,7 @@ fn roots_that_cannot_share_a_render_are_rendered_alone_each_with_its_own_verdict
         expected,
         "each side's batch fails, then each root alone"
     );
-    let failed: Vec<&serde_json::Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "render/failed")
-        .collect();
+    let failed: Vec<&serde_json::Value> = findings_with(&report, "render/failed");
     assert_eq!(failed.len(), 1, "only c failed: {report}");
     assert!(
         failed[0]
@@ -371,11 +367,8 @@ fn a_root_that_names_a_missing_file_is_rendered_alone_and_the_others_still_share
         expected,
         "one run per side for the roots that can render; prod (at head) and qa alone"
     );
-    let failed: Vec<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "render/failed")
+    let failed: Vec<String> = findings_with(&report, "render/failed")
+        .into_iter()
         .map(|f| f.to_string())
         .collect();
     for overlay in ["prod", "qa"] {

@@ -27,7 +27,7 @@ use crate::diff::normalize::cluster_id;
 use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::{LoadOptions, is_helm_template, load_file};
 use crate::object::ObjectId;
-use crate::tree::Tree;
+use crate::tree::{Tree, is_within};
 
 pub use compare::FieldDrift;
 pub use live::{LiveState, SourceContext};
@@ -721,9 +721,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
 /// Whether a directory (an Argo CD Application's source path) holds one of `paths`.
 fn touches<'a>(paths: impl IntoIterator<Item = &'a String>, dir: &str) -> bool {
     let dir = dir.trim_end_matches('/');
-    paths
-        .into_iter()
-        .any(|c| dir.is_empty() || c == dir || c.starts_with(&format!("{dir}/")))
+    paths.into_iter().any(|c| is_within(c, dir))
 }
 
 fn environments_with_sources<'a>(

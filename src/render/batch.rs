@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Checkout, KustomizeGraph, RenderOutput, Renderer};
+use crate::tree::is_within;
 
 /// The directory of the listing kustomization, beside the repository's files in the checkout.
 const BATCH_DIR: &str = ".stategate-render-batch";
@@ -31,9 +32,6 @@ pub fn batchable(checkout: &Checkout, graph: &KustomizeGraph, root: &str) -> boo
     let Some(k) = graph.dirs.get(root) else {
         return false;
     };
-    if !graph.refused_refs(root).is_empty() {
-        return false;
-    }
     if !reads_resolve(checkout, graph, root) {
         return false;
     }
@@ -48,25 +46,21 @@ pub fn batchable(checkout: &Checkout, graph: &KustomizeGraph, root: &str) -> boo
             .any(|key| text.contains(key)))
 }
 
-/// Whether every file the root's kustomizations name is there for kustomize to read: it is in the
-/// checkout, and in or below the kustomization that names it (kustomize's default load
-/// restrictor). A root that fails this fails on its own, and in a batch it would fail every root
-/// with it, so it is rendered alone from the start (in the xunholy corpus, 16 of 58 roots name a
-/// generator file the repository does not hold).
+/// Whether kustomize may read everything the root's kustomizations name: the static guard
+/// refuses none of it, and every file is in the checkout, in or below the kustomization that
+/// names it (kustomize's default load restrictor). A root that fails this fails on its own, and
+/// in a batch it would fail every root with it, so it is rendered alone from the start (in the
+/// xunholy corpus, 16 of 58 roots name a generator file the repository does not hold).
 fn reads_resolve(checkout: &Checkout, graph: &KustomizeGraph, root: &str) -> bool {
     let files = checkout.root();
     graph.closure(root).iter().all(|dir| {
         let Some(k) = graph.dirs.get(dir) else {
             return true;
         };
-        k.refs.iter().all(|read| {
-            graph.dirs.contains_key(read)
-                || files.join(read).is_file()
-                    && (dir.is_empty()
-                        || read
-                            .strip_prefix(dir.as_str())
-                            .is_some_and(|rest| rest.starts_with('/')))
-        })
+        k.refused.is_empty()
+            && k.refs.iter().all(|read| {
+                graph.dirs.contains_key(read) || files.join(read).is_file() && is_within(read, dir)
+            })
     })
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::contains;
 use crate::load::{LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, is_within};
 
 use super::paths::resolve;
 
@@ -147,14 +147,7 @@ impl FluxIndex {
     /// those without a kustomization of their own, the one with the longest `spec.path` above it.
     pub fn covering(&self, path: &str) -> Vec<&FluxKustomization> {
         let reads = |k: &&FluxKustomization| k.built.as_ref().is_some_and(|b| b.contains(path));
-        let under = |k: &&FluxKustomization| {
-            k.built.is_none()
-                && (k.path.is_empty()
-                    || path == k.path
-                    || path
-                        .strip_prefix(&k.path)
-                        .is_some_and(|r| r.starts_with('/')))
-        };
+        let under = |k: &&FluxKustomization| k.built.is_none() && is_within(path, &k.path);
         let longest = self
             .kustomizations
             .iter()

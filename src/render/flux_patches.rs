@@ -28,7 +28,7 @@ use super::{Checkout, RenderOutput, Renderer, Sandbox, run};
 use crate::finding::{Finding, Location, Rule};
 use crate::load::{Document, LoadOptions, SourceFile, load_file, load_manifest};
 use crate::object::ObjectId;
-use crate::tree::Tree;
+use crate::tree::{Tree, is_within};
 
 const FLUX_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 /// The annotation that carries a document's number through the build.
@@ -95,12 +95,7 @@ impl Parent {
     fn covers(&self, path: &str) -> bool {
         match &self.built {
             Some(built) => built.contains(path),
-            None => {
-                self.path.is_empty()
-                    || path
-                        .strip_prefix(&self.path)
-                        .is_some_and(|r| r.starts_with('/'))
-            }
+            None => is_within(path, &self.path),
         }
     }
 

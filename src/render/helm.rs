@@ -25,7 +25,7 @@ use super::{Checkout, RenderOutput, Renderer, failed};
 use crate::config::{HelmConfig, RenderConfig};
 use crate::finding::{Finding, Location, Rule};
 use crate::load::{Document, LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, is_within};
 
 /// The helm command: the configured one, else `helm` from PATH.
 pub fn helm_command(config: &RenderConfig) -> Vec<String> {
@@ -135,13 +135,9 @@ impl Release {
     }
 
     fn touched_by(&self, changed: &BTreeSet<String>) -> bool {
-        changed.iter().any(|p| {
-            self.inputs.iter().any(|i| {
-                p == i
-                    || p.strip_prefix(i.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
-        })
+        changed
+            .iter()
+            .any(|p| self.inputs.iter().any(|i| is_within(p, i)))
     }
 }
 
@@ -814,6 +810,17 @@ fn argo_kustomize_release(
             None,
         ),
         _ if !refused.is_empty() => (ChartSource::Refused(refused.join("; ")), None),
+        // The overrides are built by a kustomization in a directory of the checkout, and
+        // kustomize refuses a build whose source contains it ("cycle detected").
+        Ok(_) if dir.is_empty() => (
+            ChartSource::Refused(
+                "its source path is the repository's root, which the gate cannot build with \
+                 `kustomize` overrides; move the manifests into a directory and point `path` \
+                 at it"
+                    .to_string(),
+            ),
+            None,
+        ),
         Ok(o) => (ChartSource::InRepo(dir), Some(o)),
         Err(why) => (ChartSource::Refused(why), None),
     };
@@ -1025,13 +1032,7 @@ fn write_checkout<'r>(
             _ => Vec::new(),
         })
         .collect();
-    Checkout::write(tree, &|p: &str| {
-        dirs.iter().any(|d| {
-            p == d
-                || p.strip_prefix(d.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-        })
-    })
+    Checkout::write(tree, &|p: &str| dirs.iter().any(|d| is_within(p, d)))
 }
 
 /// `helm template` for one release in a checkout; values are written beside it as files.

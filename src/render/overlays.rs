@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::finding::{Finding, Rule, Severity};
 use crate::object::ObjectId;
-use crate::tree::{Content, Tree, Unreadable};
+use crate::tree::{Content, Tree, Unreadable, is_within};
 
 use super::cache::{Key, RenderCache};
 use super::{Checkout, KustomizeGraph, RenderOutput, batch, render_kustomize};
@@ -46,12 +46,7 @@ impl Tree for PatchedTree<'_> {
     }
 
     fn files_under(&self, prefix: &str) -> Vec<String> {
-        let under = |p: &str| {
-            let prefix = prefix.trim_end_matches('/');
-            prefix.is_empty()
-                || p == prefix
-                || p.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
-        };
+        let under = |p: &str| is_within(p, prefix.trim_end_matches('/'));
         let mut all: BTreeSet<String> = self
             .head
             .files_under(prefix)

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::paths::resolve;
 use super::{contains, scan_manifests};
 use crate::load::Document;
-use crate::tree::Tree;
+use crate::tree::{Tree, is_within};
 
 /// One deployer of a repository directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +72,7 @@ impl TargetNamespaces {
     fn deploying(&self, path: &str) -> Option<&Deployer> {
         self.deployers
             .iter()
-            .filter(|d| {
-                d.path.is_empty()
-                    || path
-                        .strip_prefix(&d.path)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            })
+            .filter(|d| is_within(path, &d.path))
             .max_by_key(|d| d.path.len())
     }
 }

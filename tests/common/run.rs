@@ -84,3 +84,13 @@ pub fn diff_object<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_jso
         .find(|o| o["id"] == id)
         .unwrap_or_else(|| panic!("{id} not in {report:#}"))
 }
+
+/// The findings of a JSON report with rule `rule`.
+pub fn findings_with<'a>(report: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .expect("a report has findings")
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
