@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use super::{KindSchema, Origin, Source};
 
@@ -18,8 +19,8 @@ const INDEX: &str = include_str!("../../schemas/crds-catalog.index");
 /// The `$id` prefix of catalog schemas: `…/<group>/<kind-lowercase>_<version>`.
 pub(super) const ID_PREFIX: &str = "https://stategate.invalid/crds-catalog/";
 
-/// The schemas of one group, keyed `<kind-lowercase>_<version>`, converted like repository CRDs;
-/// each compiles its validator on first use.
+/// The schemas of one group, keyed `<kind-lowercase>_<version>`, as JSON text; each is parsed,
+/// converted like repository CRDs and compiled on first use.
 type Group = HashMap<String, Arc<KindSchema>>;
 
 /// The catalog: the index is read at start (a few hundred lines); groups are decoded on demand.
@@ -97,13 +98,14 @@ impl Catalog {
             .map_err(|e| corrupt(&e))?
             .read_to_end(&mut json)
             .map_err(|e| corrupt(&e))?;
-        let raw: Map<String, Value> = serde_json::from_slice(&json).map_err(|e| corrupt(&e))?;
+        let raw: HashMap<String, Box<RawValue>> =
+            serde_json::from_slice(&json).map_err(|e| corrupt(&e))?;
         Ok(raw
             .into_iter()
             .map(|(key, schema)| {
                 let id = format!("{ID_PREFIX}{group}/{key}");
                 let entry = KindSchema::new(
-                    Source::Parsed(Arc::new(converted(&schema, &id))),
+                    Source::Catalog(schema, id),
                     Origin::Catalog(format!("{group}/{key}")),
                 );
                 (key, Arc::new(entry))
@@ -119,8 +121,10 @@ fn key(kind: &str, version: &str) -> String {
 
 /// The catalog keeps OpenAPI's `nullable` and `x-kubernetes-*` markers: convert them the way
 /// repository CRDs are converted, so both judge a document alike.
-fn converted(schema: &Value, id: &str) -> Value {
-    let mut out = super::crd::convert(schema, true);
+pub(super) fn converted(raw: &RawValue, id: &str) -> Result<Value, String> {
+    let schema: Value = serde_json::from_str(raw.get())
+        .map_err(|e| format!("embedded CRD catalog is corrupt: {e}"))?;
+    let mut out = super::crd::convert(&schema, true);
     if let Some(map) = out.as_object_mut() {
         // Some catalog schemas list only `spec` and `status`; every object has these three.
         if let Some(Value::Object(properties)) = map.get_mut("properties") {
@@ -136,7 +140,7 @@ fn converted(schema: &Value, id: &str) -> Value {
         map.entry("$schema")
             .or_insert_with(|| json!("https://json-schema.org/draft/2020-12/schema"));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -148,7 +152,12 @@ mod tests {
         let catalog = shared();
         assert!(catalog.frames.len() > 500, "{}", catalog.frames.len());
         for group in catalog.frames.keys() {
-            catalog.decode(group).unwrap();
+            for (key, entry) in catalog.decode(group).unwrap() {
+                let Source::Catalog(raw, id) = &entry.source else {
+                    panic!("{group}/{key} is not kept as catalog text");
+                };
+                converted(raw, id).unwrap();
+            }
         }
     }
 
@@ -159,6 +168,8 @@ mod tests {
             .schema("helm.toolkit.fluxcd.io", "v2", "HelmRelease")
             .unwrap()
             .expect("HelmRelease v2 is in the catalog");
+        assert!(schema.schema().is_none(), "parsed only when first compiled");
+        assert!(schema.compiled().is_ok());
         let schema = schema.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert!(schema["properties"]["spec"]["properties"]["chart"].is_object());

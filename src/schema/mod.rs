@@ -45,8 +45,12 @@ struct KindSchema {
 
 /// Where a kind's schema is read from.
 enum Source {
-    /// Parsed already: CRDs, the catalog.
+    /// Parsed already: the repository's CRDs.
     Parsed(Arc<Value>),
+    /// A kind of the embedded CRD catalog, kept as JSON text with its `$id` until first compiled:
+    /// a group is decoded whole, and parsing every kind of it would hold many times the text for
+    /// the one or two kinds a repository uses.
+    Catalog(Box<serde_json::value::RawValue>, String),
     /// An embedded Kubernetes kind (`apiVersion/kind`), parsed with the definitions it reaches
     /// when it is first compiled.
     Kubernetes(&'static embedded::KubeSchemas, &'static str),
@@ -71,8 +75,15 @@ impl KindSchema {
     fn schema(&self) -> Option<&Value> {
         match &self.source {
             Source::Parsed(schema) => Some(schema),
-            Source::Kubernetes(..) => self.compiled.get()?.as_ref().ok().map(|c| &*c.schema),
+            Source::Kubernetes(..) | Source::Catalog(..) => {
+                self.compiled.get()?.as_ref().ok().map(|c| &*c.schema)
+            }
         }
+    }
+
+    /// The validator, compiled on first use.
+    fn compiled(&self) -> &Result<Compiled, String> {
+        self.compiled.get_or_init(|| self.compile())
     }
 
     /// Compile the validator. Embedded kinds get the definitions they reach inlined: a
@@ -82,6 +93,7 @@ impl KindSchema {
         let schema = match &self.source {
             Source::Parsed(schema) => Arc::clone(schema),
             Source::Kubernetes(schemas, key) => Arc::new(schemas.self_contained(key)?),
+            Source::Catalog(raw, id) => Arc::new(catalog::converted(raw, id)?),
         };
         let validator = jsonschema::options()
             .offline()
@@ -274,7 +286,7 @@ impl SchemaSet {
         kind: &str,
         entry: &KindSchema,
     ) -> Vec<Finding> {
-        match entry.compiled.get_or_init(|| entry.compile()) {
+        match entry.compiled() {
             Ok(compiled) => self.findings(&compiled.validator, doc, self),
             Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
         }
