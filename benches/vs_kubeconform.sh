@@ -5,7 +5,11 @@
 # load average next to each workload: the machine may be shared, so only ratios mean anything.
 #
 # Workloads (issue 12):
-#   corpus   the GitOps repositories of the corpus (`check --all`, no policies)
+#   corpus   the GitOps repositories of the corpus (`check --all`, no policies). stategate also
+#            validates custom resources (the repository's CRDs, else the embedded CRD catalog);
+#            kubeconform, given only the Kubernetes schemas, skips them
+#   corpus-k8s  the same files, with the same work on both sides: stategate judges Kubernetes
+#            kinds only (`--config` with the catalog off and no CRD file), as kubeconform does
 #   10k      10,000 generated Deployments, one per file (../shared/tools/gen_deployments.py)
 #   100k     100,000 of the same: peak memory, against the 10k figure (target: within 1.5x)
 #   startup  one ConfigMap in a one-file repository
@@ -22,7 +26,7 @@ pairs=${1:-5}
 corpus=${STATEGATE_CORPUS:-$here/../shared/corpus}
 tools=$here/../shared/tools
 kubeconform=${KUBECONFORM:-$tools/kubeconform/kubeconform}
-workloads=${WORKLOADS:-corpus 10k 100k startup}
+workloads=${WORKLOADS:-corpus corpus-k8s 10k 100k startup}
 if [ -z "${STATEGATE:-}" ]; then
     (cd "$here" && cargo build --release --quiet --bin stategate)
     STATEGATE=$here/target/release/stategate
@@ -55,6 +59,13 @@ for w in $workloads; do
     rm -rf "${work:?}/$w"
     case $w in
     corpus) cp -r "$corpus/gitops-repos" "$work/corpus" && commit_all "$work/corpus" ;;
+    corpus-k8s)
+        cp -r "$corpus/gitops-repos" "$work/corpus-k8s" && commit_all "$work/corpus-k8s"
+        # Outside the repository: what kubeconform knows, Kubernetes kinds; a custom resource is
+        # skipped, as `-ignore-missing-schemas` skips it.
+        printf 'version: 1\nschemas:\n  catalog: false\n  crds: ["no-crd-file"]\n  unknown: skip\n' \
+            >"$work/corpus-k8s.stategate.yaml"
+        ;;
     10k) python3 "$tools/gen_deployments.py" "$work/10k" 10000 >/dev/null && commit_all "$work/10k" ;;
     100k) python3 "$tools/gen_deployments.py" "$work/100k" 100000 >/dev/null && commit_all "$work/100k" ;;
     startup)
@@ -96,8 +107,11 @@ def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
 
-def sg_argv(_):
-    return [stategate, "check", "--all", "--format", "json"]
+def sg_argv(dir):
+    argv = [stategate, "check", "--all", "--format", "json"]
+    if os.path.basename(dir) == "corpus-k8s":
+        argv += ["--config", dir + ".stategate.yaml"]
+    return argv
 
 def kc_argv(dir):
     return [kubeconform, "-strict", "-summary", "-n", str(os.cpu_count() or 2),
