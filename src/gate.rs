@@ -28,8 +28,8 @@ use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
-use crate::schema::SchemaSet;
 use crate::schema::crd::{self, is_crd};
+use crate::schema::{SchemaSet, crd_kinds};
 use crate::suppress::{self, Suppression};
 use crate::tree::{Content, Tree};
 
@@ -222,12 +222,21 @@ impl Gate {
             .collect();
         let mut selected = Vec::with_capacity(looked.len());
         let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
+        let mut crds = Vec::new();
+        // A CRD that Flux substitutes is only known after substitution, which needs every file.
+        let mut substituted_crd = false;
         for (file, look) in looked {
             match look {
                 stream::FirstLook::Template(note) => findings.push(*note),
-                stream::FirstLook::Loaded(loaded) => {
+                stream::FirstLook::Unreadable(loaded) => {
                     selected.push(file);
                     early.push(Some(loaded));
+                }
+                stream::FirstLook::Crds { kinds, substituted } => {
+                    selected.push(file);
+                    early.push(None);
+                    crds.extend(kinds);
+                    substituted_crd |= substituted;
                 }
                 stream::FirstLook::Later => {
                     selected.push(file);
@@ -235,15 +244,11 @@ impl Gate {
                 }
             }
         }
+        if substituted_crd {
+            crds.clear();
+        }
         stats.files = saturating_u32(selected.len());
         stats.checked = selected.iter().map(|f| f.path.as_str()).collect();
-        let crds: Vec<Document> = early
-            .iter()
-            .flatten()
-            .flat_map(|loaded| loaded.documents.iter().filter(|d| is_crd(d)).cloned())
-            .collect();
-        // A CRD that Flux substitutes is only known after substitution, which needs every file.
-        let substituted_crd = crds.iter().any(|d| d.source.text.contains("${"));
         let policies = self.policies();
         // The base side of the change is read only for policies, which see it as `before`.
         let before = if policies.document_rule_count() > 0 {
@@ -387,14 +392,15 @@ impl Gate {
         // Nothing to validate: do not pay for decoding the embedded schemas.
         let schemas = match schemas.into_inner() {
             None if documents.is_empty() => None,
+            // Every file was held: its CRDs are among the documents, substituted by Flux.
             None => Some(SchemaSet::build(
                 &self.config.schemas,
                 self.trusted(),
-                &documents
-                    .iter()
-                    .filter(|d| is_crd(d))
-                    .cloned()
-                    .collect::<Vec<_>>(),
+                &[
+                    crds.as_slice(),
+                    &crd_kinds(documents.iter().filter(|d| is_crd(d))),
+                ]
+                .concat(),
             )),
             Some(built) => Some(built),
         };

@@ -16,7 +16,7 @@ use serde_json::Value;
 use stategate::config::SchemasConfig;
 use stategate::finding::{Rule, Severity};
 use stategate::load::{Document, LoadOptions, load_file};
-use stategate::schema::SchemaSet;
+use stategate::schema::{SchemaSet, crd_kinds};
 use stategate::tree::MemTree;
 
 /// The Flux and Argo CD kinds the reference validated with datree's CRD schemas.
@@ -209,7 +209,7 @@ fn schema_set(corpus: &Path) -> SchemaSet {
         kubernetes: Some("1.32".into()),
         ..SchemasConfig::default()
     };
-    SchemaSet::build(&cfg, &MemTree::empty("corpus"), &crds(corpus)).unwrap()
+    SchemaSet::build(&cfg, &MemTree::empty("corpus"), &crd_kinds(&crds(corpus))).unwrap()
 }
 
 fn reference_failures(corpus: &Path) -> BTreeMap<DocKey, String> {

@@ -24,13 +24,14 @@ use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, load_manifest};
 use crate::policy::PolicySet;
 use crate::report::secret_paths;
-use crate::schema::SchemaSet;
+use crate::schema::crd::is_crd;
+use crate::schema::{CrdKind, SchemaSet, crd_kinds};
 use crate::tree::Tree;
 
 use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
 use crate::render::flux_patches::FluxPatches;
 use crate::render::target_namespace::TargetNamespaces;
-use crate::schema::crd::{contains, is_crd};
+use crate::schema::crd::contains;
 
 /// The schema set, built on first need from the change's CRDs: a change without documents never
 /// pays for decoding the embedded schemas.
@@ -82,8 +83,8 @@ pub(super) struct Stream<'a> {
     pub policies: &'a PolicySet,
     pub before: &'a BeforeIndex,
     pub schemas: &'a LazySchemas,
-    /// The CRDs of the change: the schema set is built from them.
-    pub crds: &'a [Document],
+    /// The kinds the change's CRDs define: the schema set is built from them.
+    pub crds: &'a [CrdKind],
     /// Hold every file (a template reads `data.inventory`, or a CRD is substituted by Flux).
     pub hold_all: bool,
     /// Where Flux `targetNamespace` and Argo CD destinations place objects: streamed documents
@@ -120,9 +121,16 @@ fn unreadable(why: &crate::tree::Unreadable) -> Loaded {
 pub(super) enum FirstLook {
     /// A Helm chart template: not YAML until rendered, so not checked (a note says so).
     Template(Box<Finding>),
-    /// Loaded now: it may define CRDs, which the schemas of the stream depend on (or it could not
-    /// be read, which is a finding). Boxed: one `FirstLook` is kept per selected file.
-    Loaded(Box<Loaded>),
+    /// It could not be read: the finding. Boxed: one `FirstLook` is kept per selected file.
+    Unreadable(Box<Loaded>),
+    /// It may define CRDs, which the schemas of the stream depend on: the kinds it defines, and
+    /// whether one of its CRDs has a Flux variable (`${…}`). Its documents are dropped and loaded
+    /// again by the stream: holding the documents of every CRD file until the stream reaches them
+    /// was most of the peak memory of a repository with Argo CD's CRDs.
+    Crds {
+        kinds: Vec<CrdKind>,
+        substituted: bool,
+    },
     /// Loaded by the stream.
     Later,
 }
@@ -133,7 +141,7 @@ pub(super) enum FirstLook {
 pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptions) -> FirstLook {
     let bytes = match file.read_after() {
         Ok(bytes) => bytes.unwrap_or_default(),
-        Err(why) => return FirstLook::Loaded(Box::new(unreadable(&why))),
+        Err(why) => return FirstLook::Unreadable(Box::new(unreadable(&why))),
     };
     if looks_like_helm_template(&file.path, &bytes, tree) {
         return FirstLook::Template(Box::new(
@@ -145,10 +153,14 @@ pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptio
             .help("list the chart under `render.helm` to check what it renders"),
         ));
     }
-    if may_define_crds(&bytes) {
-        FirstLook::Loaded(Box::new(load_manifest(&file.path, &bytes, options)))
-    } else {
-        FirstLook::Later
+    if !may_define_crds(&bytes) {
+        return FirstLook::Later;
+    }
+    let loaded = load_manifest(&file.path, &bytes, options);
+    let crds = || loaded.documents.iter().filter(|d| is_crd(d));
+    FirstLook::Crds {
+        kinds: crd_kinds(crds()),
+        substituted: crds().any(|d| d.source.text.contains("${")),
     }
 }
 
@@ -227,10 +239,11 @@ impl Stream<'_> {
             .collect()
     }
 
+    /// A CRD is not held: the kinds it defines were taken from it before the stream started, and
+    /// it is judged like any other document.
     fn must_hold(&self, doc: &Document) -> bool {
-        is_crd(doc)
-            // SOPS files are judged as Flux decrypts them, with their ciphertexts masked.
-            || doc.value.get("sops").is_some()
+        // SOPS files are judged as Flux decrypts them, with their ciphertexts masked.
+        doc.value.get("sops").is_some()
             || doc.source.text.contains("${")
             || crate::render::flux::may_set_variables(doc)
             || !secret_paths(&doc.value).is_empty()

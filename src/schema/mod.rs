@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use jsonschema::{Draft, Validator};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::config::{CONFIG_FILE, SchemasConfig, UnknownPolicy};
@@ -49,8 +50,8 @@ struct KindSchema {
 
 /// Where a kind's schema is read from.
 enum Source {
-    /// Parsed already: the repository's CRDs.
-    Parsed(Arc<Value>),
+    /// A CRD of the repository, converted and kept as JSON text until first compiled.
+    Crd(Arc<RawValue>),
     /// A kind of the embedded CRD catalog, kept as JSON text with its `$id` until first compiled:
     /// a group is decoded whole, and parsing every kind of it would hold many times the text for
     /// the one or two kinds a repository uses.
@@ -72,13 +73,7 @@ impl KindSchema {
 
     /// The schema as JSON (for diagnostics); `None` when it cannot be parsed.
     fn schema(&self) -> Option<&Value> {
-        match &self.source {
-            Source::Parsed(schema) => Some(schema),
-            Source::Kubernetes(..) | Source::Catalog(..) => self
-                .reparsed
-                .get_or_init(|| self.parsed().ok().map(Arc::unwrap_or_clone))
-                .as_ref(),
-        }
+        self.reparsed.get_or_init(|| self.parsed().ok()).as_ref()
     }
 
     /// The validator, compiled on first use.
@@ -86,12 +81,12 @@ impl KindSchema {
         self.compiled.get_or_init(|| self.compile())
     }
 
-    fn parsed(&self) -> Result<Arc<Value>, String> {
-        Ok(match &self.source {
-            Source::Parsed(schema) => Arc::clone(schema),
-            Source::Kubernetes(schemas, key) => Arc::new(schemas.self_contained(key)?),
-            Source::Catalog(raw, id) => Arc::new(catalog::converted(raw, id)?),
-        })
+    fn parsed(&self) -> Result<Value, String> {
+        match &self.source {
+            Source::Crd(text) => serde_json::from_str(text.get()).map_err(|e| e.to_string()),
+            Source::Kubernetes(schemas, key) => schemas.self_contained(key),
+            Source::Catalog(raw, id) => catalog::converted(raw, id),
+        }
     }
 
     /// Compile the validator. Embedded kinds get the definitions they reach inlined: a
@@ -101,7 +96,7 @@ impl KindSchema {
         jsonschema::options()
             .offline()
             .with_draft(Draft::Draft202012)
-            .build(&*self.parsed()?)
+            .build(&self.parsed()?)
             .map_err(|e| e.to_string())
     }
 }
@@ -112,14 +107,62 @@ pub struct SchemaSet {
     kinds: HashMap<String, HashMap<String, KindSchema>>,
     mapped: Vec<mapped::MappedSchema>,
     unknown: UnknownPolicy,
-    /// Schema resources by base URI, to look up the schema an error came from.
-    resources: HashMap<String, Arc<Value>>,
     kubernetes: Option<String>,
     /// The embedded CRD catalog (`schemas.catalog`), consulted after the repository's CRDs.
     catalog: Option<&'static catalog::Catalog>,
 }
 
 const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
+
+/// One kind and version a CRD document of the repository defines, converted to a JSON Schema and
+/// kept as text: a CRD file such as Argo CD's `install.yaml` is megabytes of YAML, and holding
+/// its documents (or their converted schemas as values) until the end of a run cost more memory
+/// than everything else in the corpus's largest repository.
+#[derive(Clone)]
+pub struct CrdKind {
+    api_version: String,
+    kind: String,
+    schema: Arc<RawValue>,
+    origin: Location,
+}
+
+/// The kinds `docs` define (documents that are not CRDs define none). Of two definitions of one
+/// kind and version the later one wins, as it does in a [`SchemaSet`] (Argo CD's `install.yaml`
+/// repeats the CRDs of its `crds/` directory).
+pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKind> {
+    let mut latest: HashMap<(String, String), CrdKind> = HashMap::new();
+    let mut order = Vec::new();
+    for doc in docs {
+        for crd in crd::schemas_of(doc) {
+            let mut schema = crd.schema;
+            if let Some(map) = schema.as_object_mut() {
+                let id = format!("{CRD_ID_PREFIX}{}/{}", crd.api_version, crd.kind);
+                map.insert("$id".into(), json!(id));
+            }
+            // A `Value` always serialises.
+            let Ok(text) = serde_json::value::to_raw_value(&schema) else {
+                continue;
+            };
+            let key = (crd.api_version.clone(), crd.kind.clone());
+            if !latest.contains_key(&key) {
+                order.push(key.clone());
+            }
+            latest.insert(
+                key,
+                CrdKind {
+                    origin: doc.locate(&crd.pointer),
+                    api_version: crd.api_version,
+                    kind: crd.kind,
+                    schema: Arc::from(text),
+                },
+            );
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|key| latest.remove(&key))
+        .collect()
+}
 
 impl SchemaSet {
     /// Build the set from `schemas` config, schema files of `tree` (`schemas.map`) and the CRD
@@ -128,7 +171,7 @@ impl SchemaSet {
     pub fn build(
         cfg: &SchemasConfig,
         tree: &dyn Tree,
-        crds: &[Document],
+        crds: &[CrdKind],
     ) -> Result<SchemaSet, Vec<Finding>> {
         let mut errors = Vec::new();
         let kubernetes = select_version(cfg.kubernetes.as_deref())?;
@@ -136,15 +179,14 @@ impl SchemaSet {
             kinds: HashMap::new(),
             mapped: Vec::new(),
             unknown: cfg.unknown,
-            resources: HashMap::new(),
             kubernetes: kubernetes.clone(),
             catalog: cfg.catalog.then(catalog::shared),
         };
         if let Some(version) = kubernetes {
             set.add_kubernetes(&version)?;
         }
-        for doc in crds {
-            set.add_crd(doc);
+        for crd in crds {
+            set.add_crd(crd);
         }
         for mapping in &cfg.map {
             match mapped::compile(mapping, tree) {
@@ -192,24 +234,17 @@ impl SchemaSet {
     /// Add CRD documents found after the set was built; a kind they define replaces the schema it
     /// had (so CRDs from the trusted base, added last, win over CRDs in the change).
     pub fn add_crds(&mut self, docs: &[Document]) {
-        for doc in docs {
-            self.add_crd(doc);
+        for crd in crd_kinds(docs) {
+            self.add_crd(&crd);
         }
     }
 
-    fn add_crd(&mut self, doc: &Document) {
-        for crd in crd::schemas_of(doc) {
-            let id = format!("{CRD_ID_PREFIX}{}/{}", crd.api_version, crd.kind);
-            let mut schema = crd.schema;
-            if let Some(map) = schema.as_object_mut() {
-                map.insert("$id".into(), json!(id));
-            }
-            let schema = Arc::new(schema);
-            self.resources.insert(id, Arc::clone(&schema));
-            let origin = Origin::Crd(doc.locate(&crd.pointer));
-            let entry = KindSchema::new(Source::Parsed(schema), origin);
-            self.insert_kind(&crd.api_version, &crd.kind, entry);
-        }
+    fn add_crd(&mut self, crd: &CrdKind) {
+        let entry = KindSchema::new(
+            Source::Crd(Arc::clone(&crd.schema)),
+            Origin::Crd(crd.origin.clone()),
+        );
+        self.insert_kind(&crd.api_version, &crd.kind, entry);
     }
 
     fn insert_kind(&mut self, api_version: &str, kind: &str, entry: KindSchema) {
@@ -348,17 +383,18 @@ impl SchemaSet {
 
 impl diags::SchemaLookup for SchemaSet {
     fn schema_at(&self, absolute_location: &str) -> Option<&Value> {
-        lookup_in(&self.resources, absolute_location).or_else(|| {
-            let (base, fragment) = absolute_location.split_once('#')?;
-            let schema = match embedded::kind_key(base) {
-                Some(key) => {
-                    let (api_version, kind) = key.rsplit_once('/')?;
-                    self.kind_schema(api_version, kind)?.schema()?
-                }
-                None => self.catalog?.by_id(base)?,
-            };
-            parent_of(schema, fragment)
-        })
+        let (base, fragment) = absolute_location
+            .split_once('#')
+            .unwrap_or((absolute_location, ""));
+        let key = embedded::kind_key(base).or_else(|| base.strip_prefix(CRD_ID_PREFIX));
+        let schema = match key {
+            Some(key) => {
+                let (api_version, kind) = key.rsplit_once('/')?;
+                self.kind_schema(api_version, kind)?.schema()?
+            }
+            None => self.catalog?.by_id(base)?,
+        };
+        parent_of(schema, fragment)
     }
 }
 

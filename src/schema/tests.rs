@@ -245,7 +245,7 @@ fn crds_become_strict_schemas() {
     let set = SchemaSet::build(
         &config(Some("1.32")),
         &MemTree::empty("test"),
-        &[doc("crd.yaml", widget_crd())],
+        &crd_kinds(&[doc("crd.yaml", widget_crd())]),
     )
     .unwrap();
     assert!(set.covers("example.com/v1", "Widget"));
@@ -314,7 +314,7 @@ fn crd_with_a_broken_schema_is_an_invalid_schema_finding() {
     let set = SchemaSet::build(
         &config(Some("none")),
         &MemTree::empty("test"),
-        &[doc("crd.yaml", crd)],
+        &crd_kinds(&[doc("crd.yaml", crd)]),
     )
     .unwrap();
     let findings = set.check(&doc(
