@@ -167,7 +167,7 @@ impl Gate {
         let before = findings.len();
         let findings = self.levels.apply(findings);
         let disabled = before - findings.len();
-        let findings = self.suppress(change, findings);
+        let findings = self.suppress(change, findings, &judged.commented);
         let mut report = report_of(findings, sources);
         report.stats = judged.stats;
         report.stats.disabled = crate::report::count(disabled);
@@ -215,17 +215,23 @@ impl Gate {
         let mut stats = Stats::default();
         // One read of every file first: Helm templates are set aside, and CRD files loaded (the
         // schemas the stream validates against depend on them).
-        let looked: Vec<(&FileChange, stream::FirstLook)> = self
+        let looked: Vec<(&FileChange, (stream::FirstLook, bool))> = self
             .select(change)
             .into_par_iter()
             .map(|file| (file, stream::first_look(file, tree, options)))
+            .collect();
+        // Few files have comments: the set stays small where one of every file would not.
+        let commented: HashSet<String> = looked
+            .iter()
+            .filter(|(_, (_, commented))| *commented)
+            .map(|(file, _)| file.path.clone())
             .collect();
         let mut selected = Vec::with_capacity(looked.len());
         let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
         let mut crds = Vec::new();
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
-        for (file, look) in looked {
+        for (file, (look, _)) in looked {
             match look {
                 stream::FirstLook::Template(note) => findings.push(*note),
                 stream::FirstLook::Unreadable(loaded) => {
@@ -258,8 +264,12 @@ impl Gate {
         };
         findings.extend(before.unreadable.iter().cloned());
         let schemas = stream::LazySchemas::new();
-        let namespaces = TargetNamespaces::find(tree);
-        let flux_patches = FluxPatches::find(tree);
+        let manifests = render::scan_manifests(tree, &|bytes: &[u8]| {
+            TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes)
+        });
+        let namespaces = TargetNamespaces::from_manifests(&manifests);
+        let flux_patches = FluxPatches::from_manifests(tree, &manifests);
+        drop(manifests);
         let stream = stream::Stream {
             gate: self,
             policies: &policies,
@@ -488,6 +498,7 @@ impl Gate {
         let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
             findings,
+            commented,
             documents,
             sources,
             flux_secrets,
@@ -500,18 +511,25 @@ impl Gate {
     /// A comment the base did not have is the change's own: it counts (`allow`), listed as
     /// "suppressed by this change", or not (`base-only`). Findings that mean the gate could not
     /// read the input are never suppressed.
-    fn suppress(&self, change: &ChangeSet, mut findings: Vec<Finding>) -> Vec<Finding> {
+    fn suppress(
+        &self,
+        change: &ChangeSet,
+        mut findings: Vec<Finding>,
+        commented: &HashSet<String>,
+    ) -> Vec<Finding> {
         let mode = self.config.report.inline_suppressions;
         if mode == InlineSuppressions::Off {
             return findings;
         }
         // A side that cannot be read has no comments here: the stream already made it an error.
         let text = |bytes: Result<Option<Vec<u8>>, _>| String::from_utf8(bytes.ok()??).ok();
-        // Every file is read again, in parallel; only the files with comments are kept.
+        // The files the stream did not read, and those it found the marker in, are read again, in
+        // parallel; only the files with comments are kept.
         let commented: Vec<(&FileChange, Vec<suppress::Comment>, Vec<Finding>)> = change
             .files
             .par_iter()
             .filter(|f| f.action != Action::Deleted)
+            .filter(|f| !self.is_selected(f) || commented.contains(&f.path))
             .filter_map(|file| {
                 let after = text(file.read_after())?;
                 let (comments, problems) = suppress::comments(&file.path, &after);
@@ -805,12 +823,14 @@ impl Gate {
         change
             .files
             .iter()
-            .filter(|file| {
-                file.action != Action::Deleted
-                    && self.paths.is_checked(&file.path)
-                    && !is_tool_config(&file.path)
-            })
+            .filter(|file| self.is_selected(file))
             .collect()
+    }
+
+    fn is_selected(&self, file: &FileChange) -> bool {
+        file.action != Action::Deleted
+            && self.paths.is_checked(&file.path)
+            && !is_tool_config(&file.path)
     }
 
     /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
@@ -946,6 +966,8 @@ struct RenderedBase {
 /// One side of a change, checked.
 struct Judged {
     findings: Vec<Finding>,
+    /// The selected files whose bytes may hold suppression comments (the others have none).
+    commented: HashSet<String>,
     documents: Vec<Document>,
     sources: BTreeMap<String, Arc<SourceFile>>,
     flux_secrets: BTreeSet<String>,

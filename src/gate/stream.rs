@@ -137,13 +137,23 @@ pub(super) enum FirstLook {
 
 /// The one read of every selected file before the stream: Helm templates are set aside and CRD
 /// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
-/// no file's bytes are held across the whole change.
-pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptions) -> FirstLook {
+/// no file's bytes are held across the whole change. Also whether the file may hold suppression
+/// comments: those without are not read again for them.
+pub(super) fn first_look(
+    file: &FileChange,
+    tree: &dyn Tree,
+    options: &LoadOptions,
+) -> (FirstLook, bool) {
     let bytes = match file.read_after() {
         Ok(bytes) => bytes.unwrap_or_default(),
-        Err(why) => return FirstLook::Unreadable(Box::new(unreadable(&why))),
+        Err(why) => return (FirstLook::Unreadable(Box::new(unreadable(&why))), true),
     };
-    if looks_like_helm_template(&file.path, &bytes, tree) {
+    let commented = crate::suppress::may_have_comments(&bytes);
+    (classify(file, &bytes, tree, options), commented)
+}
+
+fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOptions) -> FirstLook {
+    if looks_like_helm_template(&file.path, bytes, tree) {
         return FirstLook::Template(Box::new(
             Finding::note(
                 Rule::LoadSkipped,
@@ -153,10 +163,10 @@ pub(super) fn first_look(file: &FileChange, tree: &dyn Tree, options: &LoadOptio
             .help("list the chart under `render.helm` to check what it renders"),
         ));
     }
-    if !may_define_crds(&bytes) {
+    if !may_define_crds(bytes) {
         return FirstLook::Later;
     }
-    let loaded = load_manifest(&file.path, &bytes, options);
+    let loaded = load_manifest(&file.path, bytes, options);
     let crds = || loaded.documents.iter().filter(|d| is_crd(d));
     FirstLook::Crds {
         kinds: crd_kinds(crds()),

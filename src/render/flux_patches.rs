@@ -24,7 +24,7 @@ use super::cache::RenderCache;
 use super::contains;
 use super::graph::{KUSTOMIZATION_FILES, split};
 use super::paths::resolve;
-use super::{Checkout, RenderOutput, Renderer, Sandbox, run};
+use super::{Checkout, Manifest, RenderOutput, Renderer, Sandbox, run};
 use crate::finding::{Finding, Location, Rule};
 use crate::load::{Document, LoadOptions, SourceFile, load_file, load_manifest};
 use crate::object::ObjectId;
@@ -133,19 +133,23 @@ pub struct Applied {
 }
 
 impl FluxPatches {
-    /// Read the tree's manifests for Flux Kustomizations with overrides. Files are filtered on
-    /// their bytes first, so a repository without any pays one read per manifest and no parse.
-    pub fn find(tree: &dyn Tree) -> FluxPatches {
-        let candidate = |bytes: &[u8]| {
-            contains(bytes, FLUX_GROUP.as_bytes())
-                && OVERRIDES.iter().any(|k| contains(bytes, k.as_bytes()))
-        };
-        let declared: Vec<(String, Value)> = super::scan_manifests(tree, &candidate)
-            .into_iter()
+    /// Whether a manifest's bytes may declare a Flux Kustomization with overrides (the filter of
+    /// [`super::scan_manifests`]).
+    pub fn may_declare(bytes: &[u8]) -> bool {
+        contains(bytes, FLUX_GROUP.as_bytes())
+            && OVERRIDES.iter().any(|k| contains(bytes, k.as_bytes()))
+    }
+
+    /// The Flux Kustomizations with overrides among the tree's manifests (read by
+    /// [`super::scan_manifests`], with a filter that passes what [`FluxPatches::may_declare`]
+    /// passes).
+    pub fn from_manifests(tree: &dyn Tree, manifests: &[Manifest]) -> FluxPatches {
+        let declared: Vec<(String, Value)> = manifests
+            .iter()
             .flat_map(|(path, docs)| {
-                docs.into_iter()
+                docs.iter()
                     .filter(|d| is_parent(&d.value))
-                    .map(move |d| (path.clone(), d.value))
+                    .map(move |d| (path.clone(), d.value.clone()))
             })
             .collect();
         if declared.is_empty() {

@@ -8,9 +8,9 @@
 use serde_json::Value;
 
 use super::paths::resolve;
-use super::{contains, scan_manifests};
+use super::{Manifest, contains};
 use crate::load::Document;
-use crate::tree::{Tree, is_within};
+use crate::tree::is_within;
 
 /// One deployer of a repository directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +30,16 @@ pub struct TargetNamespaces {
 }
 
 impl TargetNamespaces {
-    /// Read the tree's manifests for deployers. Files are filtered on their bytes first, so a
-    /// repository without either pays one read per manifest and no parse.
-    pub fn find(tree: &dyn Tree) -> TargetNamespaces {
-        let candidate =
-            |bytes: &[u8]| contains(bytes, b"targetNamespace") || contains(bytes, b"destination");
-        let deployers = scan_manifests(tree, &candidate)
+    /// Whether a manifest's bytes may declare a deployer (the filter of
+    /// [`super::scan_manifests`]).
+    pub fn may_declare(bytes: &[u8]) -> bool {
+        contains(bytes, b"targetNamespace") || contains(bytes, b"destination")
+    }
+
+    /// The deployers among the tree's manifests (read by [`super::scan_manifests`], with a filter
+    /// that passes what [`TargetNamespaces::may_declare`] passes).
+    pub fn from_manifests(manifests: &[Manifest]) -> TargetNamespaces {
+        let deployers = manifests
             .iter()
             .flat_map(|(_, docs)| docs.iter().flat_map(|d| deployers_in(&d.value)))
             .collect();
