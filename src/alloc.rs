@@ -33,3 +33,30 @@ pub fn tune() {
         unsafe { mi_option_set(PURGE_DELAY, -1) };
     }
 }
+
+/// With `STATEGATE_TRACE_MEMORY` set, print the live and peak heap as a run passes `stage`, to
+/// stderr. Profilers that hook malloc (heaptrack) do not see mimalloc; its own counts do, and
+/// they are how memory per stage and per file is found (issue 12).
+pub fn trace(stage: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("STATEGATE_TRACE_MEMORY").is_some()) {
+        let stats = regorus_mimalloc::global_allocation_stats_snapshot();
+        eprintln!(
+            "stategate memory: {stage}: live {} KiB, peak {} KiB",
+            stats.allocated / 1024,
+            stats.peak / 1024
+        );
+    }
+}
+
+/// Give the memory the C allocator holds free back to the kernel. libgit2 allocates through the
+/// C library's `malloc`, not mimalloc, and glibc keeps what libgit2 frees resident: without this,
+/// the memory of a large diff stays under the peak of the whole run.
+pub fn release_c_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of glibc's heap to the kernel; it touches no
+    // live allocation and may be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -263,6 +263,7 @@ impl Gate {
             BeforeIndex::default()
         };
         findings.extend(before.unreadable.iter().cloned());
+        crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
         let manifests = render::scan_manifests(tree, &|bytes: &[u8]| {
             TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes)
@@ -290,6 +291,7 @@ impl Gate {
             })
             .collect();
         drop(policies);
+        crate::alloc::trace("streamed");
 
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
@@ -495,6 +497,7 @@ impl Gate {
         for source in flux_patches.relocate(&mut findings, &flux_applied.patched, tree) {
             sources.insert(source.path.clone(), source);
         }
+        crate::alloc::trace("judged");
         let findings = at_sources(findings, &documents, &rendered.contexts, tree, options);
         Judged {
             findings,

@@ -570,3 +570,37 @@ fn summary_counts_per_rule_and_per_file() {
     assert_eq!(row("apps/values.yaml"), [0, 0, 1], "{text}");
     assert!(text.contains("2 errors, 1 warning, 1 note"), "{text}");
 }
+
+#[test]
+fn the_memory_trace_names_each_stage_of_a_check_on_stderr() {
+    let repo = repo_with_base();
+    let out = Command::new(env!("CARGO_BIN_EXE_stategate"))
+        .current_dir(repo.path())
+        .args(["check", "--all", "--format", "json"])
+        .env("STATEGATE_TRACE_MEMORY", "1")
+        .output()
+        .expect("run stategate");
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stages: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("stategate memory: "))
+        .map(|l| l.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "start",
+            "change detected",
+            "first look",
+            "streamed",
+            "judged",
+            "checked",
+            "reported"
+        ],
+        "{stderr}"
+    );
+    // Without the variable, nothing of it is printed.
+    let quiet = stategate(&repo, &["check", "--all", "--format", "json"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("stategate memory"));
+}

@@ -144,6 +144,7 @@ pub fn run_check(cwd: &Path, args: &CheckArgs, out: &mut dyn Write, color: bool)
             .and_then(|()| render(&report, Format::Human, out, &options)),
         None => render(&report, args.format, out, &options),
     };
+    crate::alloc::trace("reported");
     if let Err(e) = written {
         // Cannot even say why: still block.
         let _ = writeln!(std::io::stderr(), "stategate: cannot write the report: {e}");
@@ -263,6 +264,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     if let Some(report) = missing_paths(cwd, args, &mode) {
         return report;
     }
+    crate::alloc::trace("start");
     let change = match detect_changes(cwd, &mode, &args.paths) {
         Ok(change) => change,
         Err(e) => {
@@ -272,6 +274,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
             );
         }
     };
+    crate::alloc::trace("change detected");
     let from = rules_from(&repo, &workdir, args);
     let trusted = match rules_tree(&repo, from) {
         Ok(tree) => tree,
@@ -308,6 +311,7 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         ack_drift: None,
     };
     let mut report = gate.check_change(&change, &meta).report;
+    crate::alloc::trace("checked");
     report.findings.extend(live_without_source(&gate, args));
     report.notes.extend(trust_note.map(str::to_owned));
     report
