@@ -178,4 +178,21 @@ fn an_application_whose_source_is_the_repository_root_is_refused_when_a_file_the
                     .is_some_and(|m| m.contains("repository's root"))),
         "{report:#}"
     );
+
+    // A file beside it that kustomize does not read is not the Application's input: a change
+    // to it alone is not blocked by the Application.
+    let scaled = repo.head();
+    repo.write("README.md", "the web app\n");
+    repo.commit_all("readme");
+    let out = stategate_cached(
+        &repo,
+        &["check", "--base", &scaled, "--format", "json"],
+        cache.path(),
+    );
+    let report = json(&out);
+    assert!(
+        findings_with(&report, "render/failed").is_empty(),
+        "{report:#}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
 }

@@ -798,6 +798,9 @@ fn argo_kustomize_release(
 ) -> Release {
     let dir = normalize(path);
     let mut inputs = graph.closure(&dir);
+    // The repository's root as a directory would make every file an input; what kustomize reads
+    // there is listed file by file.
+    inputs.remove("");
     inputs.insert(app.file.clone());
     let refused: Vec<String> = graph
         .refused_refs(&dir)
