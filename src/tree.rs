@@ -452,9 +452,11 @@ enum Place {
     /// A blob of the repository's object database.
     Blob(Arc<RepoPool>),
     /// A file of a tree on disk, read again through [`Tree::read_checked`] (never following a
-    /// symlink) and checked against the id: a file edited since the change was detected is not
-    /// judged by bytes nobody looked at.
-    Tree(Arc<dyn Tree>, String),
+    /// symlink) and checked against what was detected: a file edited since the change was
+    /// detected is not judged by bytes nobody looked at. The check is a keyed XXH3 of the bytes
+    /// ([`fingerprint`]): SHA-1, which the id needs, was a tenth of a 10,000-file check when every
+    /// read of every file hashed again.
+    Tree(Arc<dyn Tree>, String, u64),
     /// Bytes already in memory: stdin, loose files, tests.
     Memory(Arc<[u8]>),
 }
@@ -474,7 +476,7 @@ impl Content {
         Content {
             id: blob_id(bytes),
             size: bytes.len() as u64,
-            place: Place::Tree(Arc::clone(tree), path.to_owned()),
+            place: Place::Tree(Arc::clone(tree), path.to_owned(), fingerprint(bytes)),
         }
     }
 
@@ -507,13 +509,15 @@ impl Content {
             Place::Blob(pool) => pool
                 .blob(self.id)
                 .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message())))?,
-            Place::Tree(tree, at) => match tree.read_checked(at) {
+            Place::Tree(tree, at, _) => match tree.read_checked(at) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return Err(Unreadable::new(path, "gone since the change was read")),
                 Err(why) => return Err(why),
             },
         };
-        if matches!(self.place, Place::Tree(..)) && blob_id(&bytes) != self.id {
+        if let Place::Tree(_, _, detected) = &self.place
+            && (bytes.len() as u64 != self.size || fingerprint(&bytes) != *detected)
+        {
             return Err(Unreadable::new(
                 path,
                 "changed since the change was read (edited while being checked?)",
@@ -533,6 +537,15 @@ impl std::fmt::Debug for Content {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Content({}, {} bytes)", self.id, self.size)
     }
+}
+
+/// A keyed XXH3 of `bytes`, the key drawn once per process: enough to tell a file edited between
+/// two reads, and not one that a file's author can aim a collision at.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| std::hash::RandomState::new().hash_one(0u8));
+    twox_hash::XxHash3_64::oneshot_with_seed(seed, bytes)
 }
 
 /// git's blob id of `bytes`.
@@ -747,6 +760,30 @@ mod tests {
         assert_eq!(
             refused("../repo/a.yaml"),
             "a path that climbs out of the tree (`..`)"
+        );
+    }
+
+    #[test]
+    fn a_working_tree_file_edited_after_detection_is_not_read_as_the_detected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a: 1\n").unwrap();
+        let tree: Arc<dyn Tree> = Arc::new(DirTree::new(dir.path(), "working tree"));
+        let content = Content::in_tree(&tree, "a.yaml", b"a: 1\n");
+        assert_eq!(content.id(), blob_id(b"a: 1\n"));
+        assert_eq!(content.read("a.yaml").unwrap(), b"a: 1\n");
+        // The same size, other bytes: the fingerprint tells them apart, not the length.
+        std::fs::write(dir.path().join("a.yaml"), "a: 2\n").unwrap();
+        let edited = content.read("a.yaml").unwrap_err();
+        assert!(
+            edited
+                .reason
+                .starts_with("changed since the change was read"),
+            "{edited}"
+        );
+        std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+        assert_eq!(
+            content.read("a.yaml").unwrap_err().reason,
+            "gone since the change was read"
         );
     }
 
