@@ -8,8 +8,9 @@
 #   corpus   the GitOps repositories of the corpus (`check --all`, no policies). stategate also
 #            validates custom resources (the repository's CRDs, else the embedded CRD catalog);
 #            kubeconform, given only the Kubernetes schemas, skips them
-#   corpus-k8s  the same files, with the same work on both sides: stategate judges Kubernetes
-#            kinds only (`--config` with the catalog off and no CRD file), as kubeconform does
+#   corpus-k8s  the same files, with nearly the same work on both sides: `--config` turns the
+#            catalog off, reads no CRD from the base and skips unknown kinds. The CRDs among the
+#            checked files (argo-cd's) still define their kinds, which kubeconform does not read
 #   10k      10,000 generated Deployments, one per file (../shared/tools/gen_deployments.py)
 #   100k     100,000 of the same: peak memory, against the 10k figure (target: within 1.5x)
 #   startup  one ConfigMap in a one-file repository
@@ -61,8 +62,8 @@ for w in $workloads; do
     corpus) cp -r "$corpus/gitops-repos" "$work/corpus" && commit_all "$work/corpus" ;;
     corpus-k8s)
         cp -r "$corpus/gitops-repos" "$work/corpus-k8s" && commit_all "$work/corpus-k8s"
-        # Outside the repository: what kubeconform knows, Kubernetes kinds; a custom resource is
-        # skipped, as `-ignore-missing-schemas` skips it.
+        # Outside the repository: Kubernetes kinds, and a custom resource without a CRD among the
+        # checked files is skipped, as `-ignore-missing-schemas` skips it.
         printf 'version: 1\nschemas:\n  catalog: false\n  crds: ["no-crd-file"]\n  unknown: skip\n' \
             >"$work/corpus-k8s.stategate.yaml"
         ;;
