@@ -29,7 +29,7 @@ use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
 use crate::report::{Report, Secrets, Stats, saturating_u32};
 use crate::schema::crd::{self, is_crd};
-use crate::schema::{SchemaSet, crd_kinds};
+use crate::schema::{SchemaSet, crd_kinds, latest_crd_kinds};
 use crate::suppress::{self, Suppression};
 use crate::tree::{Content, Tree};
 
@@ -250,9 +250,11 @@ impl Gate {
                 }
             }
         }
-        if substituted_crd {
-            crds.clear();
-        }
+        let crds = if substituted_crd {
+            Vec::new()
+        } else {
+            latest_crd_kinds(crds)
+        };
         stats.files = saturating_u32(selected.len());
         stats.checked = selected.iter().map(|f| f.path.as_str()).collect();
         let policies = self.policies();

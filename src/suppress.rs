@@ -28,13 +28,13 @@ pub struct Comment {
     pub text: String,
 }
 
-/// The suppression comments of a file, and findings about malformed ones.
 /// Whether a file's bytes may hold suppression comments: a file without the marker has none, and
 /// need not be read again for them.
 pub fn may_have_comments(bytes: &[u8]) -> bool {
     memchr::memmem::find(bytes, MARKER.as_bytes()).is_some()
 }
 
+/// The suppression comments of a file, and findings about malformed ones.
 pub fn comments(path: &str, text: &str) -> (Vec<Comment>, Vec<Finding>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();

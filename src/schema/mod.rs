@@ -42,9 +42,9 @@ struct KindSchema {
     source: Source,
     origin: Origin,
     compiled: OnceLock<Result<Validator, String>>,
-    /// An embedded kind's schema, parsed again for a finding that needs it: validation keeps only
-    /// the validator, as the parsed schema of a large kind costs megabytes (Argo CD's
-    /// ApplicationSet from the catalog: 17 MB parsed and compiled).
+    /// The schema, parsed again for a finding that needs it: validation keeps only the validator,
+    /// as the parsed schema of a large kind costs megabytes (Argo CD's ApplicationSet from the
+    /// catalog: 17 MB parsed and compiled).
     reparsed: OnceLock<Option<Value>>,
 }
 
@@ -55,7 +55,7 @@ enum Source {
     /// A kind of the embedded CRD catalog, kept as JSON text with its `$id` until first compiled:
     /// a group is decoded whole, and parsing every kind of it would hold many times the text for
     /// the one or two kinds a repository uses.
-    Catalog(Box<serde_json::value::RawValue>, String),
+    Catalog(Box<RawValue>, String),
     /// An embedded Kubernetes kind (`apiVersion/kind`), parsed with the definitions it reaches
     /// when it is first compiled.
     Kubernetes(&'static embedded::KubeSchemas, &'static str),
@@ -126,12 +126,9 @@ pub struct CrdKind {
     origin: Location,
 }
 
-/// The kinds `docs` define (documents that are not CRDs define none). Of two definitions of one
-/// kind and version the later one wins, as it does in a [`SchemaSet`] (Argo CD's `install.yaml`
-/// repeats the CRDs of its `crds/` directory).
+/// The kinds `docs` define (documents that are not CRDs define none), in order.
 pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKind> {
-    let mut latest: HashMap<(String, String), CrdKind> = HashMap::new();
-    let mut order = Vec::new();
+    let mut out = Vec::new();
     for doc in docs {
         for crd in crd::schemas_of(doc) {
             let mut schema = crd.schema;
@@ -143,25 +140,33 @@ pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKin
             let Ok(text) = serde_json::value::to_raw_value(&schema) else {
                 continue;
             };
-            let key = (crd.api_version.clone(), crd.kind.clone());
-            if !latest.contains_key(&key) {
-                order.push(key.clone());
-            }
-            latest.insert(
-                key,
-                CrdKind {
-                    origin: doc.locate(&crd.pointer),
-                    api_version: crd.api_version,
-                    kind: crd.kind,
-                    schema: Arc::from(text),
-                },
-            );
+            out.push(CrdKind {
+                origin: doc.locate(&crd.pointer),
+                api_version: crd.api_version,
+                kind: crd.kind,
+                schema: Arc::from(text),
+            });
         }
     }
-    order
-        .into_iter()
-        .filter_map(|key| latest.remove(&key))
-        .collect()
+    out
+}
+
+/// Of several definitions of one kind and version, the last, as a [`SchemaSet`] would keep it:
+/// kinds kept for a whole run hold each schema once (Argo CD's `install.yaml` repeats the CRDs of
+/// its `crds/` directory).
+pub fn latest_crd_kinds(kinds: Vec<CrdKind>) -> Vec<CrdKind> {
+    let mut at: HashMap<(String, String), usize> = HashMap::new();
+    let mut out: Vec<CrdKind> = Vec::with_capacity(kinds.len());
+    for crd in kinds {
+        match at.get(&(crd.api_version.clone(), crd.kind.clone())) {
+            Some(&i) => out[i] = crd,
+            None => {
+                at.insert((crd.api_version.clone(), crd.kind.clone()), out.len());
+                out.push(crd);
+            }
+        }
+    }
+    out
 }
 
 impl SchemaSet {

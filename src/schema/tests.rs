@@ -433,3 +433,19 @@ fn schema_sets_are_shareable_across_threads() {
     fn assert_sync<T: Send + Sync>() {}
     assert_sync::<SchemaSet>();
 }
+
+#[test]
+fn a_kind_defined_twice_is_kept_once_as_its_later_definition() {
+    let mut later = widget_crd();
+    later["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["colour"] = json!({"type": "string"});
+    let kinds = crd_kinds(&[
+        doc("install.yaml", widget_crd()),
+        doc("crds/widget.yaml", later),
+    ]);
+    assert_eq!(kinds.len(), 2, "one served version in each");
+    let kept = latest_crd_kinds(kinds);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].origin.file, "crds/widget.yaml");
+    assert!(kept[0].schema.get().contains("colour"));
+}
