@@ -60,17 +60,44 @@ spec:
     namespace: web
 ";
 
-/// A repository whose Application pins `nginx:1.27`, then a commit that overrides it to
-/// `nginx:latest`; returns the base commit.
-fn repo_with_latest_override() -> (TestRepo, String, tempfile::TempDir) {
+/// A repository with Helm releases rendered, the Deployment's kustomization in `source` (`""` for
+/// the root) and `application` building it, nothing committed yet.
+fn application_repo(source: &str, application: &str) -> TestRepo {
     let repo = TestRepo::new();
     repo.write(
         ".stategate.yaml",
         "version: 1\nrender:\n  helm:\n    releases: true\n",
     );
-    repo.write("apps/web/kustomization.yaml", KUSTOMIZATION);
-    repo.write("apps/web/deployment.yaml", DEPLOYMENT);
-    repo.write("argocd/web.yaml", APPLICATION);
+    let at = |file: &str| match source {
+        "" => file.to_owned(),
+        dir => format!("{dir}/{file}"),
+    };
+    repo.write(&at("kustomization.yaml"), KUSTOMIZATION);
+    repo.write(&at("deployment.yaml"), DEPLOYMENT);
+    repo.write("argocd/web.yaml", application);
+    repo
+}
+
+/// `stategate ARGS --base BASE --format json` with its own render cache: the exit code and the
+/// report.
+fn run_json(
+    repo: &TestRepo,
+    command: &str,
+    base: &str,
+    cache: &tempfile::TempDir,
+) -> (Option<i32>, Value) {
+    let out = stategate_cached(
+        repo,
+        &[command, "--base", base, "--format", "json"],
+        cache.path(),
+    );
+    (out.status.code(), json(&out))
+}
+
+/// A repository whose Application pins `nginx:1.27`, then a commit that overrides it to
+/// `nginx:latest`; returns the base commit.
+fn repo_with_latest_override() -> (TestRepo, String, tempfile::TempDir) {
+    let repo = application_repo("apps/web", APPLICATION);
     repo.write("policies/latest.rego", NO_LATEST);
     let base = repo.commit_all("argo kustomize app");
     repo.write(
@@ -84,13 +111,8 @@ fn repo_with_latest_override() -> (TestRepo, String, tempfile::TempDir) {
 #[test]
 fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_deployment() {
     let (repo, base, cache) = repo_with_latest_override();
-    let out = stategate_cached(
-        &repo,
-        &["check", "--base", &base, "--format", "json"],
-        cache.path(),
-    );
-    let report = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (code, report) = run_json(&repo, "check", &base, &cache);
+    assert_eq!(code, Some(1), "{report:#}");
     let denied: Vec<&Value> = findings_with(&report, "policy/deny");
     assert_eq!(denied.len(), 1, "{report:#}");
     assert_eq!(denied[0]["message"], "container nginx uses nginx:latest");
@@ -103,12 +125,7 @@ fn an_application_image_override_to_latest_trips_the_policy_on_the_rendered_depl
 #[test]
 fn an_application_image_override_change_shows_on_the_rendered_deployment_in_diff() {
     let (repo, base, cache) = repo_with_latest_override();
-    let out = stategate_cached(
-        &repo,
-        &["diff", "--base", &base, "--format", "json"],
-        cache.path(),
-    );
-    let diff = json(&out);
+    let (_, diff) = run_json(&repo, "diff", &base, &cache);
     // namePrefix and commonLabels applied; destination.namespace fills in the missing namespace.
     let deployment = diff_object(&diff, "apps/v1/Deployment/web/prod-web");
     assert_eq!(deployment["status"], "changed", "{deployment:#}");
@@ -141,17 +158,7 @@ fn an_application_whose_source_is_the_repository_root_is_refused_when_a_file_the
     // `path: .` makes every file of the repository an input of the release, so a change to the
     // Deployment it builds must reach it. The gate cannot build overrides at the root, so it
     // blocks and says why rather than judge the raw file alone (which hides the override).
-    let repo = TestRepo::new();
-    repo.write(
-        ".stategate.yaml",
-        "version: 1\nrender:\n  helm:\n    releases: true\n",
-    );
-    repo.write("kustomization.yaml", KUSTOMIZATION);
-    repo.write("deployment.yaml", DEPLOYMENT);
-    repo.write(
-        "argocd/web.yaml",
-        APPLICATION.replace("path: apps/web", "path: ."),
-    );
+    let repo = application_repo("", &APPLICATION.replace("path: apps/web", "path: ."));
     let base = repo.commit_all("argo kustomize app at the root");
     repo.write(
         "deployment.yaml",
@@ -159,14 +166,9 @@ fn an_application_whose_source_is_the_repository_root_is_refused_when_a_file_the
     );
     repo.commit_all("scale");
     let cache = tempfile::tempdir().expect("cache");
-    let out = stategate_cached(
-        &repo,
-        &["check", "--base", &base, "--format", "json"],
-        cache.path(),
-    );
-    let report = json(&out);
+    let (code, report) = run_json(&repo, "check", &base, &cache);
     assert_eq!(report["verdict"], "undecided", "{report:#}");
-    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    assert_eq!(code, Some(2), "{report:#}");
     let failed: Vec<&Value> = findings_with(&report, "render/failed");
     assert!(!failed.is_empty(), "{report:#}");
     assert!(
@@ -184,15 +186,10 @@ fn an_application_whose_source_is_the_repository_root_is_refused_when_a_file_the
     let scaled = repo.head();
     repo.write("README.md", "the web app\n");
     repo.commit_all("readme");
-    let out = stategate_cached(
-        &repo,
-        &["check", "--base", &scaled, "--format", "json"],
-        cache.path(),
-    );
-    let report = json(&out);
+    let (code, report) = run_json(&repo, "check", &scaled, &cache);
     assert!(
         findings_with(&report, "render/failed").is_empty(),
         "{report:#}"
     );
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(code, Some(0), "{report:#}");
 }
