@@ -94,6 +94,7 @@ fn top_level(openapi: &Map<String, Value>, api_version: &str, kind: &str) -> Val
         "$schema".into(),
         json!("https://json-schema.org/draft/2020-12/schema"),
     );
+    super::repeats::write_repeats_once(&mut schema);
     schema
 }
 

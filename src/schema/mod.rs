@@ -12,6 +12,7 @@ pub mod crd;
 mod diags;
 mod embedded;
 mod mapped;
+mod repeats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -449,3 +449,77 @@ fn a_kind_defined_twice_is_kept_once_as_its_later_definition() {
     assert_eq!(kept[0].origin.file, "crds/widget.yaml");
     assert!(kept[0].schema.get().contains("colour"));
 }
+
+/// A CRD whose spec holds the same endpoint type twice, as Argo CD's ApplicationSet holds its
+/// Application template under every generator.
+fn twin_crd() -> Value {
+    let endpoint = json!({
+        "type": "object",
+        "required": ["host"],
+        "properties": {
+            "host": {"type": "string"},
+            "port": {"type": "integer", "minimum": 1},
+            "tls": {"type": "object", "properties": {
+                "enabled": {"type": "boolean"}, "secretName": {"type": "string"}
+            }},
+            "mode": {"type": "string", "enum": ["fast", "slow"]}
+        }
+    });
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"type": "object", "properties": {"primary": endpoint, "backup": endpoint}});
+    crd
+}
+
+#[test]
+fn a_crd_type_used_twice_is_compiled_once_and_still_named_in_findings() {
+    let kinds = crd_kinds(&[doc("crd.yaml", twin_crd())]);
+    let schema: Value = serde_json::from_str(kinds[0].schema.get()).unwrap();
+    assert_eq!(
+        schema["$defs"].as_object().map(serde_json::Map::len),
+        Some(1),
+        "the endpoint type is written once: {schema:#}"
+    );
+    let set = SchemaSet::build(&config(Some("1.32")), &MemTree::empty("test"), &kinds).unwrap();
+    let widget = |spec: Value| {
+        doc(
+            "w.yaml",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w"}, "spec": spec}),
+        )
+    };
+    assert!(
+        set.check(&widget(
+            json!({"primary": {"host": "a"}, "backup": {"host": "b", "port": 2}})
+        ))
+        .is_empty()
+    );
+    assert_eq!(
+        rules(&set.check(&widget(json!({
+            "primary": {"host": "a", "tls": {"enabled": "yes"}},
+            "backup": {"port": 0, "hots": "b", "mode": "medium"}
+        })))),
+        vec![
+            (
+                "schema/type",
+                "spec.primary.tls.enabled: expected boolean, found string \"yes\"".to_string()
+            ),
+            (
+                "schema/constraint",
+                "spec.backup.port: 0 is less than the minimum of 1".to_string()
+            ),
+            (
+                "schema/enum",
+                "spec.backup.mode: \"medium\" is not one of \"fast\", \"slow\"".to_string()
+            ),
+            (
+                "schema/unknown-field",
+                "unknown field `hots` in spec.backup (did you mean `host`?)".to_string()
+            ),
+            (
+                "schema/required",
+                "spec.backup: missing required field `host`".to_string()
+            ),
+        ]
+    );
+}
