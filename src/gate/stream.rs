@@ -227,9 +227,13 @@ impl Stream<'_> {
             }
         }
         if !judged.is_clean() {
-            judged.source = loaded
+            let source = loaded
                 .source
                 .or_else(|| loaded.documents.first().map(|d| Arc::clone(&d.source)));
+            // The findings are located: the documents, and the positions they were located
+            // with, are not needed past this point.
+            drop(loaded.documents);
+            judged.source = source.map(SourceFile::for_report);
         }
         judged
     }
