@@ -35,18 +35,37 @@ pub fn tune() {
 }
 
 /// With `STATEGATE_TRACE_MEMORY` set, print the live and peak heap as a run passes `stage`, to
-/// stderr. Profilers that hook malloc (heaptrack) do not see mimalloc; its own counts do, and
-/// they are how memory per stage and per file is found (issue 12).
+/// stderr, and on Linux the process's resident and peak resident memory. Profilers that hook
+/// malloc (heaptrack) do not see mimalloc; its own counts do, and they are how memory per stage
+/// and per file is found (issue 12). The resident figures say which stage sets the peak the
+/// benchmarks measure, libgit2's memory and the binary's pages included.
 pub fn trace(stage: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("STATEGATE_TRACE_MEMORY").is_some()) {
         let stats = regorus_mimalloc::global_allocation_stats_snapshot();
         eprintln!(
-            "stategate memory: {stage}: live {} KiB, peak {} KiB",
+            "stategate memory: {stage}: live {} KiB, peak {} KiB{}",
             stats.allocated / 1024,
-            stats.peak / 1024
+            stats.peak / 1024,
+            resident().unwrap_or_default()
         );
     }
+}
+
+/// `, resident R KiB, peak resident P KiB` from `/proc/self/status`.
+fn resident() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|rest| rest.trim().trim_end_matches("kB").trim().to_owned())
+    };
+    Some(format!(
+        ", resident {} KiB, peak resident {} KiB",
+        field("VmRSS:")?,
+        field("VmHWM:")?
+    ))
 }
 
 /// Give the memory the C allocator holds free back to the kernel. libgit2 allocates through the

@@ -600,6 +600,15 @@ fn the_memory_trace_names_each_stage_of_a_check_on_stderr() {
         ],
         "{stderr}"
     );
+    // Linux also says how much of the process is resident: the figure benchmarks compare.
+    #[cfg(target_os = "linux")]
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("stategate memory: "))
+            .all(|l| l.contains(", resident ") && l.contains(" KiB, peak resident ")),
+        "{stderr}"
+    );
     // Without the variable, nothing of it is printed.
     let quiet = stategate(&repo, &["check", "--all", "--format", "json"]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("stategate memory"));

@@ -146,19 +146,19 @@ pub fn detect_changes_in(
     let read: Vec<_> = plain
         .into_par_iter()
         .map(|change| reader.load(change))
-        .collect();
-    let mut loaded = Vec::with_capacity(read.len() + links.len());
+        .collect::<Result<_, _>>()?;
+    // Moved once into a list of the final size: an entry is some 250 bytes, and each list of
+    // them alive at once was 25 MB more at the peak of a 100,000-file check.
+    set.files.reserve_exact(read.len() + links.len());
+    let mut add = |result| match result {
+        Ok(file) => set.files.push(file),
+        Err(skipped) => set.skipped.push(skipped),
+    };
     for result in read {
-        loaded.push(result?);
+        add(result);
     }
     for change in links {
-        loaded.push(loader.load_link(change)?);
-    }
-    for result in loaded {
-        match result {
-            Ok(file) => set.files.push(file),
-            Err(skipped) => set.skipped.push(skipped),
-        }
+        add(loader.load_link(change)?);
     }
     if plan.renames {
         pair_exact_renames(&mut set.files);
