@@ -143,22 +143,31 @@ pub fn detect_changes_in(
     // Reading every side is most of detection's time: the files that are not symlinks are read
     // on all cores, each worker with its own repository handle.
     let reader = &loader.reader;
-    let read: Vec<_> = plain
-        .into_par_iter()
-        .map(|change| reader.load(change))
-        .collect::<Result<_, _>>()?;
-    // Moved once into a list of the final size: an entry is some 250 bytes, and each list of
-    // them alive at once was 25 MB more at the peak of a 100,000-file check.
-    set.files.reserve_exact(read.len() + links.len());
-    let mut add = |result| match result {
-        Ok(file) => set.files.push(file),
-        Err(skipped) => set.skipped.push(skipped),
-    };
-    for result in read {
-        add(result);
+    // Read a slice at a time, each on all cores, into a list of the final size: collected at
+    // once, the reads were a second list of every file (some 250 bytes each) alive beside the
+    // first, 13 MB more at the peak of a 100,000-file check. Slices are taken from the end, so
+    // the list is reversed first, and each slice back: the files keep the diff's order, which
+    // decides between equal candidates when renames are paired.
+    set.files.reserve_exact(plain.len() + links.len());
+    plain.reverse();
+    while !plain.is_empty() {
+        let from = plain.len().saturating_sub(READ_SLICE);
+        let read: Vec<_> = plain
+            .par_drain(from..)
+            .map(|change| reader.load(change))
+            .collect();
+        for result in read.into_iter().rev() {
+            match result? {
+                Ok(file) => set.files.push(file),
+                Err(skipped) => set.skipped.push(skipped),
+            }
+        }
     }
     for change in links {
-        add(loader.load_link(change)?);
+        match loader.load_link(change)? {
+            Ok(file) => set.files.push(file),
+            Err(skipped) => set.skipped.push(skipped),
+        }
     }
     if plan.renames {
         pair_exact_renames(&mut set.files);
@@ -167,6 +176,9 @@ pub fn detect_changes_in(
     set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(set)
 }
+
+/// How many files detection reads on all cores before it moves their entries into the change set.
+const READ_SLICE: usize = 4096;
 
 /// Where the new side of a diff is read from.
 enum NewSide<'r> {
