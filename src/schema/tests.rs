@@ -240,6 +240,15 @@ fn widget_crd() -> Value {
     })
 }
 
+/// A Widget (the kind of [`widget_crd`]) with `spec`.
+fn widget(spec: Value) -> Document {
+    doc(
+        "w.yaml",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": spec}),
+    )
+}
+
 #[test]
 fn crds_become_strict_schemas() {
     let set = SchemaSet::build(
@@ -253,13 +262,6 @@ fn crds_become_strict_schemas() {
         !set.covers("example.com/v0", "Widget"),
         "unserved versions are not schemas"
     );
-    let widget = |spec: Value| {
-        doc(
-            "w.yaml",
-            json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": "w"}, "spec": spec}),
-        )
-    };
     assert!(
         set.check(&widget(
             json!({"size": null, "port": "http", "values": {"any": {"thing": 1}}})
@@ -481,13 +483,6 @@ fn a_crd_type_used_twice_is_compiled_once_and_still_named_in_findings() {
         "the endpoint type is written once: {schema:#}"
     );
     let set = SchemaSet::build(&config(Some("1.32")), &MemTree::empty("test"), &kinds).unwrap();
-    let widget = |spec: Value| {
-        doc(
-            "w.yaml",
-            json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "metadata": {"name": "w"}, "spec": spec}),
-        )
-    };
     assert!(
         set.check(&widget(
             json!({"primary": {"host": "a"}, "backup": {"host": "b", "port": 2}})
