@@ -144,10 +144,10 @@ pub fn detect_changes_in(
     // on all cores, each worker with its own repository handle.
     let reader = &loader.reader;
     // Read a slice at a time, each on all cores, into a list of the final size: collected at
-    // once, the reads were a second list of every file (some 250 bytes each) alive beside the
-    // first, 13 MB more at the peak of a 100,000-file check. Slices are taken from the end, so
-    // the list is reversed first, and each slice back: the files keep the diff's order, which
-    // decides between equal candidates when renames are paired.
+    // once, the reads were a second list of every file (216 bytes each) alive beside the first
+    // (detection's heap peak on 100,000 files: 53.8 MB that way, 48.8 MB this way). Slices are
+    // taken from the end, so the list is reversed first, and each slice back: the files keep the
+    // diff's order, which decides between equal candidates when renames are paired.
     set.files.reserve_exact(plain.len() + links.len());
     plain.reverse();
     while !plain.is_empty() {

@@ -53,7 +53,6 @@ impl SourceFile {
         self
     }
 
-    /// The position tree of document `index` of this file.
     /// The file as findings are reported from it: its text and lines, without the position trees
     /// its findings were located with. A file the stream judged keeps only this to the end of the
     /// run: with its trees, a 3 KB Deployment of the 10k benchmark kept 25 KB, and the files with
@@ -69,6 +68,7 @@ impl SourceFile {
         }
     }
 
+    /// The position tree of document `index` of this file.
     pub fn positions_of(&self, index: usize) -> Option<&PosTree> {
         self.positions
             .get_or_init(|| yaml::position_trees(self, self.alias_budget))
