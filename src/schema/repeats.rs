@@ -6,8 +6,8 @@
 //! target once and shares it, so writing each repeat once cuts both the compile time and the
 //! memory of the compiled kind by as much.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use serde_json::{Map, Value, json};
@@ -30,14 +30,14 @@ pub fn write_repeats_once(schema: &mut Value) {
     {
         return;
     }
+    // The root is counted too, but once: nothing the size of the whole schema repeats.
     let mut census = Census::default();
-    census.count_schema(schema, true);
-    let repeated: HashMap<u64, String> = census
+    census.count_schema(schema);
+    let repeated: HashSet<u64> = census
         .seen
         .into_iter()
         .filter(|(_, seen)| seen.count > 1 && !seen.collided)
-        .enumerate()
-        .map(|(i, (hash, _))| (hash, format!("repeat{i}")))
+        .map(|(hash, _)| hash)
         .collect();
     if repeated.is_empty() {
         return;
@@ -45,12 +45,12 @@ pub fn write_repeats_once(schema: &mut Value) {
     let mut writer = Writer {
         hashes: &census.hashes,
         repeated: &repeated,
+        names: HashMap::new(),
         defs: Map::new(),
     };
-    let mut out = writer.schema(schema, true);
-    let defs = std::mem::take(&mut writer.defs);
+    let mut out = writer.schema(schema);
     if let Some(map) = out.as_object_mut() {
-        map.insert("$defs".into(), Value::Object(sorted(defs)));
+        map.insert("$defs".into(), Value::Object(writer.defs));
     }
     *schema = out;
 }
@@ -69,12 +69,6 @@ fn has_references(node: &Value, root: bool) -> bool {
         Value::Array(items) => items.iter().any(|item| has_references(item, false)),
         _ => false,
     }
-}
-
-fn sorted(defs: Map<String, Value>) -> Map<String, Value> {
-    let mut entries: Vec<(String, Value)> = defs.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.into_iter().collect()
 }
 
 /// What is known of one subschema's content, by its hash.
@@ -96,7 +90,7 @@ struct Census<'a> {
 
 impl<'a> Census<'a> {
     /// Hash `node`, a subschema, and everything under it; count it when it is large enough.
-    fn count_schema(&mut self, node: &'a Value, root: bool) -> (u64, usize) {
+    fn count_schema(&mut self, node: &'a Value) -> (u64, usize) {
         let Value::Object(map) = node else {
             return self.hash_data(node);
         };
@@ -111,7 +105,7 @@ impl<'a> Census<'a> {
         }
         let hash = hasher.finish();
         self.hashes.insert(node, hash);
-        if !root && nodes >= MIN_NODES {
+        if nodes >= MIN_NODES {
             self.record(hash, node);
         }
         (hash, nodes)
@@ -121,17 +115,13 @@ impl<'a> Census<'a> {
     /// (`enum`, `const`, `default`…) everywhere else.
     fn count_keyword(&mut self, key: &str, value: &'a Value) -> (u64, usize) {
         match (subschemas_of(key), value) {
-            (Holds::One, _) => self.count_schema(value, false),
+            (Holds::One | Holds::OneOrList, _) if !value.is_array() => self.count_schema(value),
             (Holds::Map, Value::Object(map)) => {
                 self.combine("map", map.iter().map(|(k, v)| (Some(k), v)), true)
             }
-            (Holds::List, Value::Array(items)) => {
+            (Holds::List | Holds::OneOrList, Value::Array(items)) => {
                 self.combine("list", items.iter().map(|v| (None, v)), true)
             }
-            (Holds::OneOrList, Value::Array(items)) => {
-                self.combine("list", items.iter().map(|v| (None, v)), true)
-            }
-            (Holds::OneOrList, _) => self.count_schema(value, false),
             _ => self.hash_data(value),
         }
     }
@@ -148,7 +138,7 @@ impl<'a> Census<'a> {
         for (key, value) in entries {
             key.hash(&mut hasher);
             let (hash, size) = if schemas {
-                self.count_schema(value, false)
+                self.count_schema(value)
             } else {
                 self.hash_data(value)
             };
@@ -182,32 +172,39 @@ impl<'a> Census<'a> {
 }
 
 /// Builds the rewritten schema from the original, which stays untouched (its addresses key the
-/// census's hashes).
+/// census's hashes). Repeats are named in the order they are first met, so a schema is always
+/// rewritten to the same text.
 struct Writer<'c> {
     hashes: &'c HashMap<*const Value, u64>,
-    repeated: &'c HashMap<u64, String>,
+    repeated: &'c HashSet<u64>,
+    /// The `$defs` name of each repeat written so far, by hash.
+    names: HashMap<u64, String>,
     defs: Map<String, Value>,
 }
 
 impl Writer<'_> {
-    fn schema(&mut self, node: &Value, root: bool) -> Value {
+    fn schema(&mut self, node: &Value) -> Value {
         let Value::Object(map) = node else {
             return node.clone();
         };
         let shared = self
             .hashes
             .get(&(node as *const Value))
-            .and_then(|hash| self.repeated.get(hash))
-            .filter(|_| !root);
-        if let Some(name) = shared {
-            let name = name.clone();
-            if !self.defs.contains_key(&name) {
+            .filter(|hash| self.repeated.contains(hash));
+        let Some(&hash) = shared else {
+            return self.object(map);
+        };
+        let name = match self.names.get(&hash) {
+            Some(name) => name.clone(),
+            None => {
+                let name = format!("repeat{}", self.names.len());
+                self.names.insert(hash, name.clone());
                 let body = self.object(map);
                 self.defs.insert(name.clone(), body);
+                name
             }
-            return json!({ "$ref": format!("#/$defs/{name}") });
-        }
-        self.object(map)
+        };
+        json!({ "$ref": format!("#/$defs/{name}") })
     }
 
     fn object(&mut self, map: &Map<String, Value>) -> Value {
@@ -220,16 +217,15 @@ impl Writer<'_> {
 
     fn keyword(&mut self, key: &str, value: &Value) -> Value {
         match (subschemas_of(key), value) {
-            (Holds::One, _) => self.schema(value, false),
+            (Holds::One | Holds::OneOrList, _) if !value.is_array() => self.schema(value),
             (Holds::Map, Value::Object(map)) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), self.schema(v, false)))
+                    .map(|(k, v)| (k.clone(), self.schema(v)))
                     .collect(),
             ),
             (Holds::List | Holds::OneOrList, Value::Array(items)) => {
-                Value::Array(items.iter().map(|v| self.schema(v, false)).collect())
+                Value::Array(items.iter().map(|v| self.schema(v)).collect())
             }
-            (Holds::OneOrList, _) => self.schema(value, false),
             _ => value.clone(),
         }
     }
@@ -374,6 +370,15 @@ mod tests {
         write_repeats_once(&mut schema);
         let defs = schema["$defs"].as_object().unwrap();
         assert_eq!(defs.len(), 2, "{schema:#}");
+        // Named in the order they are first met: the pair, then the container inside it.
+        assert_eq!(
+            schema["properties"]["y"],
+            json!({"$ref": "#/$defs/repeat0"})
+        );
+        assert_eq!(
+            defs["repeat0"]["properties"]["b"],
+            json!({"$ref": "#/$defs/repeat1"})
+        );
         let text = schema.to_string();
         assert_eq!(
             text.matches("\"required\":[\"name\"]").count(),
