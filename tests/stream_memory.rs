@@ -18,7 +18,7 @@ use stategate::tree::{GitTree, MemTree};
 /// Files in the small repository; the large one has ten times as many.
 const SMALL: usize = 300;
 
-/// Held by each test while it counts.
+/// Held by each test while it counts ([`peaks`]).
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The most a clean file may add to a check's peak. What is left per file by design: the
@@ -85,20 +85,28 @@ fn check(repo: &TestRepo, files: usize, invalid: usize) -> u64 {
     after.peak.saturating_sub(before.allocated)
 }
 
-#[test]
-fn a_check_holds_nothing_per_clean_file() {
+/// The peaks of a check of `SMALL` and of `10 * SMALL` Deployments, those `invalid` says with a
+/// finding, measured alone in this binary.
+fn peaks(invalid: fn(usize) -> bool) -> (u64, u64) {
     let _alone = ALONE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let one = |i| i == 7;
-    let small = repo(SMALL, one);
-    let large = repo(10 * SMALL, one);
+    let findings = |files: usize| (0..files).filter(|&i| invalid(i)).count();
+    let small = repo(SMALL, invalid);
+    let large = repo(10 * SMALL, invalid);
     // Warm up once: lazily built statics, the rayon pool, the embedded schemas' caches.
-    check(&small, SMALL, 1);
-    let small_peak = check(&small, SMALL, 1);
+    check(&small, SMALL, findings(SMALL));
+    let small_peak = check(&small, SMALL, findings(SMALL));
     // The global peak only rises, so this is at least the large check's own peak: what it holds
-    // per file shows once it passes the small check's (main before the fix: 369 B per file).
-    let large_peak = check(&large, 10 * SMALL, 1);
+    // per file shows once it passes the small check's.
+    let large_peak = check(&large, 10 * SMALL, findings(10 * SMALL));
+    (small_peak, large_peak)
+}
+
+#[test]
+fn a_check_holds_nothing_per_clean_file() {
+    // Main before the fix: 369 B per file.
+    let (small_peak, large_peak) = peaks(|i| i == 7);
     let per_file_peak = large_peak.saturating_sub(small_peak) / (9 * SMALL) as u64;
     eprintln!(
         "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_file_peak} B per file)",
@@ -119,15 +127,7 @@ const BYTES_PER_FILE_WITH_A_FINDING: u64 = 2_500;
 
 #[test]
 fn a_file_with_a_finding_keeps_its_text_and_findings_not_its_positions() {
-    let _alone = ALONE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let every_tenth = |i| i % 10 == 0;
-    let small = repo(SMALL, every_tenth);
-    let large = repo(10 * SMALL, every_tenth);
-    check(&small, SMALL, SMALL / 10);
-    let small_peak = check(&small, SMALL, SMALL / 10);
-    let large_peak = check(&large, 10 * SMALL, SMALL);
+    let (small_peak, large_peak) = peaks(|i| i % 10 == 0);
     let per_finding_file = large_peak.saturating_sub(small_peak) / (9 * SMALL / 10) as u64;
     eprintln!(
         "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_finding_file} B per \
