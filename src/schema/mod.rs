@@ -33,7 +33,8 @@ pub use embedded::available_versions;
 #[derive(Debug, Clone)]
 enum Origin {
     Kubernetes(String),
-    Crd(Location),
+    /// The CRD document's start, and the JSON pointer of the schema in it.
+    Crd(Location, String),
     /// The embedded CRD catalog: `<group>/<kind-lowercase>_<version>`.
     Catalog(String),
 }
@@ -125,6 +126,8 @@ pub struct CrdKind {
     kind: String,
     schema: Arc<RawValue>,
     origin: Location,
+    /// JSON pointer of the schema in the CRD document.
+    pointer: String,
 }
 
 /// The kinds `docs` define (documents that are not CRDs define none), in order.
@@ -142,7 +145,11 @@ pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKin
                 continue;
             };
             out.push(CrdKind {
-                origin: doc.locate(&crd.pointer),
+                // The document's start, not the schema's line: locating a line inside a CRD
+                // parses its whole file again for positions, which for the large CRDs of a
+                // repository cost more than loading them. The finding names the pointer.
+                origin: doc.locate(""),
+                pointer: crd.pointer,
                 api_version: crd.api_version,
                 kind: crd.kind,
                 schema: Arc::from(text),
@@ -248,7 +255,7 @@ impl SchemaSet {
     fn add_crd(&mut self, crd: &CrdKind) {
         let entry = KindSchema::new(
             Source::Crd(Arc::clone(&crd.schema)),
-            Origin::Crd(crd.origin.clone()),
+            Origin::Crd(crd.origin.clone(), crd.pointer.clone()),
         );
         self.insert_kind(&crd.api_version, &crd.kind, entry);
     }
@@ -494,7 +501,10 @@ fn invalid_kind_schema(
     message: &str,
 ) -> Finding {
     let (source, location) = match &entry.origin {
-        Origin::Crd(location) => (format!("CRD in {}", location.file), location.clone()),
+        Origin::Crd(location, pointer) => (
+            format!("CRD in {}, at {pointer}", location.file),
+            location.clone(),
+        ),
         Origin::Kubernetes(v) => (format!("embedded Kubernetes {v} schemas"), doc.locate("")),
         Origin::Catalog(name) => (format!("embedded CRD catalog, {name}"), doc.locate("")),
     };

@@ -326,6 +326,13 @@ fn crd_with_a_broken_schema_is_an_invalid_schema_finding() {
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].rule, Rule::SchemaInvalid);
     assert_eq!(findings[0].location.as_ref().unwrap().file, "crd.yaml");
+    assert!(
+        findings[0]
+            .message
+            .contains("CRD in crd.yaml, at /spec/versions/0/schema/openAPIV3Schema"),
+        "{}",
+        findings[0].message
+    );
 }
 
 fn mapping(schema: &str) -> SchemasConfig {
