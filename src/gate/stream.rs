@@ -29,9 +29,9 @@ use crate::schema::{CrdKind, SchemaSet, crd_kinds};
 use crate::tree::Tree;
 
 use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
+use crate::load::sniff::{contains, hides_from_filters};
 use crate::render::flux_patches::FluxPatches;
 use crate::render::target_namespace::TargetNamespaces;
-use crate::schema::crd::contains;
 
 /// The schema set, built on first need from the change's CRDs: a change without documents never
 /// pays for decoding the embedded schemas.
@@ -97,9 +97,7 @@ pub(super) struct Stream<'a> {
 /// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
 /// loader decodes or unescapes (UTF-16, `\u0043ustomResourceDefinition`) so the bytes cannot say.
 pub(super) fn may_define_crds(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_err()
-        || bytes.contains(&b'\\')
-        || contains(bytes, b"CustomResourceDefinition")
+    hides_from_filters(bytes) || contains(bytes, b"CustomResourceDefinition")
 }
 
 /// Read and parse a file's head side; a file that cannot be read again is an error finding.

@@ -6,6 +6,7 @@
 mod lists;
 mod positions;
 mod resolve;
+pub mod sniff;
 pub mod sops;
 mod yaml;
 

@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::contains;
+use crate::load::sniff::{contains, hides_from_filters, names_group};
 use crate::load::{LoadOptions, load_file};
 use crate::tree::{Tree, is_within};
 
 use super::paths::resolve;
 
-const FLUX_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
+/// The API group of Flux Kustomizations, as their `apiVersion` starts.
+pub(crate) const FLUX_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 /// Objects Flux leaves alone: this label or annotation set to `disabled`.
 pub const DISABLED_KEY: &str = "kustomize.toolkit.fluxcd.io/substitute";
 
@@ -84,16 +85,17 @@ impl FluxIndex {
                 let Some(bytes) = tree.read(path) else {
                     return (Vec::new(), false);
                 };
-                let declared =
-                    if contains(&bytes, FLUX_GROUP.as_bytes()) && contains(&bytes, b"postBuild") {
-                        load_file(path, &bytes, &options)
-                            .documents
-                            .iter()
-                            .filter_map(|doc| declaration(path, &doc.value))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
+                let declared = if hides_from_filters(&bytes)
+                    || (names_group(&bytes, FLUX_GROUP) && contains(&bytes, b"postBuild"))
+                {
+                    load_file(path, &bytes, &options)
+                        .documents
+                        .iter()
+                        .filter_map(|doc| declaration(path, &doc.value))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 (declared, may_hold_source(&bytes))
             })
             .collect();
@@ -327,10 +329,7 @@ fn source_vars(kind: &str, value: &Value) -> Source {
 /// A file that may hold a ConfigMap or Secret: the kind in its bytes, or escapes (JSON `\u0053`,
 /// YAML `\x53`) or an encoding that could spell it otherwise.
 fn may_hold_source(bytes: &[u8]) -> bool {
-    contains(bytes, b"ConfigMap")
-        || contains(bytes, b"Secret")
-        || bytes.contains(&b'\\')
-        || std::str::from_utf8(bytes).is_err()
+    hides_from_filters(bytes) || contains(bytes, b"ConfigMap") || contains(bytes, b"Secret")
 }
 
 /// The result of substituting one text.

@@ -21,16 +21,16 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::cache::RenderCache;
-use super::contains;
+use super::flux::FLUX_GROUP;
 use super::graph::{KUSTOMIZATION_FILES, split};
 use super::paths::resolve;
 use super::{Checkout, Manifest, RenderOutput, Renderer, Sandbox, run};
 use crate::finding::{Finding, Location, Rule};
+use crate::load::sniff::{contains, hides_from_filters, names_group};
 use crate::load::{Document, LoadOptions, SourceFile, load_file, load_manifest};
 use crate::object::ObjectId;
 use crate::tree::{Tree, is_within};
 
-const FLUX_GROUP: &str = "kustomize.toolkit.fluxcd.io/";
 /// The annotation that carries a document's number through the build.
 const MARK: &str = "stategate.dev/flux-document";
 /// `spec` keys that change what Flux builds from the path.
@@ -136,8 +136,9 @@ impl FluxPatches {
     /// Whether a manifest's bytes may declare a Flux Kustomization with overrides (the filter of
     /// [`super::scan_manifests`]).
     pub fn may_declare(bytes: &[u8]) -> bool {
-        contains(bytes, FLUX_GROUP.as_bytes())
-            && OVERRIDES.iter().any(|k| contains(bytes, k.as_bytes()))
+        hides_from_filters(bytes)
+            || (names_group(bytes, FLUX_GROUP)
+                && OVERRIDES.iter().any(|k| contains(bytes, k.as_bytes())))
     }
 
     /// The Flux Kustomizations with overrides among the tree's manifests (read by

@@ -373,11 +373,6 @@ pub fn scan_manifests(
         .collect()
 }
 
-/// Whether `needle` occurs in `haystack` (the byte filters above).
-pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

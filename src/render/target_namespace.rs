@@ -7,10 +7,15 @@
 
 use serde_json::Value;
 
+use super::Manifest;
+use super::flux::FLUX_GROUP;
 use super::paths::resolve;
-use super::{Manifest, contains};
 use crate::load::Document;
+use crate::load::sniff::{contains, hides_from_filters, names_group};
 use crate::tree::is_within;
+
+/// The API group of Argo CD's `Application`, as its `apiVersion` starts.
+const ARGO_GROUP: &str = "argoproj.io/";
 
 /// One deployer of a repository directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +38,9 @@ impl TargetNamespaces {
     /// Whether a manifest's bytes may declare a deployer (the filter of
     /// [`super::scan_manifests`]).
     pub fn may_declare(bytes: &[u8]) -> bool {
-        contains(bytes, b"targetNamespace") || contains(bytes, b"destination")
+        hides_from_filters(bytes)
+            || (contains(bytes, b"targetNamespace") && names_group(bytes, FLUX_GROUP))
+            || (contains(bytes, b"destination") && names_group(bytes, ARGO_GROUP))
     }
 
     /// The deployers among the tree's manifests (read by [`super::scan_manifests`], with a filter
@@ -95,14 +102,14 @@ fn deployers_in(value: &Value) -> Vec<Deployer> {
             overrides,
         })
     };
-    if api_version.starts_with("kustomize.toolkit.fluxcd.io/") && kind == "Kustomization" {
+    if api_version.starts_with(FLUX_GROUP) && kind == "Kustomization" {
         let (Some(path), Some(namespace)) = (text("/spec/path"), text("/spec/targetNamespace"))
         else {
             return Vec::new();
         };
         return deployer(path, namespace, true).into_iter().collect();
     }
-    if api_version.starts_with("argoproj.io/") && kind == "Application" {
+    if api_version.starts_with(ARGO_GROUP) && kind == "Application" {
         let Some(namespace) = text("/spec/destination/namespace") else {
             return Vec::new();
         };
@@ -175,5 +182,23 @@ mod tests {
                 overrides: false
             }]
         );
+    }
+
+    #[test]
+    fn the_scan_reads_deployers_and_passes_over_the_crds_that_define_them() {
+        let flux = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n\
+                    spec:\n  path: ./apps\n  targetNamespace: web\n";
+        let argo = "apiVersion: argoproj.io/v1alpha1\nkind: Application\n\
+                    spec:\n  destination:\n    namespace: api\n";
+        // A parser unescapes `\x2e` to the dot: the bytes cannot rule it out.
+        let escaped = "apiVersion: \"argoproj\\x2eio/v1alpha1\"\nkind: Application\n\
+                       spec:\n  destination:\n    namespace: api\n";
+        for text in [flux, argo, escaped] {
+            assert!(TargetNamespaces::may_declare(text.as_bytes()), "{text}");
+        }
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                   spec:\n  group: argoproj.io\n  versions:\n  - name: v1alpha1\n    schema:\n\
+                   \x20     openAPIV3Schema:\n        properties:\n          destination: {}\n";
+        assert!(!TargetNamespaces::may_declare(crd.as_bytes()));
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
+use crate::load::sniff::{contains, hides_from_filters};
 use crate::load::{Document, LoadOptions, load_manifest};
 use crate::paths::glob_set;
 use crate::tree::Tree;
@@ -239,17 +240,13 @@ pub fn in_base(
         .par_iter()
         .filter_map(|path| trusted.read(path).map(|bytes| (path, bytes)))
         .filter(|(_, bytes)| {
-            contains(bytes, b"CustomResourceDefinition")
-                && kinds.iter().any(|k| contains(bytes, k.as_bytes()))
+            hides_from_filters(bytes)
+                || (contains(bytes, b"CustomResourceDefinition")
+                    && kinds.iter().any(|k| contains(bytes, k.as_bytes())))
         })
         .flat_map_iter(|(path, bytes)| load_manifest(path, &bytes, options).documents)
         .filter(is_crd)
         .collect()
-}
-
-/// A byte search: files are filtered on their bytes before any is parsed.
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The directories a glob can match under, so only they are listed: `crds/**/*.yaml` → `crds`.
