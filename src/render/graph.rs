@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use globset::GlobSet;
+use rayon::prelude::*;
 
 use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
@@ -12,6 +13,25 @@ pub use super::paths::{Refusal, is_remote, resolve};
 
 pub const KUSTOMIZATION_FILES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The kustomization file at `file` in `dir`; `None` when it cannot be read. One that does not
+/// parse, or is empty, still makes `dir` a kustomization directory: kustomize says what is wrong.
+fn read_kustomization(tree: &dyn Tree, dir: &str, file: String) -> Option<Kustomization> {
+    let bytes = tree.read(&file)?;
+    let loaded = load_file(&file, &bytes, &LoadOptions::default());
+    let Some(doc) = loaded.documents.into_iter().next() else {
+        return Some(Kustomization {
+            file,
+            ..Default::default()
+        });
+    };
+    let scanned = super::paths::scan(tree, dir, &doc.value);
+    Some(Kustomization {
+        file,
+        refs: scanned.refs,
+        refused: scanned.refused,
+    })
+}
 
 /// One kustomization directory.
 #[derive(Debug, Clone, Default)]
@@ -35,35 +55,28 @@ pub struct KustomizeGraph {
 impl KustomizeGraph {
     pub fn build(tree: &dyn Tree) -> KustomizeGraph {
         let mut graph = KustomizeGraph::default();
+        // The kustomization files of each directory, in path order: the first that reads counts.
+        let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for path in tree.files_under("") {
             let (dir, name) = split(&path);
-            if !KUSTOMIZATION_FILES.contains(&name) || graph.dirs.contains_key(dir) {
-                continue;
+            if KUSTOMIZATION_FILES.contains(&name) {
+                files.entry(dir.to_owned()).or_default().push(path);
             }
-            let Some(bytes) = tree.read(&path) else {
-                continue;
-            };
-            let loaded = load_file(&path, &bytes, &LoadOptions::default());
-            let Some(doc) = loaded.documents.into_iter().next() else {
-                // Unparsable or empty: still a kustomization dir, kustomize will say what's wrong.
-                graph.dirs.insert(
-                    dir.to_string(),
-                    Kustomization {
-                        file: path,
-                        ..Default::default()
-                    },
-                );
-                continue;
-            };
-            let scanned = super::paths::scan(tree, dir, &doc.value);
-            graph.dirs.insert(
-                dir.to_string(),
-                Kustomization {
-                    file: path,
-                    refs: scanned.refs,
-                    refused: scanned.refused,
-                },
-            );
+        }
+        // Read and scanned on all cores: a scan reads the files each kustomization refers to.
+        let read: Vec<(String, Option<Kustomization>)> = files
+            .into_par_iter()
+            .map(|(dir, candidates)| {
+                let found = candidates
+                    .into_iter()
+                    .find_map(|file| read_kustomization(tree, &dir, file));
+                (dir, found)
+            })
+            .collect();
+        for (dir, kustomization) in read {
+            if let Some(kustomization) = kustomization {
+                graph.dirs.insert(dir, kustomization);
+            }
         }
         for (dir, k) in &graph.dirs {
             for r in &k.refs {

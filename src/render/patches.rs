@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
+
 use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
@@ -39,8 +41,8 @@ impl PatchIndex {
             }
         }
         let mut patches: BTreeSet<String> = dirs
-            .iter()
-            .flat_map(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
+            .par_iter()
+            .flat_map_iter(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
             .collect();
         if !patches.is_empty() {
             for resource in all_resources(head) {
@@ -71,8 +73,8 @@ fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
                 .then(|| split(path).0.to_owned())
         })
         .collect::<BTreeSet<_>>()
-        .iter()
-        .flat_map(|dir| kustomization_lists(head, dir, RESOURCE_FIELDS))
+        .par_iter()
+        .flat_map_iter(|dir| kustomization_lists(head, dir, RESOURCE_FIELDS))
         .collect()
 }
 
