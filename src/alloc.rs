@@ -62,8 +62,10 @@ fn resident() -> Option<String> {
             .map(|rest| rest.trim().trim_end_matches("kB").trim().to_owned())
     };
     Some(format!(
-        ", resident {} KiB, peak resident {} KiB",
+        ", resident {} KiB ({} KiB heap and stacks, {} KiB files), peak resident {} KiB",
         field("VmRSS:")?,
+        field("RssAnon:")?,
+        field("RssFile:")?,
         field("VmHWM:")?
     ))
 }

@@ -606,7 +606,9 @@ fn the_memory_trace_names_each_stage_of_a_check_on_stderr() {
         stderr
             .lines()
             .filter(|l| l.starts_with("stategate memory: "))
-            .all(|l| l.contains(", resident ") && l.contains(" KiB, peak resident ")),
+            .all(|l| l.contains(", resident ")
+                && l.contains(" KiB heap and stacks, ")
+                && l.contains(" KiB files), peak resident ")),
         "{stderr}"
     );
     // Without the variable, nothing of it is printed.
