@@ -273,6 +273,7 @@ impl Gate {
         let namespaces = TargetNamespaces::from_manifests(&manifests);
         let flux_patches = FluxPatches::from_manifests(tree, &manifests);
         drop(manifests);
+        let base_crds = stream::BaseCrds::new(self, &selected);
         let stream = stream::Stream {
             gate: self,
             policies: &policies,
@@ -282,6 +283,7 @@ impl Gate {
             hold_all: policies.needs_inventory() || substituted_crd,
             namespaces: &namespaces,
             flux_patches: &flux_patches,
+            base_crds: &base_crds,
         };
         let outcomes: Vec<stream::Outcome> = selected
             .par_iter()
@@ -468,6 +470,7 @@ impl Gate {
                 hold_all: false,
                 namespaces: &namespaces,
                 flux_patches: &flux_patches,
+                base_crds: &base_crds,
             };
             let mut files: Vec<stream::Judged> = deferred
                 .par_iter()
@@ -838,9 +841,6 @@ impl Gate {
             && !is_tool_config(&file.path)
     }
 
-    /// The trusted base's CRDs for the kinds of the held documents no schema covers yet (every
-    /// streamed document was covered). The base is searched only when a document needs it, so a
-    /// push of plain Deployments never reads the repository's CRDs.
     /// The documents of the files a changed Flux parent builds and may patch, when the change
     /// does not hold them already: their applied objects change with the parent.
     fn add_flux_patched(
@@ -874,6 +874,9 @@ impl Gate {
         }
     }
 
+    /// The trusted base's CRDs for the kinds of the held documents no schema covers yet, and of
+    /// the deferred files. The base is searched only when a document needs it, so a push of plain
+    /// Deployments never reads the repository's CRDs.
     fn add_base_crds(
         &self,
         schemas: &mut SchemaSet,

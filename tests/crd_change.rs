@@ -1,6 +1,8 @@
 //! CRDs that arrive with the files they define, through the real binary: the kinds are taken from
 //! the CRD documents before the other files are judged, the CRD documents are judged themselves,
-//! and the unknown-field suggestion for a custom resource comes from the CRD's schema.
+//! and the unknown-field suggestion for a custom resource comes from the CRD's schema. Through the
+//! library, with a tree that counts reads: when a file with an unknown kind waits for the base's
+//! CRDs.
 
 mod common;
 
@@ -123,5 +125,100 @@ fn a_crd_with_a_flux_variable_still_defines_its_kind() {
     assert!(
         findings_with(&report, "schema/unknown-kind").is_empty(),
         "{report:#}"
+    );
+}
+
+/// A tree that counts the reads of each path: how often the gate read a changed file.
+struct Counting {
+    inner: stategate::tree::MemTree,
+    reads: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+impl stategate::tree::Tree for Counting {
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, stategate::tree::Unreadable> {
+        *self
+            .reads
+            .lock()
+            .unwrap()
+            .entry(path.to_owned())
+            .or_default() += 1;
+        self.inner.read_checked(path)
+    }
+    fn files_under(&self, prefix: &str) -> Vec<String> {
+        self.inner.files_under(prefix)
+    }
+    fn unreadable_under(&self, prefix: &str) -> Vec<stategate::tree::Unreadable> {
+        self.inner.unreadable_under(prefix)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Checks `w.yaml` (a Widget) as an added file, against a trusted base holding `base`; the rules
+/// of the findings, and how many times the gate read `w.yaml`.
+fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
+    use stategate::change::{Action, ChangeSet, FileChange};
+    use stategate::tree::{Content, MemTree, Tree};
+    let mut files = std::collections::BTreeMap::new();
+    files.insert("w.yaml".to_owned(), WIDGET.as_bytes().to_vec());
+    let head = std::sync::Arc::new(Counting {
+        inner: MemTree {
+            files,
+            name: "head".into(),
+        },
+        reads: Default::default(),
+    });
+    let as_tree: std::sync::Arc<dyn Tree> = head.clone();
+    let change = ChangeSet {
+        files: vec![FileChange {
+            path: "w.yaml".into(),
+            action: Action::Added,
+            old_path: None,
+            before: None,
+            after: Some(Content::in_tree(&as_tree, "w.yaml", WIDGET.as_bytes())),
+        }],
+        ..ChangeSet::default()
+    };
+    let trusted = MemTree {
+        files: base
+            .iter()
+            .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec()))
+            .collect(),
+        name: "base".into(),
+    };
+    let gate = stategate::gate::Gate::open(Box::new(trusted), None)
+        .unwrap_or_else(|r| panic!("{:?}", r.findings));
+    let report = gate.check(&change, head.as_ref());
+    let rules = report
+        .findings
+        .iter()
+        .map(|f| f.rule.code().to_owned())
+        .collect();
+    let reads = head.reads.lock().unwrap()["w.yaml"];
+    (rules, reads)
+}
+
+#[test]
+fn a_kind_no_schema_covers_waits_for_the_base_crds_only_when_the_base_has_some() {
+    // The base defines Widget: the file waits for the base's CRDs, is read again, and is judged
+    // by the CRD (its `size` is no integer) rather than called unknown.
+    let (rules, with_base_crd) = widget_reads(&[("crds/widget.yaml", widget_crd("", ""))]);
+    assert!(rules.contains(&"schema/type".to_owned()), "{rules:?}");
+    assert!(
+        !rules.contains(&"schema/unknown-kind".to_owned()),
+        "{rules:?}"
+    );
+    // No CRD file in the base: nothing can define the kind, so the file is judged in the stream
+    // and read once less (by the first look and the stream, not again after it).
+    let (rules, without) = widget_reads(&[("apps/readme.md", "notes".into())]);
+    assert!(
+        rules.contains(&"schema/unknown-kind".to_owned()),
+        "{rules:?}"
+    );
+    assert_eq!(
+        without + 1,
+        with_base_crd,
+        "{without} and {with_base_crd} reads"
     );
 }

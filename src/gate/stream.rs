@@ -16,7 +16,10 @@
 //!
 //! A file with a kind no schema covers yet is *deferred*: dropped, and loaded and judged again
 //! once the trusted base's CRDs for the kinds of all such files have been looked up, together.
+//! Only when the base has CRD files the change does not touch, though: no other file can define
+//! such a kind, so without them (`check --all`) the file is judged at once.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use crate::change::{FileChange, unreadable_finding};
@@ -24,7 +27,7 @@ use crate::finding::{Finding, Rule};
 use crate::load::{Document, LoadOptions, Loaded, SourceFile, load_manifest};
 use crate::policy::PolicySet;
 use crate::report::secret_paths;
-use crate::schema::crd::is_crd;
+use crate::schema::crd::{self, is_crd};
 use crate::schema::{CrdKind, SchemaSet, crd_kinds};
 use crate::tree::Tree;
 
@@ -92,6 +95,34 @@ pub(super) struct Stream<'a> {
     pub namespaces: &'a TargetNamespaces,
     /// Flux Kustomizations whose patches may change documents: those are held, to be patched.
     pub flux_patches: &'a FluxPatches,
+    pub base_crds: &'a BaseCrds<'a>,
+}
+
+/// Whether the trusted base has CRD files outside the change, the only place a kind the change's
+/// CRDs and the embedded schemas leave uncovered can still come from. Looked up when the first
+/// such kind is met, so a change with none never lists the base.
+pub(super) struct BaseCrds<'a> {
+    gate: &'a Gate,
+    selected: &'a [&'a FileChange],
+    exist: OnceLock<bool>,
+}
+
+impl<'a> BaseCrds<'a> {
+    pub fn new(gate: &'a Gate, selected: &'a [&'a FileChange]) -> BaseCrds<'a> {
+        BaseCrds {
+            gate,
+            selected,
+            exist: OnceLock::new(),
+        }
+    }
+
+    fn exist(&self) -> bool {
+        *self.exist.get_or_init(|| {
+            let changed: HashSet<&str> = self.selected.iter().map(|f| f.path.as_str()).collect();
+            let configured = &self.gate.config.schemas.crds;
+            !crd::base_files(self.gate.trusted(), configured, &|p| changed.contains(p)).is_empty()
+        })
+    }
 }
 
 /// Files whose CRDs must be known before the stream starts: the word in their bytes, or text the
@@ -185,7 +216,7 @@ impl Stream<'_> {
             return Outcome::Held(Box::new(loaded));
         }
         let kinds = self.uncovered_kinds(&loaded);
-        if !kinds.is_empty() {
+        if !kinds.is_empty() && self.base_crds.exist() {
             return Outcome::Deferred(Box::new(Deferred { index, kinds }));
         }
         let judged = self.judged(path, loaded, self.schemas().as_ref().ok());

@@ -216,6 +216,25 @@ pub fn is_crd(doc: &Document) -> bool {
             .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
 }
 
+/// The files of the trusted base the CRD globs match, leaving out those `changed` says the change
+/// touches: where [`in_base`] looks.
+pub fn base_files(
+    trusted: &dyn Tree,
+    configured: &[String],
+    changed: &dyn Fn(&str) -> bool,
+) -> BTreeSet<String> {
+    let globs = crd_globs(configured);
+    // Invalid globs stopped the config already; here they find nothing.
+    let Ok(set) = glob_set(&globs) else {
+        return BTreeSet::new();
+    };
+    literal_prefixes(&globs)
+        .iter()
+        .flat_map(|prefix| trusted.files_under(prefix))
+        .filter(|path| set.is_match(path) && !changed(path))
+        .collect()
+}
+
 /// CRDs of the trusted base that define one of `kinds`, from the CRD globs, leaving out files the
 /// change touches (their base version is not what will apply). Files are filtered on their bytes
 /// before any is parsed: a kind's name appears in its CRD (`names.kind`) in YAML and JSON alike.
@@ -226,17 +245,7 @@ pub fn in_base(
     changed: &BTreeSet<&str>,
     options: &LoadOptions,
 ) -> Vec<Document> {
-    let globs = crd_globs(configured);
-    // Invalid globs stopped the config already; here they find nothing.
-    let Ok(set) = glob_set(&globs) else {
-        return Vec::new();
-    };
-    let candidates: BTreeSet<String> = literal_prefixes(&globs)
-        .iter()
-        .flat_map(|prefix| trusted.files_under(prefix))
-        .filter(|path| set.is_match(path) && !changed.contains(path.as_str()))
-        .collect();
-    candidates
+    base_files(trusted, configured, &|path| changed.contains(path))
         .par_iter()
         .filter_map(|path| trusted.read(path).map(|bytes| (path, bytes)))
         .filter(|(_, bytes)| {
