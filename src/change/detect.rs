@@ -320,8 +320,9 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
     for (i, f) in files.iter().enumerate() {
         if let (Action::Deleted, Some(before)) = (f.action, &f.before)
             && !before.is_empty()
+            && let Some(id) = before.id()
         {
-            by_content.entry(before.id()).or_default().push(i);
+            by_content.entry(id).or_default().push(i);
         }
     }
     if by_content.is_empty() {
@@ -332,7 +333,7 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
         let (Action::Added, Some(after)) = (f.action, &f.after) else {
             continue;
         };
-        let Some(candidates) = by_content.get_mut(&after.id()) else {
+        let Some(candidates) = after.id().and_then(|id| by_content.get_mut(&id)) else {
             continue;
         };
         let pick = candidates
@@ -540,6 +541,8 @@ struct Reader {
     disk: Option<Arc<WorkdirReader>>,
     /// The working tree as the change set reads it again: never through a symlink.
     workdir: Option<Arc<dyn Tree>>,
+    /// Give files read from disk their blob id: renames are paired by it, nothing else needs it.
+    identify: bool,
 }
 
 /// Where a side's bytes were read from, to read them again.
@@ -592,6 +595,7 @@ impl<'p, 'r> Loader<'p, 'r> {
                 pool: Arc::new(RepoPool::new(repo)),
                 disk,
                 workdir,
+                identify: plan.renames,
             },
         })
     }
@@ -729,7 +733,10 @@ impl Reader {
     fn content(&self, bytes: &[u8], from: Origin) -> Content {
         match (from, &self.workdir) {
             (Origin::Blob(id), _) => Content::blob(&self.pool, id, bytes.len()),
-            (Origin::Disk(path), Some(workdir)) => Content::in_tree(workdir, &path, bytes),
+            (Origin::Disk(path), Some(workdir)) if self.identify => {
+                Content::in_tree(workdir, &path, bytes)
+            }
+            (Origin::Disk(path), Some(workdir)) => Content::in_tree_unhashed(workdir, &path, bytes),
             // Disk reads only happen with a working tree; kept in memory should that change.
             (Origin::Disk(_), None) => Content::in_memory(bytes.to_vec()),
         }
