@@ -211,28 +211,36 @@ impl Gate {
         mut rendered: RenderedChange,
         options: &LoadOptions,
     ) -> Judged {
+        // The manifests the whole-tree indexes read: deployers and Flux parents.
+        let indexed =
+            |bytes: &[u8]| TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes);
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        // One read of every file first: Helm templates are set aside, and CRD files loaded (the
-        // schemas the stream validates against depend on them).
-        let looked: Vec<(&FileChange, (stream::FirstLook, bool))> = self
+        // One read of every file first: Helm templates are set aside, CRD files loaded (the
+        // schemas the stream validates against depend on them), and the manifests the
+        // whole-tree indexes want kept.
+        let looked: Vec<(&FileChange, stream::Looked)> = self
             .select(change)
             .into_par_iter()
-            .map(|file| (file, stream::first_look(file, tree, options)))
+            .map(|file| (file, stream::first_look(file, tree, options, &indexed)))
             .collect();
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
-            .filter(|(_, (_, commented))| *commented)
+            .filter(|(_, looked)| looked.commented)
             .map(|(file, _)| file.path.clone())
             .collect();
         let mut selected = Vec::with_capacity(looked.len());
         let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
         let mut crds = Vec::new();
+        let mut manifests = Vec::new();
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
-        for (file, (look, _)) in looked {
-            match look {
+        for (file, looked) in looked {
+            if let Some(documents) = looked.manifest {
+                manifests.push((file.path.clone(), documents));
+            }
+            match looked.look {
                 stream::FirstLook::Template(note) => findings.push(*note),
                 stream::FirstLook::Unreadable(loaded) => {
                     selected.push(file);
@@ -267,9 +275,13 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
-        let manifests = render::scan_manifests(tree, &|bytes: &[u8]| {
-            TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes)
-        });
+        // The selected files were read by the first look; the scan reads the rest of the tree.
+        let mut read_already: Vec<&str> = selected.iter().map(|f| f.path.as_str()).collect();
+        read_already.sort_unstable();
+        let read_already = |path: &str| read_already.binary_search(&path).is_ok();
+        manifests.extend(render::scan_manifests(tree, &indexed, &read_already));
+        // In the tree's order, as one scan of it found them.
+        manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);
         let flux_patches = FluxPatches::from_manifests(tree, &manifests);
         drop(manifests);

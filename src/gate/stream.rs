@@ -164,21 +164,42 @@ pub(super) enum FirstLook {
     Later,
 }
 
+/// What the first read of one selected file found.
+pub(super) struct Looked {
+    pub look: FirstLook,
+    /// Whether the file may hold suppression comments: those without are not read again for them.
+    pub commented: bool,
+    /// Its documents, when the whole-tree indexes want it ([`crate::render::scan_manifests`]'s
+    /// filter): that scan then reads only the files the change does not select.
+    pub manifest: Option<Vec<Document>>,
+}
+
 /// The one read of every selected file before the stream: Helm templates are set aside and CRD
 /// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
-/// no file's bytes are held across the whole change. Also whether the file may hold suppression
-/// comments: those without are not read again for them.
+/// no file's bytes are held across the whole change.
 pub(super) fn first_look(
     file: &FileChange,
     tree: &dyn Tree,
     options: &LoadOptions,
-) -> (FirstLook, bool) {
+    indexed: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Looked {
     let bytes = match file.read_after() {
         Ok(bytes) => bytes.unwrap_or_default(),
-        Err(why) => return (FirstLook::Unreadable(Box::new(unreadable(&why))), true),
+        Err(why) => {
+            return Looked {
+                look: FirstLook::Unreadable(Box::new(unreadable(&why))),
+                commented: true,
+                manifest: None,
+            };
+        }
     };
-    let commented = crate::suppress::may_have_comments(&bytes);
-    (classify(file, &bytes, tree, options), commented)
+    Looked {
+        commented: crate::suppress::may_have_comments(&bytes),
+        manifest: crate::render::is_manifest(&file.path)
+            .then(|| crate::render::scanned(&file.path, &bytes, indexed))
+            .flatten(),
+        look: classify(file, &bytes, tree, options),
+    }
 }
 
 fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOptions) -> FirstLook {

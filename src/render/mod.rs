@@ -345,8 +345,13 @@ fn failed(finding: Finding) -> RenderOutput {
 pub(crate) fn manifest_paths(tree: &dyn Tree) -> Vec<String> {
     tree.files_under("")
         .into_iter()
-        .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".json"))
+        .filter(|p| is_manifest(p))
         .collect()
+}
+
+/// Whether the whole-tree indexes read the file at `path` (`.yaml`, `.yml`, `.json`).
+pub fn is_manifest(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }
 
 /// A manifest's path and documents, as [`scan_manifests`] reads them.
@@ -355,22 +360,33 @@ pub type Manifest = (String, Vec<crate::load::Document>);
 /// The documents of every manifest whose bytes pass `candidate`, with their file, read on all
 /// cores. Filtering on bytes first means a repository without any pays one read per manifest and
 /// no parse. The whole-tree indexes of one side share one scan: each read of every manifest was
-/// a fifth of the corpus's system time.
+/// a fifth of the corpus's system time. Paths `read_already` accepts are left to a caller that
+/// has their bytes ([`scanned`]).
 pub fn scan_manifests(
     tree: &dyn Tree,
     candidate: &(dyn Fn(&[u8]) -> bool + Sync),
+    read_already: &(dyn Fn(&str) -> bool + Sync),
 ) -> Vec<Manifest> {
     use rayon::prelude::*;
-    let options = LoadOptions::default();
     manifest_paths(tree)
         .into_par_iter()
+        .filter(|path| !read_already(path))
         .filter_map(|path| {
             let bytes = tree.read(&path)?;
-            let documents =
-                candidate(&bytes).then(|| load_file(&path, &bytes, &options).documents)?;
+            let documents = scanned(&path, &bytes, candidate)?;
             Some((path, documents))
         })
         .collect()
+}
+
+/// The documents of one manifest for [`scan_manifests`], if its bytes pass `candidate`: for a
+/// caller that has read the file already (`read_already`).
+pub fn scanned(
+    path: &str,
+    bytes: &[u8],
+    candidate: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Option<Vec<crate::load::Document>> {
+    candidate(bytes).then(|| load_file(path, bytes, &LoadOptions::default()).documents)
 }
 
 #[cfg(test)]
