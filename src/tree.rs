@@ -33,6 +33,31 @@ impl Unreadable {
 /// Whether repository path `path` is `dir` or lies below it; `""` is the repository's root and
 /// holds every path. The one place that says "at or below": a string prefix alone would put
 /// `apps/web-2` below `apps/web`.
+/// The bytes of an open regular file whose size `fstat` just gave: one buffer of that size and
+/// the byte that shows the end, then a read that returns it. `File::read_to_end` asks the kernel
+/// for the size and position again first (`fstat`, `lseek`): two of the eight system calls of
+/// each of the two reads of every file (`check --all` of 10,000 files: 40,000 calls). A file that
+/// grew meanwhile is read to its end all the same.
+pub fn read_sized(mut file: &std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let expected = usize::try_from(size).unwrap_or(usize::MAX - 1);
+    let mut bytes = vec![0; expected.saturating_add(1)];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => {
+                bytes.truncate(filled);
+                return Ok(bytes);
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 pub fn is_within(path: &str, dir: &str) -> bool {
     dir.is_empty()
         || path
@@ -105,7 +130,6 @@ impl DirTree {
 /// on every one of the five or six reads of each file a check makes).
 #[cfg(target_os = "linux")]
 mod beneath {
-    use std::io::Read;
     use std::os::fd::OwnedFd;
     use std::path::Path;
 
@@ -136,14 +160,12 @@ mod beneath {
             Err(Errno::NOENT) => return Some(None),
             Err(_) => return None,
         };
-        let mut file = std::fs::File::from(fd);
+        let file = std::fs::File::from(fd);
         let meta = file.metadata().ok()?;
         if !meta.is_file() {
             return None;
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).ok()?;
-        Some(Some(bytes))
+        super::read_sized(&file, meta.len()).ok().map(Some)
     }
 }
 
@@ -781,6 +803,20 @@ mod tests {
             refused("../repo/a.yaml"),
             "a path that climbs out of the tree (`..`)"
         );
+    }
+
+    #[test]
+    fn a_file_is_read_whole_whatever_size_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.yaml");
+        std::fs::write(&path, "a: 1\nb: 2\n").unwrap();
+        let read = |size| read_sized(&std::fs::File::open(&path).unwrap(), size).unwrap();
+        assert_eq!(read(10), b"a: 1\nb: 2\n");
+        // Grown or shrunk since its size was taken: still every byte, and no more.
+        assert_eq!(read(3), b"a: 1\nb: 2\n");
+        assert_eq!(read(4096), b"a: 1\nb: 2\n");
+        std::fs::write(&path, "").unwrap();
+        assert!(read(0).is_empty());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! side is ([`Content`]), so its size does not grow with the files' contents.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -842,13 +841,12 @@ pub(super) fn read_regular(
     full: &Path,
     meta: &std::fs::Metadata,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    let mut file = std::fs::File::open(full)?;
-    if !same_file(meta, &file.metadata()?) {
+    let file = std::fs::File::open(full)?;
+    let opened = file.metadata()?;
+    if !same_file(meta, &opened) {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
+    crate::tree::read_sized(&file, opened.len()).map(Some)
 }
 
 #[cfg(unix)]
