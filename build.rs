@@ -56,7 +56,11 @@ fn rust_lld_is_default() -> bool {
     };
     // "rustc 1.95.0 (…)"
     let minor = ask("-V").and_then(|version| {
-        let number = version.strip_prefix("rustc 1.")?.split('.').next()?.to_owned();
+        let number = version
+            .strip_prefix("rustc 1.")?
+            .split('.')
+            .next()?
+            .to_owned();
         number.parse::<u32>().ok()
     });
     let shipped = ask("--print=sysroot").is_some_and(|sysroot| {
