@@ -234,9 +234,12 @@ impl Gate {
         let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
         let mut crds = Vec::new();
         let mut manifests = Vec::new();
+        // Every file the first look read, Helm templates included: the index scan skips them.
+        let mut read_already: Vec<&str> = Vec::with_capacity(looked.len());
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
         for (file, looked) in looked {
+            read_already.push(file.path.as_str());
             if let Some(documents) = looked.manifest {
                 manifests.push((file.path.clone(), documents));
             }
@@ -275,8 +278,7 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
-        // The selected files were read by the first look; the scan reads the rest of the tree.
-        let mut read_already: Vec<&str> = selected.iter().map(|f| f.path.as_str()).collect();
+        // The scan reads the rest of the tree.
         read_already.sort_unstable();
         let read_already = |path: &str| read_already.binary_search(&path).is_ok();
         manifests.extend(render::scan_manifests(tree, &indexed, &read_already));
