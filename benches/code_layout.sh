@@ -28,13 +28,8 @@ if [ -z "${STATEGATE:-}" ]; then
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/stategate-layout.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
-
-commit_all() {
-    git -C "$1" init -q -b main
-    git -C "$1" add -A
-    git -C "$1" -c user.name=layout -c user.email=layout@example.com commit -qm layout
-}
+# shellcheck source=benches/common.sh
+source "$here/benches/common.sh"
 
 mkdir -p "$work/one" "$work/deployments/apps"
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n' >"$work/one/a.yaml"

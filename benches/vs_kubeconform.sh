@@ -47,13 +47,8 @@ else
     work=$(mktemp -d "${TMPDIR:-/tmp}/stategate-vs-kubeconform.XXXXXX")
     trap 'rm -rf "$work"' EXIT
 fi
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
-
-commit_all() {
-    git -C "$1" init -q -b main
-    git -C "$1" add -A
-    git -C "$1" -c user.name=bench -c user.email=bench@example.com commit -qm bench
-}
+# shellcheck source=benches/common.sh
+source "$here/benches/common.sh"
 
 for w in $workloads; do
     [ -d "$work/$w/.git" ] && continue
