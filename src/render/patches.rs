@@ -2,6 +2,7 @@
 //! they patch rather than as whole ones.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -26,7 +27,11 @@ pub struct PatchIndex {
 }
 
 impl PatchIndex {
-    pub fn build<'p>(head: &dyn Tree, changed: impl Iterator<Item = &'p str>) -> PatchIndex {
+    pub fn build<'p>(
+        resources: &Resources<'_>,
+        changed: impl Iterator<Item = &'p str>,
+    ) -> PatchIndex {
+        let head = resources.tree;
         let mut dirs = BTreeSet::new();
         for path in changed {
             let mut dir = split(path).0;
@@ -45,9 +50,7 @@ impl PatchIndex {
             .flat_map_iter(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
             .collect();
         if !patches.is_empty() {
-            for resource in all_resources(head) {
-                patches.remove(&resource);
-            }
+            patches.retain(|patch| !resources.all().contains(patch));
         }
         PatchIndex { patches }
     }
@@ -61,6 +64,27 @@ impl PatchIndex {
 const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson6902"];
 /// Fields whose entries name files kustomize loads as whole objects.
 const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
+
+/// Every file that a kustomization anywhere in a tree lists as a resource, read the first time a
+/// patch index asks. The gate builds two indexes per check (before and after Flux adds objects):
+/// each read and parsed every kustomization of the tree, 5% of the corpus' `check --all`.
+pub struct Resources<'t> {
+    tree: &'t dyn Tree,
+    all: OnceLock<BTreeSet<String>>,
+}
+
+impl<'t> Resources<'t> {
+    pub fn new(tree: &'t dyn Tree) -> Resources<'t> {
+        Resources {
+            tree,
+            all: OnceLock::new(),
+        }
+    }
+
+    fn all(&self) -> &BTreeSet<String> {
+        self.all.get_or_init(|| all_resources(self.tree))
+    }
+}
 
 /// Every file that a kustomization anywhere in `head` lists as a resource.
 fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
@@ -157,7 +181,10 @@ mod tests {
             .collect(),
             name: "test".into(),
         };
-        assert!(!PatchIndex::build(&tree, ["apps/p.yaml"].into_iter()).is_patch("apps/p.yaml"));
+        assert!(
+            !PatchIndex::build(&Resources::new(&tree), ["apps/p.yaml"].into_iter())
+                .is_patch("apps/p.yaml")
+        );
         assert_eq!(patch_files(&tree, "apps"), vec!["apps/p.yaml"]);
     }
 
@@ -177,6 +204,9 @@ mod tests {
             .collect(),
             name: "test".into(),
         };
-        assert!(PatchIndex::build(&tree, ["apps/p.yaml"].into_iter()).is_patch("apps/p.yaml"));
+        assert!(
+            PatchIndex::build(&Resources::new(&tree), ["apps/p.yaml"].into_iter())
+                .is_patch("apps/p.yaml")
+        );
     }
 }
