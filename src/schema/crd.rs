@@ -17,19 +17,20 @@ use crate::load::{Document, LoadOptions, load_manifest};
 use crate::paths::glob_set;
 use crate::tree::Tree;
 
-/// One kind and version a CRD defines, with its JSON Schema.
+/// One kind and version a CRD defines, with its OpenAPI schema as written ([`json_schema`]
+/// converts it).
 #[derive(Debug, Clone)]
-pub struct CrdSchema {
+pub struct CrdSchema<'a> {
     pub api_version: String,
     pub kind: String,
-    pub schema: Value,
+    pub openapi: &'a Map<String, Value>,
     /// JSON pointer of the `openAPIV3Schema` in the CRD document (for findings about it).
     pub pointer: String,
 }
 
 /// The schemas of every served version of a CRD document; nothing if it is not a CRD or has no
 /// structural schema (such kinds then count as unknown).
-pub fn schemas_of(doc: &Document) -> Vec<CrdSchema> {
+pub fn schemas_of(doc: &Document) -> Vec<CrdSchema<'_>> {
     let value = &doc.value;
     if doc.kind() != Some("CustomResourceDefinition")
         || !doc
@@ -55,16 +56,17 @@ pub fn schemas_of(doc: &Document) -> Vec<CrdSchema> {
             Some(CrdSchema {
                 api_version: format!("{group}/{name}"),
                 kind: kind.to_string(),
-                schema: top_level(openapi, &format!("{group}/{name}"), kind),
+                openapi,
                 pointer: format!("/spec/versions/{i}/schema/openAPIV3Schema"),
             })
         })
         .collect()
 }
 
-/// The converted schema, with `apiVersion`, `kind` and `metadata` pinned at the top level.
-fn top_level(openapi: &Map<String, Value>, api_version: &str, kind: &str) -> Value {
-    let mut schema = convert(&Value::Object(openapi.clone()), true);
+/// The JSON Schema of a CRD's `openapi` schema, with `apiVersion`, `kind` and `metadata` pinned at
+/// the top level.
+pub fn json_schema(openapi: &Value, api_version: &str, kind: &str) -> Value {
+    let mut schema = convert(openapi, true);
     let object = schema
         .as_object_mut()
         .expect("convert keeps objects objects");

@@ -52,8 +52,10 @@ struct KindSchema {
 
 /// Where a kind's schema is read from.
 enum Source {
-    /// A CRD of the repository, converted and kept as JSON text until first compiled.
-    Crd(Arc<RawValue>),
+    /// A CRD of the repository: its OpenAPI schema kept as JSON text, and converted when first
+    /// compiled. Converting every CRD of a change up front was 7% of the corpus' `check --all`,
+    /// whose repositories define many more kinds than they use.
+    Crd(Arc<RawValue>, String, String),
     /// A kind of the embedded CRD catalog, kept as JSON text with its `$id` until first compiled:
     /// a group is decoded whole, and parsing every kind of it would hold many times the text for
     /// the one or two kinds a repository uses.
@@ -85,7 +87,16 @@ impl KindSchema {
 
     fn parsed(&self) -> Result<Value, String> {
         match &self.source {
-            Source::Crd(text) => serde_json::from_str(text.get()).map_err(|e| e.to_string()),
+            Source::Crd(openapi, api_version, kind) => {
+                let openapi: Value =
+                    serde_json::from_str(openapi.get()).map_err(|e| e.to_string())?;
+                let mut schema = crd::json_schema(&openapi, api_version, kind);
+                if let Some(map) = schema.as_object_mut() {
+                    let id = format!("{CRD_ID_PREFIX}{api_version}/{kind}");
+                    map.insert("$id".into(), json!(id));
+                }
+                Ok(schema)
+            }
             Source::Kubernetes(schemas, key) => schemas.self_contained(key),
             Source::Catalog(raw, id) => catalog::converted(raw, id),
         }
@@ -124,7 +135,8 @@ const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
 pub struct CrdKind {
     api_version: String,
     kind: String,
-    schema: Arc<RawValue>,
+    /// The CRD's OpenAPI schema as written.
+    openapi: Arc<RawValue>,
     origin: Location,
     /// JSON pointer of the schema in the CRD document.
     pointer: String,
@@ -135,13 +147,8 @@ pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKin
     let mut out = Vec::new();
     for doc in docs {
         for crd in crd::schemas_of(doc) {
-            let mut schema = crd.schema;
-            if let Some(map) = schema.as_object_mut() {
-                let id = format!("{CRD_ID_PREFIX}{}/{}", crd.api_version, crd.kind);
-                map.insert("$id".into(), json!(id));
-            }
             // A `Value` always serialises.
-            let Ok(text) = serde_json::value::to_raw_value(&schema) else {
+            let Ok(text) = serde_json::value::to_raw_value(crd.openapi) else {
                 continue;
             };
             out.push(CrdKind {
@@ -152,7 +159,7 @@ pub fn crd_kinds<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Vec<CrdKin
                 pointer: crd.pointer,
                 api_version: crd.api_version,
                 kind: crd.kind,
-                schema: Arc::from(text),
+                openapi: Arc::from(text),
             });
         }
     }
@@ -254,7 +261,11 @@ impl SchemaSet {
 
     fn add_crd(&mut self, crd: &CrdKind) {
         let entry = KindSchema::new(
-            Source::Crd(Arc::clone(&crd.schema)),
+            Source::Crd(
+                Arc::clone(&crd.openapi),
+                crd.api_version.clone(),
+                crd.kind.clone(),
+            ),
             Origin::Crd(crd.origin.clone(), crd.pointer.clone()),
         );
         self.insert_kind(&crd.api_version, &crd.kind, entry);

@@ -456,7 +456,7 @@ fn a_kind_defined_twice_is_kept_once_as_its_later_definition() {
     let kept = latest_crd_kinds(kinds);
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].origin.file, "crds/widget.yaml");
-    assert!(kept[0].schema.get().contains("colour"));
+    assert!(kept[0].openapi.get().contains("colour"));
 }
 
 /// A CRD whose spec holds the same endpoint type twice, as Argo CD's ApplicationSet holds its
@@ -483,13 +483,17 @@ fn twin_crd() -> Value {
 #[test]
 fn a_crd_type_used_twice_is_compiled_once_and_still_named_in_findings() {
     let kinds = crd_kinds(&[doc("crd.yaml", twin_crd())]);
-    let schema: Value = serde_json::from_str(kinds[0].schema.get()).unwrap();
+    let set = SchemaSet::build(&config(Some("1.32")), &MemTree::empty("test"), &kinds).unwrap();
+    let schema = set
+        .kind_schema("example.com/v1", "Widget")
+        .unwrap()
+        .schema()
+        .unwrap();
     assert_eq!(
         schema["$defs"].as_object().map(serde_json::Map::len),
         Some(1),
         "the endpoint type is written once: {schema:#}"
     );
-    let set = SchemaSet::build(&config(Some("1.32")), &MemTree::empty("test"), &kinds).unwrap();
     assert!(
         set.check(&widget(
             json!({"primary": {"host": "a"}, "backup": {"host": "b", "port": 2}})
