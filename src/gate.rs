@@ -341,6 +341,12 @@ impl Gate {
                     findings.append(&mut file.load);
                     judged.push(*file);
                 }
+                stream::Outcome::Split(mut file, held) => {
+                    streamed_documents[index] = true;
+                    findings.append(&mut file.load);
+                    judged.push(*file);
+                    documents.extend(held.documents);
+                }
                 // Its load findings come again when it is judged.
                 stream::Outcome::Deferred(file) => deferred.push(*file),
             }

@@ -615,3 +615,60 @@ fn the_memory_trace_names_each_stage_of_a_check_on_stderr() {
     let quiet = stategate(&repo, &["check", "--all", "--format", "json"]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("stategate memory"));
 }
+
+/// A ConfigMap among other objects is held for the stages that need every document (Flux may
+/// take variables from it); the file's other documents are judged in the stream. Each is judged
+/// once, where it is, by the schemas and the document policies alike.
+#[test]
+fn a_file_with_a_held_document_has_every_document_judged_once_where_it_is() {
+    let repo = TestRepo::new();
+    repo.write(
+        "policies/names.rego",
+        "package main\n\ndeny contains msg if {\n  msg := sprintf(\"saw %s %s\", [input.kind, input.metadata.name])\n}\n",
+    );
+    repo.commit_all("base");
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  n: 1\n";
+    repo.write(
+        "apps/bundle.yaml",
+        format!(
+            "{BAD}---\n{config}---\n{}",
+            BAD.replace("name: web", "name: api")
+        ),
+    );
+    let out = stategate(&repo, &["check", "--format", "json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = json(&out);
+    assert_eq!(report["stats"]["documents"], 3, "{report:#}");
+    let mut schema: Vec<_> = errors(&report)
+        .into_iter()
+        .filter(|(rule, ..)| rule.starts_with("schema/"))
+        .collect();
+    schema.sort();
+    let at = |rule: &str, line| (rule.to_owned(), "apps/bundle.yaml".to_owned(), line);
+    assert_eq!(
+        schema,
+        [
+            at("schema/type", 7),
+            at("schema/type", 15),
+            at("schema/type", 23),
+            at("schema/unknown-field", 8),
+            at("schema/unknown-field", 24),
+        ]
+    );
+    let mut seen: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .filter(|m| m.starts_with("saw "))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [
+            "saw ConfigMap settings",
+            "saw Service api",
+            "saw Service web"
+        ]
+    );
+}

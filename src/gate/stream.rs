@@ -3,8 +3,9 @@
 //! the source text of a file a finding points into) outlive the file, so memory does not grow with
 //! the number of files.
 //!
-//! A file is *held* instead (kept whole for the stages that need every document at once, which
-//! then judge it as before) when one of its documents matters beyond itself:
+//! A document is *held* instead (kept for the stages that need every document at once, which then
+//! judge it as before) when it matters beyond itself; the other documents of its file are judged
+//! in the stream. A document matters beyond itself when it is:
 //! - a CRD: the schemas of the other documents depend on it. CRD files are found on their bytes
 //!   and loaded before the stream starts, so the schema set is complete when it starts;
 //! - text with `${`, a Flux object, a ConfigMap or a Secret: Flux post-build substitution may
@@ -51,6 +52,11 @@ pub(super) enum Outcome {
     Judged(Box<Judged>),
     /// Kept whole for the stages that need every document (see the module docs).
     Held(Box<Loaded>),
+    /// Judged in the stream but for the documents that must be held, which are kept (without
+    /// the file's load findings, which the judged part has). Argo CD's 1.9 MB `install.yaml`
+    /// has ConfigMaps and a Secret among its CRDs and Deployments: held whole, it kept 18 MB of
+    /// values to the end of the corpus' check.
+    Split(Box<Judged>, Box<Loaded>),
     /// A kind no schema covers yet: dropped now, loaded and judged again once the trusted base's
     /// CRDs for these kinds are added (the file's bytes are still in the change set).
     Deferred(Box<Deferred>),
@@ -232,15 +238,36 @@ impl Stream<'_> {
     }
 
     /// Judge one file now, hold it, or defer it.
-    pub fn judge(&self, index: usize, path: &str, loaded: Loaded) -> Outcome {
-        if self.hold_all || loaded.documents.iter().any(|doc| self.must_hold(doc)) {
+    pub fn judge(&self, index: usize, path: &str, mut loaded: Loaded) -> Outcome {
+        if self.hold_all {
             return Outcome::Held(Box::new(loaded));
         }
-        let kinds = self.uncovered_kinds(&loaded);
+        let (held, streamed): (Vec<Document>, Vec<Document>) =
+            std::mem::take(&mut loaded.documents)
+                .into_iter()
+                .partition(|doc| self.must_hold(doc));
+        let kinds = self.uncovered_kinds(&streamed);
+        if streamed.is_empty() || (!held.is_empty() && !kinds.is_empty() && self.base_crds.exist())
+        {
+            // All held, or held whole: a deferred file is loaded again whole.
+            loaded.documents = held.into_iter().chain(streamed).collect();
+            return Outcome::Held(Box::new(loaded));
+        }
         if !kinds.is_empty() && self.base_crds.exist() {
             return Outcome::Deferred(Box::new(Deferred { index, kinds }));
         }
+        // Only a split file shares its text: `judged` trims a text it alone holds.
+        let source = (!held.is_empty()).then(|| loaded.source.clone()).flatten();
+        loaded.documents = streamed;
         let judged = self.judged(path, loaded, self.schemas().as_ref().ok());
+        if !held.is_empty() {
+            let held = Loaded {
+                documents: held,
+                findings: Vec::new(),
+                source,
+            };
+            return Outcome::Split(Box::new(judged), Box::new(held));
+        }
         if judged.is_clean() {
             Outcome::Clean {
                 documents: judged.documents,
@@ -289,13 +316,12 @@ impl Stream<'_> {
     }
 
     /// The kinds of the file's documents that no schema covers (yet).
-    fn uncovered_kinds(&self, loaded: &Loaded) -> Vec<String> {
+    fn uncovered_kinds(&self, documents: &[Document]) -> Vec<String> {
         let Ok(schemas) = self.schemas() else {
             // No schema checks at all: nothing to look up for them later either.
             return Vec::new();
         };
-        loaded
-            .documents
+        documents
             .iter()
             .filter_map(|d| Some((d.api_version()?, d.kind()?)))
             .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
