@@ -23,7 +23,7 @@ use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
 use crate::render::flux_patches::{self, Applied, FluxPatches};
 use crate::render::overlays::{PatchedTree, render_both_sides};
-use crate::render::patches::{PatchIndex, Resources};
+use crate::render::patches::{KustomizationLists, PatchIndex};
 use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
@@ -216,7 +216,7 @@ impl Gate {
             |bytes: &[u8]| TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes);
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        let resources = Resources::new(tree);
+        let kustomizations = KustomizationLists::new(tree);
         // One read of every file first: Helm templates are set aside, CRD files loaded (the
         // schemas the stream validates against depend on them), and the manifests the
         // whole-tree indexes want kept.
@@ -382,7 +382,7 @@ impl Gate {
                 .iter()
                 .map(Document::path)
                 .filter(|p| !rendered.contexts.contains_key(*p));
-            let partial = PatchIndex::build(&resources, written);
+            let partial = PatchIndex::build(&kustomizations, written);
             let is_object = |doc: &Document| {
                 !rendered.contexts.contains_key(doc.path())
                     && !is_kustomize_file(doc)
@@ -416,7 +416,7 @@ impl Gate {
             .chain(deferred_paths.iter().copied());
         let held = documents.iter().map(|d| d.path());
         let patches = PatchIndex::build(
-            &resources,
+            &kustomizations,
             streamed
                 .chain(held)
                 .filter(|p| !rendered.contexts.contains_key(*p)),

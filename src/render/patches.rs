@@ -1,8 +1,8 @@
 //! Which files kustomizations apply as patches: partial objects, judged as parts of the objects
 //! they patch rather than as whole ones.
 
-use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rayon::prelude::*;
 
@@ -28,10 +28,9 @@ pub struct PatchIndex {
 
 impl PatchIndex {
     pub fn build<'p>(
-        resources: &Resources<'_>,
+        lists: &KustomizationLists<'_>,
         changed: impl Iterator<Item = &'p str>,
     ) -> PatchIndex {
-        let head = resources.tree;
         let mut dirs = BTreeSet::new();
         for path in changed {
             let mut dir = split(path).0;
@@ -47,10 +46,10 @@ impl PatchIndex {
         }
         let mut patches: BTreeSet<String> = dirs
             .par_iter()
-            .flat_map_iter(|dir| kustomization_lists(head, dir, PATCH_FIELDS))
+            .flat_map_iter(|dir| lists.patches_of(dir))
             .collect();
         if !patches.is_empty() {
-            patches.retain(|patch| !resources.all().contains(patch));
+            patches.retain(|patch| !lists.resources().contains(patch));
         }
         PatchIndex { patches }
     }
@@ -65,24 +64,42 @@ const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson
 /// Fields whose entries name files kustomize loads as whole objects.
 const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
 
-/// Every file that a kustomization anywhere in a tree lists as a resource, read the first time a
-/// patch index asks. The gate builds two indexes per check (before and after Flux adds objects):
-/// each read and parsed every kustomization of the tree, 5% of the corpus' `check --all`.
-pub struct Resources<'t> {
+/// What a tree's kustomizations list, each read once per check: the gate builds two patch indexes
+/// (before and after Flux adds objects), which look up mostly the same directories, and each read
+/// and parsed every kustomization of the tree again (5% of the corpus' `check --all`).
+pub struct KustomizationLists<'t> {
     tree: &'t dyn Tree,
-    all: OnceLock<BTreeSet<String>>,
+    /// Every file a kustomization anywhere in the tree lists as a resource.
+    resources: OnceLock<BTreeSet<String>>,
+    /// The patches of the kustomization of each directory looked up.
+    patches: Mutex<HashMap<String, Vec<String>>>,
 }
 
-impl<'t> Resources<'t> {
-    pub fn new(tree: &'t dyn Tree) -> Resources<'t> {
-        Resources {
+impl<'t> KustomizationLists<'t> {
+    pub fn new(tree: &'t dyn Tree) -> KustomizationLists<'t> {
+        KustomizationLists {
             tree,
-            all: OnceLock::new(),
+            resources: OnceLock::new(),
+            patches: Mutex::default(),
         }
     }
 
-    fn all(&self) -> &BTreeSet<String> {
-        self.all.get_or_init(|| all_resources(self.tree))
+    /// The patch files the kustomization in `dir` lists.
+    fn patches_of(&self, dir: &str) -> Vec<String> {
+        if let Some(listed) = self.known_patches().get(dir) {
+            return listed.clone();
+        }
+        let listed = patch_files(self.tree, dir);
+        self.known_patches().insert(dir.to_owned(), listed.clone());
+        listed
+    }
+
+    fn known_patches(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.patches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn resources(&self) -> &BTreeSet<String> {
+        self.resources.get_or_init(|| all_resources(self.tree))
     }
 }
 
@@ -182,7 +199,7 @@ mod tests {
             name: "test".into(),
         };
         assert!(
-            !PatchIndex::build(&Resources::new(&tree), ["apps/p.yaml"].into_iter())
+            !PatchIndex::build(&KustomizationLists::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")
         );
         assert_eq!(patch_files(&tree, "apps"), vec!["apps/p.yaml"]);
@@ -205,7 +222,7 @@ mod tests {
             name: "test".into(),
         };
         assert!(
-            PatchIndex::build(&Resources::new(&tree), ["apps/p.yaml"].into_iter())
+            PatchIndex::build(&KustomizationLists::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")
         );
     }
