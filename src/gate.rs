@@ -220,11 +220,12 @@ impl Gate {
         // One read of every file first: Helm templates are set aside, CRD files loaded (the
         // schemas the stream validates against depend on them), and the manifests the
         // whole-tree indexes want kept.
-        let looked: Vec<(&FileChange, stream::Looked)> = self
-            .select(change)
-            .into_par_iter()
-            .map(|file| (file, stream::first_look(file, tree, options, &indexed)))
-            .collect();
+        let chosen = self.select(change);
+        let order = stream::big_first(&chosen);
+        let looked: Vec<(&FileChange, stream::Looked)> =
+            stream::in_order(chosen, order.as_deref(), |_, file| {
+                (file, stream::first_look(file, tree, options, &indexed))
+            });
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
@@ -300,15 +301,13 @@ impl Gate {
             flux_patches: &flux_patches,
             base_crds: &base_crds,
         };
-        let outcomes: Vec<stream::Outcome> = selected
-            .par_iter()
-            .zip(early.into_par_iter())
-            .enumerate()
-            .map(|(index, (file, early))| {
+        let order = stream::big_first(&selected);
+        let outcomes: Vec<stream::Outcome> =
+            stream::in_order(early, order.as_deref(), |index, early| {
+                let file = selected[index];
                 let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
                 stream.judge(index, &file.path, loaded)
-            })
-            .collect();
+            });
         drop(policies);
         crate::alloc::trace("streamed");
 
