@@ -33,6 +33,13 @@ impl Unreadable {
 /// Whether repository path `path` is `dir` or lies below it; `""` is the repository's root and
 /// holds every path. The one place that says "at or below": a string prefix alone would put
 /// `apps/web-2` below `apps/web`.
+pub fn is_within(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The bytes of an open regular file whose size `fstat` just gave: one buffer of that size and
 /// the byte that shows the end, then a read that returns it. `File::read_to_end` asks the kernel
 /// for the size and position again first (`fstat`, `lseek`): two of the eight system calls of
@@ -56,13 +63,6 @@ pub fn read_sized(mut file: &std::fs::File, size: u64) -> std::io::Result<Vec<u8
     }
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-pub fn is_within(path: &str, dir: &str) -> bool {
-    dir.is_empty()
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The sorted paths of every regular file of a tree, kept the second time the whole tree is
