@@ -242,25 +242,34 @@ impl Stream<'_> {
         if self.hold_all {
             return Outcome::Held(Box::new(loaded));
         }
-        let (held, streamed): (Vec<Document>, Vec<Document>) =
-            std::mem::take(&mut loaded.documents)
-                .into_iter()
-                .partition(|doc| self.must_hold(doc));
-        let kinds = self.uncovered_kinds(&streamed);
-        if streamed.is_empty() || (!held.is_empty() && !kinds.is_empty() && self.base_crds.exist())
-        {
-            // All held, or held whole: a deferred file is loaded again whole.
-            loaded.documents = held.into_iter().chain(streamed).collect();
+        let hold: Vec<bool> = loaded.documents.iter().map(|d| self.must_hold(d)).collect();
+        let some_held = hold.contains(&true);
+        if some_held && !hold.contains(&false) {
             return Outcome::Held(Box::new(loaded));
         }
+        let streamed = loaded.documents.iter().zip(&hold).filter(|(_, h)| !**h);
+        let kinds = self.uncovered_kinds(streamed.map(|(doc, _)| doc));
         if !kinds.is_empty() && self.base_crds.exist() {
+            // A deferred file is loaded again whole: one with documents to hold is held whole.
+            if some_held {
+                return Outcome::Held(Box::new(loaded));
+            }
             return Outcome::Deferred(Box::new(Deferred { index, kinds }));
         }
+        let mut held = Vec::new();
+        if some_held {
+            for (doc, hold) in std::mem::take(&mut loaded.documents).into_iter().zip(hold) {
+                if hold {
+                    held.push(doc);
+                } else {
+                    loaded.documents.push(doc);
+                }
+            }
+        }
         // Only a split file shares its text: `judged` trims a text it alone holds.
-        let source = (!held.is_empty()).then(|| loaded.source.clone()).flatten();
-        loaded.documents = streamed;
+        let source = some_held.then(|| loaded.source.clone()).flatten();
         let judged = self.judged(path, loaded, self.schemas().as_ref().ok());
-        if !held.is_empty() {
+        if some_held {
             let held = Loaded {
                 documents: held,
                 findings: Vec::new(),
@@ -316,13 +325,12 @@ impl Stream<'_> {
     }
 
     /// The kinds of the file's documents that no schema covers (yet).
-    fn uncovered_kinds(&self, documents: &[Document]) -> Vec<String> {
+    fn uncovered_kinds<'d>(&self, documents: impl Iterator<Item = &'d Document>) -> Vec<String> {
         let Ok(schemas) = self.schemas() else {
             // No schema checks at all: nothing to look up for them later either.
             return Vec::new();
         };
         documents
-            .iter()
             .filter_map(|d| Some((d.api_version()?, d.kind()?)))
             .filter(|(api_version, kind)| !schemas.covers(api_version, kind))
             .map(|(_, kind)| kind.to_owned())
