@@ -181,7 +181,7 @@ pub struct DirTree {
     /// The root directory, opened once for [`beneath::read`]; `None` if it cannot be opened.
     #[cfg(target_os = "linux")]
     root_fd: OnceLock<Option<std::os::fd::OwnedFd>>,
-    /// Every regular file, from one walk the first time the whole tree is listed ([`Listing`]).
+    /// Every regular file, kept once the whole tree is listed a second time ([`Listing`]).
     listing: Listing,
 }
 
@@ -447,7 +447,7 @@ pub struct GitTree {
     /// file at a time under the repository's lock: 3.8 s for a one-file push into a repository of
     /// 20,000 manifests (`benches/hook.sh 20000`).
     entries: OnceLock<HashMap<String, (git2::Oid, i32)>>,
-    /// Every regular file, from one walk the first time the whole tree is listed ([`Listing`]).
+    /// Every regular file, kept once the whole tree is listed a second time ([`Listing`]).
     listing: Listing,
     /// Where blobs are read, from any thread.
     blobs: RepoPool,
