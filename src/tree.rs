@@ -779,7 +779,7 @@ impl Tree for GitTree {
     /// each listing was half of a one-file push's time.
     fn files_under(&self, prefix: &str) -> Vec<String> {
         self.listing
-            .under(prefix, || self.walk_files(""))
+            .under(prefix, || self.regular_files())
             .unwrap_or_else(|| self.walk_files(prefix))
     }
 
@@ -789,6 +789,17 @@ impl Tree for GitTree {
 }
 
 impl GitTree {
+    /// Every regular file, from the entries reads look paths up in: one walk of the tree serves
+    /// both (a check reads files of the tree before it lists it whole).
+    fn regular_files(&self) -> Vec<String> {
+        self.entries
+            .get_or_init(|| self.walk())
+            .iter()
+            .filter(|(_, (_, mode))| is_regular(*mode))
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
     /// The regular files under `prefix`, sorted, from a walk of its subtree only.
     fn walk_files(&self, prefix: &str) -> Vec<String> {
         let prefix = prefix.trim_end_matches('/');
