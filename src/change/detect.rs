@@ -1,5 +1,6 @@
 //! Every change mode is one libgit2 diff between two sides (nothing, a commit's tree, the index or
-//! the working tree), narrowed by pathspecs and run through git's default rename detection. The
+//! the working tree), narrowed by pathspecs and run through git's default rename detection; every
+//! file of the working tree is listed by a walk instead ([`Walk`]), to the same effect. The
 //! deltas are then sorted into changed files and skipped paths. The bytes of both sides are read
 //! once here, to tell binary content and to follow symlinks (blobs through git2, working-tree files
 //! from disk without ever following a symlink), and then dropped: the change set keeps where each
@@ -14,6 +15,7 @@ use rayon::prelude::*;
 use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Repository};
 
 use super::links::{self, Target};
+use super::walk::{self, Walk};
 use super::{Action, ChangeSet, FileChange, SkipKind, Skipped};
 use crate::tree::{Content, DirTree, RepoPool, Tree, blob_id};
 
@@ -114,40 +116,83 @@ pub fn detect_changes_in(
     paths: &[String],
 ) -> Result<ChangeSet, ChangeError> {
     let plan = Plan::new(repo, mode)?;
-    let diff = plan.diff(repo, paths)?;
     let mut loader = Loader::new(repo, &plan)?;
     let mut set = ChangeSet {
         base: plan.base.map(|id| id.to_string()),
         head: plan.head.map(|id| id.to_string()),
         ..ChangeSet::default()
     };
-    let mut plain = Vec::new();
-    let mut links = Vec::new();
-    for delta in diff.deltas() {
-        match classify(&delta) {
+    let mut found = Found::default();
+    if plan.lists_every_file() {
+        // Read as the walk goes: what waits is one slice of files, not the list of all of them.
+        Walk::new(repo, paths)?.run(|path| {
+            found.sort(walked(path), &mut set);
+            if found.plain.len() >= READ_SLICE {
+                read_plain(&loader.reader, std::mem::take(&mut found.plain), &mut set)?;
+            }
+            Ok(())
+        })?;
+    } else {
+        let diff = plan.diff(repo, paths)?;
+        for delta in diff.deltas() {
+            found.sort(classify(&delta), &mut set);
+        }
+        // The deltas are copied out: libgit2's diff of a 100,000-file tree holds ~54 MB in the C
+        // allocator, which would otherwise stay resident under everything that follows.
+        drop(diff);
+        crate::alloc::release_c_heap();
+    }
+    read_plain(&loader.reader, found.plain, &mut set)?;
+    for change in found.links {
+        match loader.load_link(change)? {
+            Ok(file) => set.files.push(file),
+            Err(skipped) => set.skipped.push(skipped),
+        }
+    }
+    if plan.renames {
+        pair_exact_renames(&mut set.files);
+    }
+    set.files.sort_by(|a, b| a.path.cmp(&b.path));
+    set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(set)
+}
+
+/// The candidates found so far, by how they are read: symlinks one by one, on one thread (git2's
+/// trees and index are not shared between threads), the rest on all cores.
+#[derive(Default)]
+struct Found {
+    plain: Vec<Candidate>,
+    links: Vec<Candidate>,
+}
+
+impl Found {
+    fn sort(&mut self, sorted: Sorted, set: &mut ChangeSet) {
+        match sorted {
             Sorted::Ignore => {}
             Sorted::Skip(path, reason) => set.skipped.push(Skipped {
                 path,
                 reason,
                 kind: SkipKind::Other,
             }),
-            Sorted::Change(change) if change.old_link || change.new_link => links.push(change),
-            Sorted::Change(change) => plain.push(change),
+            Sorted::Change(change) if change.old_link || change.new_link => self.links.push(change),
+            Sorted::Change(change) => self.plain.push(change),
         }
     }
-    // The deltas are copied out: libgit2's diff of a 100,000-file tree holds ~54 MB in the C
-    // allocator, which would otherwise stay resident under everything that follows.
-    drop(diff);
-    crate::alloc::release_c_heap();
-    // Reading every side is most of detection's time: the files that are not symlinks are read
-    // on all cores, each worker with its own repository handle.
-    let reader = &loader.reader;
+}
+
+/// Reads the candidates that are not symlinks into `set`, in their order. Reading every side is
+/// most of detection's time, so it runs on all cores, each worker with its own repository handle.
+fn read_plain(
+    reader: &Reader,
+    mut plain: Vec<Candidate>,
+    set: &mut ChangeSet,
+) -> Result<(), ChangeError> {
     // Read a slice at a time, each on all cores, into a list of the final size: collected at
     // once, the reads were a second list of every file (216 bytes each) alive beside the first
     // (detection's heap peak on 100,000 files: 53.8 MB that way, 48.8 MB this way). Slices are
     // taken from the end, so the list is reversed first, and each slice back: the files keep the
     // diff's order, which decides between equal candidates when renames are paired.
-    set.files.reserve_exact(plain.len() + links.len());
+    set.files.reserve(plain.len());
     plain.reverse();
     while !plain.is_empty() {
         let from = plain.len().saturating_sub(READ_SLICE);
@@ -162,18 +207,24 @@ pub fn detect_changes_in(
             }
         }
     }
-    for change in links {
-        match loader.load_link(change)? {
-            Ok(file) => set.files.push(file),
-            Err(skipped) => set.skipped.push(skipped),
-        }
+    Ok(())
+}
+
+/// A path the working-tree walk found, as a diff against nothing would give it.
+fn walked(found: walk::Found) -> Sorted {
+    match found {
+        walk::Found::Skipped { path, reason } => Sorted::Skip(path, reason.into()),
+        walk::Found::File { path, link } => Sorted::Change(Candidate {
+            action: Action::Added,
+            path,
+            old_path: None,
+            old_id: None,
+            // As in libgit2's diff of untracked files: working-tree files are read from disk.
+            new_id: Some(Oid::ZERO_SHA1),
+            old_link: false,
+            new_link: link,
+        }),
     }
-    if plan.renames {
-        pair_exact_renames(&mut set.files);
-    }
-    set.files.sort_by(|a, b| a.path.cmp(&b.path));
-    set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(set)
 }
 
 /// How many files detection reads on all cores before it moves their entries into the change set.
@@ -245,6 +296,12 @@ impl<'r> Plan<'r> {
                 })
             }
         }
+    }
+
+    /// Whether the change is every file of the working tree (`--all`, or a repository without
+    /// commits): then the tree is walked ([`Walk`]) instead of diffed against nothing.
+    fn lists_every_file(&self) -> bool {
+        self.old.is_none() && matches!(self.new, NewSide::WorkDir)
     }
 
     /// HEAD against `new`; without commits yet, against nothing (everything is added).
@@ -960,6 +1017,146 @@ mod tests {
             .as_ref()
             .map(|c| c.read("b/x.yaml").unwrap());
         assert_eq!(moved.as_deref(), Some(&b"same\n"[..]));
+    }
+
+    /// What a listing of the working tree found, path by path: read (`link` or not) or skipped.
+    fn listing(sorted: impl IntoIterator<Item = Sorted>) -> Vec<(String, String)> {
+        let mut out: Vec<_> = sorted
+            .into_iter()
+            .filter_map(|s| match s {
+                Sorted::Ignore => None,
+                Sorted::Skip(path, why) => Some((path, why)),
+                Sorted::Change(c) => {
+                    Some((c.path, if c.new_link { "link" } else { "file" }.into()))
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every corner of `git status` the walk must agree on: tracked and untracked files, ignored
+    /// ones tracked or not (by a file pattern and by a directory), symlinks, a nested repository,
+    /// a submodule checked out and not, an empty directory, a pipe.
+    fn working_tree_with_every_corner() -> (tempfile::TempDir, Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let write = |path: &str, text: &str| {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        };
+        write(".gitignore", "ignored/\n*.tmp\n");
+        write("a.yaml", "kind: A\n");
+        write("sub/deep/d.yaml", "kind: D\n");
+        write("ignored/tracked.yaml", "kind: T\n");
+        write("ignored/untracked.yaml", "kind: U\n");
+        write("kept.tmp", "tracked though ignored\n");
+        write("dropped.tmp", "ignored\n");
+        write("sub/.gitignore", "local.yaml\n");
+        write("sub/local.yaml", "kind: L\n");
+        write("nested/.git/HEAD", "ref: refs/heads/main\n");
+        write("nested/inner.yaml", "kind: N\n");
+        write("module/.git", "gitdir: ../.git/modules/module\n");
+        std::fs::create_dir_all(root.join("empty")).unwrap();
+        std::fs::create_dir_all(root.join("unborn-module")).unwrap();
+        std::os::unix::fs::symlink("a.yaml", root.join("link.yaml")).unwrap();
+        std::os::unix::fs::symlink("sub", root.join("dir-link")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe"))
+            .status();
+        assert!(fifo.unwrap().success(), "mkfifo failed");
+        let mut index = repo.index().unwrap();
+        for path in ["a.yaml", "ignored/tracked.yaml", "kept.tmp", ".gitignore"] {
+            index.add_path(Path::new(path)).unwrap();
+        }
+        for path in ["module", "unborn-module"] {
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o160000,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: Oid::from_str("0123456789012345678901234567890123456789").unwrap(),
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).unwrap();
+        }
+        index.write().unwrap();
+        drop(index);
+        (dir, repo)
+    }
+
+    fn walked_listing(repo: &Repository, paths: &[String]) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        Walk::new(repo, paths)
+            .unwrap()
+            .run(|f| {
+                found.push(walked(f));
+                Ok(())
+            })
+            .unwrap();
+        listing(found)
+    }
+
+    fn diffed_listing(repo: &Repository, paths: &[String]) -> Vec<(String, String)> {
+        let plan = Plan::new(repo, &ChangeMode::All { rev: None }).unwrap();
+        let diff = plan.diff(repo, paths).unwrap();
+        listing(diff.deltas().map(|d| classify(&d)))
+    }
+
+    #[test]
+    fn the_walk_lists_what_libgit2s_diff_of_the_working_tree_lists() {
+        let (_dir, repo) = working_tree_with_every_corner();
+        let everything = walked_listing(&repo, &[]);
+        assert_eq!(everything, diffed_listing(&repo, &[]));
+        // The corners are in the listing, not just equal on both sides.
+        let has = |path: &str, what: &str| everything.contains(&(path.into(), what.into()));
+        assert!(
+            has("ignored/tracked.yaml", "file") && has("kept.tmp", "file"),
+            "{everything:?}"
+        );
+        assert!(
+            has("link.yaml", "link") && has("dir-link", "link"),
+            "{everything:?}"
+        );
+        assert!(has("module", "submodule, not followed"), "{everything:?}");
+        assert!(
+            has("unborn-module", "submodule, not followed"),
+            "{everything:?}"
+        );
+        assert!(
+            has("nested", "nested git repository, not followed"),
+            "{everything:?}"
+        );
+        for absent in [
+            "ignored/untracked.yaml",
+            "dropped.tmp",
+            "sub/local.yaml",
+            "pipe",
+        ] {
+            assert!(
+                everything.iter().all(|(p, _)| p != absent),
+                "{absent}: {everything:?}"
+            );
+        }
+        for paths in [
+            vec!["sub".to_string()],
+            vec!["*.yaml".into()],
+            vec!["ignored".into(), "module".into()],
+        ] {
+            assert_eq!(
+                walked_listing(&repo, &paths),
+                diffed_listing(&repo, &paths),
+                "{paths:?}"
+            );
+        }
     }
 
     #[test]

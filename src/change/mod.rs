@@ -3,6 +3,7 @@
 
 mod detect;
 mod links;
+mod walk;
 
 use serde::Serialize;
 

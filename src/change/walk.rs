@@ -1,0 +1,264 @@
+//! Every file of the working tree as `git status` lists them, for `check --all` without a
+//! revision: found by walking the directories, not by a libgit2 diff against nothing. That diff
+//! held every file at once (its deltas, the index, and a `stat` of every entry of a directory):
+//! ~54 MB on 100,000 files, which set the whole run's peak. The walk holds the directories still
+//! to visit and hands each file on as it finds it.
+//!
+//! It lists what git would (a test holds it to libgit2's diff on one repository):
+//! - files that are not ignored, and ignored files that are tracked;
+//! - symlinks, as links (followed later like every other symlink);
+//! - a nested repository or a submodule as one skipped path, never entered;
+//! - never `.git`.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Index, Pathspec, PathspecFlags, Repository};
+
+use super::detect::ChangeError;
+
+/// One path the walk found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// A file or a symlink to read.
+    File { path: String, link: bool },
+    /// A path never read, and why.
+    Skipped { path: String, reason: &'static str },
+}
+
+/// A directory still to visit, repository-relative (`""` is the root).
+struct Pending {
+    dir: String,
+    /// The directory is ignored: only tracked files in it count.
+    ignored: bool,
+}
+
+/// The walk's view of the repository: where the working tree is, what narrows it, and the index,
+/// read only if a question needs it (a tracked file that is ignored, a submodule).
+pub(super) struct Walk<'r> {
+    repo: &'r Repository,
+    root: PathBuf,
+    pathspec: Option<Pathspec>,
+    index: Option<Index>,
+    /// `.git/info/exclude` or a user's global ignore file may ignore paths anywhere.
+    ignores_anywhere: bool,
+}
+
+impl<'r> Walk<'r> {
+    /// A walk of `repo`'s working tree narrowed by `paths` (pathspecs as `git diff -- PATH`).
+    pub(super) fn new(repo: &'r Repository, paths: &[String]) -> Result<Walk<'r>, ChangeError> {
+        let Some(root) = repo.workdir() else {
+            return Err(ChangeError::BareRepository {
+                mode: "checking every file of the working tree",
+                path: repo.path().to_path_buf(),
+            });
+        };
+        let pathspec = if paths.is_empty() {
+            None
+        } else {
+            Some(Pathspec::new(paths).map_err(|source| ChangeError::Git {
+                doing: "reading the paths given",
+                source,
+            })?)
+        };
+        Ok(Walk {
+            repo,
+            root: root.to_path_buf(),
+            pathspec,
+            index: None,
+            ignores_anywhere: ignores_anywhere(repo),
+        })
+    }
+
+    /// Hands every path found to `visit`, directory by directory.
+    pub(super) fn run(
+        mut self,
+        mut visit: impl FnMut(Found) -> Result<(), ChangeError>,
+    ) -> Result<(), ChangeError> {
+        let mut pending = vec![Pending {
+            dir: String::new(),
+            ignored: false,
+        }];
+        while let Some(next) = pending.pop() {
+            self.visit_dir(next, &mut pending, &mut visit)?;
+        }
+        Ok(())
+    }
+
+    fn visit_dir(
+        &mut self,
+        at: Pending,
+        pending: &mut Vec<Pending>,
+        visit: &mut impl FnMut(Found) -> Result<(), ChangeError>,
+    ) -> Result<(), ChangeError> {
+        let full = self.root.join(&at.dir);
+        let read_err = |source| ChangeError::Read {
+            path: at.dir.clone(),
+            source,
+        };
+        // Ignore rules apply here if a `.gitignore` sits here or above; without any, asking
+        // libgit2 about each file (a lookup per directory level) is time spent to learn nothing.
+        let ruled = self.ignores_anywhere || has_gitignore(&self.root, &at.dir);
+        let mut empty = true;
+        for entry in std::fs::read_dir(&full).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            empty = false;
+            let name = entry.file_name();
+            if name == ".git" {
+                continue;
+            }
+            let path = join(&at.dir, &name.to_string_lossy());
+            let kind = entry.file_type().map_err(|source| ChangeError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if kind.is_dir() {
+                self.found_dir(path, &at, ruled, pending, visit)?;
+            } else if kind.is_file() || kind.is_symlink() {
+                let counts = if at.ignored || (ruled && self.is_ignored(&path)?) {
+                    self.is_tracked(&path)?
+                } else {
+                    true
+                };
+                if counts && self.wanted(&path) {
+                    let link = kind.is_symlink();
+                    visit(Found::File { path, link })?;
+                }
+            }
+            // Sockets, pipes and devices: git lists none of them.
+        }
+        // A submodule that was never checked out is an empty directory.
+        if empty && !at.dir.is_empty() && self.is_submodule(&at.dir)? && self.wanted(&at.dir) {
+            visit(Found::Skipped {
+                path: at.dir,
+                reason: "submodule, not followed",
+            })?;
+        }
+        Ok(())
+    }
+
+    fn found_dir(
+        &mut self,
+        path: String,
+        parent: &Pending,
+        ruled: bool,
+        pending: &mut Vec<Pending>,
+        visit: &mut impl FnMut(Found) -> Result<(), ChangeError>,
+    ) -> Result<(), ChangeError> {
+        let ignored = parent.ignored || (ruled && self.is_ignored(&path)?);
+        if std::fs::symlink_metadata(self.root.join(&path).join(".git")).is_ok() {
+            let reason = if self.is_submodule(&path)? {
+                Some("submodule, not followed")
+            } else {
+                (!ignored).then_some("nested git repository, not followed")
+            };
+            if let Some(reason) = reason
+                && self.wanted(&path)
+            {
+                visit(Found::Skipped { path, reason })?;
+            }
+            return Ok(());
+        }
+        if ignored && !self.tracks_under(&path)? {
+            return Ok(());
+        }
+        pending.push(Pending { dir: path, ignored });
+        Ok(())
+    }
+
+    fn wanted(&self, path: &str) -> bool {
+        self.pathspec
+            .as_ref()
+            .is_none_or(|spec| spec.matches_path(Path::new(path), PathspecFlags::DEFAULT))
+    }
+
+    fn is_ignored(&self, path: &str) -> Result<bool, ChangeError> {
+        self.repo
+            .is_path_ignored(path)
+            .map_err(|source| ChangeError::Git {
+                doing: "reading the ignore rules",
+                source,
+            })
+    }
+
+    fn index(&mut self) -> Result<&Index, ChangeError> {
+        if self.index.is_none() {
+            let index = self.repo.index().map_err(|source| ChangeError::Git {
+                doing: "reading the index",
+                source,
+            })?;
+            self.index = Some(index);
+        }
+        // Set just above when it was not.
+        Ok(self.index.as_ref().expect("index read above"))
+    }
+
+    fn is_tracked(&mut self, path: &str) -> Result<bool, ChangeError> {
+        let index = self.index()?;
+        Ok((0..=3).any(|stage| index.get_path(Path::new(path), stage).is_some()))
+    }
+
+    fn is_submodule(&mut self, path: &str) -> Result<bool, ChangeError> {
+        const GITLINK: u32 = 0o160000;
+        let entry = self.index()?.get_path(Path::new(path), 0);
+        Ok(entry.is_some_and(|e| e.mode == GITLINK))
+    }
+
+    /// Whether the index tracks anything under the directory `dir`.
+    fn tracks_under(&mut self, dir: &str) -> Result<bool, ChangeError> {
+        let prefix = format!("{dir}/");
+        let index = self.index()?;
+        let Ok(at) = index.find_prefix(prefix.as_str()) else {
+            return Ok(false);
+        };
+        Ok(index
+            .get(at)
+            .is_some_and(|e| e.path.starts_with(prefix.as_bytes())))
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether `dir` or a directory above it holds a `.gitignore`.
+fn has_gitignore(root: &Path, dir: &str) -> bool {
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if std::fs::symlink_metadata(root.join(d).join(".gitignore")).is_ok() {
+            return true;
+        }
+        at = (!d.is_empty()).then(|| d.rsplit_once('/').map_or("", |(up, _)| up));
+    }
+    false
+}
+
+/// Whether rules outside the working tree may ignore paths: `.git/info/exclude` with a rule, or a
+/// global excludes file (`core.excludesFile`, else git's default place for it). When unsure, yes:
+/// asking costs time, not asking could list an ignored file.
+fn ignores_anywhere(repo: &Repository) -> bool {
+    let has_rules = |file: &Path| match std::fs::read_to_string(file) {
+        Ok(text) => text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.starts_with('#')),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    };
+    if has_rules(&repo.commondir().join("info").join("exclude")) {
+        return true;
+    }
+    let configured = repo
+        .config()
+        .ok()
+        .and_then(|c| c.get_path("core.excludesFile").ok());
+    let global = configured.or_else(|| {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(config.join("git").join("ignore"))
+    });
+    global.is_some_and(|file| has_rules(&file))
+}
