@@ -583,8 +583,9 @@ enum Place {
     /// symlink) and checked against what was detected: a file edited since the change was
     /// detected is not judged by bytes nobody looked at. The check is a keyed XXH3 of the bytes
     /// ([`fingerprint`]): SHA-1, which the id needs, was a tenth of a 10,000-file check when every
-    /// read of every file hashed again.
-    Tree(Arc<dyn Tree>, String, u64),
+    /// read of every file hashed again. The path is there only when it is not the file's own
+    /// (a symlink's target): a second copy of every path was a tenth of a 100,000-file change set.
+    Tree(Arc<dyn Tree>, Option<Box<str>>, u64),
     /// Bytes already in memory: stdin, loose files, tests.
     Memory(Arc<[u8]>),
 }
@@ -599,20 +600,29 @@ impl Content {
         }
     }
 
-    /// The file at `path` of `tree`, whose bytes were `bytes` when the change was detected.
-    pub fn in_tree(tree: &Arc<dyn Tree>, path: &str, bytes: &[u8]) -> Content {
+    /// A file of `tree` whose bytes were `bytes` when the change was detected: the file at the
+    /// path it is read by ([`Content::read`]), or at `elsewhere` (the target of a symlink).
+    pub fn in_tree(tree: &Arc<dyn Tree>, elsewhere: Option<&str>, bytes: &[u8]) -> Content {
         Content {
             id: Some(blob_id(bytes)),
-            ..Content::in_tree_unhashed(tree, path, bytes)
+            ..Content::in_tree_unhashed(tree, elsewhere, bytes)
         }
     }
 
     /// [`Content::in_tree`] without the blob id, for a change nothing compares by content.
-    pub fn in_tree_unhashed(tree: &Arc<dyn Tree>, path: &str, bytes: &[u8]) -> Content {
+    pub fn in_tree_unhashed(
+        tree: &Arc<dyn Tree>,
+        elsewhere: Option<&str>,
+        bytes: &[u8],
+    ) -> Content {
         Content {
             id: None,
             size: bytes.len() as u64,
-            place: Place::Tree(Arc::clone(tree), path.to_owned(), fingerprint(bytes)),
+            place: Place::Tree(
+                Arc::clone(tree),
+                elsewhere.map(Box::from),
+                fingerprint(bytes),
+            ),
         }
     }
 
@@ -639,7 +649,8 @@ impl Content {
         self.size == 0
     }
 
-    /// The bytes. `path` names the file in the error.
+    /// The bytes. `path` is the file's path: it names the file in the error, and a file of a tree
+    /// is read there unless it was found elsewhere.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, Unreadable> {
         let bytes = match &self.place {
             Place::Memory(bytes) => return Ok(bytes.to_vec()),
@@ -651,7 +662,7 @@ impl Content {
                 pool.blob(id)
                     .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message())))?
             }
-            Place::Tree(tree, at, _) => match tree.read_checked(at) {
+            Place::Tree(tree, at, _) => match tree.read_checked(at.as_deref().unwrap_or(path)) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return Err(Unreadable::new(path, "gone since the change was read")),
                 Err(why) => return Err(why),
@@ -948,9 +959,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "a: 1\n").unwrap();
         let tree: Arc<dyn Tree> = Arc::new(DirTree::new(dir.path(), "working tree"));
-        let content = Content::in_tree(&tree, "a.yaml", b"a: 1\n");
+        let content = Content::in_tree(&tree, None, b"a: 1\n");
         assert_eq!(content.id(), Some(blob_id(b"a: 1\n")));
-        let unhashed = Content::in_tree_unhashed(&tree, "a.yaml", b"a: 1\n");
+        let unhashed = Content::in_tree_unhashed(&tree, None, b"a: 1\n");
         assert_eq!(unhashed.id(), None);
         assert_ne!(
             unhashed, content,

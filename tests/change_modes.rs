@@ -6,7 +6,6 @@ mod common;
 
 use common::git::TestRepo;
 use stategate::change::{Action, ChangeMode, ChangeSet, FileChange, SkipKind, detect_changes};
-use stategate::tree::Content;
 
 fn detect(repo: &TestRepo, mode: ChangeMode, paths: &[&str]) -> ChangeSet {
     let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
@@ -44,9 +43,14 @@ fn file<'a>(set: &'a ChangeSet, path: &str) -> &'a FileChange {
 }
 
 /// A side's bytes as text, read the way the gate reads them (the change set holds ids, not bytes).
-fn text(side: &Option<Content>) -> Option<String> {
-    side.as_ref()
-        .map(|c| String::from_utf8(c.read("side").expect("readable")).expect("utf-8"))
+fn before_text(file: &FileChange) -> Option<String> {
+    let bytes = file.read_before().expect("readable");
+    bytes.map(|b| String::from_utf8(b).expect("utf-8"))
+}
+
+fn after_text(file: &FileChange) -> Option<String> {
+    let bytes = file.read_after().expect("readable");
+    bytes.map(|b| String::from_utf8(b).expect("utf-8"))
 }
 
 /// A manifest long enough that a one-line edit keeps it well above git's 50% rename threshold.
@@ -91,23 +95,23 @@ fn worktree_sees_modified_untracked_and_deleted_files() {
         ]
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").before).as_deref(),
+        before_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
-    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 2\n"));
+    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
     assert_eq!(
-        text(&file(&set, "b.yaml").before).as_deref(),
+        before_text(&file(&set, "b.yaml")).as_deref(),
         Some("b: 1\n")
     );
     assert_eq!(file(&set, "b.yaml").after, None);
     // The working tree wins over the index.
     assert_eq!(
-        text(&file(&set, "c.yaml").after).as_deref(),
+        after_text(&file(&set, "c.yaml")).as_deref(),
         Some("c: on disk\n")
     );
     assert_eq!(file(&set, "new/d.yaml").before, None);
     assert_eq!(
-        text(&file(&set, "new/d.yaml").after).as_deref(),
+        after_text(&file(&set, "new/d.yaml")).as_deref(),
         Some("d: 1\n")
     );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
@@ -142,19 +146,19 @@ fn staged_sees_only_the_index() {
         ]
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").before).as_deref(),
+        before_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").after).as_deref(),
+        after_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: staged\n")
     );
     assert_eq!(
-        text(&file(&set, "added.yaml").after).as_deref(),
+        after_text(&file(&set, "added.yaml")).as_deref(),
         Some("n: 1\n")
     );
     assert_eq!(
-        text(&file(&set, "gone.yaml").before).as_deref(),
+        before_text(&file(&set, "gone.yaml")).as_deref(),
         Some("g: 1\n")
     );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
@@ -187,11 +191,11 @@ fn range_diffs_head_against_the_merge_base() {
         ]
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").before).as_deref(),
+        before_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").after).as_deref(),
+        after_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: feature\n")
     );
     assert_eq!(set.base.as_deref(), Some(fork.as_str()));
@@ -224,20 +228,20 @@ fn renames_with_and_without_edits_are_renames() {
     );
     let edited = file(&set, "apps/backend.yaml");
     assert_eq!(
-        text(&edited.before).as_deref(),
+        before_text(&edited).as_deref(),
         Some(manifest("api", 1).as_str())
     );
     assert_eq!(
-        text(&edited.after).as_deref(),
+        after_text(&edited).as_deref(),
         Some(manifest("api", 3).as_str())
     );
     let moved = file(&set, "apps/frontend.yaml");
     assert_eq!(
-        text(&moved.before).as_deref(),
+        before_text(&moved).as_deref(),
         Some(manifest("web", 1).as_str())
     );
     assert_eq!(
-        text(&moved.after).as_deref(),
+        after_text(&moved).as_deref(),
         Some(manifest("web", 1).as_str())
     );
 }
@@ -320,11 +324,11 @@ fn worktree_rename_with_a_plain_mv_is_a_rename() {
     );
     let renamed = file(&set, "clusters/web.yaml");
     assert_eq!(
-        text(&renamed.before).as_deref(),
+        before_text(&renamed).as_deref(),
         Some(manifest("web", 1).as_str())
     );
     assert_eq!(
-        text(&renamed.after).as_deref(),
+        after_text(&renamed).as_deref(),
         Some(manifest("web", 2).as_str())
     );
 }
@@ -344,7 +348,7 @@ fn deleted_files_keep_their_content_and_stay_in_the_set() {
         vec![(Action::Deleted, "apps/drop.yaml", None)]
     );
     let deleted = file(&set, "apps/drop.yaml");
-    assert_eq!(text(&deleted.before).as_deref(), Some("d: 1\n"));
+    assert_eq!(before_text(&deleted).as_deref(), Some("d: 1\n"));
     assert_eq!(deleted.after, None);
 }
 
@@ -372,7 +376,7 @@ fn all_at_a_revision_lists_every_file_of_that_commit() {
             (Action::Added, "apps/b.yaml", None),
         ]
     );
-    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 1\n"));
+    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
     assert_eq!(file(&set, "a.yaml").before, None);
     assert_eq!(set.head.as_deref(), Some(first.as_str()));
     assert_eq!(set.base, None);
@@ -400,11 +404,11 @@ fn all_in_the_worktree_lists_tracked_and_untracked_files_but_not_ignored_or_remo
         ]
     );
     assert_eq!(
-        text(&file(&set, "a.yaml").after).as_deref(),
+        after_text(&file(&set, "a.yaml")).as_deref(),
         Some("a: edited\n")
     );
     assert_eq!(
-        text(&file(&set, "apps/new.yaml").after).as_deref(),
+        after_text(&file(&set, "apps/new.yaml")).as_deref(),
         Some("n: 1\n")
     );
     assert_eq!((set.base.as_deref(), set.head.as_deref()), (None, None));
@@ -515,7 +519,7 @@ fn symlinks_are_skipped_and_never_followed() {
         let leaked = set
             .files
             .iter()
-            .flat_map(|f| [text(&f.before), text(&f.after)])
+            .flat_map(|f| [before_text(&f), after_text(&f)])
             .flatten()
             .any(|bytes| !passwd.is_empty() && bytes.as_bytes() == passwd.as_slice());
         assert!(!leaked, "{mode:?} read /etc/passwd through a symlink");
@@ -557,7 +561,7 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
     let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
     for f in &set.files {
         assert_ne!(
-            text(&f.after).map(String::into_bytes),
+            after_text(&f).map(String::into_bytes),
             Some(passwd.clone()),
             "{}",
             f.path
@@ -565,7 +569,7 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
     }
     let deleted = file(&set, "conf/passwd");
     assert_eq!(deleted.action, Action::Deleted);
-    assert_eq!(text(&deleted.before).as_deref(), Some("mine: 1\n"));
+    assert_eq!(before_text(&deleted).as_deref(), Some("mine: 1\n"));
 }
 
 #[test]
@@ -622,7 +626,7 @@ fn a_repository_without_commits_has_everything_added() {
     let staged = detect(&repo, ChangeMode::Staged, &[]);
     assert_eq!(summary(&staged), vec![(Action::Added, "a.yaml", None)]);
     assert_eq!(
-        text(&file(&staged, "a.yaml").after).as_deref(),
+        after_text(&file(&staged, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
 }
@@ -685,7 +689,7 @@ fn a_file_removed_from_the_index_but_kept_on_disk_is_deleted() {
         ]
     );
     assert_eq!(
-        text(&file(&worktree, "a.yaml").before).as_deref(),
+        before_text(&file(&worktree, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
     let staged = detect(&repo, ChangeMode::Staged, &[]);
@@ -705,7 +709,7 @@ fn a_bare_repository_has_ranges_but_no_working_tree() {
 
     let set = detect_changes(&bare_path, &range(&base, &head), &[]).expect("range in a bare repo");
     assert_eq!(summary(&set), vec![(Action::Modified, "a.yaml", None)]);
-    assert_eq!(text(&file(&set, "a.yaml").after).as_deref(), Some("a: 2\n"));
+    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
 
     let err = detect_changes(&bare_path, &ChangeMode::WorkTree, &[])
         .unwrap_err()

@@ -776,23 +776,30 @@ impl Reader {
         {
             return Err(skipped(c.path, ("binary file".into(), SkipKind::Binary)));
         }
+        let old_path = c.old_path.as_deref().unwrap_or(&c.path);
+        let before = before.map(|(bytes, from)| self.content(old_path, &bytes, from));
+        let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
         Ok(FileChange {
             path: c.path,
             action: c.action,
             old_path: c.old_path,
-            before: before.map(|(bytes, from)| self.content(&bytes, from)),
-            after: after.map(|(bytes, from)| self.content(&bytes, from)),
+            before,
+            after,
         })
     }
 
-    /// Where to read `bytes` again; the bytes themselves are dropped.
-    fn content(&self, bytes: &[u8], from: Origin) -> Content {
+    /// Where to read `bytes` again, for the side read by `path`; the bytes themselves are dropped.
+    fn content(&self, path: &str, bytes: &[u8], from: Origin) -> Content {
         match (from, &self.workdir) {
             (Origin::Blob(id), _) => Content::blob(&self.pool, id, bytes.len()),
-            (Origin::Disk(path), Some(workdir)) if self.identify => {
-                Content::in_tree(workdir, &path, bytes)
+            (Origin::Disk(at), Some(workdir)) => {
+                let elsewhere = (at != path).then_some(at.as_str());
+                if self.identify {
+                    Content::in_tree(workdir, elsewhere, bytes)
+                } else {
+                    Content::in_tree_unhashed(workdir, elsewhere, bytes)
+                }
             }
-            (Origin::Disk(path), Some(workdir)) => Content::in_tree_unhashed(workdir, &path, bytes),
             // Disk reads only happen with a working tree; kept in memory should that change.
             (Origin::Disk(_), None) => Content::in_memory(bytes.to_vec()),
         }
