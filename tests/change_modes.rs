@@ -94,24 +94,18 @@ fn worktree_sees_modified_untracked_and_deleted_files() {
             (Action::Added, "new/d.yaml", None),
         ]
     );
-    assert_eq!(
-        before_text(&file(&set, "a.yaml")).as_deref(),
-        Some("a: 1\n")
-    );
-    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
-    assert_eq!(
-        before_text(&file(&set, "b.yaml")).as_deref(),
-        Some("b: 1\n")
-    );
+    assert_eq!(before_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
+    assert_eq!(after_text(file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
+    assert_eq!(before_text(file(&set, "b.yaml")).as_deref(), Some("b: 1\n"));
     assert_eq!(file(&set, "b.yaml").after, None);
     // The working tree wins over the index.
     assert_eq!(
-        after_text(&file(&set, "c.yaml")).as_deref(),
+        after_text(file(&set, "c.yaml")).as_deref(),
         Some("c: on disk\n")
     );
     assert_eq!(file(&set, "new/d.yaml").before, None);
     assert_eq!(
-        after_text(&file(&set, "new/d.yaml")).as_deref(),
+        after_text(file(&set, "new/d.yaml")).as_deref(),
         Some("d: 1\n")
     );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
@@ -145,20 +139,17 @@ fn staged_sees_only_the_index() {
             (Action::Deleted, "gone.yaml", None),
         ]
     );
+    assert_eq!(before_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
     assert_eq!(
-        before_text(&file(&set, "a.yaml")).as_deref(),
-        Some("a: 1\n")
-    );
-    assert_eq!(
-        after_text(&file(&set, "a.yaml")).as_deref(),
+        after_text(file(&set, "a.yaml")).as_deref(),
         Some("a: staged\n")
     );
     assert_eq!(
-        after_text(&file(&set, "added.yaml")).as_deref(),
+        after_text(file(&set, "added.yaml")).as_deref(),
         Some("n: 1\n")
     );
     assert_eq!(
-        before_text(&file(&set, "gone.yaml")).as_deref(),
+        before_text(file(&set, "gone.yaml")).as_deref(),
         Some("g: 1\n")
     );
     assert_eq!(set.base.as_deref(), Some(head.as_str()));
@@ -190,12 +181,9 @@ fn range_diffs_head_against_the_merge_base() {
             (Action::Added, "f.yaml", None),
         ]
     );
+    assert_eq!(before_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
     assert_eq!(
-        before_text(&file(&set, "a.yaml")).as_deref(),
-        Some("a: 1\n")
-    );
-    assert_eq!(
-        after_text(&file(&set, "a.yaml")).as_deref(),
+        after_text(file(&set, "a.yaml")).as_deref(),
         Some("a: feature\n")
     );
     assert_eq!(set.base.as_deref(), Some(fork.as_str()));
@@ -228,20 +216,20 @@ fn renames_with_and_without_edits_are_renames() {
     );
     let edited = file(&set, "apps/backend.yaml");
     assert_eq!(
-        before_text(&edited).as_deref(),
+        before_text(edited).as_deref(),
         Some(manifest("api", 1).as_str())
     );
     assert_eq!(
-        after_text(&edited).as_deref(),
+        after_text(edited).as_deref(),
         Some(manifest("api", 3).as_str())
     );
     let moved = file(&set, "apps/frontend.yaml");
     assert_eq!(
-        before_text(&moved).as_deref(),
+        before_text(moved).as_deref(),
         Some(manifest("web", 1).as_str())
     );
     assert_eq!(
-        after_text(&moved).as_deref(),
+        after_text(moved).as_deref(),
         Some(manifest("web", 1).as_str())
     );
 }
@@ -324,11 +312,11 @@ fn worktree_rename_with_a_plain_mv_is_a_rename() {
     );
     let renamed = file(&set, "clusters/web.yaml");
     assert_eq!(
-        before_text(&renamed).as_deref(),
+        before_text(renamed).as_deref(),
         Some(manifest("web", 1).as_str())
     );
     assert_eq!(
-        after_text(&renamed).as_deref(),
+        after_text(renamed).as_deref(),
         Some(manifest("web", 2).as_str())
     );
 }
@@ -348,7 +336,7 @@ fn deleted_files_keep_their_content_and_stay_in_the_set() {
         vec![(Action::Deleted, "apps/drop.yaml", None)]
     );
     let deleted = file(&set, "apps/drop.yaml");
-    assert_eq!(before_text(&deleted).as_deref(), Some("d: 1\n"));
+    assert_eq!(before_text(deleted).as_deref(), Some("d: 1\n"));
     assert_eq!(deleted.after, None);
 }
 
@@ -376,7 +364,7 @@ fn all_at_a_revision_lists_every_file_of_that_commit() {
             (Action::Added, "apps/b.yaml", None),
         ]
     );
-    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
+    assert_eq!(after_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
     assert_eq!(file(&set, "a.yaml").before, None);
     assert_eq!(set.head.as_deref(), Some(first.as_str()));
     assert_eq!(set.base, None);
@@ -404,11 +392,11 @@ fn all_in_the_worktree_lists_tracked_and_untracked_files_but_not_ignored_or_remo
         ]
     );
     assert_eq!(
-        after_text(&file(&set, "a.yaml")).as_deref(),
+        after_text(file(&set, "a.yaml")).as_deref(),
         Some("a: edited\n")
     );
     assert_eq!(
-        after_text(&file(&set, "apps/new.yaml")).as_deref(),
+        after_text(file(&set, "apps/new.yaml")).as_deref(),
         Some("n: 1\n")
     );
     assert_eq!((set.base.as_deref(), set.head.as_deref()), (None, None));
@@ -519,7 +507,7 @@ fn symlinks_are_skipped_and_never_followed() {
         let leaked = set
             .files
             .iter()
-            .flat_map(|f| [before_text(&f), after_text(&f)])
+            .flat_map(|f| [before_text(f), after_text(f)])
             .flatten()
             .any(|bytes| !passwd.is_empty() && bytes.as_bytes() == passwd.as_slice());
         assert!(!leaked, "{mode:?} read /etc/passwd through a symlink");
@@ -561,7 +549,7 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
     let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
     for f in &set.files {
         assert_ne!(
-            after_text(&f).map(String::into_bytes),
+            after_text(f).map(String::into_bytes),
             Some(passwd.clone()),
             "{}",
             f.path
@@ -569,7 +557,7 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
     }
     let deleted = file(&set, "conf/passwd");
     assert_eq!(deleted.action, Action::Deleted);
-    assert_eq!(before_text(&deleted).as_deref(), Some("mine: 1\n"));
+    assert_eq!(before_text(deleted).as_deref(), Some("mine: 1\n"));
 }
 
 #[test]
@@ -626,7 +614,7 @@ fn a_repository_without_commits_has_everything_added() {
     let staged = detect(&repo, ChangeMode::Staged, &[]);
     assert_eq!(summary(&staged), vec![(Action::Added, "a.yaml", None)]);
     assert_eq!(
-        after_text(&file(&staged, "a.yaml")).as_deref(),
+        after_text(file(&staged, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
 }
@@ -689,7 +677,7 @@ fn a_file_removed_from_the_index_but_kept_on_disk_is_deleted() {
         ]
     );
     assert_eq!(
-        before_text(&file(&worktree, "a.yaml")).as_deref(),
+        before_text(file(&worktree, "a.yaml")).as_deref(),
         Some("a: 1\n")
     );
     let staged = detect(&repo, ChangeMode::Staged, &[]);
@@ -709,7 +697,7 @@ fn a_bare_repository_has_ranges_but_no_working_tree() {
 
     let set = detect_changes(&bare_path, &range(&base, &head), &[]).expect("range in a bare repo");
     assert_eq!(summary(&set), vec![(Action::Modified, "a.yaml", None)]);
-    assert_eq!(after_text(&file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
+    assert_eq!(after_text(file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
 
     let err = detect_changes(&bare_path, &ChangeMode::WorkTree, &[])
         .unwrap_err()
