@@ -176,7 +176,7 @@ fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
             action: Action::Added,
             old_path: None,
             before: None,
-            after: Some(Content::in_tree(&as_tree, "w.yaml", WIDGET.as_bytes())),
+            after: Some(Content::in_tree(&as_tree, None, WIDGET.as_bytes())),
         }],
         ..ChangeSet::default()
     };
