@@ -50,18 +50,17 @@ fi
 # shellcheck source=benches/common.sh
 source "$here/benches/common.sh"
 
+# Outside the corpus-k8s repository: Kubernetes kinds, and a custom resource without a CRD among
+# the checked files is skipped, as `-ignore-missing-schemas` skips it. Written on every run: a
+# reused BENCH_DIR without it measured a configuration error, not a check.
+printf 'version: 1\nschemas:\n  catalog: false\n  crds: ["no-crd-file"]\n  unknown: skip\n' \
+    >"$work/corpus-k8s.stategate.yaml"
 for w in $workloads; do
     [ -d "$work/$w/.git" ] && continue
     rm -rf "${work:?}/$w"
     case $w in
     corpus) cp -r "$corpus/gitops-repos" "$work/corpus" && commit_all "$work/corpus" ;;
-    corpus-k8s)
-        cp -r "$corpus/gitops-repos" "$work/corpus-k8s" && commit_all "$work/corpus-k8s"
-        # Outside the repository: Kubernetes kinds, and a custom resource without a CRD among the
-        # checked files is skipped, as `-ignore-missing-schemas` skips it.
-        printf 'version: 1\nschemas:\n  catalog: false\n  crds: ["no-crd-file"]\n  unknown: skip\n' \
-            >"$work/corpus-k8s.stategate.yaml"
-        ;;
+    corpus-k8s) cp -r "$corpus/gitops-repos" "$work/corpus-k8s" && commit_all "$work/corpus-k8s" ;;
     10k) python3 "$tools/gen_deployments.py" "$work/10k" 10000 >/dev/null && commit_all "$work/10k" ;;
     100k) python3 "$tools/gen_deployments.py" "$work/100k" 100000 >/dev/null && commit_all "$work/100k" ;;
     startup)
@@ -74,7 +73,7 @@ for w in $workloads; do
 done
 
 python3 - "$STATEGATE" "$kubeconform" "$corpus" "$work" "$pairs" $workloads <<'PY'
-import os, statistics, subprocess, sys, time
+import json, os, statistics, subprocess, sys, time
 
 stategate, kubeconform, corpus, work, pairs = sys.argv[1:6]
 pairs = int(pairs)
@@ -85,9 +84,11 @@ schemas = os.path.join(corpus, "k8s-schemas/standalone-strict/v1.32.2-standalone
 def measure(argv, cwd):
     """Wall seconds (around `/usr/bin/time`, the same overhead for both tools) and peak RSS KiB."""
     report = os.path.join(work, "time.txt")
+    output = os.path.join(work, "output.txt")
     start = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-v", "-o", report] + argv, cwd=cwd,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(output, "wb") as out:
+        p = subprocess.run(["/usr/bin/time", "-v", "-o", report] + argv, cwd=cwd,
+                           stdout=out, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
     rss = None
     with open(report) as f:
@@ -97,6 +98,12 @@ def measure(argv, cwd):
     # 0 pass, 1 findings, 2 undecided (the corpus has files no tool can read): all are verdicts.
     if p.returncode not in (0, 1, 2):
         sys.exit(f"{argv[0]} failed ({p.returncode}) in {cwd}: {p.stderr.decode()[-2000:]}")
+    # An undecided run that checked nothing (a configuration error) is no measurement of a check.
+    if argv[0] == stategate:
+        with open(output) as f:
+            stats = json.load(f)["stats"]
+        if stats["documents"] == 0:
+            sys.exit(f"stategate checked no documents in {cwd}: {stats}")
     return wall, rss
 
 def loadavg():

@@ -152,6 +152,9 @@ pub fn detect_changes_in(
     if plan.renames {
         pair_exact_renames(&mut set.files);
     }
+    // A walk's list grew by doubling, up to twice its length: 7 MB unused on 100,000 files, which
+    // would stay under the whole check.
+    set.files.shrink_to_fit();
     set.files.sort_by(|a, b| a.path.cmp(&b.path));
     set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(set)
