@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A path that exists but cannot be read as a regular file: a symlink, a submodule, a directory
@@ -436,17 +437,25 @@ impl DirTree {
     }
 }
 
+/// How many files a [`GitTree`] looks up one by one before it walks the whole tree once. A
+/// check of the working tree reads a few files of the trusted commit (the config, the policies):
+/// walking all of a 100,000-file tree for them held 9 MB of entries to the end of the check, the
+/// largest part of its peak after the change set.
+const WALK_AFTER: usize = 64;
+
 /// Files of one commit's tree, read through git2 on demand.
 pub struct GitTree {
     repo: Mutex<git2::Repository>,
     tree: git2::Oid,
     name: String,
-    /// Every entry of the tree by path (object id, file mode), from one walk the first time a
-    /// file is read. The Flux and target-namespace indexes read every manifest of the tree on
-    /// each check; looking each one up from the root parsed every directory on its way again, one
-    /// file at a time under the repository's lock: 3.8 s for a one-file push into a repository of
-    /// 20,000 manifests (`benches/hook.sh 20000`).
+    /// Every entry of the tree by path (object id, file mode), from one walk once
+    /// [`WALK_AFTER`] files were read. The Flux and target-namespace indexes read every manifest
+    /// of the tree on each check; looking each one up from the root parsed every directory on its
+    /// way again, one file at a time under the repository's lock: 3.8 s for a one-file push into a
+    /// repository of 20,000 manifests (`benches/hook.sh 20000`).
     entries: OnceLock<HashMap<String, (git2::Oid, i32)>>,
+    /// Files looked up before the entries were walked.
+    lookups: AtomicUsize,
     /// Every regular file, kept once the whole tree is listed a second time ([`Listing`]).
     listing: Listing,
     /// Where blobs are read, from any thread.
@@ -466,16 +475,25 @@ impl GitTree {
             repo: Mutex::new(again),
             name: format!("{rev} ({short})"),
             entries: OnceLock::new(),
+            lookups: AtomicUsize::new(0),
             listing: Listing::default(),
         })
     }
 
     /// The id and mode of the entry at `path`, `None` when there is none.
     fn entry(&self, path: &str) -> Result<Option<(git2::Oid, i32)>, git2::Error> {
-        if let Some(&found) = self.entries.get_or_init(|| self.walk()).get(path) {
+        let entries = match self.entries.get() {
+            Some(entries) => Some(entries),
+            None if self.lookups.fetch_add(1, Ordering::Relaxed) >= WALK_AFTER => {
+                Some(self.entries.get_or_init(|| self.walk()))
+            }
+            None => None,
+        };
+        if let Some(&found) = entries.and_then(|e| e.get(path)) {
             return Ok(Some(found));
         }
-        // Not a path the walk spelled (or the walk failed): git's own lookup decides, as before.
+        // Not walked yet, or not a path the walk spelled (or the walk failed): git's own lookup
+        // decides.
         let repo = self.repo.lock().map_err(|_| poisoned())?;
         let tree = repo.find_tree(self.tree)?;
         match tree.get_path(Path::new(path)) {
@@ -985,17 +1003,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn listings_cover_exactly_the_prefix_before_and_after_the_whole_tree_is_known() {
+    /// A repository with one commit of `files`.
+    fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, git2::Repository) {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(dir.path()).unwrap();
-        for (path, text) in [
-            ("a/b/c.rego", "x"),
-            ("a/d.yaml", "y"),
-            ("a-b/g", "v"),
-            ("e.yaml", "z"),
-            ("ab/f", "w"),
-        ] {
+        for (path, text) in files {
             let full = dir.path().join(path);
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(full, text).unwrap();
@@ -1008,6 +1020,39 @@ mod tests {
         let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
         repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
             .unwrap();
+        drop(tree);
+        (dir, repo)
+    }
+
+    #[test]
+    fn a_commit_is_walked_whole_only_once_many_files_were_read_and_answers_the_same_after() {
+        let (_dir, repo) = committed(&[("a/b.yaml", "b"), ("c.yaml", "c")]);
+        let tree = GitTree::open(&repo, "HEAD").unwrap();
+        for read in 0..WALK_AFTER + 3 {
+            assert_eq!(tree.read("a/b.yaml").as_deref(), Some(&b"b"[..]), "{read}");
+            assert_eq!(tree.read("c.yaml").as_deref(), Some(&b"c"[..]), "{read}");
+            assert_eq!(tree.read("missing.yaml"), None, "{read}");
+            let unreadable = tree.read_checked("a").unwrap_err();
+            assert_eq!(unreadable.reason, "a directory", "{read}");
+            let walked = tree.entries.get().is_some();
+            assert_eq!(
+                walked,
+                (read + 1) * 4 > WALK_AFTER,
+                "after {} reads",
+                (read + 1) * 4
+            );
+        }
+    }
+
+    #[test]
+    fn listings_cover_exactly_the_prefix_before_and_after_the_whole_tree_is_known() {
+        let (dir, repo) = committed(&[
+            ("a/b/c.rego", "x"),
+            ("a/d.yaml", "y"),
+            ("a-b/g", "v"),
+            ("e.yaml", "z"),
+            ("ab/f", "w"),
+        ]);
         let all = ["a-b/g", "a/b/c.rego", "a/d.yaml", "ab/f", "e.yaml"];
         let expect = |tree: &dyn Tree| {
             assert_eq!(tree.files_under("a"), ["a/b/c.rego", "a/d.yaml"]);
