@@ -1,8 +1,8 @@
 //! Every file of the working tree as `git status` lists them, for `check --all` without a
 //! revision: found by walking the directories, not by a libgit2 diff against nothing. That diff
 //! held every file at once (its deltas, the index, and a `stat` of every entry of a directory):
-//! ~54 MB on 100,000 files, which set the whole run's peak. The walk holds the directories still
-//! to visit and hands each file on as it finds it.
+//! ~54 MB on 100,000 files, which set the whole run's peak. The walk holds only the directories
+//! still to visit, and hands each path on as it finds it.
 //!
 //! It lists what git would (a test holds it to libgit2's diff on one repository):
 //! - files that are not ignored, and ignored files that are tracked;
