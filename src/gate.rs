@@ -1034,10 +1034,10 @@ fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Content>> {
         match &file.old_path {
             Some(old) => {
                 files.insert(file.path.clone(), None);
-                files.insert(old.clone(), file.before.clone());
+                files.insert(old.clone(), file.before.as_deref().cloned());
             }
             None => {
-                files.insert(file.path.clone(), file.before.clone());
+                files.insert(file.path.clone(), file.before.as_deref().cloned());
             }
         }
     }

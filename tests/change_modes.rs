@@ -259,7 +259,7 @@ fn moving_a_large_directory_is_all_renames() {
             f.action == Action::Renamed
                 && f.old_path.as_deref().map(|p| p.replace("/old/", "/new/"))
                     == Some(f.path.clone())
-                && f.before == f.after
+                && f.before.as_deref() == f.after.as_ref()
         })
         .count();
     assert_eq!(renamed, N - 1);

@@ -790,7 +790,7 @@ impl Reader {
             return Err(skipped(c.path, ("binary file".into(), SkipKind::Binary)));
         }
         let old_path = c.old_path.as_deref().unwrap_or(&c.path);
-        let before = before.map(|(bytes, from)| self.content(old_path, &bytes, from));
+        let before = before.map(|(bytes, from)| Box::new(self.content(old_path, &bytes, from)));
         let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
         Ok(FileChange {
             path: c.path,
@@ -1003,7 +1003,7 @@ mod tests {
             path: path.into(),
             action,
             old_path: None,
-            before: before.map(|b| Content::in_memory(b.as_bytes().to_vec())),
+            before: before.map(|b| Box::new(Content::in_memory(b.as_bytes().to_vec()))),
             after: after.map(|a| Content::in_memory(a.as_bytes().to_vec())),
         }
     }

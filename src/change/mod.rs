@@ -43,7 +43,9 @@ pub struct FileChange {
     pub action: Action,
     /// The old path of a renamed file.
     pub old_path: Option<String>,
-    pub before: Option<Content>,
+    /// Boxed: most files of a large change (every file of `--all`) have no base side, and an
+    /// empty `Content` in place was a third of each file's entry (7 MB of 100,000 files).
+    pub before: Option<Box<Content>>,
     pub after: Option<Content>,
 }
 

@@ -20,7 +20,7 @@ pub(super) fn base_side(change: &ChangeSet) -> ChangeSet {
                 action: Action::Added,
                 old_path: None,
                 before: None,
-                after: Some(f.before.clone()?),
+                after: Some(*f.before.clone()?),
             })
         })
         .collect();
