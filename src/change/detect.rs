@@ -437,9 +437,13 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn require_workdir(repo: &Repository, mode: &'static str) -> Result<(), ChangeError> {
+/// The working tree's root, or why `mode` cannot run in a bare repository.
+pub(super) fn require_workdir<'r>(
+    repo: &'r Repository,
+    mode: &'static str,
+) -> Result<&'r Path, ChangeError> {
     match repo.workdir() {
-        Some(_) => Ok(()),
+        Some(root) => Ok(root),
         None => Err(ChangeError::BareRepository {
             mode,
             path: repo.path().to_path_buf(),
@@ -636,21 +640,16 @@ fn skipped(path: String, (reason, kind): (String, SkipKind)) -> Skipped {
 
 impl<'p, 'r> Loader<'p, 'r> {
     fn new(repo: &'r Repository, plan: &'p Plan<'r>) -> Result<Loader<'p, 'r>, ChangeError> {
-        let (new, disk) = match (&plan.new, repo.workdir()) {
-            (NewSide::Tree(tree), _) => (NewReader::Tree(tree), None),
-            (NewSide::Index, _) => (
+        let (new, disk) = match &plan.new {
+            NewSide::Tree(tree) => (NewReader::Tree(tree), None),
+            NewSide::Index => (
                 NewReader::Index(repo.index().map_err(git_err("reading the index"))?),
                 None,
             ),
-            (NewSide::WorkDir, Some(root)) => {
+            NewSide::WorkDir => {
+                let root = require_workdir(repo, "checking the working tree")?;
                 let disk = Arc::new(WorkdirReader::new(root));
                 (NewReader::WorkDir(Arc::clone(&disk)), Some(disk))
-            }
-            (NewSide::WorkDir, None) => {
-                return Err(ChangeError::BareRepository {
-                    mode: "checking the working tree",
-                    path: repo.path().to_path_buf(),
-                });
             }
         };
         let workdir = repo

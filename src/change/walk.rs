@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Index, Pathspec, PathspecFlags, Repository};
 
-use super::detect::ChangeError;
+use super::detect::{ChangeError, require_workdir};
 
 /// One path the walk found.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,12 +46,7 @@ pub(super) struct Walk<'r> {
 impl<'r> Walk<'r> {
     /// A walk of `repo`'s working tree narrowed by `paths` (pathspecs as `git diff -- PATH`).
     pub(super) fn new(repo: &'r Repository, paths: &[String]) -> Result<Walk<'r>, ChangeError> {
-        let Some(root) = repo.workdir() else {
-            return Err(ChangeError::BareRepository {
-                mode: "checking every file of the working tree",
-                path: repo.path().to_path_buf(),
-            });
-        };
+        let root = require_workdir(repo, "checking every file of the working tree")?;
         let pathspec = if paths.is_empty() {
             None
         } else {
