@@ -1073,6 +1073,8 @@ mod tests {
         write("ignored/untracked.yaml", "kind: U\n");
         write("kept.tmp", "tracked though ignored\n");
         write("dropped.tmp", "ignored\n");
+        // Two levels below the `.gitignore` that ignores it.
+        write("sub/deep/dropped.tmp", "ignored\n");
         write("sub/.gitignore", "local.yaml\n");
         write("sub/local.yaml", "kind: L\n");
         write("nested/.git/HEAD", "ref: refs/heads/main\n");
@@ -1157,6 +1159,7 @@ mod tests {
         for absent in [
             "ignored/untracked.yaml",
             "dropped.tmp",
+            "sub/deep/dropped.tmp",
             "sub/local.yaml",
             "pipe",
         ] {

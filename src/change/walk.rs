@@ -30,6 +30,9 @@ struct Pending {
     dir: String,
     /// The directory is ignored: only tracked files in it count.
     ignored: bool,
+    /// Ignore rules may apply here: one of the directories above holds a `.gitignore`, or rules
+    /// outside the tree apply anywhere.
+    ruled: bool,
 }
 
 /// The walk's view of the repository: where the working tree is, what narrows it, and the index,
@@ -72,6 +75,7 @@ impl<'r> Walk<'r> {
         let mut pending = vec![Pending {
             dir: String::new(),
             ignored: false,
+            ruled: self.ignores_anywhere,
         }];
         while let Some(next) = pending.pop() {
             self.visit_dir(next, &mut pending, &mut visit)?;
@@ -92,7 +96,7 @@ impl<'r> Walk<'r> {
         };
         // Ignore rules apply here if a `.gitignore` sits here or above; without any, asking
         // libgit2 about each file (a lookup per directory level) is time spent to learn nothing.
-        let ruled = self.ignores_anywhere || has_gitignore(&self.root, &at.dir);
+        let ruled = at.ruled || std::fs::symlink_metadata(full.join(".gitignore")).is_ok();
         let mut empty = true;
         for entry in std::fs::read_dir(&full).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
@@ -156,7 +160,11 @@ impl<'r> Walk<'r> {
         if ignored && !self.tracks_under(&path)? {
             return Ok(());
         }
-        pending.push(Pending { dir: path, ignored });
+        pending.push(Pending {
+            dir: path,
+            ignored,
+            ruled,
+        });
         Ok(())
     }
 
@@ -176,15 +184,14 @@ impl<'r> Walk<'r> {
     }
 
     fn index(&mut self) -> Result<&Index, ChangeError> {
-        if self.index.is_none() {
-            let index = self.repo.index().map_err(|source| ChangeError::Git {
+        let index = match self.index.take() {
+            Some(index) => index,
+            None => self.repo.index().map_err(|source| ChangeError::Git {
                 doing: "reading the index",
                 source,
-            })?;
-            self.index = Some(index);
-        }
-        // Set just above when it was not.
-        Ok(self.index.as_ref().expect("index read above"))
+            })?,
+        };
+        Ok(self.index.insert(index))
     }
 
     fn is_tracked(&mut self, path: &str) -> Result<bool, ChangeError> {
@@ -217,18 +224,6 @@ fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
-}
-
-/// Whether `dir` or a directory above it holds a `.gitignore`.
-fn has_gitignore(root: &Path, dir: &str) -> bool {
-    let mut at = Some(dir);
-    while let Some(d) = at {
-        if std::fs::symlink_metadata(root.join(d).join(".gitignore")).is_ok() {
-            return true;
-        }
-        at = (!d.is_empty()).then(|| d.rsplit_once('/').map_or("", |(up, _)| up));
-    }
-    false
 }
 
 /// Whether rules outside the working tree may ignore paths: `.git/info/exclude` with a rule, or a
