@@ -122,7 +122,7 @@ pub fn detect_changes_in(
         head: plan.head.map(|id| id.to_string()),
         ..ChangeSet::default()
     };
-    let mut found = Found::default();
+    let mut candidates = Candidates::default();
     if plan.lists_every_file() {
         // The walk's paths first (32 bytes a file besides the path, which the file then keeps),
         // so that the change set is allocated once at its size: grown by doubling as the walk
@@ -139,24 +139,28 @@ pub fn detect_changes_in(
         let mut listed = listed.into_iter();
         while listed.len() > 0 {
             for path in listed.by_ref().take(READ_SLICE) {
-                found.sort(walked(path), &mut set);
+                candidates.sort(walked(path), &mut set);
             }
-            read_plain(&loader.reader, std::mem::take(&mut found.plain), &mut set)?;
+            read_plain(
+                &loader.reader,
+                std::mem::take(&mut candidates.plain),
+                &mut set,
+            )?;
         }
     } else {
         let diff = plan.diff(repo, paths)?;
         for delta in diff.deltas() {
-            found.sort(classify(&delta), &mut set);
+            candidates.sort(classify(&delta), &mut set);
         }
         // The deltas are copied out: libgit2's diff of a 100,000-file tree holds ~54 MB in the C
         // allocator, which would otherwise stay resident under everything that follows.
         drop(diff);
         crate::alloc::release_c_heap();
         set.files
-            .reserve_exact(found.plain.len() + found.links.len());
+            .reserve_exact(candidates.plain.len() + candidates.links.len());
     }
-    read_plain(&loader.reader, found.plain, &mut set)?;
-    for change in found.links {
+    read_plain(&loader.reader, candidates.plain, &mut set)?;
+    for change in candidates.links {
         match loader.load_link(change)? {
             Ok(file) => set.files.push(file),
             Err(skipped) => set.skipped.push(skipped),
@@ -173,12 +177,12 @@ pub fn detect_changes_in(
 /// The candidates found so far, by how they are read: symlinks one by one, on one thread (git2's
 /// trees and index are not shared between threads), the rest on all cores.
 #[derive(Default)]
-struct Found {
+struct Candidates {
     plain: Vec<Candidate>,
     links: Vec<Candidate>,
 }
 
-impl Found {
+impl Candidates {
     fn sort(&mut self, sorted: Sorted, set: &mut ChangeSet) {
         match sorted {
             Sorted::Ignore => {}
