@@ -41,6 +41,15 @@ pub fn is_within(path: &str, dir: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The repository path of `name` in directory `dir` (`""` is the root).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
 /// The bytes of an open regular file whose size `fstat` just gave: one buffer of that size and
 /// the byte that shows the end, then a read that returns it. `File::read_to_end` asks the kernel
 /// for the size and position again first (`fstat`, `lseek`): two of the eight system calls of

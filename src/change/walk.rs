@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use git2::{Index, Pathspec, PathspecFlags, Repository};
 
 use super::detect::{ChangeError, require_workdir};
+use crate::tree::join;
 
 /// One path the walk found.
 #[derive(Debug, PartialEq, Eq)]
@@ -215,14 +216,6 @@ impl<'r> Walk<'r> {
         Ok(index
             .get(at)
             .is_some_and(|e| e.path.starts_with(prefix.as_bytes())))
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
     }
 }
 

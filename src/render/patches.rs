@@ -123,11 +123,7 @@ fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
 fn kustomization_lists(head: &dyn Tree, dir: &str, fields: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for name in KUSTOMIZATION_FILES {
-        let path = if dir.is_empty() {
-            (*name).to_owned()
-        } else {
-            format!("{dir}/{name}")
-        };
+        let path = crate::tree::join(dir, name);
         let Some(bytes) = head.read(&path) else {
             continue;
         };

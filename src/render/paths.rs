@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use crate::load::{LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, join};
 
 use super::graph::{KUSTOMIZATION_FILES, split};
 
@@ -398,14 +398,6 @@ pub fn resolve(dir: &str, reference: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 fn items(value: &Value) -> impl Iterator<Item = (usize, &Value)> {
