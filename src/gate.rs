@@ -27,7 +27,7 @@ use crate::render::patches::{KustomizationLists, PatchIndex};
 use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
-use crate::report::{Report, Secrets, Stats, saturating_u32};
+use crate::report::{CheckedFiles, Report, Secrets, Stats, saturating_u32};
 use crate::schema::crd::{self, is_crd};
 use crate::schema::{SchemaSet, crd_kinds, latest_crd_kinds};
 use crate::suppress::{self, Suppression};
@@ -199,7 +199,12 @@ impl Gate {
             .iter()
             .for_each(|value| secrets.insert(value));
         report.redact(&secrets);
-        (report, Impact::of(change, &impacted))
+        (
+            report,
+            Impact {
+                overlays: impacted.into_iter().collect(),
+            },
+        )
     }
 
     /// Load, substitute and check one side of a change: the changed files' content in `change`
@@ -222,15 +227,16 @@ impl Gate {
         // whole-tree indexes want kept.
         let chosen = self.select(change);
         let order = stream::big_first(&chosen);
-        let looked: Vec<(&FileChange, stream::Looked)> =
+        let looked: Vec<(&FileChange, Option<Box<stream::Looked>>)> =
             stream::in_order(chosen, order.as_deref(), |_, file| {
-                (file, stream::first_look(file, tree, options, &indexed))
+                let looked = stream::first_look(file, tree, options, &indexed);
+                (file, looked.unless_plain())
             });
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
-            .filter(|(_, looked)| looked.commented)
-            .map(|(file, _)| file.path.clone())
+            .filter(|(_, looked)| looked.as_ref().is_some_and(|l| l.commented))
+            .map(|(file, _)| file.path.to_string())
             .collect();
         let mut selected = Vec::with_capacity(looked.len());
         let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
@@ -241,9 +247,10 @@ impl Gate {
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
         for (file, looked) in looked {
-            read_already.push(file.path.as_str());
+            read_already.push(&*file.path);
+            let looked = looked.map_or_else(stream::Looked::plain, |l| *l);
             if let Some(documents) = looked.manifest {
-                manifests.push((file.path.clone(), documents));
+                manifests.push((file.path.to_string(), documents));
             }
             match looked.look {
                 stream::FirstLook::Template(note) => findings.push(*note),
@@ -269,7 +276,7 @@ impl Gate {
             latest_crd_kinds(crds)
         };
         stats.files = saturating_u32(selected.len());
-        stats.checked = selected.iter().map(|f| f.path.as_str()).collect();
+        stats.checked = CheckedFiles::new(selected.iter().map(|f| &*f.path));
         let policies = self.policies();
         // The base side of the change is read only for policies, which see it as `before`.
         let before = if policies.document_rule_count() > 0 {
@@ -280,10 +287,12 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
-        // The scan reads the rest of the tree.
+        // The scan reads the rest of the tree. The list goes with it: one path each, it was a
+        // twentieth of the peak of a 100,000-file check, which comes later.
         read_already.sort_unstable();
-        let read_already = |path: &str| read_already.binary_search(&path).is_ok();
-        manifests.extend(render::scan_manifests(tree, &indexed, &read_already));
+        let is_read = |path: &str| read_already.binary_search(&path).is_ok();
+        manifests.extend(render::scan_manifests(tree, &indexed, &is_read));
+        drop(read_already);
         // In the tree's order, as one scan of it found them.
         manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);
@@ -340,10 +349,11 @@ impl Gate {
                     findings.append(&mut file.load);
                     judged.push(*file);
                 }
-                stream::Outcome::Split(mut file, held) => {
+                stream::Outcome::Split(split) => {
+                    let (mut file, held) = *split;
                     streamed_documents[index] = true;
                     findings.append(&mut file.load);
-                    judged.push(*file);
+                    judged.push(file);
                     documents.extend(held.documents);
                 }
                 // Its load findings come again when it is judged.
@@ -351,7 +361,7 @@ impl Gate {
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));
-        let changed: BTreeSet<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
+        let changed: BTreeSet<&str> = change.files.iter().map(|f| &*f.path).collect();
         // A changed Flux parent changes every object its patches reach, written or not.
         self.add_flux_patched(tree, &flux_patches, &changed, &mut documents, options);
         // Flux decrypts SOPS files before applying them: judge them as decrypted, with the
@@ -403,15 +413,13 @@ impl Gate {
             documents.len() + clean_documents + judged.iter().map(|f| f.documents).sum::<usize>(),
         );
         // Flux may have brought in objects beyond the changed files: know their patches too.
-        let deferred_paths: BTreeSet<&str> = deferred
-            .iter()
-            .map(|d| selected[d.index].path.as_str())
-            .collect();
+        let deferred_paths: BTreeSet<&str> =
+            deferred.iter().map(|d| &*selected[d.index].path).collect();
         let streamed = selected
             .iter()
             .zip(&streamed_documents)
             .filter(|(_, documents)| **documents)
-            .map(|(file, _)| file.path.as_str())
+            .map(|(file, _)| &*file.path)
             .chain(deferred_paths.iter().copied());
         let held = documents.iter().map(|d| d.path());
         let patches = PatchIndex::build(
@@ -557,7 +565,7 @@ impl Gate {
             .files
             .par_iter()
             .filter(|f| f.action != Action::Deleted)
-            .filter(|f| !self.is_selected(f) || commented.contains(&f.path))
+            .filter(|f| !self.is_selected(f) || commented.contains(&*f.path))
             .filter_map(|file| {
                 let after = text(file.read_after())?;
                 let (comments, problems) = suppress::comments(&file.path, &after);
@@ -573,7 +581,7 @@ impl Gate {
                 let by_change =
                     change.base.is_some() && !before.lines().any(|l| l.trim() == comment.text);
                 let at = Location {
-                    file: file.path.clone(),
+                    file: file.path.to_string(),
                     line: Some(comment.line),
                     ..Location::default()
                 };
@@ -594,7 +602,7 @@ impl Gate {
                 for finding in findings.iter_mut().filter(|f| {
                     f.suppressed.is_none()
                         && !f.rule.is_undecidable()
-                        && f.location.as_ref().is_some_and(|l| l.file == file.path)
+                        && f.location.as_ref().is_some_and(|l| l.file == *file.path)
                 }) {
                     if suppress::covers(&comment, finding) {
                         finding.suppressed = Some(Suppression {
@@ -782,7 +790,9 @@ impl Gate {
         let changed: BTreeSet<String> = change
             .files
             .iter()
-            .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+            .flat_map(|f| {
+                std::iter::once(f.path.to_string()).chain(f.old_path.as_deref().map(str::to_owned))
+            })
             .collect();
         let base = PatchedTree::new(head, before_images(change), "the change's base");
         let helm =
@@ -915,7 +925,7 @@ impl Gate {
         if !uncovered.is_empty() {
             // The base's copy of a file the change touched is not the CRD the cluster will have.
             let mut changed: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
-            changed.extend(selected.iter().map(|f| f.path.as_str()));
+            changed.extend(selected.iter().map(|f| &*f.path));
             let found = crd::in_base(
                 self.trusted(),
                 &self.config.schemas.crds,
@@ -928,24 +938,27 @@ impl Gate {
     }
 }
 
-/// What a change reaches: the paths that approval rules and environments judge it by.
+/// What a change reaches: with the change's own paths ([`Impact::paths`]), what approval rules
+/// and environments judge it by.
 #[derive(Debug, Default, Clone)]
 pub struct Impact {
-    /// The changed paths (both sides of a rename), plus the kustomization file of every rendered
-    /// overlay whose objects the change alters (`clusters/prod/kustomization.yaml` for an edit
-    /// of a base that prod uses).
-    pub paths: BTreeSet<String>,
+    /// The kustomization file of every rendered overlay whose objects the change alters
+    /// (`clusters/prod/kustomization.yaml` for an edit of a base that prod uses). The changed
+    /// paths are not copied here: a `check` never reads them from here, and a set of 100,000 of
+    /// them was the last rise of that check's peak memory.
+    pub overlays: BTreeSet<String>,
 }
 
 impl Impact {
-    fn of(change: &ChangeSet, overlays: &[String]) -> Impact {
-        let mut paths: BTreeSet<String> = change
+    /// The changed paths (both sides of a rename), and the overlays the change alters: sorted,
+    /// each once.
+    pub fn paths<'a>(&'a self, change: &'a ChangeSet) -> BTreeSet<&'a str> {
+        change
             .files
             .iter()
-            .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
-            .collect();
-        paths.extend(overlays.iter().cloned());
-        Impact { paths }
+            .flat_map(|f| std::iter::once(&*f.path).chain(f.old_path.as_deref()))
+            .chain(self.overlays.iter().map(String::as_str))
+            .collect()
     }
 }
 
@@ -1033,11 +1046,11 @@ fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Content>> {
     for file in &change.files {
         match &file.old_path {
             Some(old) => {
-                files.insert(file.path.clone(), None);
-                files.insert(old.clone(), file.before.as_deref().cloned());
+                files.insert(file.path.to_string(), None);
+                files.insert(old.to_string(), file.before.as_deref().cloned());
             }
             None => {
-                files.insert(file.path.clone(), file.before.as_deref().cloned());
+                files.insert(file.path.to_string(), file.before.as_deref().cloned());
             }
         }
     }
@@ -1081,7 +1094,7 @@ impl BeforeIndex {
         let actions = change
             .files
             .iter()
-            .map(|f| (f.path.clone(), f.action))
+            .map(|f| (f.path.to_string(), f.action))
             .collect();
         let read: Vec<Result<Vec<Document>, Finding>> = change
             .files

@@ -23,7 +23,7 @@ fn range(base: &str, head: &str) -> ChangeMode {
 fn summary(set: &ChangeSet) -> Vec<(Action, &str, Option<&str>)> {
     set.files
         .iter()
-        .map(|f| (f.action, f.path.as_str(), f.old_path.as_deref()))
+        .map(|f| (f.action, &*f.path, f.old_path.as_deref()))
         .collect()
 }
 
@@ -38,7 +38,7 @@ fn skipped(set: &ChangeSet) -> Vec<(&str, &str)> {
 fn file<'a>(set: &'a ChangeSet, path: &str) -> &'a FileChange {
     set.files
         .iter()
-        .find(|f| f.path == path)
+        .find(|f| *f.path == *path)
         .unwrap_or_else(|| panic!("{path} not in {:?}", summary(set)))
 }
 
@@ -258,7 +258,7 @@ fn moving_a_large_directory_is_all_renames() {
         .filter(|f| {
             f.action == Action::Renamed
                 && f.old_path.as_deref().map(|p| p.replace("/old/", "/new/"))
-                    == Some(f.path.clone())
+                    == Some(f.path.to_string())
                 && f.before.as_deref() == f.after.as_ref()
         })
         .count();

@@ -185,11 +185,7 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
     let files: Vec<FileChange> = files(&repos)
         .into_iter()
         .map(|path| FileChange {
-            path: path
-                .strip_prefix(&repos)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
+            path: path.strip_prefix(&repos).unwrap().to_string_lossy().into(),
             action: Action::Added,
             old_path: None,
             before: None,
@@ -206,7 +202,7 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
                 return None;
             }
             let line = text.lines().position(|l| l.starts_with("sops:"))?;
-            Some((f.path.clone(), line as u32 + 1))
+            Some((f.path.to_string(), line as u32 + 1))
         })
         .collect();
     // 15 files carry `sops:`; 9 of them are Secrets.

@@ -10,7 +10,7 @@ use stategate::finding::{Finding, Location, Rule, Severity, Verdict};
 use stategate::load::SourceFile;
 use stategate::object::ObjectId;
 use stategate::report::{
-    Format, RenderOptions, Report, Stats, escape_data, escape_property, render,
+    CheckedFiles, Format, RenderOptions, Report, Stats, escape_data, escape_property, render,
 };
 
 const DEPLOYMENT: &str = "\
@@ -117,13 +117,14 @@ fn fixture() -> Report {
             files: 4,
             documents: 3,
             skipped: 1,
-            checked: [
-                "clusters/prod/web.yaml",
-                "clusters/prod/db-secret.yaml",
-                "apps/odd:name,v1.yaml",
-            ]
-            .into_iter()
-            .collect(),
+            checked: CheckedFiles::new(
+                [
+                    "clusters/prod/web.yaml",
+                    "clusters/prod/db-secret.yaml",
+                    "apps/odd:name,v1.yaml",
+                ]
+                .into_iter(),
+            ),
             ..Stats::default()
         },
         notes: vec!["config and policies read from the working tree (--trust head)".into()],

@@ -257,12 +257,19 @@ pub fn diff_change(
     let changed: BTreeSet<String> = change
         .files
         .iter()
-        .flat_map(|f| std::iter::once(f.path.clone()).chain(f.old_path.clone()))
+        .flat_map(|f| {
+            std::iter::once(f.path.to_string()).chain(f.old_path.as_deref().map(str::to_owned))
+        })
         .collect();
     let renames: BTreeMap<String, String> = change
         .files
         .iter()
-        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
+        .filter_map(|f| {
+            Some((
+                f.old_path.as_deref().map(str::to_owned)?,
+                f.path.to_string(),
+            ))
+        })
         .collect();
     findings.extend(change.skipped.iter().filter_map(unseen));
     let mut covered = BTreeSet::new();
@@ -291,7 +298,7 @@ pub fn diff_change(
                 Err(why) => findings.push(crate::change::unreadable_finding(&why)),
             }
         }
-        if !covered.contains(&file.path) && rules.is_checked(&file.path) {
+        if !covered.contains(&*file.path) && rules.is_checked(&file.path) {
             match file.read_after() {
                 Ok(Some(bytes)) => head_items.extend(load_items(&file.path, &bytes, &mut findings)),
                 Ok(None) => {}

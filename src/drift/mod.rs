@@ -684,7 +684,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
                     .push(crate::change::unreadable_finding(&why));
             }
         }
-        entry.2.push(file.path.clone());
+        entry.2.push(file.path.to_string());
     }
     for (env, (base, head, paths)) in by_env.iter().filter(|_| ctx.live) {
         let Some(live) = config.drift.live_for(env) else {

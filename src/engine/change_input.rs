@@ -51,7 +51,7 @@ pub fn change_policies(
                 side.map_err(|why| Box::new(unreadable_finding(&why)))
             };
             Ok(ChangedFile {
-                path: file.path.clone(),
+                path: file.path.to_string(),
                 action: file.action,
                 environment: gate.environment_of(&file.path).map(str::to_owned),
                 before: docs(read(file.read_before())?),

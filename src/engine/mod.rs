@@ -83,7 +83,7 @@ impl Gate {
         let changed: Vec<&str> = change
             .files
             .iter()
-            .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
+            .flat_map(|f| std::iter::once(&*f.path).chain(f.old_path.as_deref()))
             .collect();
         report
             .findings
@@ -92,7 +92,11 @@ impl Gate {
             // Changed files, and the overlays whose rendered objects the change alters: a base
             // edit that changes prod's objects needs prod's approvals. Listed only here: a copy of
             // every changed path is megabytes on a large change that no approval rule reads.
-            let mut impacted: Vec<String> = impact.paths.iter().cloned().collect();
+            let mut impacted: Vec<String> = impact
+                .paths(change)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             impacted.extend(change.skipped.iter().map(|s| s.path.clone()));
             let (needs, invalid) = approval::applicable(&self.config.approvals, &impacted);
             report.findings.extend(invalid);

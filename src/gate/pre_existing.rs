@@ -37,7 +37,12 @@ pub(super) fn renamed_paths(change: &ChangeSet) -> HashMap<String, String> {
     change
         .files
         .iter()
-        .filter_map(|f| Some((f.old_path.clone()?, f.path.clone())))
+        .filter_map(|f| {
+            Some((
+                f.old_path.as_deref().map(str::to_owned)?,
+                f.path.to_string(),
+            ))
+        })
         .collect()
 }
 

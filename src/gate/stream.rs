@@ -42,7 +42,8 @@ use crate::render::target_namespace::TargetNamespaces;
 pub(super) type LazySchemas = OnceLock<Result<SchemaSet, Vec<Finding>>>;
 
 /// What became of one selected file. One is kept per selected file until the stream ends, so a
-/// clean file leaves two words behind (its document count), and the rest is boxed: a file's
+/// clean file leaves two words behind (its document count), and the rest is boxed, a split file's
+/// two parts in one box: a file's
 /// path, documents or empty finding lists would make the check's memory grow with the number of
 /// files (issue 12: 100,000 files within 1.5x the memory of 10,000).
 pub(super) enum Outcome {
@@ -56,7 +57,7 @@ pub(super) enum Outcome {
     /// the file's load findings, which the judged part has). Argo CD's 1.9 MB `install.yaml`
     /// has ConfigMaps and a Secret among its CRDs and Deployments: held whole, it kept 18 MB of
     /// values to the end of the corpus' check.
-    Split(Box<Judged>, Box<Loaded>),
+    Split(Box<(Judged, Loaded)>),
     /// A kind no schema covers yet: dropped now, loaded and judged again once the trusted base's
     /// CRDs for these kinds are added (the file's bytes are still in the change set).
     Deferred(Box<Deferred>),
@@ -124,7 +125,7 @@ impl<'a> BaseCrds<'a> {
 
     fn exist(&self) -> bool {
         *self.exist.get_or_init(|| {
-            let changed: HashSet<&str> = self.selected.iter().map(|f| f.path.as_str()).collect();
+            let changed: HashSet<&str> = self.selected.iter().map(|f| &*f.path).collect();
             let configured = &self.gate.config.schemas.crds;
             !crd::base_files(self.gate.trusted(), configured, &|p| changed.contains(p)).is_empty()
         })
@@ -180,6 +181,27 @@ pub(super) struct Looked {
     pub manifest: Option<Vec<Document>>,
 }
 
+impl Looked {
+    /// What most files are: loaded by the stream, without comments or documents the whole-tree
+    /// indexes want.
+    pub fn plain() -> Looked {
+        Looked {
+            look: FirstLook::Later,
+            commented: false,
+            manifest: None,
+        }
+    }
+
+    /// `None` for a [`Looked::plain`] file. The first look keeps one result per selected file
+    /// until every file is looked at: 72 bytes each (with the file) were 7 MB of a 100,000-file
+    /// check, on top of the change set, and resident to the end.
+    pub fn unless_plain(self) -> Option<Box<Looked>> {
+        let plain =
+            matches!(self.look, FirstLook::Later) && !self.commented && self.manifest.is_none();
+        (!plain).then(|| Box::new(self))
+    }
+}
+
 /// The one read of every selected file before the stream: Helm templates are set aside and CRD
 /// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
 /// no file's bytes are held across the whole change.
@@ -215,7 +237,7 @@ fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOpti
                 Rule::LoadSkipped,
                 "Helm template: not YAML until rendered, not checked",
             )
-            .in_file(&file.path)
+            .in_file(&*file.path)
             .help("list the chart under `render.helm` to check what it renders"),
         ));
     }
@@ -275,7 +297,7 @@ impl Stream<'_> {
                 findings: Vec::new(),
                 source,
             };
-            return Outcome::Split(Box::new(judged), Box::new(held));
+            return Outcome::Split(Box::new((judged, held)));
         }
         if judged.is_clean() {
             Outcome::Clean {
@@ -409,7 +431,7 @@ mod tests {
 
     fn file(path: &str, size: usize) -> FileChange {
         FileChange {
-            path: path.to_owned(),
+            path: path.into(),
             action: Action::Added,
             old_path: None,
             before: None,
@@ -429,6 +451,33 @@ mod tests {
         let refs: Vec<&FileChange> = files.iter().collect();
         assert_eq!(big_first(&refs), Some(vec![3, 1, 0, 2, 4]));
         assert_eq!(big_first(&refs[..1]), None);
+    }
+
+    #[test]
+    fn what_is_kept_of_every_file_until_all_are_done_stays_a_word_or_two() {
+        // Kept per selected file: a first look until the last one, an outcome until the stream
+        // ends. Each byte here is 100 KB of a 100,000-file check (issue 12).
+        assert!(std::mem::size_of::<Option<Box<Looked>>>() <= 8);
+        assert!(std::mem::size_of::<Outcome>() <= 16);
+        assert!(Looked::plain().unless_plain().is_none());
+        let commented = Looked {
+            commented: true,
+            ..Looked::plain()
+        };
+        assert!(commented.unless_plain().is_some_and(|l| l.commented));
+        let crds = Looked {
+            look: FirstLook::Crds {
+                kinds: Vec::new(),
+                substituted: false,
+            },
+            ..Looked::plain()
+        };
+        assert!(crds.unless_plain().is_some());
+        let indexed = Looked {
+            manifest: Some(Vec::new()),
+            ..Looked::plain()
+        };
+        assert!(indexed.unless_plain().is_some());
     }
 
     #[test]

@@ -96,8 +96,8 @@ pub fn judge(
     );
     let mut environments: Vec<String> = judgement
         .impact
-        .paths
-        .iter()
+        .paths(&change)
+        .into_iter()
         .filter_map(|p| gate.environment_of(p).map(str::to_owned))
         .collect();
     environments.extend(diff.objects.iter().filter_map(|o| o.environment.clone()));

@@ -81,9 +81,12 @@ impl CheckedFiles {
     }
 }
 
-impl<'a> FromIterator<&'a str> for CheckedFiles {
-    fn from_iter<I: IntoIterator<Item = &'a str>>(paths: I) -> CheckedFiles {
-        let mut all = String::new();
+impl CheckedFiles {
+    /// `paths` in one buffer of their exact size: built by appending, it was copied at every
+    /// doubling, and twice the list was resident at the end (5 MB of 100,000 files).
+    pub fn new<'a>(paths: impl Iterator<Item = &'a str> + Clone) -> CheckedFiles {
+        let size = paths.clone().map(|p| p.len() + 1).sum();
+        let mut all = String::with_capacity(size);
         for path in paths {
             all.push_str(path);
             all.push('\0');

@@ -23,7 +23,7 @@ pub(super) fn check(cwd: &Path, args: &CheckArgs) -> Report {
             );
         }
     }
-    let names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let names: Vec<String> = files.iter().map(|f| f.path.to_string()).collect();
     let rules = DirTree::new(cwd, "the current directory");
     let gate = Gate::open_with(Box::new(rules), args.config.as_deref(), |config| {
         apply_flags(args, config);
@@ -89,7 +89,7 @@ fn collect(cwd: &Path, arg: &str, files: &mut Vec<FileChange>) -> Result<(), Str
 
 fn added(path: String, bytes: Vec<u8>) -> FileChange {
     FileChange {
-        path,
+        path: path.into(),
         action: Action::Added,
         old_path: None,
         before: None,
