@@ -787,13 +787,7 @@ impl Gate {
         if !self.config.render.helm.wanted() {
             return;
         }
-        let changed: BTreeSet<String> = change
-            .files
-            .iter()
-            .flat_map(|f| {
-                std::iter::once(f.path.to_string()).chain(f.old_path.as_deref().map(str::to_owned))
-            })
-            .collect();
+        let changed: BTreeSet<String> = change.touched_paths().map(str::to_owned).collect();
         let base = PatchedTree::new(head, before_images(change), "the change's base");
         let helm =
             render::helm::render_changed(&base, head, &self.config.render, &changed, options);
@@ -954,9 +948,7 @@ impl Impact {
     /// each once.
     pub fn paths<'a>(&'a self, change: &'a ChangeSet) -> BTreeSet<&'a str> {
         change
-            .files
-            .iter()
-            .flat_map(|f| std::iter::once(&*f.path).chain(f.old_path.as_deref()))
+            .touched_paths()
             .chain(self.overlays.iter().map(String::as_str))
             .collect()
     }

@@ -111,6 +111,13 @@ impl ChangeSet {
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.iter().map(|f| &*f.path)
     }
+
+    /// Every path the change touches: each file's, and the old path of a renamed one.
+    pub fn touched_paths(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .flat_map(|f| std::iter::once(&*f.path).chain(f.old_path.as_deref()))
+    }
 }
 
 /// libgit2's error text in a sentence: `…; class=Reference (4); code=NotFound (-3)` becomes the

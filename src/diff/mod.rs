@@ -254,13 +254,7 @@ pub fn diff_change(
         Ok(rules) => rules,
         Err(finding) => return DiffResult::failed(base, head, *finding),
     };
-    let changed: BTreeSet<String> = change
-        .files
-        .iter()
-        .flat_map(|f| {
-            std::iter::once(f.path.to_string()).chain(f.old_path.as_deref().map(str::to_owned))
-        })
-        .collect();
+    let changed: BTreeSet<String> = change.touched_paths().map(str::to_owned).collect();
     let renames: BTreeMap<String, String> = change
         .files
         .iter()

@@ -80,11 +80,7 @@ impl Gate {
             drift.as_ref(),
         ));
         let mut approvals = Vec::new();
-        let changed: Vec<&str> = change
-            .files
-            .iter()
-            .flat_map(|f| std::iter::once(&*f.path).chain(f.old_path.as_deref()))
-            .collect();
+        let changed: Vec<&str> = change.touched_paths().collect();
         report
             .findings
             .extend(self.guard_rules(&changed, meta, &mut approvals));
