@@ -361,7 +361,7 @@ impl Gate {
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));
-        let changed: BTreeSet<&str> = change.files.iter().map(|f| &*f.path).collect();
+        let changed: BTreeSet<&str> = change.paths().collect();
         // A changed Flux parent changes every object its patches reach, written or not.
         self.add_flux_patched(tree, &flux_patches, &changed, &mut documents, options);
         // Flux decrypts SOPS files before applying them: judge them as decrypted, with the

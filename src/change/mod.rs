@@ -112,6 +112,13 @@ impl ChangeSet {
         self.files.iter().map(|f| &*f.path)
     }
 
+    /// Each renamed file's old path and new path.
+    pub fn renames(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files
+            .iter()
+            .filter_map(|f| Some((f.old_path.as_deref()?, &*f.path)))
+    }
+
     /// Every path the change touches: each file's, and the old path of a renamed one.
     pub fn touched_paths(&self) -> impl Iterator<Item = &str> {
         self.files

@@ -256,14 +256,8 @@ pub fn diff_change(
     };
     let changed: BTreeSet<String> = change.touched_paths().map(str::to_owned).collect();
     let renames: BTreeMap<String, String> = change
-        .files
-        .iter()
-        .filter_map(|f| {
-            Some((
-                f.old_path.as_deref().map(str::to_owned)?,
-                f.path.to_string(),
-            ))
-        })
+        .renames()
+        .map(|(old, new)| (old.to_owned(), new.to_owned()))
         .collect();
     findings.extend(change.skipped.iter().filter_map(unseen));
     let mut covered = BTreeSet::new();

@@ -35,14 +35,8 @@ pub(super) fn base_side(change: &ChangeSet) -> ChangeSet {
 /// Old path → new path of the change's renames, so a document keeps its identity across one.
 pub(super) fn renamed_paths(change: &ChangeSet) -> HashMap<String, String> {
     change
-        .files
-        .iter()
-        .filter_map(|f| {
-            Some((
-                f.old_path.as_deref().map(str::to_owned)?,
-                f.path.to_string(),
-            ))
-        })
+        .renames()
+        .map(|(old, new)| (old.to_owned(), new.to_owned()))
         .collect()
 }
 

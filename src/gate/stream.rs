@@ -42,10 +42,10 @@ use crate::render::target_namespace::TargetNamespaces;
 pub(super) type LazySchemas = OnceLock<Result<SchemaSet, Vec<Finding>>>;
 
 /// What became of one selected file. One is kept per selected file until the stream ends, so a
-/// clean file leaves two words behind (its document count), and the rest is boxed, a split file's
-/// two parts in one box: a file's
-/// path, documents or empty finding lists would make the check's memory grow with the number of
-/// files (issue 12: 100,000 files within 1.5x the memory of 10,000).
+/// clean file leaves two words behind (its document count), and the rest is boxed (a split file's
+/// two parts in one box): a file's path, documents or empty finding lists would make the check's
+/// memory grow with the number of files (issue 12: 100,000 files within 1.5x the memory of
+/// 10,000).
 pub(super) enum Outcome {
     /// Judged in the stream without a finding: only the number of its documents is left.
     Clean { documents: usize },
