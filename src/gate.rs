@@ -527,7 +527,8 @@ impl Gate {
                 sources.insert(file.path, source);
             }
         }
-        for source in flux_patches.relocate(&mut findings, &flux_applied.patched, tree) {
+        for source in flux_patches.relocate(&mut findings, &flux_applied.patched, &documents, tree)
+        {
             sources.insert(source.path.clone(), source);
         }
         crate::alloc::trace("judged");

@@ -116,12 +116,16 @@ impl Parent {
 type Built = (usize, Vec<usize>, Result<Vec<Value>, Box<Finding>>);
 
 /// A document the overrides changed: enough to tell which of its findings the parent caused.
+/// The object as applied is not copied here: it is the document at `at` in the list `apply`
+/// returned, which the gate keeps to the end of the check (two copies of every patched object
+/// were a twentieth of the corpus check's peak).
 #[derive(Debug, Clone)]
 pub struct PatchedDocument {
     path: String,
     id: ObjectId,
-    written: Value,
-    applied: Value,
+    /// Shared by the copies of one object that several parents build.
+    written: Arc<Value>,
+    at: usize,
     parent: usize,
 }
 
@@ -266,22 +270,30 @@ impl FluxPatches {
                 (parent, indices, built)
             })
             .collect();
-        let mut replaced = BTreeSet::new();
+        // The written values move here from the documents they replace, which are dropped below.
+        let mut written: BTreeMap<usize, Arc<Value>> = BTreeMap::new();
         let mut added = Vec::new();
         for (parent, indices, built) in results {
             match built {
                 Ok(values) => {
                     for (&i, value) in indices.iter().zip(values) {
-                        let mut doc = documents[i].clone();
-                        doc.value = value;
+                        let was = written
+                            .entry(i)
+                            .or_insert_with(|| Arc::new(std::mem::take(&mut documents[i].value)));
+                        let doc = Document {
+                            source: Arc::clone(&documents[i].source),
+                            index: documents[i].index,
+                            item: documents[i].item,
+                            value,
+                            positions: documents[i].positions.clone(),
+                        };
                         applied.patched.push(PatchedDocument {
                             path: doc.path().to_owned(),
                             id: doc.id(),
-                            written: documents[i].value.clone(),
-                            applied: doc.value.clone(),
+                            written: Arc::clone(was),
+                            at: added.len(),
                             parent,
                         });
-                        replaced.insert(i);
                         added.push(doc);
                     }
                 }
@@ -291,10 +303,13 @@ impl FluxPatches {
         }
         let mut i = 0;
         documents.retain(|_| {
-            let keep = !replaced.contains(&i);
+            let keep = !written.contains_key(&i);
             i += 1;
             keep
         });
+        for patched in &mut applied.patched {
+            patched.at += documents.len();
+        }
         documents.extend(added);
         applied
     }
@@ -503,6 +518,7 @@ impl FluxPatches {
         &self,
         findings: &mut [Finding],
         patched: &[PatchedDocument],
+        documents: &[Document],
         tree: &dyn Tree,
     ) -> Vec<Arc<SourceFile>> {
         if patched.is_empty() {
@@ -523,7 +539,11 @@ impl FluxPatches {
             let Some(doc) = by_object.get(&(location.file.as_str(), object)) else {
                 continue;
             };
-            if !set_by_parent(&doc.written, &doc.applied, field) {
+            // `documents` is the list `apply` patched, and nothing reorders it after.
+            let Some(applied) = documents.get(doc.at).map(|d| &d.value) else {
+                continue;
+            };
+            if !set_by_parent(&doc.written, applied, field) {
                 continue;
             }
             let parent = &self.parents[doc.parent];
@@ -538,7 +558,7 @@ impl FluxPatches {
                 continue;
             };
             let at = parent
-                .patch_location(declared, field, &doc.applied)
+                .patch_location(declared, field, applied)
                 .unwrap_or_else(|| declared.locate(parent.field_for(field)));
             if !sources
                 .iter()

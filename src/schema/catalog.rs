@@ -1,7 +1,8 @@
 //! The embedded CRD catalog (datreeio/CRDs-catalog, MIT; `schemas/crds-catalog.LICENSE`), built by
 //! `cargo xtask schemas` (xtask/src/lib.rs): one zstd frame per API group, compressed against one dictionary,
 //! and a text index of where each group's frame is. A run decompresses only the groups its
-//! documents use, once, and compiles each kind's validator on first use (see [`super::SchemaSet`]).
+//! documents use, once for each kind it uses, keeps those kinds' text alone, and compiles each
+//! kind's validator on first use (see [`super::SchemaSet`]).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -19,18 +20,21 @@ const INDEX: &str = include_str!("../../schemas/crds-catalog.index");
 /// The `$id` prefix of catalog schemas: `…/<group>/<kind-lowercase>_<version>`.
 pub(super) const ID_PREFIX: &str = "https://stategate.invalid/crds-catalog/";
 
-/// The schemas of one group, keyed `<kind-lowercase>_<version>`, as JSON text; each is parsed,
-/// converted like repository CRDs and compiled on first use.
-type Group = HashMap<String, Arc<KindSchema>>;
+/// The kinds of one group, keyed `<kind-lowercase>_<version>`: the keys are known once the group
+/// was decoded, and each kind's schema is kept only once a document asked for it. Keeping every
+/// kind of each group a run touched held the text of many kinds for the one or two used (2.8 MB
+/// of the corpus check's peak: `monitoring.coreos.com` alone is megabytes for one
+/// `ServiceMonitor`), so each further kind of a group decodes the group again and keeps its own.
+type GroupKinds = HashMap<String, OnceLock<Result<Arc<KindSchema>, String>>>;
 
 /// The catalog: the index is read at start (a few hundred lines); groups are decoded on demand.
 pub(super) struct Catalog {
     frames: HashMap<&'static str, (usize, usize)>,
-    decoded: HashMap<&'static str, OnceLock<Result<Group, String>>>,
+    groups: HashMap<&'static str, OnceLock<Result<GroupKinds, String>>>,
 }
 
 /// The process's one catalog: both sides of a change (and every schema set of a run) share the
-/// groups decoded so far.
+/// kinds decoded so far.
 pub(super) fn shared() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
     CATALOG.get_or_init(Catalog::new)
@@ -48,8 +52,8 @@ impl Catalog {
                 Some((group, (offset, length)))
             })
             .collect();
-        let decoded = frames.keys().map(|g| (*g, OnceLock::new())).collect();
-        Catalog { frames, decoded }
+        let groups = frames.keys().map(|g| (*g, OnceLock::new())).collect();
+        Catalog { frames, groups }
     }
 
     /// Whether the catalog has schemas for this API group (no decompression).
@@ -65,23 +69,51 @@ impl Catalog {
         version: &str,
         kind: &str,
     ) -> Result<Option<Arc<KindSchema>>, String> {
-        let Some(slot) = self.decoded.get(group) else {
+        let Some((&group, slot)) = self.groups.get_key_value(group) else {
             return Ok(None);
         };
-        let decoded = slot.get_or_init(|| self.decode(group));
-        let schemas = decoded.as_ref().map_err(Clone::clone)?;
-        Ok(schemas.get(&key(kind, version)).cloned())
+        let key = key(kind, version);
+        let kinds = slot
+            .get_or_init(|| self.kinds_of(group, &key))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let Some(slot) = kinds.get(&key) else {
+            return Ok(None);
+        };
+        let schema = slot.get_or_init(|| {
+            let json = self.decompress(group)?;
+            kind_schema(group, &key, &parse_group(&json)?).map(Arc::new)
+        });
+        schema
+            .as_ref()
+            .map(|s| Some(Arc::clone(s)))
+            .map_err(Clone::clone)
     }
 
     /// A schema already decoded, by its `$id` (for diagnostics after validation).
     pub fn by_id(&self, id: &str) -> Option<&Value> {
         let (group, key) = id.strip_prefix(ID_PREFIX)?.split_once('/')?;
-        let decoded = self.decoded.get(group)?.get()?.as_ref().ok()?;
-        decoded.get(key)?.schema()
+        let kinds = self.groups.get(group)?.get()?.as_ref().ok()?;
+        kinds.get(key)?.get()?.as_ref().ok()?.schema()
     }
 
-    fn decode(&self, group: &str) -> Result<Group, String> {
-        let corrupt = |e: &dyn std::fmt::Display| format!("embedded CRD catalog is corrupt: {e}");
+    /// The group's kinds, with `wanted`'s schema already kept when the group has it (the first
+    /// kind of a group costs one decoding, not two).
+    fn kinds_of(&self, group: &'static str, wanted: &str) -> Result<GroupKinds, String> {
+        let json = self.decompress(group)?;
+        let raw = parse_group(&json)?;
+        let mut kinds: GroupKinds = raw
+            .keys()
+            .map(|k| ((*k).to_owned(), OnceLock::new()))
+            .collect();
+        if let Some(slot) = kinds.get_mut(wanted) {
+            let _ = slot.set(kind_schema(group, wanted, &raw).map(Arc::new));
+        }
+        Ok(kinds)
+    }
+
+    /// The group's frame, decompressed: a JSON object of every kind's schema.
+    fn decompress(&self, group: &str) -> Result<Vec<u8>, String> {
         let &(offset, length) = self
             .frames
             .get(group)
@@ -98,20 +130,32 @@ impl Catalog {
             .map_err(|e| corrupt(&e))?
             .read_to_end(&mut json)
             .map_err(|e| corrupt(&e))?;
-        let raw: HashMap<String, Box<RawValue>> =
-            serde_json::from_slice(&json).map_err(|e| corrupt(&e))?;
-        Ok(raw
-            .into_iter()
-            .map(|(key, schema)| {
-                let id = format!("{ID_PREFIX}{group}/{key}");
-                let entry = KindSchema::new(
-                    Source::Catalog(schema, id),
-                    Origin::Catalog(format!("{group}/{key}")),
-                );
-                (key, Arc::new(entry))
-            })
-            .collect())
+        Ok(json)
     }
+}
+
+fn corrupt(e: &dyn std::fmt::Display) -> String {
+    format!("embedded CRD catalog is corrupt: {e}")
+}
+
+/// A decompressed group, borrowed: each kind's text stays in the buffer until one is kept.
+fn parse_group(json: &[u8]) -> Result<HashMap<&str, &RawValue>, String> {
+    serde_json::from_slice(json).map_err(|e| corrupt(&e))
+}
+
+/// The schema of `key` in a decompressed group, as its own text.
+fn kind_schema(
+    group: &str,
+    key: &str,
+    raw: &HashMap<&str, &RawValue>,
+) -> Result<KindSchema, String> {
+    let text = raw
+        .get(key)
+        .ok_or_else(|| corrupt(&format!("{group}/{key} is listed but missing")))?;
+    Ok(KindSchema::new(
+        Source::Catalog((*text).to_owned(), format!("{ID_PREFIX}{group}/{key}")),
+        Origin::Catalog(format!("{group}/{key}")),
+    ))
 }
 
 /// The catalog's key of a kind and version (the file name in the upstream layout).
@@ -153,13 +197,47 @@ mod tests {
         let catalog = shared();
         assert!(catalog.frames.len() > 500, "{}", catalog.frames.len());
         for group in catalog.frames.keys() {
-            for (key, entry) in catalog.decode(group).unwrap() {
+            let json = catalog.decompress(group).unwrap();
+            let raw = parse_group(&json).unwrap();
+            for key in raw.keys() {
+                let entry = kind_schema(group, key, &raw).unwrap();
                 let Source::Catalog(raw, id) = &entry.source else {
                     panic!("{group}/{key} is not kept as catalog text");
                 };
                 converted(raw, id).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn only_the_kinds_documents_asked_for_are_kept() {
+        let catalog = Catalog::new();
+        let kept = |catalog: &Catalog| {
+            let kinds = catalog.groups["monitoring.coreos.com"].get().unwrap();
+            let kinds = kinds.as_ref().unwrap();
+            let mut kept: Vec<String> = kinds
+                .iter()
+                .filter(|(_, slot)| slot.get().is_some())
+                .map(|(key, _)| key.clone())
+                .collect();
+            kept.sort();
+            (kept, kinds.len())
+        };
+        let monitor = catalog.schema("monitoring.coreos.com", "v1", "ServiceMonitor");
+        assert!(monitor.unwrap().is_some());
+        let (kinds, listed) = kept(&catalog);
+        assert_eq!(kinds, ["servicemonitor_v1"]);
+        assert!(listed > 5, "the group lists {listed} kinds");
+
+        let rule = catalog.schema("monitoring.coreos.com", "v1", "PrometheusRule");
+        assert!(rule.unwrap().unwrap().compiled().is_ok());
+        assert!(
+            catalog
+                .schema("monitoring.coreos.com", "v7", "PrometheusRule")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(kept(&catalog).0, ["prometheusrule_v1", "servicemonitor_v1"]);
     }
 
     #[test]
