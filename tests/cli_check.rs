@@ -255,6 +255,38 @@ fn every_format_renders_the_same_findings() {
     );
 }
 
+/// JUnit and TAP give every checked file a test, passing ones too; the other formats do not list
+/// them (the gate leaves the list out for them).
+#[test]
+fn junit_and_tap_list_the_passing_files_too() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    repo.write("apps/more.yaml", GOOD.replace("settings", "more"));
+    let junit = stdout(&stategate(&repo, &["check", "--format", "junit"]));
+    assert!(junit.contains("name=\"apps/more.yaml\""), "{junit}");
+    assert!(junit.contains("name=\"apps/web.yaml\""), "{junit}");
+    let tap = stdout(&stategate(&repo, &["check", "--format", "tap"]));
+    assert!(tap.contains("1..2\n"), "{tap}");
+    assert!(tap.contains("ok 1 - apps/more.yaml\n"), "{tap}");
+    assert!(tap.contains("not ok 2 - apps/web.yaml\n"), "{tap}");
+    // With a JUnit file beside the human report, the file still lists both.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.xml");
+    let out = stategate(
+        &repo,
+        &[
+            "check",
+            "--format",
+            "junit",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains("name=\"apps/more.yaml\""), "{written}");
+}
+
 #[test]
 fn not_a_repository_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();

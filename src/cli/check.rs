@@ -282,7 +282,9 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     };
     let trust_note = from.warning();
     let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
-        Ok(gate) => gate.with_render_cache(render_cache_dir(&repo, args)),
+        Ok(gate) => gate
+            .with_render_cache(render_cache_dir(&repo, args))
+            .with_checked_list(args.format.lists_checked_files()),
         Err(report) => return report,
     };
     let head = match head_tree(&repo, &workdir, &mode) {

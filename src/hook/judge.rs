@@ -42,7 +42,10 @@ fn judge(repo: &Repository, update: &RefUpdate, ctx: &PushContext) -> Judged {
     let trusted = trusted_tree(repo, update, ctx.config_dir.as_deref())?;
     let gate = match Gate::open(trusted, None) {
         // The base side of every root is usually in the cache from the previous push.
-        Ok(gate) => gate.with_render_cache(Some(crate::render::cache::cache_dir(repo, None))),
+        // The pusher sees findings only: no list of the files that passed.
+        Ok(gate) => gate
+            .with_render_cache(Some(crate::render::cache::cache_dir(repo, None)))
+            .with_checked_list(false),
         Err(report) => return Ok(report.findings),
     };
     let protection = Protection::new(&gate.config.protect)?;

@@ -11,6 +11,7 @@
 //! without a default becomes an empty string, as Flux does outside strict mode; the gate warns
 //! about each. Values from Secrets are remembered so that no output shows them.
 
+use crate::change::PathLookup;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
@@ -521,7 +522,7 @@ pub fn is_disabled(object: &Value) -> bool {
 /// into the documents, which the caller keeps out of every output.
 pub fn substitute_documents(
     tree: &dyn Tree,
-    changed: &BTreeSet<&str>,
+    changed: &PathLookup,
     documents: &mut Vec<crate::load::Document>,
     flux_path: &dyn Fn(&str) -> String,
     options: &LoadOptions,
@@ -626,18 +627,14 @@ pub fn may_set_variables(doc: &crate::load::Document) -> bool {
 fn objects_with_changed_variables(
     tree: &dyn Tree,
     index: &FluxIndex,
-    changed: &BTreeSet<&str>,
+    changed: &PathLookup,
     documents: &[crate::load::Document],
     options: &LoadOptions,
 ) -> Vec<crate::load::Document> {
     let checked: BTreeSet<&str> = documents.iter().map(|d| d.path()).collect();
     let mut paths = BTreeSet::new();
     for k in &index.kustomizations {
-        if !k
-            .inputs
-            .iter()
-            .any(|input| changed.contains(input.as_str()))
-        {
+        if !k.inputs.iter().any(|input| changed.contains(input)) {
             continue;
         }
         paths.extend(

@@ -13,6 +13,7 @@
 //! name, namespace, label and annotation selectors) is kustomize's own. A parent the gate cannot
 //! apply is a `render/failed` error, never a silent pass.
 
+use crate::change::PathLookup;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -189,13 +190,9 @@ impl FluxPatches {
 
     /// The files under the path of a parent that `changed` alters: every object they hold may
     /// change in the cluster without changing in Git.
-    pub fn built_by_changed(&self, tree: &dyn Tree, changed: &BTreeSet<&str>) -> Vec<String> {
+    pub fn built_by_changed(&self, tree: &dyn Tree, changed: &PathLookup) -> Vec<String> {
         let mut files = BTreeSet::new();
-        for parent in self
-            .parents
-            .iter()
-            .filter(|p| changed.contains(p.file.as_str()))
-        {
+        for parent in self.parents.iter().filter(|p| changed.contains(&p.file)) {
             let candidates: Vec<String> = match &parent.built {
                 Some(built) => built.iter().cloned().collect(),
                 None => tree.files_under(&parent.path),

@@ -182,6 +182,13 @@ pub enum Format {
     Tap,
 }
 
+impl Format {
+    /// Whether the format lists every checked file, passing ones too ([`Stats::checked`]).
+    pub fn lists_checked_files(self) -> bool {
+        matches!(self, Format::Junit | Format::Github | Format::Tap)
+    }
+}
+
 /// How to render, beyond the format itself. Only the human format uses these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderOptions {
