@@ -728,8 +728,8 @@ impl Gate {
             .iter()
             .flat_map(|f| {
                 let old = f
-                    .old_path
-                    .iter()
+                    .old_path()
+                    .into_iter()
                     .flat_map(|p| graph.roots_for(p, &explicit));
                 graph.roots_for(&f.path, &explicit).into_iter().chain(old)
             })
@@ -1049,7 +1049,7 @@ impl RenderedContext {
 fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Content>> {
     let mut files = BTreeMap::new();
     for file in &change.files {
-        match &file.old_path {
+        match file.old_path() {
             Some(old) => {
                 files.insert(file.path.to_string(), None);
                 files.insert(old.to_string(), file.before.as_deref().cloned());
@@ -1106,7 +1106,7 @@ impl BeforeIndex {
             .par_iter()
             .filter(|f| matches!(f.action, Action::Modified | Action::Renamed))
             .filter_map(|f| {
-                let path = f.old_path.as_deref().unwrap_or(&f.path);
+                let path = f.old_path().unwrap_or(&f.path);
                 match f.read_before() {
                     Ok(bytes) => Some(Ok(load_manifest(path, &bytes?, options).documents)),
                     Err(why) => Some(Err(unreadable_finding(&why))),

@@ -595,10 +595,21 @@ impl RepoPool {
     }
 }
 
+/// A tree that the contents of many files read from, behind one pointer: `Arc<dyn Tree>` is two
+/// words, and every file of a working-tree check kept one (see [`Content`]).
+#[derive(Clone)]
+pub struct SharedTree(Arc<Arc<dyn Tree>>);
+
+impl SharedTree {
+    pub fn new(tree: Arc<dyn Tree>) -> SharedTree {
+        SharedTree(Arc::new(tree))
+    }
+}
+
 /// One side of a changed file: which bytes, not the bytes. A change of 100,000 files holds ids
 /// and sizes; each file's bytes are read by the worker that parses them and dropped after.
 ///
-/// 48 bytes: one is kept per changed file until the check ends, so what most files lack (a blob id
+/// 40 bytes: one is kept per changed file until the check ends, so what most files lack (a blob id
 /// for a file read from disk, a path other than the file's own) is boxed apart. With both inline
 /// it took 80 bytes, a fifth of the memory of a 100,000-file check (issue 12).
 #[derive(Clone)]
@@ -616,7 +627,7 @@ enum Place {
     /// detected is not judged by bytes nobody looked at. The check is a keyed XXH3 of the bytes
     /// ([`fingerprint`]): SHA-1, which the id needs, was a tenth of a 10,000-file check when every
     /// read of every file hashed again.
-    Tree(Arc<dyn Tree>, u64, Option<Box<OnDisk>>),
+    Tree(SharedTree, u64, Option<Box<OnDisk>>),
     /// Bytes already in memory: stdin, loose files, tests.
     Memory(Arc<InMemory>),
 }
@@ -647,21 +658,17 @@ impl Content {
 
     /// A file of `tree` whose bytes were `bytes` when the change was detected: the file at the
     /// path it is read by ([`Content::read`]), or at `elsewhere` (the target of a symlink).
-    pub fn in_tree(tree: &Arc<dyn Tree>, elsewhere: Option<&str>, bytes: &[u8]) -> Content {
+    pub fn in_tree(tree: &SharedTree, elsewhere: Option<&str>, bytes: &[u8]) -> Content {
         Content::on_disk(tree, elsewhere, Some(blob_id(bytes)), bytes)
     }
 
     /// [`Content::in_tree`] without the blob id, for a change nothing compares by content.
-    pub fn in_tree_unhashed(
-        tree: &Arc<dyn Tree>,
-        elsewhere: Option<&str>,
-        bytes: &[u8],
-    ) -> Content {
+    pub fn in_tree_unhashed(tree: &SharedTree, elsewhere: Option<&str>, bytes: &[u8]) -> Content {
         Content::on_disk(tree, elsewhere, None, bytes)
     }
 
     fn on_disk(
-        tree: &Arc<dyn Tree>,
+        tree: &SharedTree,
         elsewhere: Option<&str>,
         id: Option<git2::Oid>,
         bytes: &[u8],
@@ -674,7 +681,7 @@ impl Content {
         });
         Content {
             size: bytes.len() as u64,
-            place: Place::Tree(Arc::clone(tree), fingerprint(bytes), detail),
+            place: Place::Tree(tree.clone(), fingerprint(bytes), detail),
         }
     }
 
@@ -717,7 +724,7 @@ impl Content {
                 .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message()))),
             Place::Tree(tree, detected, detail) => {
                 let at = detail.as_ref().and_then(|d| d.elsewhere.as_deref());
-                let bytes = match tree.read_checked(at.unwrap_or(path))? {
+                let bytes = match tree.0.read_checked(at.unwrap_or(path))? {
                     Some(bytes) => bytes,
                     None => return Err(Unreadable::new(path, "gone since the change was read")),
                 };
@@ -957,8 +964,8 @@ mod tests {
     fn a_changed_file_costs_under_a_hundred_bytes_besides_its_path() {
         // One of each is kept per changed file until the check ends: 100,000 files at the 144
         // bytes a `FileChange` was took 14 MB, two fifths of that check's peak (issue 12).
-        assert!(std::mem::size_of::<Content>() <= 48);
-        assert!(std::mem::size_of::<crate::change::FileChange>() <= 96);
+        assert!(std::mem::size_of::<Content>() <= 40);
+        assert!(std::mem::size_of::<crate::change::FileChange>() <= 72);
         assert_eq!(join("", "a.yaml").capacity(), "a.yaml".len());
         assert_eq!(join("apps/web", "a.yaml"), "apps/web/a.yaml");
         assert_eq!(
@@ -1026,7 +1033,7 @@ mod tests {
     fn a_working_tree_file_edited_after_detection_is_not_read_as_the_detected_one() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "a: 1\n").unwrap();
-        let tree: Arc<dyn Tree> = Arc::new(DirTree::new(dir.path(), "working tree"));
+        let tree = SharedTree::new(Arc::new(DirTree::new(dir.path(), "working tree")));
         let content = Content::in_tree(&tree, None, b"a: 1\n");
         assert_eq!(content.id(), Some(blob_id(b"a: 1\n")));
         let unhashed = Content::in_tree_unhashed(&tree, None, b"a: 1\n");

@@ -23,7 +23,7 @@ fn range(base: &str, head: &str) -> ChangeMode {
 fn summary(set: &ChangeSet) -> Vec<(Action, &str, Option<&str>)> {
     set.files
         .iter()
-        .map(|f| (f.action, &*f.path, f.old_path.as_deref()))
+        .map(|f| (f.action, &*f.path, f.old_path()))
         .collect()
 }
 
@@ -257,8 +257,7 @@ fn moving_a_large_directory_is_all_renames() {
         .iter()
         .filter(|f| {
             f.action == Action::Renamed
-                && f.old_path.as_deref().map(|p| p.replace("/old/", "/new/"))
-                    == Some(f.path.to_string())
+                && f.old_path().map(|p| p.replace("/old/", "/new/")) == Some(f.path.to_string())
                 && f.before.as_deref() == f.after.as_ref()
         })
         .count();

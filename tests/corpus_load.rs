@@ -185,9 +185,13 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
     let files: Vec<FileChange> = files(&repos)
         .into_iter()
         .map(|path| FileChange {
-            path: path.strip_prefix(&repos).unwrap().to_string_lossy().into(),
+            path: path
+                .strip_prefix(&repos)
+                .unwrap()
+                .to_string_lossy()
+                .as_ref()
+                .into(),
             action: Action::Added,
-            old_path: None,
             before: None,
             after: Some(Content::in_memory(std::fs::read(&path).unwrap())),
         })

@@ -159,7 +159,7 @@ impl stategate::tree::Tree for Counting {
 /// of the findings, and how many times the gate read `w.yaml`.
 fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
     use stategate::change::{Action, ChangeSet, FileChange};
-    use stategate::tree::{Content, MemTree, Tree};
+    use stategate::tree::{Content, MemTree};
     let mut files = std::collections::BTreeMap::new();
     files.insert("w.yaml".to_owned(), WIDGET.as_bytes().to_vec());
     let head = std::sync::Arc::new(Counting {
@@ -169,12 +169,11 @@ fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
         },
         reads: Default::default(),
     });
-    let as_tree: std::sync::Arc<dyn Tree> = head.clone();
+    let as_tree = stategate::tree::SharedTree::new(head.clone());
     let change = ChangeSet {
         files: vec![FileChange {
             path: "w.yaml".into(),
             action: Action::Added,
-            old_path: None,
             before: None,
             after: Some(Content::in_tree(&as_tree, None, WIDGET.as_bytes())),
         }],

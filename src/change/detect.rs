@@ -16,8 +16,8 @@ use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Reposi
 
 use super::links::{self, Target};
 use super::walk::{self, Walk};
-use super::{Action, ChangeSet, FileChange, SkipKind, Skipped};
-use crate::tree::{Content, DirTree, RepoPool, Tree, blob_id};
+use super::{Action, ChangePath, ChangeSet, FileChange, SkipKind, Skipped};
+use crate::tree::{Content, DirTree, RepoPool, SharedTree, blob_id};
 
 /// Which two sides of the repository a check compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,11 +447,11 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
     }
     let mut gone = vec![false; files.len()];
     for (added, deleted) in pairs {
-        let old_path = std::mem::take(&mut files[deleted].path);
+        let old = std::mem::take(&mut files[deleted].path);
         let before = files[deleted].before.take();
         let target = &mut files[added];
         target.action = Action::Renamed;
-        target.old_path = Some(old_path);
+        target.path = ChangePath::of(&target.path, Some(&old));
         target.before = before;
         gone[deleted] = true;
     }
@@ -642,7 +642,7 @@ struct Reader {
     /// The working tree when it is the new side: read without following any symlink.
     disk: Option<Arc<WorkdirReader>>,
     /// The working tree as the change set reads it again: never through a symlink.
-    workdir: Option<Arc<dyn Tree>>,
+    workdir: Option<SharedTree>,
     /// Give files read from disk their blob id: renames are paired by it, nothing else needs it.
     identify: bool,
 }
@@ -683,7 +683,7 @@ impl<'p, 'r> Loader<'p, 'r> {
         };
         let workdir = repo
             .workdir()
-            .map(|root| Arc::new(DirTree::new(root, "working tree")) as Arc<dyn Tree>);
+            .map(|root| SharedTree::new(Arc::new(DirTree::new(root, "working tree"))));
         Ok(Loader {
             repo,
             old: plan.old.as_ref(),
@@ -821,9 +821,8 @@ impl Reader {
         let before = before.map(|(bytes, from)| Box::new(self.content(old_path, &bytes, from)));
         let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
         Ok(FileChange {
-            path: c.path.into(),
+            path: ChangePath::of(&c.path, c.old_path.as_deref()),
             action: c.action,
-            old_path: c.old_path.map(Into::into),
             before,
             after,
         })
@@ -1022,7 +1021,6 @@ mod tests {
         let file = |path: &str, action| FileChange {
             path: path.into(),
             action,
-            old_path: None,
             before: None,
             after: None,
         };
@@ -1088,7 +1086,6 @@ mod tests {
         FileChange {
             path: path.into(),
             action,
-            old_path: None,
             before: before.map(|b| Box::new(Content::in_memory(b.as_bytes().to_vec()))),
             after: after.map(|a| Content::in_memory(a.as_bytes().to_vec())),
         }
@@ -1106,7 +1103,7 @@ mod tests {
         pair_exact_renames(&mut files);
         let got: Vec<_> = files
             .iter()
-            .map(|f| (f.action, &*f.path, f.old_path.as_deref()))
+            .map(|f| (f.action, &*f.path, f.old_path()))
             .collect();
         assert_eq!(
             got,

@@ -276,7 +276,7 @@ pub fn diff_change(
         head_items = rendered.head;
     }
     for file in &change.files {
-        let before_path = file.old_path.as_deref().unwrap_or(&file.path);
+        let before_path = file.old_path().unwrap_or(&file.path);
         if !covered.contains(before_path) && rules.is_checked(before_path) {
             match file.read_before() {
                 Ok(Some(bytes)) => {

@@ -662,7 +662,7 @@ pub fn check_change(ctx: &ChangeContext<'_>) -> DriftReport {
     let mut report = DriftReport::default();
     let mut by_env: BTreeMap<String, Touched> = BTreeMap::new();
     for file in &ctx.change.files {
-        let before_path = file.old_path.as_deref().unwrap_or(&file.path);
+        let before_path = file.old_path().unwrap_or(&file.path);
         let Some(env) =
             (ctx.environment_of)(&file.path).or_else(|| (ctx.environment_of)(before_path))
         else {

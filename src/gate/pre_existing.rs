@@ -16,9 +16,8 @@ pub(super) fn base_side(change: &ChangeSet) -> ChangeSet {
         .filter(|f| f.action != Action::Deleted)
         .filter_map(|f| {
             Some(FileChange {
-                path: f.old_path.clone().unwrap_or_else(|| f.path.clone()),
+                path: f.old_path().unwrap_or(&f.path).into(),
                 action: Action::Added,
-                old_path: None,
                 before: None,
                 after: Some(*f.before.clone()?),
             })

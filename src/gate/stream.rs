@@ -433,7 +433,6 @@ mod tests {
         FileChange {
             path: path.into(),
             action: Action::Added,
-            old_path: None,
             before: None,
             after: Some(Content::in_memory(vec![b'a'; size])),
         }

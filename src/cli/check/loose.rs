@@ -91,7 +91,6 @@ fn added(path: String, bytes: Vec<u8>) -> FileChange {
     FileChange {
         path: path.into(),
         action: Action::Added,
-        old_path: None,
         before: None,
         after: Some(Content::in_memory(bytes)),
     }
