@@ -451,7 +451,7 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
         let before = files[deleted].before.take();
         let target = &mut files[added];
         target.action = Action::Renamed;
-        target.path = ChangePath::of(&target.path, Some(&old));
+        target.path = ChangePath::of(&*target.path, Some(&old));
         target.before = before;
         gone[deleted] = true;
     }
@@ -821,7 +821,7 @@ impl Reader {
         let before = before.map(|(bytes, from)| Box::new(self.content(old_path, &bytes, from)));
         let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
         Ok(FileChange {
-            path: ChangePath::of(&c.path, c.old_path.as_deref()),
+            path: ChangePath::of(c.path, c.old_path.as_deref()),
             action: c.action,
             before,
             after,

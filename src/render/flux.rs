@@ -11,12 +11,12 @@
 //! without a default becomes an empty string, as Flux does outside strict mode; the gate warns
 //! about each. Values from Secrets are remembered so that no output shows them.
 
-use crate::change::PathLookup;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 use serde_json::Value;
 
+use crate::change::PathLookup;
 use crate::load::sniff::{contains, hides_from_filters, names_group};
 use crate::load::{LoadOptions, load_file};
 use crate::tree::{Tree, is_within};

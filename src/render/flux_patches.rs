@@ -13,7 +13,6 @@
 //! name, namespace, label and annotation selectors) is kustomize's own. A parent the gate cannot
 //! apply is a `render/failed` error, never a silent pass.
 
-use crate::change::PathLookup;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -26,6 +25,7 @@ use super::flux::FLUX_GROUP;
 use super::graph::{KUSTOMIZATION_FILES, split};
 use super::paths::resolve;
 use super::{Checkout, Manifest, RenderOutput, Renderer, Sandbox, run};
+use crate::change::PathLookup;
 use crate::finding::{Finding, Location, Rule};
 use crate::load::sniff::{contains, hides_from_filters, names_group};
 use crate::load::{Document, LoadOptions, SourceFile, load_file, load_manifest};
@@ -277,13 +277,9 @@ impl FluxPatches {
                         let was = written
                             .entry(i)
                             .or_insert_with(|| Arc::new(std::mem::take(&mut documents[i].value)));
-                        let doc = Document {
-                            source: Arc::clone(&documents[i].source),
-                            index: documents[i].index,
-                            item: documents[i].item,
-                            value,
-                            positions: documents[i].positions.clone(),
-                        };
+                        // Its value moved out above: the copy costs no object.
+                        let mut doc = documents[i].clone();
+                        doc.value = value;
                         applied.patched.push(PatchedDocument {
                             path: doc.path().to_owned(),
                             id: doc.id(),
