@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
@@ -15,9 +16,7 @@ use crate::change::{
 };
 use crate::config::{CONFIG_FILE, Config, ConfigOrigin, InlineSuppressions};
 use crate::finding::{Finding, Location, Rule};
-use crate::load::{
-    Document, LoadOptions, Loaded, SourceFile, is_chart_template, load_file, load_manifest,
-};
+use crate::load::{Document, LoadOptions, SourceFile, is_chart_template, load_file, load_manifest};
 use crate::object::ObjectId;
 use crate::paths::{PathRules, glob_set};
 use crate::policy::{FileContext, PolicySet};
@@ -237,60 +236,60 @@ impl Gate {
         let kustomizations = KustomizationLists::new(tree);
         // One read of every file first: Helm templates are set aside, CRD files loaded (the
         // schemas the stream validates against depend on them), and the manifests the
-        // whole-tree indexes want kept.
-        let chosen = self.select(change);
-        let order = stream::big_first(&chosen);
-        let looked: Vec<(&FileChange, Option<Box<stream::Looked>>)> =
-            stream::in_order(chosen, order.as_deref(), |_, file| {
-                let looked = stream::first_look(file, tree, options, &indexed);
-                (file, looked.unless_plain())
-            });
+        // whole-tree indexes want kept. What it finds is kept for the few files that are not
+        // plain, by their index among the selected files.
+        let selected = self.select(change);
+        let big = stream::big_files(&selected);
+        let looked = stream::sparse(selected.len(), &big, |index| {
+            stream::first_look(selected[index], tree, options, &indexed).unless_plain()
+        });
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
-            .filter(|(_, looked)| looked.as_ref().is_some_and(|l| l.commented))
-            .map(|(file, _)| file.path.to_string())
+            .filter(|(_, looked)| looked.commented)
+            .map(|(index, _)| selected[*index].path.to_string())
             .collect();
-        let mut selected = Vec::with_capacity(looked.len());
-        let mut early: Vec<Option<Box<Loaded>>> = Vec::with_capacity(looked.len());
+        // Set aside, and not judged: Helm templates.
+        let mut templates = Vec::new();
+        // Judged as the first look found them: the files it could not read.
+        let mut early = Vec::new();
         let mut crds = Vec::new();
         let mut manifests = Vec::new();
-        // Every file the first look read, Helm templates included: the index scan skips them.
-        let mut read_already: Vec<&str> = Vec::with_capacity(looked.len());
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
-        for (file, looked) in looked {
-            read_already.push(&*file.path);
-            let looked = looked.map_or_else(stream::Looked::plain, |l| *l);
+        for (index, looked) in looked {
+            let looked = *looked;
             if let Some(documents) = looked.manifest {
-                manifests.push((file.path.to_string(), documents));
+                manifests.push((selected[index].path.to_string(), documents));
             }
             match looked.look {
-                stream::FirstLook::Template(note) => findings.push(*note),
+                stream::FirstLook::Template(note) => {
+                    findings.push(*note);
+                    templates.push(index);
+                }
                 stream::FirstLook::Unreadable(loaded) => {
-                    selected.push(file);
-                    early.push(Some(loaded));
+                    early.push((index, std::sync::Mutex::new(Some(loaded))));
                 }
                 stream::FirstLook::Crds { kinds, substituted } => {
-                    selected.push(file);
-                    early.push(None);
                     crds.extend(kinds);
                     substituted_crd |= substituted;
                 }
-                stream::FirstLook::Later => {
-                    selected.push(file);
-                    early.push(None);
-                }
+                stream::FirstLook::Later => {}
             }
         }
+        let is_template = |index: usize| templates.binary_search(&index).is_ok();
         let crds = if substituted_crd {
             Vec::new()
         } else {
             latest_crd_kinds(crds)
         };
-        stats.files = saturating_u32(selected.len());
+        stats.files = saturating_u32(selected.len() - templates.len());
         if self.list_checked {
-            stats.checked = CheckedFiles::new(selected.iter().map(|f| &*f.path));
+            stats.checked = CheckedFiles::new(
+                (0..selected.len())
+                    .filter(|&i| !is_template(i))
+                    .map(|i| &*selected[i].path),
+            );
         }
         let policies = self.policies();
         // The base side of the change is read only for policies, which see it as `before`.
@@ -302,12 +301,13 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
-        // The scan reads the rest of the tree. The list goes with it: one path each, it was a
-        // twentieth of the peak of a 100,000-file check, which comes later.
-        read_already.sort_unstable();
-        let is_read = |path: &str| read_already.binary_search(&path).is_ok();
-        manifests.extend(render::scan_manifests(tree, &indexed, &is_read));
-        drop(read_already);
+        // The scan reads the rest of the tree: not the files the first look read, Helm templates
+        // included.
+        let read = PathLookup::of(&selected);
+        manifests.extend(render::scan_manifests(tree, &indexed, &|p| {
+            read.contains(p)
+        }));
+        drop(read);
         // In the tree's order, as one scan of it found them.
         manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);
@@ -325,14 +325,25 @@ impl Gate {
             flux_patches: &flux_patches,
             base_crds: &base_crds,
         };
-        let order = stream::big_first(&selected);
-        let outcomes: Vec<stream::Outcome> =
-            stream::in_order(early, order.as_deref(), |index, early| {
-                let file = selected[index];
-                let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
-                stream.judge(index, &file.path, loaded)
-            });
+        // A clean file with documents is only counted: nothing else of it is kept.
+        let clean_documents = AtomicUsize::new(0);
+        let outcomes = stream::sparse(selected.len(), &big, |index| {
+            if is_template(index) {
+                return None;
+            }
+            let file = selected[index];
+            let early = stream::entry(&early, index).and_then(|l| l.lock().ok()?.take());
+            let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
+            match stream.judge(index, &file.path, loaded) {
+                stream::Outcome::Clean { documents } if documents > 0 => {
+                    clean_documents.fetch_add(documents, AtomicOrdering::Relaxed);
+                    None
+                }
+                outcome => Some(outcome),
+            }
+        });
         drop(policies);
+        drop(early);
         crate::alloc::trace("streamed");
 
         let mut sources = BTreeMap::new();
@@ -340,15 +351,17 @@ impl Gate {
         let mut judged = Vec::new();
         let mut deferred = Vec::new();
         // Which selected files the stream judged with at least one document (their directories
-        // may hold the kustomizations that make other files patches), and how many documents.
-        let mut streamed_documents = vec![false; selected.len()];
-        let mut clean_documents = 0;
-        for (index, outcome) in outcomes.into_iter().enumerate() {
+        // may hold the kustomizations that make other files patches): every one without an
+        // outcome, a clean file with documents, but for the templates.
+        let mut streamed_documents = vec![true; selected.len()];
+        for &index in &templates {
+            streamed_documents[index] = false;
+        }
+        let clean_documents = clean_documents.into_inner();
+        for (index, outcome) in outcomes {
+            streamed_documents[index] = false;
             match outcome {
-                stream::Outcome::Clean { documents } => {
-                    streamed_documents[index] = documents > 0;
-                    clean_documents += documents;
-                }
+                stream::Outcome::Clean { .. } => {}
                 stream::Outcome::Held(loaded) => {
                     let loaded = *loaded;
                     if let Some(source) = &loaded.source

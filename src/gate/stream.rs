@@ -41,11 +41,11 @@ use crate::render::target_namespace::TargetNamespaces;
 /// pays for decoding the embedded schemas.
 pub(super) type LazySchemas = OnceLock<Result<SchemaSet, Vec<Finding>>>;
 
-/// What became of one selected file. One is kept per selected file until the stream ends, so a
-/// clean file leaves two words behind (its document count), and the rest is boxed (a split file's
-/// two parts in one box): a file's path, documents or empty finding lists would make the check's
-/// memory grow with the number of files (issue 12: 100,000 files within 1.5x the memory of
-/// 10,000).
+/// What became of one selected file. Only those that leave something behind are kept until the
+/// stream ends: a clean file with documents is counted and forgotten ([`sparse`]), and the rest
+/// is boxed (a split file's two parts in one box). A file's path, documents or empty finding
+/// lists would make the check's memory grow with the number of files (issue 12: 100,000 files
+/// within 1.5x the memory of 10,000).
 pub(super) enum Outcome {
     /// Judged in the stream without a finding: only the number of its documents is left.
     Clean { documents: usize },
@@ -184,6 +184,7 @@ pub(super) struct Looked {
 impl Looked {
     /// What most files are: loaded by the stream, without comments or documents the whole-tree
     /// indexes want.
+    #[cfg(test)]
     pub fn plain() -> Looked {
         Looked {
             look: FirstLook::Later,
@@ -192,9 +193,8 @@ impl Looked {
         }
     }
 
-    /// `None` for a [`Looked::plain`] file. The first look keeps one result per selected file
-    /// until every file is looked at: 72 bytes each (with the file) were 7 MB of a 100,000-file
-    /// check, on top of the change set, and resident to the end.
+    /// `None` for a [`Looked::plain`] file, of which [`sparse`] keeps nothing: most files of a
+    /// large check are plain, and a result for each was 7 MB of a 100,000-file check.
     pub fn unless_plain(self) -> Option<Box<Looked>> {
         let plain =
             matches!(self.look, FirstLook::Later) && !self.commented && self.manifest.is_none();
@@ -341,6 +341,11 @@ impl Stream<'_> {
             // The findings are located: the documents, and the positions they were located
             // with, are not needed past this point.
             drop(loaded.documents);
+            // Kept to the end: a list grown to four findings for one was a kilobyte of spare
+            // room, on every file with a finding.
+            judged.load.shrink_to_fit();
+            judged.schema.shrink_to_fit();
+            judged.policy.shrink_to_fit();
             judged.source = source.map(SourceFile::for_report);
         }
         judged
@@ -374,53 +379,52 @@ impl Stream<'_> {
     }
 }
 
-/// Files larger than this are judged first ([`big_first`]).
+/// Files larger than this are judged first ([`big_files`]).
 const BIG_FILE: u64 = 256 * 1024;
 
-/// The order to read `files` in on all cores: those over [`BIG_FILE`] bytes first, largest
-/// first, then the others as they come; `None` when no file is that big. Taken in list order, the
-/// two cores of a corpus check reached Argo CD's 1.9 MB `install.yaml` (tens of milliseconds to
-/// parse, in the first look and again in the stream) late in one core's half, and the other core
-/// waited for it.
-pub(super) fn big_first(files: &[&FileChange]) -> Option<Vec<usize>> {
+/// The indexes of the files over [`BIG_FILE`] bytes, largest first: [`sparse`] starts with them.
+/// Taken in list order, the two cores of a corpus check reached Argo CD's 1.9 MB `install.yaml`
+/// (tens of milliseconds to parse, in the first look and again in the stream) late in one core's
+/// half, and the other core waited for it. Only the big ones are listed: an order of every file
+/// was 8 bytes a file for the whole stream.
+pub(super) fn big_files(files: &[&FileChange]) -> Vec<usize> {
     let size = |file: &FileChange| file.after.as_ref().map_or(0, crate::tree::Content::size);
     let mut big: Vec<usize> = (0..files.len())
         .filter(|&i| size(files[i]) > BIG_FILE)
         .collect();
-    if big.is_empty() {
-        return None;
-    }
     big.sort_by_key(|&i| std::cmp::Reverse(size(files[i])));
-    let rest = (0..files.len()).filter(|&i| size(files[i]) <= BIG_FILE);
-    Some(big.into_iter().chain(rest).collect())
+    big
 }
 
-/// `work` over `items` on all cores, started in `order` when one is given (a permutation of the
-/// indexes); the results come in `items`' order either way.
-pub(super) fn in_order<T: Send, R: Send>(
-    items: Vec<T>,
-    order: Option<&[usize]>,
-    work: impl Fn(usize, T) -> R + Sync + Send,
-) -> Vec<R> {
+/// `work` on every index below `count`, on all cores, the `big` ones started first; what it
+/// returns for some of them, by index. Most files of a large check leave nothing behind (clean,
+/// plain): a result slot for each of them was 16 bytes a file alive to the end of the stream
+/// (issue 12: 100,000 files within 1.5x the memory of 10,000).
+pub(super) fn sparse<R: Send>(
+    count: usize,
+    big: &[usize],
+    work: impl Fn(usize) -> Option<R> + Sync + Send,
+) -> Vec<(usize, R)> {
     use rayon::prelude::*;
-    let Some(order) = order else {
-        return items
-            .into_par_iter()
-            .enumerate()
-            .map(|(i, item)| work(i, item))
-            .collect();
+    let found = |i: usize| Some((i, work(i)?));
+    let mut results: Vec<(usize, R)> = if big.is_empty() {
+        (0..count).into_par_iter().filter_map(found).collect()
+    } else {
+        let rest = (0..count).into_par_iter().filter(|i| !big.contains(i));
+        big.par_iter()
+            .copied()
+            .chain(rest)
+            .filter_map(found)
+            .collect()
     };
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    let jobs: Vec<(usize, T)> = order
-        .iter()
-        .filter_map(|&i| Some((i, slots.get_mut(i)?.take()?)))
-        .collect();
-    let mut done: Vec<(usize, R)> = jobs
-        .into_par_iter()
-        .map(|(i, item)| (i, work(i, item)))
-        .collect();
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, result)| result).collect()
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results
+}
+
+/// The entry of `index` in a list [`sparse`] returned, if it has one.
+pub(super) fn entry<R>(results: &[(usize, R)], index: usize) -> Option<&R> {
+    let at = results.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+    Some(&results[at].1)
 }
 
 #[cfg(test)]
@@ -439,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn big_files_go_first_largest_first_and_the_rest_keep_their_order() {
+    fn only_big_files_are_listed_largest_first() {
         let files = [
             file("a", 10),
             file("b", 300 * 1024),
@@ -448,14 +452,13 @@ mod tests {
             file("e", 30),
         ];
         let refs: Vec<&FileChange> = files.iter().collect();
-        assert_eq!(big_first(&refs), Some(vec![3, 1, 0, 2, 4]));
-        assert_eq!(big_first(&refs[..1]), None);
+        assert_eq!(big_files(&refs), vec![3, 1]);
+        assert!(big_files(&refs[..1]).is_empty());
     }
 
     #[test]
     fn what_is_kept_of_every_file_until_all_are_done_stays_a_word_or_two() {
-        // Kept per selected file: a first look until the last one, an outcome until the stream
-        // ends. Each byte here is 100 KB of a 100,000-file check (issue 12).
+        // Kept for the files that are not plain or not clean, until all are looked at or judged.
         assert!(std::mem::size_of::<Option<Box<Looked>>>() <= 8);
         assert!(std::mem::size_of::<Outcome>() <= 16);
         assert!(Looked::plain().unless_plain().is_none());
@@ -480,12 +483,23 @@ mod tests {
     }
 
     #[test]
-    fn results_come_in_the_items_order_whatever_the_order_of_work() {
-        let items: Vec<u32> = (0..100).collect();
-        let order: Vec<usize> = (0..100).rev().collect();
-        let doubled = |i: usize, item: u32| (i, item * 2);
-        let expected: Vec<(usize, u32)> = (0..100).map(|i| (i as usize, i * 2)).collect();
-        assert_eq!(in_order(items.clone(), Some(&order), doubled), expected);
-        assert_eq!(in_order(items, None, doubled), expected);
+    fn sparse_results_come_by_index_whatever_the_order_of_work() {
+        let odd_doubled = |i: usize| (i % 2 == 1).then_some(i * 2);
+        let expected: Vec<(usize, usize)> = (0..100)
+            .filter(|i| i % 2 == 1)
+            .map(|i| (i, i * 2))
+            .collect();
+        assert_eq!(sparse(100, &[99, 7, 4], odd_doubled), expected);
+        assert_eq!(sparse(100, &[], odd_doubled), expected);
+        // A big index is worked on once, not again among the rest.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let all = sparse(10, &[3], |i| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(i)
+        });
+        assert_eq!(calls.into_inner(), 10);
+        assert_eq!(all.len(), 10);
+        assert_eq!(entry(&all, 3), Some(&3));
+        assert_eq!(entry(&expected, 4), None);
     }
 }
