@@ -285,6 +285,37 @@ fn junit_and_tap_list_the_passing_files_too() {
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(written.contains("name=\"apps/more.yaml\""), "{written}");
+    // The human report beside it still quotes the lines (the gate keeps the texts for it).
+    assert!(
+        stdout(&out).contains("selectr: {app: web}"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Only the human format quotes the lines a finding points at; the others name the file, line
+/// and column, and say the same whether or not the gate kept the file's text for them.
+#[test]
+fn formats_that_quote_no_source_still_locate_and_name_the_file() {
+    let repo = repo_with_base();
+    repo.write("apps/web.yaml", BAD);
+    let human = stdout(&stategate(&repo, &["check"]));
+    assert!(human.contains("selectr: {app: web}"), "{human}");
+    let report = json(&stategate(&repo, &["check", "--format", "json"]));
+    let located: Vec<(&str, u64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| {
+            Some((
+                f["location"]["file"].as_str()?,
+                f["location"]["line"].as_u64()?,
+            ))
+        })
+        .collect();
+    assert!(located.contains(&("apps/web.yaml", 8)), "{report}");
+    let junit = stdout(&stategate(&repo, &["check", "--format", "junit"]));
+    assert!(junit.contains("apps/web.yaml:8"), "{junit}");
 }
 
 #[test]

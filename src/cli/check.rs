@@ -284,7 +284,9 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
     let gate = match Gate::open_with(trusted, args.config.as_deref(), |c| apply_flags(args, c)) {
         Ok(gate) => gate
             .with_render_cache(render_cache_dir(&repo, args))
-            .with_checked_list(args.format.lists_checked_files()),
+            .with_checked_list(args.format.lists_checked_files())
+            // With `--output`, the human report goes to stdout too.
+            .with_quoted_sources(args.output.is_some() || args.format.quotes_sources()),
         Err(report) => return report,
     };
     let head = match head_tree(&repo, &workdir, &mode) {

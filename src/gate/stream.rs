@@ -346,7 +346,8 @@ impl Stream<'_> {
             judged.load.shrink_to_fit();
             judged.schema.shrink_to_fit();
             judged.policy.shrink_to_fit();
-            judged.source = source.map(SourceFile::for_report);
+            let quoted = self.gate.quote_sources;
+            judged.source = source.map(|file| SourceFile::for_report(file, quoted));
         }
         judged
     }

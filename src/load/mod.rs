@@ -58,11 +58,15 @@ impl SourceFile {
     }
 
     /// The file as findings are reported from it: its text and lines, without the position trees
-    /// its findings were located with. A file the stream judged keeps only this to the end of the
-    /// run: with its trees, a 3 KB Deployment of the 10k benchmark kept 25 KB, and the files with
-    /// findings were most of what a check's memory grew by with the number of files. Still
-    /// shared, the file is returned as it is.
-    pub fn for_report(file: Arc<SourceFile>) -> Arc<SourceFile> {
+    /// its findings were located with; for a report that quotes no source (`quoted` false), its
+    /// path alone. A file the stream judged keeps only this to the end of the run: with its
+    /// trees, a 3 KB Deployment of the 10k benchmark kept 25 KB, and the files with findings
+    /// were most of what a check's memory grew by with the number of files. Still shared, the
+    /// file is returned as it is.
+    pub fn for_report(file: Arc<SourceFile>, quoted: bool) -> Arc<SourceFile> {
+        if !quoted {
+            return Arc::new(SourceFile::new(file.path.clone(), String::new()));
+        }
         match Arc::try_unwrap(file) {
             Ok(mut file) => {
                 file.positions = OnceLock::new();
@@ -267,6 +271,18 @@ fn offset32(offset: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_kept_for_a_report_keeps_its_text_only_to_be_quoted() {
+        let text = "kind: Pod\nmetadata:\n  name: web\n";
+        let file = || Arc::new(SourceFile::new("apps/web.yaml", text));
+        let quoted = SourceFile::for_report(file(), true);
+        assert_eq!(quoted.text, text);
+        assert_eq!(quoted.offset_of(3, 2), text.find("name").unwrap());
+        let named = SourceFile::for_report(file(), false);
+        assert_eq!(named.path, "apps/web.yaml");
+        assert!(named.text.is_empty());
+    }
 
     #[test]
     fn template_syntax_counts_only_outside_comments() {

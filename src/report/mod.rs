@@ -187,6 +187,12 @@ impl Format {
     pub fn lists_checked_files(self) -> bool {
         matches!(self, Format::Junit | Format::Github | Format::Tap)
     }
+
+    /// Whether the format quotes the lines findings point at (the human format's snippets). The
+    /// others name a finding's file, line and column only, so the files' texts need not be kept.
+    pub fn quotes_sources(self) -> bool {
+        matches!(self, Format::Human)
+    }
 }
 
 /// How to render, beyond the format itself. Only the human format uses these.
