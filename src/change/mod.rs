@@ -6,6 +6,7 @@ mod links;
 mod walk;
 
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::sync::OnceLock;
 
 use crate::finding::{Finding, Rule};
@@ -187,7 +188,7 @@ impl ChangeSet {
 
     /// A lookup of [`ChangeSet::paths`], built on its first question.
     pub fn path_lookup(&self) -> PathLookup<'_> {
-        PathLookup::new(Files::All(&self.files))
+        PathLookup::of(&self.files)
     }
 
     /// Each renamed file's old path and new path.
@@ -209,54 +210,38 @@ impl ChangeSet {
 /// as detection leaves them; else sorted on the first question, and not built at all when none
 /// comes: a `BTreeSet` of the paths was 3.4 MB of the peak of a 100,000-file check that asked
 /// nothing, and a sorted copy 1.6 MB of one that asked.
-pub struct PathLookup<'a> {
-    files: Files<'a>,
+///
+/// The files are a change's own or a selection of them (`&FileChange`).
+pub struct PathLookup<'a, F: Borrow<FileChange> = FileChange> {
+    files: &'a [F],
     sorted: OnceLock<Option<Vec<&'a str>>>,
 }
 
-/// The files a [`PathLookup`] answers for.
-#[derive(Clone, Copy)]
-enum Files<'a> {
-    All(&'a [FileChange]),
-    Some(&'a [&'a FileChange]),
-}
-
-impl<'a> PathLookup<'a> {
-    fn new(files: Files<'a>) -> PathLookup<'a> {
+impl<'a, F: Borrow<FileChange>> PathLookup<'a, F> {
+    /// A lookup of `files`, a change's or some of them.
+    pub fn of(files: &'a [F]) -> PathLookup<'a, F> {
         PathLookup {
             files,
             sorted: OnceLock::new(),
         }
     }
 
-    /// A lookup of some of a change's files.
-    pub fn of(files: &'a [&'a FileChange]) -> PathLookup<'a> {
-        PathLookup::new(Files::Some(files))
-    }
-
     pub fn contains(&self, path: &str) -> bool {
+        let path_of = |f: &'a F| -> &'a str { &f.borrow().path };
         let sorted = self.sorted.get_or_init(|| {
-            let in_order = match self.files {
-                Files::All(files) => files.is_sorted_by(|a, b| *a.path <= *b.path),
-                Files::Some(files) => files.is_sorted_by(|a, b| *a.path <= *b.path),
-            };
+            let in_order = self.files.is_sorted_by(|a, b| path_of(a) <= path_of(b));
             (!in_order).then(|| {
-                let mut paths: Vec<&str> = self.paths().collect();
+                let mut paths: Vec<&str> = self.files.iter().map(path_of).collect();
                 paths.sort_unstable();
                 paths
             })
         });
-        match (sorted, self.files) {
-            (Some(sorted), _) => sorted.binary_search(&path).is_ok(),
-            (None, Files::All(files)) => files.binary_search_by(|f| (*f.path).cmp(path)).is_ok(),
-            (None, Files::Some(files)) => files.binary_search_by(|f| (*f.path).cmp(path)).is_ok(),
-        }
-    }
-
-    fn paths(&self) -> Box<dyn Iterator<Item = &'a str> + 'a> {
-        match self.files {
-            Files::All(files) => Box::new(files.iter().map(|f| &*f.path)),
-            Files::Some(files) => Box::new(files.iter().map(|f| &*f.path)),
+        match sorted {
+            Some(sorted) => sorted.binary_search(&path).is_ok(),
+            None => self
+                .files
+                .binary_search_by(|f| path_of(f).cmp(path))
+                .is_ok(),
         }
     }
 }

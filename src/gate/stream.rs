@@ -408,16 +408,13 @@ pub(super) fn sparse<R: Send>(
 ) -> Vec<(usize, R)> {
     use rayon::prelude::*;
     let found = |i: usize| Some((i, work(i)?));
-    let mut results: Vec<(usize, R)> = if big.is_empty() {
-        (0..count).into_par_iter().filter_map(found).collect()
-    } else {
-        let rest = (0..count).into_par_iter().filter(|i| !big.contains(i));
-        big.par_iter()
-            .copied()
-            .chain(rest)
-            .filter_map(found)
-            .collect()
-    };
+    let rest = (0..count).into_par_iter().filter(|i| !big.contains(i));
+    let mut results: Vec<(usize, R)> = big
+        .par_iter()
+        .copied()
+        .chain(rest)
+        .filter_map(found)
+        .collect();
     results.sort_unstable_by_key(|(i, _)| *i);
     results
 }
