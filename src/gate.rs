@@ -251,9 +251,20 @@ impl Gate {
         // plain, by their index among the selected files.
         let selected = self.select(change);
         let big = stream::big_files(&selected);
-        let looked = stream::sparse(selected.len(), &big, |index| {
-            stream::first_look(selected[index], tree, options, &indexed).unless_plain()
-        });
+        // The scan of the rest of the tree for the whole-tree indexes runs beside it: its listing
+        // of the tree is one thread's wait on the file system, which the other cores fill with
+        // first looks (the corpus' second core was idle for it). It reads the files the first
+        // look does not, Helm templates included.
+        let read = PathLookup::of(&selected);
+        let (looked, scanned) = rayon::join(
+            || {
+                stream::sparse(selected.len(), &big, |index| {
+                    stream::first_look(selected[index], tree, options, &indexed).unless_plain()
+                })
+            },
+            || render::scan_manifests(tree, &indexed, &|p| read.contains(p)),
+        );
+        drop(read);
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
@@ -265,7 +276,7 @@ impl Gate {
         // Judged as the first look found them: the files it could not read.
         let mut early = Vec::new();
         let mut crds = Vec::new();
-        let mut manifests = Vec::new();
+        let mut manifests = scanned;
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
         for (index, looked) in looked {
@@ -312,13 +323,6 @@ impl Gate {
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
         let schemas = stream::LazySchemas::new();
-        // The scan reads the rest of the tree: not the files the first look read, Helm templates
-        // included.
-        let read = PathLookup::of(&selected);
-        manifests.extend(render::scan_manifests(tree, &indexed, &|p| {
-            read.contains(p)
-        }));
-        drop(read);
         // In the tree's order, as one scan of it found them.
         manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);

@@ -93,23 +93,33 @@ struct Listing {
 }
 
 impl Listing {
-    /// The files under `prefix` from the listing when it is known, or when `prefix` is the whole
-    /// tree (`walk` then lists it, in any order); `None`: walk `prefix` alone.
-    fn under(&self, prefix: &str, walk: impl FnOnce() -> Vec<String>) -> Option<Vec<String>> {
+    /// The files under `prefix` that `keep` accepts, from the listing when it is known, or when
+    /// `prefix` is the whole tree (`walk` then lists it, in any order, with the filter it is
+    /// given); `None`: walk `prefix` alone.
+    fn under(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        walk: impl FnOnce(&(dyn Fn(&str) -> bool + Sync)) -> Vec<String>,
+    ) -> Option<Vec<String>> {
         use std::sync::atomic::Ordering::Relaxed;
         let prefix = prefix.trim_end_matches('/');
         if let Some(paths) = self.paths.get() {
-            return Some(paths.under(prefix));
+            return Some(paths.under(prefix, keep));
         }
         if !prefix.is_empty() {
             return None;
         }
         if !self.asked.swap(true, Relaxed) {
-            let mut all = walk();
+            // Not kept: only what `keep` accepts is ever copied.
+            let mut all = walk(keep);
             all.sort_unstable();
             return Some(all);
         }
-        Some(self.paths.get_or_init(|| Paths::new(walk())).under(""))
+        // Walked outside the cell: a walk on all cores may take up, on this thread, another
+        // listing of the same tree, which must not wait on the cell this one is filling.
+        let listed = Paths::new(walk(&|_| true));
+        Some(self.paths.get_or_init(|| listed).under("", keep))
     }
 }
 
@@ -151,21 +161,31 @@ impl Paths {
         low
     }
 
-    /// The paths under the directory `prefix`, or `prefix` itself when it is a file.
-    fn under(&self, prefix: &str) -> Vec<String> {
+    /// The paths under the directory `prefix` (or `prefix` itself when it is a file) that `keep`
+    /// accepts.
+    fn under(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
         let all = 0..self.ends.len();
         if prefix.is_empty() {
-            return all.map(|i| self.get(i).to_owned()).collect();
+            return all
+                .map(|i| self.get(i))
+                .filter(|p| keep(p))
+                .map(str::to_owned)
+                .collect();
         }
         let at = self.first_from(prefix);
         if at < self.ends.len() && self.get(at) == prefix {
-            return vec![prefix.to_owned()];
+            return if keep(prefix) {
+                vec![prefix.to_owned()]
+            } else {
+                Vec::new()
+            };
         }
         // Everything under `prefix/` sorts together (`a-b/…` and `a.yaml` sort before `a/`).
         let dir = format!("{prefix}/");
         (self.first_from(&dir)..self.ends.len())
             .map(|i| self.get(i))
             .take_while(|p| p.starts_with(&dir))
+            .filter(|p| keep(p))
             .map(str::to_owned)
             .collect()
     }
@@ -182,6 +202,14 @@ pub trait Tree: Send + Sync {
     }
     /// Every regular file path under `prefix` ("" = all), sorted.
     fn files_under(&self, prefix: &str) -> Vec<String>;
+    /// The paths of [`Tree::files_under`] that `keep` accepts. A tree that lists itself by
+    /// walking copies no other path: a scan of the whole tree for the few files the check has
+    /// not read yet held every path of a 100,000-file tree at once to find none.
+    fn files_under_where(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
+        let mut files = self.files_under(prefix);
+        files.retain(|p| keep(p));
+        files
+    }
     /// What `files_under` leaves out under `prefix` (and `prefix` itself): symlinks, submodules,
     /// directories that cannot be listed. Sorted by path.
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable>;
@@ -211,10 +239,15 @@ impl DirTree {
         }
     }
 
-    fn walk(&self, dir: &Path, out: &mut Vec<String>) {
+    /// The files under `dir` that `keep` accepts, in no order. Directories are listed on all
+    /// cores: a listing waits on the file system for each directory, and a whole-tree listing
+    /// of the corpus (1,238 directories) kept one core busy while the other idled.
+    fn walk(&self, dir: &Path, keep: &(dyn Fn(&str) -> bool + Sync), out: &mut Vec<String>) {
+        use rayon::prelude::*;
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
+        let mut dirs = Vec::new();
         for entry in entries.flatten() {
             let Ok(kind) = entry.file_type() else {
                 continue;
@@ -222,14 +255,26 @@ impl DirTree {
             let path = entry.path();
             if kind.is_dir() {
                 if entry.file_name() != ".git" {
-                    self.walk(&path, out);
+                    dirs.push(path);
                 }
             } else if kind.is_file()
                 && let Ok(rel) = path.strip_prefix(&self.root)
             {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if keep(&rel) {
+                    out.push(rel);
+                }
             }
         }
+        let below: Vec<Vec<String>> = dirs
+            .par_iter()
+            .map(|dir| {
+                let mut found = Vec::new();
+                self.walk(dir, keep, &mut found);
+                found
+            })
+            .collect();
+        out.extend(below.into_iter().flatten());
     }
 }
 
@@ -356,9 +401,13 @@ impl Tree for DirTree {
     }
 
     fn files_under(&self, prefix: &str) -> Vec<String> {
-        if let Some(listed) = self.listing.under(prefix, || {
+        self.files_under_where(prefix, &|_| true)
+    }
+
+    fn files_under_where(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
+        if let Some(listed) = self.listing.under(prefix, keep, |keep| {
             let mut all = Vec::new();
-            self.walk(&self.root, &mut all);
+            self.walk(&self.root, keep, &mut all);
             all
         }) {
             return listed;
@@ -366,9 +415,11 @@ impl Tree for DirTree {
         let start = self.root.join(prefix.trim_end_matches('/'));
         let mut out = Vec::new();
         if start.is_file() {
-            out.push(prefix.to_string());
+            if keep(prefix) {
+                out.push(prefix.to_string());
+            }
         } else {
-            self.walk(&start, &mut out);
+            self.walk(&start, keep, &mut out);
         }
         out.sort();
         out
@@ -850,9 +901,17 @@ impl Tree for GitTree {
     /// `policies/` and CRD directories on every push, and walking all of a 50,000-file tree for
     /// each listing was half of a one-file push's time.
     fn files_under(&self, prefix: &str) -> Vec<String> {
+        self.files_under_where(prefix, &|_| true)
+    }
+
+    fn files_under_where(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
         self.listing
-            .under(prefix, || self.regular_files())
-            .unwrap_or_else(|| self.walk_files(prefix))
+            .under(prefix, keep, |keep| self.regular_files(keep))
+            .unwrap_or_else(|| {
+                let mut files = self.walk_files(prefix);
+                files.retain(|p| keep(p));
+                files
+            })
     }
 
     fn describe(&self) -> String {
@@ -863,11 +922,11 @@ impl Tree for GitTree {
 impl GitTree {
     /// Every regular file, from the entries reads look paths up in: one walk of the tree serves
     /// both (a check reads files of the tree before it lists it whole).
-    fn regular_files(&self) -> Vec<String> {
+    fn regular_files(&self, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
         self.entries
             .get_or_init(|| self.walk())
             .iter()
-            .filter(|(_, (_, mode))| is_regular(*mode))
+            .filter(|(path, (_, mode))| is_regular(*mode) && keep(path))
             .map(|(path, _)| path.clone())
             .collect()
     }
@@ -1132,6 +1191,38 @@ mod tests {
             expect(tree);
         }
         assert_eq!(git().read("a/d.yaml").as_deref(), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn a_filtered_listing_is_the_listing_filtered_whether_walked_alone_once_or_kept() {
+        let files = [
+            ("a/b/c.rego", "x"),
+            ("a/d.yaml", "y"),
+            ("e.yaml", "z"),
+            ("ab/f", "w"),
+        ];
+        let (dir, repo) = committed(&files);
+        let mut memory = MemTree::empty("memory");
+        for (path, text) in files {
+            memory.files.insert(path.into(), text.into());
+        }
+        let yaml = |p: &str| p.ends_with(".yaml");
+        let git = GitTree::open(&repo, "HEAD").unwrap();
+        let disk = DirTree::new(dir.path(), "working tree");
+        for tree in [&git as &dyn Tree, &disk, &memory] {
+            // A subtree walked alone, the whole tree listed once (not kept), then twice (kept):
+            // each answer is the unfiltered listing with only what `keep` accepts.
+            for _ in 0..3 {
+                assert_eq!(tree.files_under_where("a", &yaml), ["a/d.yaml"]);
+                assert!(tree.files_under_where("a/b/c.rego", &yaml).is_empty());
+                assert_eq!(tree.files_under_where("", &yaml), ["a/d.yaml", "e.yaml"]);
+                assert_eq!(
+                    tree.files_under_where("", &|p| !yaml(p)),
+                    ["a/b/c.rego", "ab/f"]
+                );
+                assert_eq!(tree.files_under_where("", &|_| true), tree.files_under(""));
+            }
+        }
     }
 
     #[test]

@@ -368,9 +368,8 @@ pub fn scan_manifests(
     read_already: &(dyn Fn(&str) -> bool + Sync),
 ) -> Vec<Manifest> {
     use rayon::prelude::*;
-    manifest_paths(tree)
+    tree.files_under_where("", &|p| is_manifest(p) && !read_already(p))
         .into_par_iter()
-        .filter(|path| !read_already(path))
         .filter_map(|path| {
             let bytes = tree.read(&path)?;
             let documents = scanned(&path, &bytes, candidate)?;
