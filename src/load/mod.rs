@@ -40,9 +40,12 @@ impl SourceFile {
         let text = text.into();
         // Exact size, four bytes a line: grown by doubling, eight bytes each, the starts of
         // Argo CD's 1.9 MB `install.yaml` held more than its text's own size again in slack.
-        let mut line_starts = Vec::with_capacity(text.matches('\n').count() + 1);
+        // Newlines found with `memchr`: `str::match_indices` went a character at a time, 1.4% of
+        // the corpus' check.
+        let newlines = || memchr::memchr_iter(b'\n', text.as_bytes());
+        let mut line_starts = Vec::with_capacity(newlines().count() + 1);
         line_starts.push(0);
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| offset32(i + 1)));
+        line_starts.extend(newlines().map(|i| offset32(i + 1)));
         SourceFile {
             path: path.into(),
             text,
@@ -239,8 +242,13 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 /// `{{` outside YAML comments. A `#` starts a comment at the start of a line or after a space, and
 /// not inside a quoted scalar (which only opens where a value or key can start).
 pub fn has_template_syntax(text: &str) -> bool {
-    text.lines()
-        .any(|line| outside_comment(line).contains("{{"))
+    // Only a line with `{{` can have it outside a comment: most files have none, and one search
+    // of the text says so, where scanning every line for comments was 3% of the corpus' check.
+    text.contains("{{")
+        && text
+            .lines()
+            .filter(|line| line.contains("{{"))
+            .any(|line| outside_comment(line).contains("{{"))
 }
 
 fn outside_comment(line: &str) -> &str {
@@ -282,6 +290,17 @@ mod tests {
         let named = SourceFile::for_report(file(), false);
         assert_eq!(named.path, "apps/web.yaml");
         assert!(named.text.is_empty());
+    }
+
+    #[test]
+    fn every_line_starts_after_a_newline_and_the_table_is_exactly_its_size() {
+        let text = "a: 1\n\nnamé: x\r\nlast: ü";
+        let file = SourceFile::new("f.yaml", text);
+        assert_eq!(file.line_starts, [0, 5, 6, 16]);
+        assert_eq!(file.line_starts.capacity(), file.line_starts.len());
+        assert_eq!(file.offset_of(3, 4), 11);
+        assert_eq!(&text[file.offset_of(4, 6)..], "ü");
+        assert_eq!(SourceFile::new("e.yaml", "").line_starts, [0]);
     }
 
     #[test]
