@@ -1215,7 +1215,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wide_and_deep_tree_is_listed_whole_depth_by_depth() {
+    fn a_wide_and_deep_tree_is_listed_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();
         for i in 0..40 {

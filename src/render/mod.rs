@@ -343,10 +343,7 @@ fn failed(finding: Finding) -> RenderOutput {
 /// The repository's manifests (`.yaml`, `.yml`, `.json`), for the indexes that need the whole
 /// tree (Flux parents and substitutions, deployers' target namespaces).
 pub(crate) fn manifest_paths(tree: &dyn Tree) -> Vec<String> {
-    tree.files_under("")
-        .into_iter()
-        .filter(|p| is_manifest(p))
-        .collect()
+    tree.files_under_where("", &is_manifest)
 }
 
 /// Whether the whole-tree indexes read the file at `path` (`.yaml`, `.yml`, `.json`).
