@@ -11,6 +11,10 @@
 //!   allocations fault them in again, zeroed: a third of all page faults on 10k, and the part that
 //!   swung from run to run. That one is read when memory is purged, so it is set here.
 //!
+//! Pages are handed back between the stages of a check instead ([`release_freed`]): what a stage
+//! frees stays in the heap of the thread that freed it, where the next stage's other threads
+//! cannot reuse it.
+//!
 //! A `MIMALLOC_*` variable in the environment still wins, so the defaults can be compared.
 #![allow(unsafe_code)] // the one place: mimalloc's options are set through its C API
 
@@ -22,16 +26,50 @@ const PURGE_DELAY: c_int = 15;
 unsafe extern "C" {
     // Provided by the mimalloc library that regorus-mimalloc-sys links into the binary.
     fn mi_option_set(option: c_int, value: c_long);
+    fn mi_collect(force: bool);
 }
+
+/// The purge delay, in milliseconds: an hour, longer than any check, so pages are only handed back
+/// when [`release_freed`] asks. Not -1 (never): mimalloc decides at a segment's creation whether it
+/// may ever be purged, and with -1 a forced collection could not hand anything back.
+const ON_REQUEST: c_long = 3_600_000;
 
 /// Set stategate's allocator options. Call first in `main`, before any other thread exists.
 pub fn tune() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, and -1 (never
-        // purge) is a documented value. `tune` runs first in `main`, before any other thread
-        // exists, so nothing reads the table while it is written.
-        unsafe { mi_option_set(PURGE_DELAY, -1) };
+        // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, and any delay
+        // in milliseconds is a documented value. `tune` runs first in `main`, before any other
+        // thread exists, so nothing reads the table while it is written.
+        unsafe { mi_option_set(PURGE_DELAY, ON_REQUEST) };
     }
+}
+
+/// Hand the pages that every thread's heap holds free back to the kernel: call between stages of
+/// a check, when one stage's values are dropped and the next will allocate on other threads. The
+/// first look at Argo CD's CRD bundles left 35 MB free in the heaps of the threads that read
+/// them, under the whole stream that followed (corpus: 81 MiB peak resident, 77 MiB with this);
+/// a 100,000-file change set's construction left 6 MB.
+///
+/// Not to be called from inside a `OnceLock` initialiser or while holding a lock a pool thread
+/// may wait on: it waits for every thread of rayon's pool.
+pub fn release_freed() {
+    // SAFETY: `mi_collect` frees nothing live: it returns the calling thread's empty pages to
+    // its segments and purges the free parts of segments, and may run on any thread at any time.
+    let collect = || unsafe { mi_collect(true) };
+    rayon::broadcast(|_| collect());
+    collect();
+}
+
+/// The bytes of anonymous memory resident now (heaps and stacks, not the binary's pages), on
+/// Linux: what handing freed pages back lowers. mimalloc's own count of committed bytes is not
+/// used: its adjustments for overlapping ranges took it below zero.
+pub fn resident_anonymous() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("RssAnon:"))?;
+    let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// With `STATEGATE_TRACE_MEMORY` set, print the live and peak heap as a run passes `stage`, to

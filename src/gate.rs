@@ -242,6 +242,9 @@ impl Gate {
         // The manifests the whole-tree indexes read: deployers and Flux parents.
         let indexed =
             |bytes: &[u8]| TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes);
+        // Before each of its stages, what the last one freed goes back to the kernel: change
+        // detection's and rendering's here, the first look's and the stream's below.
+        crate::alloc::release_freed();
         let mut findings = Vec::new();
         let mut stats = Stats::default();
         let kustomizations = KustomizationLists::new(tree);
@@ -265,6 +268,7 @@ impl Gate {
             || render::scan_manifests(tree, &indexed, &|p| read.contains(p)),
         );
         drop(read);
+        crate::alloc::release_freed();
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
@@ -359,6 +363,7 @@ impl Gate {
         });
         drop(policies);
         drop(early);
+        crate::alloc::release_freed();
         crate::alloc::trace("streamed");
 
         let mut sources = BTreeMap::new();

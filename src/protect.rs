@@ -134,7 +134,7 @@ fn directory_globs(dir: &str) -> Vec<String> {
 /// The paths of a change that are trust paths under the base's `config`.
 pub fn changed_trust_paths<'a>(
     config: &Config,
-    changed: &[&'a str],
+    changed: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<&'a str>, Box<Finding>> {
     let globs = crate::paths::glob_set(&trust_path_globs(config)).map_err(|e| {
         Box::new(
@@ -145,11 +145,7 @@ pub fn changed_trust_paths<'a>(
             .in_file(CONFIG_FILE),
         )
     })?;
-    Ok(changed
-        .iter()
-        .copied()
-        .filter(|p| globs.is_match(p))
-        .collect())
+    Ok(changed.into_iter().filter(|p| globs.is_match(p)).collect())
 }
 
 /// How a change takes the rules away entirely, if it does: it deletes or empties the config, or
@@ -285,7 +281,7 @@ mod tests {
             "apps/a.yaml",
             "policiesx.yaml",
         ];
-        let touched = changed_trust_paths(&config, &changed).unwrap();
+        let touched = changed_trust_paths(&config, changed).unwrap();
         assert_eq!(touched, &changed[..7]);
     }
 
