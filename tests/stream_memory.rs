@@ -5,7 +5,12 @@
 //! Measured in bytes, not time: the peak of the live-heap count of the process's global allocator
 //! (regorus' mimalloc, which counts every byte) while `Gate::check` runs, above what was live
 //! before it. The change set is detected before the count starts: it names every file by design.
-//! The tests of this binary take turns (`ALONE`), so no other test allocates meanwhile.
+//!
+//! Each check is measured in a process of its own ([`measured_alone`]): the count's peak only
+//! rises, so in one process a check measured after a larger one read the larger one's peak
+//! (both tests once passed with "0 B per file" that way). And the count is made exact: by default
+//! each thread adds to it only once its own count has moved by a MiB, more than a clean file's
+//! share of this whole test.
 
 mod common;
 
@@ -17,9 +22,6 @@ use stategate::tree::{GitTree, MemTree};
 
 /// Files in the small repository; the large one has ten times as many.
 const SMALL: usize = 300;
-
-/// Held by each test while it counts ([`peaks`]).
-static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The most a clean file may add to a check's peak. What is left per file by design: the
 /// change set's entry (not counted here), and a few words of bookkeeping per selected file (its
@@ -85,28 +87,68 @@ fn check(repo: &TestRepo, files: usize, invalid: usize) -> u64 {
     after.peak.saturating_sub(before.allocated)
 }
 
-/// The peaks of a check of `SMALL` and of `10 * SMALL` Deployments, those `invalid` says with a
-/// finding, measured alone in this binary.
-fn peaks(invalid: fn(usize) -> bool) -> (u64, u64) {
-    let _alone = ALONE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let findings = |files: usize| (0..files).filter(|&i| invalid(i)).count();
-    let small = repo(SMALL, invalid);
-    let large = repo(10 * SMALL, invalid);
-    // Warm up once: lazily built statics, the rayon pool, the embedded schemas' caches.
-    check(&small, SMALL, findings(SMALL));
-    let small_peak = check(&small, SMALL, findings(SMALL));
-    // The global peak only rises, so this is at least the large check's own peak: what it holds
-    // per file shows once it passes the small check's.
-    let large_peak = check(&large, 10 * SMALL, findings(10 * SMALL));
-    (small_peak, large_peak)
+/// Which files of a measured repository have a finding, by name: a child process is told it.
+fn invalid_by(name: &str) -> fn(usize) -> bool {
+    match name {
+        "one" => |i| i == 7,
+        "tenth" => |i| i % 10 == 0,
+        other => panic!("no such choice of invalid files: {other}"),
+    }
+}
+
+/// Set in the child process [`measured_alone`] starts: `FILES/INVALID`.
+const MEASURE: &str = "STATEGATE_TEST_MEASURE_CHECK";
+
+/// Run by [`measured_alone`] in a process of its own; prints the peak of one check to stderr.
+#[test]
+#[ignore = "a child process of the tests of this file, which set its input"]
+fn one_check_measured() {
+    let measure = std::env::var(MEASURE).expect("run by measured_alone");
+    let (files, invalid) = measure.split_once('/').expect("FILES/INVALID");
+    let files: usize = files.parse().expect("a number of files");
+    let invalid = invalid_by(invalid);
+    // Every allocation counted as it happens: see the module.
+    regorus_mimalloc::limits::set_thread_flush_threshold(Some(1));
+    let repo = repo(files, invalid);
+    let peak = check(&repo, files, (0..files).filter(|&i| invalid(i)).count());
+    eprintln!("peak: {peak}");
+}
+
+/// The peak of a check of `files` Deployments, those `invalid` names with a finding, in a process
+/// of its own.
+fn measured_alone(files: usize, invalid: &str) -> u64 {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "one_check_measured", "--ignored", "--nocapture"])
+        .env(MEASURE, format!("{files}/{invalid}"))
+        .output()
+        .expect("run the measuring child");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stderr}"))
+}
+
+/// The peaks of a check of `SMALL` and of `10 * SMALL` Deployments, each in a fresh process: what
+/// the large one holds per file shows as the difference, the lazily built statics (the embedded
+/// schemas' caches, the rayon pool) being the same in both.
+fn peaks(invalid: &str) -> (u64, u64) {
+    (
+        measured_alone(SMALL, invalid),
+        measured_alone(10 * SMALL, invalid),
+    )
 }
 
 #[test]
 fn a_check_holds_nothing_per_clean_file() {
     // Main before the fix: 369 B per file.
-    let (small_peak, large_peak) = peaks(|i| i == 7);
+    let (small_peak, large_peak) = peaks("one");
     let per_file_peak = large_peak.saturating_sub(small_peak) / (9 * SMALL) as u64;
     eprintln!(
         "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_file_peak} B per file)",
@@ -127,7 +169,7 @@ const BYTES_PER_FILE_WITH_A_FINDING: u64 = 2_500;
 
 #[test]
 fn a_file_with_a_finding_keeps_its_text_and_findings_not_its_positions() {
-    let (small_peak, large_peak) = peaks(|i| i % 10 == 0);
+    let (small_peak, large_peak) = peaks("tenth");
     let per_finding_file = large_peak.saturating_sub(small_peak) / (9 * SMALL / 10) as u64;
     eprintln!(
         "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_finding_file} B per \
