@@ -11,7 +11,6 @@
 mod common;
 
 use common::git::TestRepo;
-use stategate::change::{ChangeMode, ChangeSet, detect_changes};
 use stategate::gate::Gate;
 use stategate::tree::{GitTree, MemTree};
 
@@ -81,14 +80,7 @@ fn a_check_leaves_little_more_resident_than_it_found() {
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n",
     );
     repo.commit_all("a big file");
-    let change: ChangeSet = detect_changes(
-        repo.path(),
-        &ChangeMode::All {
-            rev: Some("HEAD".into()),
-        },
-        &[],
-    )
-    .expect("detect changes");
+    let change = repo.every_file_at_head();
     let git = git2::Repository::open(repo.path()).expect("open");
     let head = GitTree::open(&git, "HEAD").expect("head tree");
     let gate = Gate::open(Box::new(MemTree::empty("no config")), None)

@@ -15,7 +15,6 @@
 mod common;
 
 use common::git::TestRepo;
-use stategate::change::{ChangeMode, ChangeSet, detect_changes};
 use stategate::finding::Rule;
 use stategate::gate::Gate;
 use stategate::tree::{GitTree, MemTree};
@@ -59,14 +58,7 @@ fn repo(files: usize, invalid: fn(usize) -> bool) -> TestRepo {
 /// The peak bytes above the live heap that one check of every file of `repo` reached; it must
 /// find `invalid` missing selectors.
 fn check(repo: &TestRepo, files: usize, invalid: usize) -> u64 {
-    let change: ChangeSet = detect_changes(
-        repo.path(),
-        &ChangeMode::All {
-            rev: Some("HEAD".into()),
-        },
-        &[],
-    )
-    .expect("detect changes");
+    let change = repo.every_file_at_head();
     assert_eq!(change.files.len(), files);
     let git = git2::Repository::open(repo.path()).expect("open");
     let head = GitTree::open(&git, "HEAD").expect("head tree");

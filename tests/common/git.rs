@@ -15,6 +15,18 @@ pub struct TestRepo {
 }
 
 impl TestRepo {
+    /// Every file of HEAD, as `stategate check --all HEAD` detects them.
+    pub fn every_file_at_head(&self) -> stategate::change::ChangeSet {
+        stategate::change::detect_changes(
+            self.path(),
+            &stategate::change::ChangeMode::All {
+                rev: Some("HEAD".into()),
+            },
+            &[],
+        )
+        .expect("detect every file at HEAD")
+    }
+
     /// An empty repository on branch `main`.
     pub fn new() -> TestRepo {
         let dir = tempfile::Builder::new()
