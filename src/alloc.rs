@@ -65,11 +65,13 @@ pub fn release_freed() {
 /// used: its adjustments for overlapping ranges took it below zero.
 pub fn resident_anonymous() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("RssAnon:"))?;
-    let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+    Some(status_kib(&status, "RssAnon:")? * 1024)
+}
+
+/// The field `name` of `/proc/self/status` text, in KiB.
+fn status_kib(status: &str, name: &str) -> Option<u64> {
+    let rest = status.lines().find_map(|line| line.strip_prefix(name))?;
+    rest.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// With `STATEGATE_TRACE_MEMORY` set, print the live and peak heap as a run passes `stage`, to
@@ -93,12 +95,7 @@ pub fn trace(stage: &str) {
 /// `, resident R KiB, peak resident P KiB` from `/proc/self/status`.
 fn resident() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .map(|rest| rest.trim().trim_end_matches("kB").trim().to_owned())
-    };
+    let field = |name: &str| status_kib(&status, name);
     Some(format!(
         ", resident {} KiB ({} KiB heap and stacks, {} KiB files), peak resident {} KiB",
         field("VmRSS:")?,
