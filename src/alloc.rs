@@ -81,7 +81,16 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
 /// benchmarks measure, libgit2's memory and the binary's pages included.
 pub fn trace(stage: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("STATEGATE_TRACE_MEMORY").is_some()) {
+    let on = ON.get_or_init(|| {
+        let value = std::env::var_os("STATEGATE_TRACE_MEMORY");
+        // Each thread adds to the live count once its own moved by a MiB: `exact` makes it add
+        // every allocation, at a cost in time, for figures per file rather than per MiB.
+        if value.as_deref() == Some("exact".as_ref()) {
+            regorus_mimalloc::limits::set_thread_flush_threshold(Some(1));
+        }
+        value.is_some()
+    });
+    if *on {
         let stats = regorus_mimalloc::global_allocation_stats_snapshot();
         eprintln!(
             "stategate memory: {stage}: live {} KiB, peak {} KiB{}",

@@ -36,10 +36,12 @@ use crate::tree::{Content, Tree};
 
 mod pre_existing;
 mod relocate;
+mod selection;
 mod stream;
 
 use pre_existing::{FindingKey, base_side, renamed_paths};
 use relocate::at_sources;
+use selection::Selection;
 
 /// The rules of one run, read once from the trusted base.
 pub struct Gate {
@@ -258,11 +260,11 @@ impl Gate {
         // of the tree is one thread's wait on the file system, which the other cores fill with
         // first looks (the corpus' second core was idle for it). It reads the files the first
         // look does not, Helm templates included.
-        let read = PathLookup::of(&selected);
+        let read = selected.contains_path();
         let (looked, scanned) = rayon::join(
             || {
                 stream::sparse(selected.len(), &big, |index| {
-                    stream::first_look(selected[index], tree, options, &indexed).unless_plain()
+                    stream::first_look(selected.get(index), tree, options, &indexed).unless_plain()
                 })
             },
             || render::scan_manifests(tree, &indexed, &|p| read.contains(p)),
@@ -350,7 +352,7 @@ impl Gate {
             if is_template(index) {
                 return None;
             }
-            let file = selected[index];
+            let file = selected.get(index);
             let early = stream::entry(&early, index).and_then(|l| l.lock().ok()?.take());
             let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
             match stream.judge(index, &file.path, loaded) {
@@ -551,7 +553,7 @@ impl Gate {
             let mut files: Vec<stream::Judged> = deferred
                 .par_iter()
                 .map(|d| {
-                    let file = selected[d.index];
+                    let file = selected.get(d.index);
                     late.judged(
                         &file.path,
                         stream::load(file, options),
@@ -900,12 +902,8 @@ impl Gate {
     /// The changed files whose content is checked: included, not excluded, not deleted. The rest
     /// stay in the change set for path rules. (Helm templates are set aside when the files are
     /// first read: `stream::first_look`.)
-    fn select<'c>(&self, change: &'c ChangeSet) -> Vec<&'c FileChange> {
-        change
-            .files
-            .iter()
-            .filter(|file| self.is_selected(file))
-            .collect()
+    fn select<'c>(&self, change: &'c ChangeSet) -> Selection<'c> {
+        Selection::of(&change.files, |file| self.is_selected(file))
     }
 
     fn is_selected(&self, file: &FileChange) -> bool {
@@ -952,7 +950,7 @@ impl Gate {
         schemas: &mut SchemaSet,
         documents: &[Document],
         deferred_kinds: &BTreeSet<&str>,
-        selected: &[&FileChange],
+        selected: &Selection,
         options: &LoadOptions,
     ) {
         let mut uncovered: BTreeSet<&str> = documents

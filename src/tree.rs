@@ -649,27 +649,50 @@ impl SharedTree {
 /// One side of a changed file: which bytes, not the bytes. A change of 100,000 files holds ids
 /// and sizes; each file's bytes are read by the worker that parses them and dropped after.
 ///
-/// 40 bytes: one is kept per changed file until the check ends, so what most files lack (a blob id
-/// for a file read from disk, a path other than the file's own) is boxed apart. With both inline
-/// it took 80 bytes, a fifth of the memory of a 100,000-file check (issue 12).
+/// 32 bytes: one is kept per changed file until the check ends, so what most files lack (a blob id
+/// for a file read from disk, a path other than the file's own) is boxed apart, and the size
+/// takes three bytes ([`Size`]). With both inline it took 80 bytes, a fifth of the memory of a
+/// 100,000-file check (issue 12).
 #[derive(Clone)]
 pub struct Content {
-    size: u64,
     place: Place,
 }
 
 #[derive(Clone)]
 enum Place {
     /// The blob of this id in the repository's object database.
-    Blob(Arc<RepoPool>, git2::Oid),
+    Blob(Arc<RepoPool>, git2::Oid, Size),
     /// A file of a tree on disk, read again through [`Tree::read_checked`] (never following a
     /// symlink) and checked against what was detected: a file edited since the change was
     /// detected is not judged by bytes nobody looked at. The check is a keyed XXH3 of the bytes
     /// ([`fingerprint`]): SHA-1, which the id needs, was a tenth of a 10,000-file check when every
     /// read of every file hashed again.
-    Tree(SharedTree, u64, Option<Box<OnDisk>>),
+    Tree(SharedTree, u64, Option<Box<OnDisk>>, Size),
     /// Bytes already in memory: stdin, loose files, tests.
     Memory(Arc<InMemory>),
+}
+
+/// A file's size in three bytes: exact below 16 MiB, and 16 MiB less a byte for anything larger.
+/// Enough for what sizes are for (starting the largest files first, telling a file edited since
+/// it was detected before hashing it), and three bytes fit beside a blob's 20-byte id and the
+/// place's tag, before the pool's pointer: a `u64` beside the place took a `Content` from 32 bytes
+/// to 40, 8 bytes of every file of a 100,000-file check (issue 12).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Size([u8; 3]);
+
+impl Size {
+    const MAX: u64 = (1 << 24) - 1;
+
+    fn of(len: usize) -> Size {
+        let len = u64::try_from(len).unwrap_or(u64::MAX).min(Size::MAX);
+        let [a, b, c, ..] = len.to_le_bytes();
+        Size([a, b, c])
+    }
+
+    fn get(self) -> u64 {
+        let [a, b, c] = self.0;
+        u64::from(u32::from_le_bytes([a, b, c, 0]))
+    }
 }
 
 /// What only some files of a tree on disk have.
@@ -691,8 +714,7 @@ impl Content {
     /// The blob `id` of `pool`'s repository, `size` bytes long.
     pub fn blob(pool: &Arc<RepoPool>, id: git2::Oid, size: usize) -> Content {
         Content {
-            size: size as u64,
-            place: Place::Blob(Arc::clone(pool), id),
+            place: Place::Blob(Arc::clone(pool), id, Size::of(size)),
         }
     }
 
@@ -720,15 +742,18 @@ impl Content {
             })
         });
         Content {
-            size: bytes.len() as u64,
-            place: Place::Tree(tree.clone(), fingerprint(bytes), detail),
+            place: Place::Tree(
+                tree.clone(),
+                fingerprint(bytes),
+                detail,
+                Size::of(bytes.len()),
+            ),
         }
     }
 
     pub fn in_memory(bytes: impl Into<Box<[u8]>>) -> Content {
         let bytes: Box<[u8]> = bytes.into();
         Content {
-            size: bytes.len() as u64,
             place: Place::Memory(Arc::new(InMemory {
                 id: blob_id(&bytes),
                 bytes,
@@ -740,18 +765,23 @@ impl Content {
     /// ([`Content::in_tree_unhashed`]).
     pub fn id(&self) -> Option<git2::Oid> {
         match &self.place {
-            Place::Blob(_, id) => Some(*id),
-            Place::Tree(_, _, detail) => detail.as_ref().and_then(|d| d.id),
+            Place::Blob(_, id, _) => Some(*id),
+            Place::Tree(_, _, detail, _) => detail.as_ref().and_then(|d| d.id),
             Place::Memory(memory) => Some(memory.id),
         }
     }
 
+    /// The size in bytes; for a blob or a file on disk of 16 MiB or more, 16 MiB less a byte
+    /// ([`Size`]).
     pub fn size(&self) -> u64 {
-        self.size
+        match &self.place {
+            Place::Blob(_, _, size) | Place::Tree(_, _, _, size) => size.get(),
+            Place::Memory(memory) => memory.bytes.len() as u64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.size == 0
+        self.size() == 0
     }
 
     /// The bytes. `path` is the file's path: it names the file in the error, and a file of a tree
@@ -759,16 +789,16 @@ impl Content {
     pub fn read(&self, path: &str) -> Result<Vec<u8>, Unreadable> {
         match &self.place {
             Place::Memory(memory) => Ok(memory.bytes.to_vec()),
-            Place::Blob(pool, id) => pool
+            Place::Blob(pool, id, _) => pool
                 .blob(*id)
                 .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message()))),
-            Place::Tree(tree, detected, detail) => {
+            Place::Tree(tree, detected, detail, size) => {
                 let at = detail.as_ref().and_then(|d| d.elsewhere.as_deref());
                 let bytes = match tree.0.read_checked(at.unwrap_or(path))? {
                     Some(bytes) => bytes,
                     None => return Err(Unreadable::new(path, "gone since the change was read")),
                 };
-                if bytes.len() as u64 != self.size || fingerprint(&bytes) != *detected {
+                if Size::of(bytes.len()) != *size || fingerprint(&bytes) != *detected {
                     return Err(Unreadable::new(
                         path,
                         "changed since the change was read (edited while being checked?)",
@@ -791,8 +821,8 @@ impl PartialEq for Content {
 impl std::fmt::Debug for Content {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.id() {
-            Some(id) => write!(f, "Content({id}, {} bytes)", self.size),
-            None => write!(f, "Content({} bytes)", self.size),
+            Some(id) => write!(f, "Content({id}, {} bytes)", self.size()),
+            None => write!(f, "Content({} bytes)", self.size()),
         }
     }
 }
@@ -1024,11 +1054,24 @@ mod tests {
     }
 
     #[test]
+    fn a_size_is_exact_below_sixteen_mib_and_saturates_above() {
+        for len in [0, 1, 255, 256, 65_536, 300 * 1024, (1 << 24) - 1] {
+            assert_eq!(Size::of(len).get(), len as u64);
+        }
+        assert_eq!(Size::of(1 << 24).get(), Size::MAX);
+        assert_eq!(Size::of(usize::MAX).get(), Size::MAX);
+        // Sizes order as the files do, so the largest are still started first.
+        let big = Content::in_memory(vec![b'a'; 300 * 1024]);
+        assert_eq!(big.size(), 300 * 1024);
+        assert!(Content::in_memory(Vec::new()).is_empty());
+    }
+
+    #[test]
     fn a_changed_file_costs_under_a_hundred_bytes_besides_its_path() {
         // One of each is kept per changed file until the check ends: 100,000 files at the 144
         // bytes a `FileChange` was took 14 MB, two fifths of that check's peak (issue 12).
-        assert!(std::mem::size_of::<Content>() <= 40);
-        assert!(std::mem::size_of::<crate::change::FileChange>() <= 72);
+        assert!(std::mem::size_of::<Content>() <= 32);
+        assert!(std::mem::size_of::<crate::change::FileChange>() <= 64);
         assert_eq!(join("", "a.yaml").capacity(), "a.yaml".len());
         assert_eq!(join("apps/web", "a.yaml"), "apps/web/a.yaml");
         assert_eq!(

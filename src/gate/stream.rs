@@ -32,6 +32,7 @@ use crate::schema::crd::{self, is_crd};
 use crate::schema::{CrdKind, SchemaSet, crd_kinds};
 use crate::tree::Tree;
 
+use super::selection::Selection;
 use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
 use crate::load::sniff::{contains, hides_from_filters};
 use crate::render::flux_patches::FluxPatches;
@@ -110,12 +111,12 @@ pub(super) struct Stream<'a> {
 /// such kind is met, so a change with none never lists the base.
 pub(super) struct BaseCrds<'a> {
     gate: &'a Gate,
-    selected: &'a [&'a FileChange],
+    selected: &'a Selection<'a>,
     exist: OnceLock<bool>,
 }
 
 impl<'a> BaseCrds<'a> {
-    pub fn new(gate: &'a Gate, selected: &'a [&'a FileChange]) -> BaseCrds<'a> {
+    pub fn new(gate: &'a Gate, selected: &'a Selection<'a>) -> BaseCrds<'a> {
         BaseCrds {
             gate,
             selected,
@@ -388,12 +389,12 @@ const BIG_FILE: u64 = 256 * 1024;
 /// (tens of milliseconds to parse, in the first look and again in the stream) late in one core's
 /// half, and the other core waited for it. Only the big ones are listed: an order of every file
 /// was 8 bytes a file for the whole stream.
-pub(super) fn big_files(files: &[&FileChange]) -> Vec<usize> {
+pub(super) fn big_files(files: &Selection) -> Vec<usize> {
     let size = |file: &FileChange| file.after.as_ref().map_or(0, crate::tree::Content::size);
     let mut big: Vec<usize> = (0..files.len())
-        .filter(|&i| size(files[i]) > BIG_FILE)
+        .filter(|&i| size(&files[i]) > BIG_FILE)
         .collect();
-    big.sort_by_key(|&i| std::cmp::Reverse(size(files[i])));
+    big.sort_by_key(|&i| std::cmp::Reverse(size(&files[i])));
     big
 }
 
@@ -449,9 +450,10 @@ mod tests {
             file("d", 900 * 1024),
             file("e", 30),
         ];
-        let refs: Vec<&FileChange> = files.iter().collect();
-        assert_eq!(big_files(&refs), vec![3, 1]);
-        assert!(big_files(&refs[..1]).is_empty());
+        assert_eq!(big_files(&Selection::All(&files)), vec![3, 1]);
+        assert!(big_files(&Selection::All(&files[..1])).is_empty());
+        let some = Selection::Some(files.iter().skip(2).collect());
+        assert_eq!(big_files(&some), vec![1]);
     }
 
     #[test]
