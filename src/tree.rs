@@ -55,6 +55,15 @@ pub fn join(dir: &str, name: &str) -> String {
     path
 }
 
+/// What a listing of `prefix` holds when `prefix` is a file: the file, if `keep` accepts it.
+fn the_file_itself(prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
+    if keep(prefix) {
+        vec![prefix.to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The bytes of an open regular file whose size `fstat` just gave: one buffer of that size and
 /// the byte that shows the end, then a read that returns it. `File::read_to_end` asks the kernel
 /// for the size and position again first (`fstat`, `lseek`): two of the eight system calls of
@@ -172,11 +181,7 @@ impl Paths {
         }
         let at = self.first_from(prefix);
         if at < self.ends.len() && self.get(at) == prefix {
-            return if keep(prefix) {
-                vec![prefix.to_owned()]
-            } else {
-                Vec::new()
-            };
+            return the_file_itself(prefix, keep);
         }
         // Everything under `prefix/` sorts together (`a-b/…` and `a.yaml` sort before `a/`).
         let dir = format!("{prefix}/");
@@ -402,14 +407,11 @@ impl Tree for DirTree {
             return listed;
         }
         let start = self.root.join(prefix.trim_end_matches('/'));
-        let mut out = Vec::new();
         if start.is_file() {
-            if keep(prefix) {
-                out.push(prefix.to_string());
-            }
-        } else {
-            self.walk(&start, keep, &mut out);
+            return the_file_itself(prefix, keep);
         }
+        let mut out = Vec::new();
+        self.walk(&start, keep, &mut out);
         out.sort();
         out
     }
@@ -969,11 +971,7 @@ impl GitTree {
                 return Vec::new();
             };
             if is_regular(entry.filemode()) {
-                return if keep(prefix) {
-                    vec![prefix.to_owned()]
-                } else {
-                    Vec::new()
-                };
+                return the_file_itself(prefix, keep);
             }
             match entry.to_object(&repo).ok().and_then(|o| o.into_tree().ok()) {
                 Some(tree) => (tree, format!("{prefix}/")),
