@@ -242,8 +242,13 @@ impl Gate {
         options: &LoadOptions,
     ) -> Judged {
         // The manifests the whole-tree indexes read: deployers and Flux parents.
-        let indexed =
-            |bytes: &[u8]| TargetNamespaces::may_declare(bytes) || FluxPatches::may_declare(bytes);
+        // And Flux Kustomizations with `postBuild`: without one, no document is held for Flux's
+        // substitution.
+        let indexed = |bytes: &[u8]| {
+            TargetNamespaces::may_declare(bytes)
+                || FluxPatches::may_declare(bytes)
+                || flux::may_declare_substitution(bytes)
+        };
         // Before each of its stages, what the last one freed goes back to the kernel: change
         // detection's and rendering's here, the first look's and the stream's below.
         crate::alloc::release_freed();
@@ -332,6 +337,9 @@ impl Gate {
         // In the tree's order, as one scan of it found them.
         manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);
+        let flux_substitutes = manifests
+            .iter()
+            .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
         let flux_patches = FluxPatches::from_manifests(tree, &manifests);
         drop(manifests);
         let base_crds = stream::BaseCrds::new(self, &selected);
@@ -342,6 +350,7 @@ impl Gate {
             schemas: &schemas,
             crds: &crds,
             hold_all: policies.needs_inventory() || substituted_crd,
+            flux_substitutes,
             namespaces: &namespaces,
             flux_patches: &flux_patches,
             base_crds: &base_crds,
@@ -546,6 +555,7 @@ impl Gate {
                 schemas: &unused,
                 crds: &[],
                 hold_all: false,
+                flux_substitutes,
                 namespaces: &namespaces,
                 flux_patches: &flux_patches,
                 base_crds: &base_crds,

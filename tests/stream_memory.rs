@@ -45,21 +45,51 @@ fn service_account(i: usize, valid: bool) -> String {
     )
 }
 
-/// `files` ServiceAccounts, of which those whose number `invalid` says have a finding.
-fn repo(files: usize, invalid: fn(usize) -> bool) -> TestRepo {
+/// A ConfigMap, in a repository with no Flux Kustomization: nothing substitutes from it.
+fn config_map(i: usize) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: team\n\
+         data:\n  image: ghcr.io/acme/app:1.{i}\n"
+    )
+}
+
+/// What a measured repository's files hold, and which have a finding.
+struct Workload {
+    file: fn(usize) -> String,
+    invalid: fn(usize) -> bool,
+}
+
+/// The workloads a child process is told to measure, by name.
+fn workload(name: &str) -> Workload {
+    match name {
+        "one" => Workload {
+            file: |i| service_account(i, i != 7),
+            invalid: |i| i == 7,
+        },
+        "tenth" => Workload {
+            file: |i| service_account(i, i % 10 != 0),
+            invalid: |i| i % 10 == 0,
+        },
+        "config-maps" => Workload {
+            file: config_map,
+            invalid: |_| false,
+        },
+        other => panic!("no such workload: {other}"),
+    }
+}
+
+/// `files` files of `workload`.
+fn repo(files: usize, workload: &Workload) -> TestRepo {
     let repo = TestRepo::new();
     for i in 0..files {
-        repo.write(
-            &format!("apps/s{i:06}.yaml"),
-            service_account(i, !invalid(i)),
-        );
+        repo.write(&format!("apps/f{i:06}.yaml"), (workload.file)(i));
     }
-    repo.commit_all("service accounts");
+    repo.commit_all("manifests");
     repo
 }
 
 /// The peak bytes above the live heap that one check of every file of `repo` reached; it must
-/// find `invalid` strings where booleans belong.
+/// find `invalid` values of the wrong type.
 fn check(repo: &TestRepo, files: usize, invalid: usize) -> u64 {
     let change = repo.every_file_at_head();
     assert_eq!(change.files.len(), files);
@@ -85,16 +115,7 @@ fn check(repo: &TestRepo, files: usize, invalid: usize) -> u64 {
     after.peak.saturating_sub(before.allocated)
 }
 
-/// Which files of a measured repository have a finding, by name: a child process is told it.
-fn invalid_by(name: &str) -> fn(usize) -> bool {
-    match name {
-        "one" => |i| i == 7,
-        "tenth" => |i| i % 10 == 0,
-        other => panic!("no such choice of invalid files: {other}"),
-    }
-}
-
-/// Set in the child process [`measured_alone`] starts: `FILES/INVALID`.
+/// Set in the child process [`measured_alone`] starts: `FILES/WORKLOAD`.
 const MEASURE: &str = "STATEGATE_TEST_MEASURE_CHECK";
 
 /// Run by [`measured_alone`] in a process of its own; prints the peak of one check to stderr.
@@ -102,22 +123,22 @@ const MEASURE: &str = "STATEGATE_TEST_MEASURE_CHECK";
 #[ignore = "a child process of the tests of this file, which set its input"]
 fn one_check_measured() {
     let measure = std::env::var(MEASURE).expect("run by measured_alone");
-    let (files, invalid) = measure.split_once('/').expect("FILES/INVALID");
+    let (files, name) = measure.split_once('/').expect("FILES/WORKLOAD");
     let files: usize = files.parse().expect("a number of files");
-    let invalid = invalid_by(invalid);
+    let workload = workload(name);
     // Every allocation counted as it happens: see the module.
     regorus_mimalloc::limits::set_thread_flush_threshold(Some(1));
-    let repo = repo(files, invalid);
-    let peak = check(&repo, files, (0..files).filter(|&i| invalid(i)).count());
+    let repo = repo(files, &workload);
+    let invalid = (0..files).filter(|&i| (workload.invalid)(i)).count();
+    let peak = check(&repo, files, invalid);
     eprintln!("peak: {peak}");
 }
 
-/// The peak of a check of `files` ServiceAccounts, those `invalid` names with a finding, in a process
-/// of its own.
-fn measured_alone(files: usize, invalid: &str) -> u64 {
+/// The peak of a check of `files` files of the workload `name`, in a process of its own.
+fn measured_alone(files: usize, name: &str) -> u64 {
     let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
         .args(["--exact", "one_check_measured", "--ignored", "--nocapture"])
-        .env(MEASURE, format!("{files}/{invalid}"))
+        .env(MEASURE, format!("{files}/{name}"))
         .output()
         .expect("run the measuring child");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -133,31 +154,43 @@ fn measured_alone(files: usize, invalid: &str) -> u64 {
         .unwrap_or_else(|| panic!("no peak in {stderr}"))
 }
 
-/// The peaks of a check of `SMALL` and of `10 * SMALL` ServiceAccounts, each in a fresh process: what
-/// the large one holds per file shows as the difference, the lazily built statics (the embedded
-/// schemas' caches, the rayon pool) being the same in both.
-fn peaks(invalid: &str) -> (u64, u64) {
+/// The peaks of a check of `SMALL` and of `10 * SMALL` files of the workload `name`, each in a
+/// fresh process: what the large one holds per file shows as the difference, the lazily built
+/// statics (the embedded schemas' caches, the rayon pool) being the same in both.
+fn peaks(name: &str) -> (u64, u64) {
     (
-        measured_alone(SMALL, invalid),
-        measured_alone(10 * SMALL, invalid),
+        measured_alone(SMALL, name),
+        measured_alone(10 * SMALL, name),
     )
+}
+
+/// Fails when a check of the workload `name` holds more than [`BYTES_PER_FILE`] per clean file.
+fn holds_nothing_per_clean_file(name: &str) {
+    let (small_peak, large_peak) = peaks(name);
+    let per_file_peak = large_peak.saturating_sub(small_peak) / (9 * SMALL) as u64;
+    eprintln!(
+        "{name}: peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_file_peak} B \
+         per file)",
+        10 * SMALL
+    );
+    assert!(
+        per_file_peak <= BYTES_PER_FILE,
+        "{name}: a check's peak grows by {per_file_peak} bytes per clean file ({small_peak} B for \
+         {SMALL} files, {large_peak} B for {}): something is held per file until the end",
+        10 * SMALL
+    );
 }
 
 #[test]
 fn a_check_holds_nothing_per_clean_file() {
     // Main before the fix: 369 B per file.
-    let (small_peak, large_peak) = peaks("one");
-    let per_file_peak = large_peak.saturating_sub(small_peak) / (9 * SMALL) as u64;
-    eprintln!(
-        "peak {small_peak} B for {SMALL} files, {large_peak} B for {} ({per_file_peak} B per file)",
-        10 * SMALL
-    );
-    assert!(
-        per_file_peak <= BYTES_PER_FILE,
-        "a check's peak grows by {per_file_peak} bytes per clean file ({small_peak} B for {SMALL} \
-         files, {large_peak} B for {}): something is held per file until the end",
-        10 * SMALL
-    );
+    holds_nothing_per_clean_file("one");
+}
+
+#[test]
+fn a_check_holds_no_config_map_that_nothing_substitutes_from() {
+    // Held whole for Flux's substitution, with no Flux Kustomization to substitute: 4,095 B.
+    holds_nothing_per_clean_file("config-maps");
 }
 
 /// The most a file with one finding may add to a check's peak (measured: 1,606 B): its text

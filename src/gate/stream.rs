@@ -8,8 +8,10 @@
 //! in the stream. A document matters beyond itself when it is:
 //! - a CRD: the schemas of the other documents depend on it. CRD files are found on their bytes
 //!   and loaded before the stream starts, so the schema set is complete when it starts;
-//! - text with `${`, a Flux object, a ConfigMap or a Secret: Flux post-build substitution may
-//!   replace the document or take variables from it;
+//! - text with `${`, a Flux object, a ConfigMap or a Secret, when the tree has a Flux
+//!   Kustomization with `postBuild`: its substitution may replace the document or take variables
+//!   from it. Without one, Flux substitutes nothing, and a repository's ConfigMaps, held whole,
+//!   made a check's memory grow by 4 KB with each;
 //! - a Secret value anywhere (list items included): the report redacts them from every output;
 //! - a SOPS-encrypted file: judged as decrypted, its ciphertexts masked in every output;
 //! - an object a Flux `Kustomization`'s patches may change: judged as patched;
@@ -98,6 +100,9 @@ pub(super) struct Stream<'a> {
     pub crds: &'a [CrdKind],
     /// Hold every file (a template reads `data.inventory`, or a CRD is substituted by Flux).
     pub hold_all: bool,
+    /// Whether the tree has a Flux Kustomization with `postBuild`: only then may Flux's
+    /// substitution change a document or take variables from one.
+    pub flux_substitutes: bool,
     /// Where Flux `targetNamespace` and Argo CD destinations place objects: streamed documents
     /// get the namespace the cluster will give them, as held ones do.
     pub namespaces: &'a TargetNamespaces,
@@ -371,8 +376,8 @@ impl Stream<'_> {
     fn must_hold(&self, doc: &Document) -> bool {
         // SOPS files are judged as Flux decrypts them, with their ciphertexts masked.
         doc.value.get("sops").is_some()
-            || doc.source.text.contains("${")
-            || crate::render::flux::may_set_variables(doc)
+            || (self.flux_substitutes
+                && (doc.source.text.contains("${") || crate::render::flux::may_set_variables(doc)))
             || !secret_paths(&doc.value).is_empty()
             // A Flux parent may patch it: judged as patched, with the other documents it builds.
             || doc

@@ -86,9 +86,7 @@ impl FluxIndex {
                 let Some(bytes) = tree.read(path) else {
                     return (Vec::new(), false);
                 };
-                let declared = if hides_from_filters(&bytes)
-                    || (names_group(&bytes, FLUX_GROUP) && contains(&bytes, b"postBuild"))
-                {
+                let declared = if hides_from_filters(&bytes) || may_declare_substitution(&bytes) {
                     load_file(path, &bytes, &options)
                         .documents
                         .iter()
@@ -186,6 +184,18 @@ fn built(graph: &super::KustomizeGraph, k: &FluxKustomization) -> Option<BTreeSe
 }
 
 type Declared = (FluxKustomization, BTreeMap<String, Var>, Vec<SourceRef>);
+
+/// Whether a manifest's bytes may declare a Flux Kustomization with `postBuild` (escapes and
+/// other encodings aside, which every filter passes: [`hides_from_filters`]).
+pub fn may_declare_substitution(bytes: &[u8]) -> bool {
+    names_group(bytes, FLUX_GROUP) && contains(bytes, b"postBuild")
+}
+
+/// Whether a document is a Flux Kustomization with `postBuild`: without one in the tree, Flux
+/// substitutes nothing, and no document needs to be held for it.
+pub fn declares_substitution(doc: &crate::load::Document) -> bool {
+    declaration(doc.path(), &doc.value).is_some()
+}
 
 fn declaration(file: &str, value: &Value) -> Option<Declared> {
     let api_version = value.get("apiVersion")?.as_str()?;
