@@ -74,13 +74,15 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
     rest.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-/// With `STATEGATE_TRACE_MEMORY` set, print the live and peak heap as a run passes `stage`, to
-/// stderr, and on Linux the process's resident and peak resident memory. Profilers that hook
+/// With `STATEGATE_TRACE_MEMORY` set, print the time since the first trace (the CLI's start) and
+/// the live and peak heap as a run passes `stage`, to stderr, and on Linux the process's resident and peak resident memory. Profilers that hook
 /// malloc (heaptrack) do not see mimalloc; its own counts do, and they are how memory per stage
 /// and per file is found (issue 12). The resident figures say which stage sets the peak the
 /// benchmarks measure, libgit2's memory and the binary's pages included.
 pub fn trace(stage: &str) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
     let on = ON.get_or_init(|| {
         let value = std::env::var_os("STATEGATE_TRACE_MEMORY");
         // Each thread adds to the live count once its own moved by a MiB: `exact` makes it add
@@ -93,7 +95,8 @@ pub fn trace(stage: &str) {
     if *on {
         let stats = regorus_mimalloc::global_allocation_stats_snapshot();
         eprintln!(
-            "stategate memory: {stage}: live {} KiB, peak {} KiB{}",
+            "stategate memory: {stage}: at {} ms, live {} KiB, peak {} KiB{}",
+            start.elapsed().as_millis(),
             stats.allocated / 1024,
             stats.peak / 1024,
             resident().unwrap_or_default()

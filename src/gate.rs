@@ -23,8 +23,9 @@ use crate::policy::{FileContext, PolicySet};
 use crate::render::cache::{DEFAULT_MAX_BYTES, RenderCache};
 use crate::render::flux;
 use crate::render::flux_patches::{self, Applied, FluxPatches};
+use crate::render::graph::Kustomizations;
 use crate::render::overlays::{PatchedTree, render_both_sides};
-use crate::render::patches::{KustomizationLists, PatchIndex};
+use crate::render::patches::PatchIndex;
 use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
@@ -254,7 +255,6 @@ impl Gate {
         crate::alloc::release_freed();
         let mut findings = Vec::new();
         let mut stats = Stats::default();
-        let kustomizations = KustomizationLists::new(tree);
         // One read of every file first: Helm templates are set aside, CRD files loaded (the
         // schemas the stream validates against depend on them), and the manifests the
         // whole-tree indexes want kept. What it finds is kept for the few files that are not
@@ -340,7 +340,8 @@ impl Gate {
         let flux_substitutes = manifests
             .iter()
             .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
-        let flux_patches = FluxPatches::from_manifests(tree, &manifests);
+        // Read again after the stream: what they list is not held through it.
+        let flux_patches = FluxPatches::from_manifests(&Kustomizations::new(tree), &manifests);
         drop(manifests);
         let base_crds = stream::BaseCrds::new(self, &selected);
         let stream = stream::Stream {
@@ -376,6 +377,8 @@ impl Gate {
         drop(early);
         crate::alloc::release_freed();
         crate::alloc::trace("streamed");
+        // Each kustomization is read once from here: by Flux's substitution and both patch indexes.
+        let kustomizations = Kustomizations::new(tree);
 
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
@@ -436,8 +439,13 @@ impl Gate {
                 .get(path)
                 .map_or_else(|| path.to_owned(), |r| r.file.clone())
         };
-        let (flux_findings, mut flux_secrets) =
-            flux::substitute_documents(tree, &changed, &mut documents, &flux_path, options);
+        let (flux_findings, mut flux_secrets) = flux::substitute_documents(
+            &kustomizations,
+            &changed,
+            &mut documents,
+            &flux_path,
+            options,
+        );
         flux_secrets.extend(opaque);
         findings.extend(flux_findings);
         // Flux builds the objects with its parent Kustomization's patches (before substituting;
@@ -487,6 +495,9 @@ impl Gate {
                 .chain(held)
                 .filter(|p| !rendered.contexts.contains_key(*p)),
         );
+        // What the kustomizations list is known now; the validation of held documents below sets
+        // the peak of a large check.
+        drop(kustomizations);
         let mut judged: Vec<stream::Judged> = judged
             .into_iter()
             .filter(|f| !patches.is_patch(&f.path))

@@ -669,7 +669,8 @@ fn the_memory_trace_names_each_stage_of_a_check_on_stderr() {
         stderr
             .lines()
             .filter(|l| l.starts_with("stategate memory: "))
-            .all(|l| l.contains(", resident ")
+            .all(|l| l.contains(" ms, live ")
+                && l.contains(", resident ")
                 && l.contains(" KiB heap and stacks, ")
                 && l.contains(" KiB files), peak resident ")),
         "{stderr}"

@@ -74,7 +74,8 @@ struct SourceRef {
 impl FluxIndex {
     /// Read the tree's manifests for Flux Kustomizations with `postBuild`, and the ConfigMaps and
     /// Secrets they substitute from. Files are filtered on their bytes before any is parsed.
-    pub fn find(tree: &dyn Tree) -> FluxIndex {
+    pub fn find(kustomizations: &super::graph::Kustomizations<'_>) -> FluxIndex {
+        let tree = kustomizations.tree();
         let manifests = super::manifest_paths(tree);
         let options = LoadOptions::default();
         // One read of each manifest, on every core: the Kustomizations with `postBuild` are
@@ -114,7 +115,7 @@ impl FluxIndex {
             .flat_map(|(_, _, refs)| refs.iter().map(|r| r.name.as_str()))
             .collect();
         let sources = find_sources(tree, &candidates, &wanted, &options);
-        let graph = super::KustomizeGraph::build(tree);
+        let graph = kustomizations.graph();
         let kustomizations = declared
             .into_iter()
             .map(|(mut k, substitute, refs)| {
@@ -134,7 +135,7 @@ impl FluxIndex {
                 }
                 // Inline values win over every source.
                 k.vars.extend(substitute);
-                k.built = built(&graph, &k);
+                k.built = built(graph, &k);
                 for name in k.vars.keys() {
                     k.unknown.remove(name);
                 }
@@ -269,31 +270,48 @@ enum Source {
     Encrypted(BTreeSet<String>),
 }
 
-/// ConfigMaps and Secrets named in `wanted`, by (kind, name).
+/// ConfigMaps and Secrets named in `wanted`, by (kind, name); of two with the same kind and name,
+/// the later file's.
 fn find_sources(
     tree: &dyn Tree,
     manifests: &[String],
     wanted: &BTreeSet<&str>,
     options: &LoadOptions,
 ) -> BTreeMap<(String, String), (String, Source)> {
-    let mut sources = BTreeMap::new();
-    for path in manifests {
-        let Some(bytes) = tree.read(path) else {
-            continue;
-        };
-        if !wanted.iter().any(|name| contains(&bytes, name.as_bytes())) {
-            continue;
-        }
-        for doc in load_file(path, &bytes, options).documents {
-            let kind = doc.kind().unwrap_or_default().to_owned();
-            let Some(name) = doc.value.pointer("/metadata/name").and_then(Value::as_str) else {
-                continue;
+    // Read and parsed on every core: the corpus has 442 candidate files.
+    let found: Vec<Vec<(String, String, Source)>> = manifests
+        .par_iter()
+        .map(|path| {
+            let Some(bytes) = tree.read(path) else {
+                return Vec::new();
             };
-            if !wanted.contains(name) || !matches!(kind.as_str(), "ConfigMap" | "Secret") {
-                continue;
+            if !wanted.iter().any(|name| contains(&bytes, name.as_bytes())) {
+                return Vec::new();
             }
-            let source = source_vars(&kind, &doc.value);
-            sources.insert((kind, name.to_owned()), (path.clone(), source));
+            load_file(path, &bytes, options)
+                .documents
+                .iter()
+                .filter_map(|doc| {
+                    let kind = doc.kind().unwrap_or_default();
+                    let name = doc
+                        .value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)?;
+                    (wanted.contains(name) && matches!(kind, "ConfigMap" | "Secret")).then(|| {
+                        (
+                            kind.to_owned(),
+                            name.to_owned(),
+                            source_vars(kind, &doc.value),
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut sources = BTreeMap::new();
+    for (path, found) in manifests.iter().zip(found) {
+        for (kind, name, source) in found {
+            sources.insert((kind, name), (path.clone(), source));
         }
     }
     sources
@@ -531,7 +549,7 @@ pub fn is_disabled(object: &Value) -> bool {
 /// or a rendered overlay's kustomization). Returns the warnings and the Secret values that went
 /// into the documents, which the caller keeps out of every output.
 pub fn substitute_documents(
-    tree: &dyn Tree,
+    kustomizations: &super::graph::Kustomizations<'_>,
     changed: &PathLookup,
     documents: &mut Vec<crate::load::Document>,
     flux_path: &dyn Fn(&str) -> String,
@@ -547,7 +565,8 @@ pub fn substitute_documents(
     if !may_substitute && !may_set_variables {
         return (findings, secrets);
     }
-    let index = FluxIndex::find(tree);
+    let tree = kustomizations.tree();
+    let index = FluxIndex::find(kustomizations);
     if index.kustomizations.is_empty() {
         return (findings, secrets);
     }

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::cache::RenderCache;
 use super::flux::FLUX_GROUP;
-use super::graph::{KUSTOMIZATION_FILES, split};
+use super::graph::{KUSTOMIZATION_FILES, Kustomizations, split};
 use super::paths::resolve;
 use super::{Checkout, Manifest, RenderOutput, Renderer, Sandbox, run};
 use crate::change::PathLookup;
@@ -149,7 +149,11 @@ impl FluxPatches {
     /// The Flux Kustomizations with overrides among the tree's manifests (read by
     /// [`super::scan_manifests`], with a filter that passes what [`FluxPatches::may_declare`]
     /// passes).
-    pub fn from_manifests(tree: &dyn Tree, manifests: &[Manifest]) -> FluxPatches {
+    pub fn from_manifests(
+        kustomizations: &Kustomizations<'_>,
+        manifests: &[Manifest],
+    ) -> FluxPatches {
+        let tree = kustomizations.tree();
         let declared: Vec<(String, Value)> = manifests
             .iter()
             .flat_map(|(path, docs)| {
@@ -161,7 +165,7 @@ impl FluxPatches {
         if declared.is_empty() {
             return FluxPatches::default();
         }
-        let graph = super::KustomizeGraph::build(tree);
+        let graph = kustomizations.graph();
         let parents = declared
             .into_iter()
             .map(|(file, value)| {

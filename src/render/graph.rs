@@ -1,39 +1,76 @@
 //! Which kustomizations a change touches: every kustomization file in a tree, the local paths it
 //! refers to, and the remote references that would need the network.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use globset::GlobSet;
 use rayon::prelude::*;
 
 use crate::load::{LoadOptions, load_file};
-use crate::tree::Tree;
+use crate::tree::{Tree, join};
 
 pub use super::paths::{Refusal, is_remote, resolve};
 
 pub const KUSTOMIZATION_FILES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// The kustomization file at `file` in `dir`; `None` when it cannot be read. One that does not
-/// parse, or is empty, still makes `dir` a kustomization directory: kustomize says what is wrong.
-fn read_kustomization(tree: &dyn Tree, dir: &str, file: String) -> Option<Kustomization> {
-    let bytes = tree.read(&file)?;
-    let loaded = load_file(&file, &bytes, &LoadOptions::default());
-    let Some(doc) = loaded.documents.into_iter().next() else {
-        return Some(Kustomization {
-            file,
-            ..Default::default()
-        });
+/// Fields whose entries (strings, or items with a `path`) name patch files.
+pub const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson6902"];
+/// Fields whose entries name files kustomize loads as whole objects.
+pub const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
+
+/// The kustomization file at `file`; `None` when it cannot be read. One that does not parse, or
+/// is empty, still makes its directory a kustomization directory: kustomize says what is wrong.
+pub fn read_kustomization(tree: &dyn Tree, file: &str) -> Option<Kustomization> {
+    let bytes = tree.read(file)?;
+    let dir = split(file).0;
+    let loaded = load_file(file, &bytes, &LoadOptions::default());
+    let listed = |fields: &[&str]| -> Vec<String> {
+        loaded
+            .documents
+            .iter()
+            .flat_map(|doc| listed_paths(&doc.value, fields))
+            .filter_map(|listed| resolve(dir, &listed))
+            .collect()
     };
-    let scanned = super::paths::scan(tree, dir, &doc.value);
+    let patches = listed(PATCH_FIELDS);
+    let resources = listed(RESOURCE_FIELDS);
+    let scanned = loaded
+        .documents
+        .first()
+        .map(|doc| super::paths::scan(tree, dir, &doc.value))
+        .unwrap_or_default();
     Some(Kustomization {
-        file,
+        file: file.to_owned(),
         refs: scanned.refs,
         refused: scanned.refused,
+        patches,
+        resources,
     })
 }
 
-/// One kustomization directory.
+/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `resources: [file]`, …
+pub fn listed_paths(kustomization: &serde_json::Value, fields: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in fields {
+        let Some(items) = kustomization.get(key).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for item in items {
+            let path = item
+                .as_str()
+                .or_else(|| item.get("path").and_then(|p| p.as_str()));
+            // An inline patch is YAML text with a newline, not a file name.
+            if let Some(path) = path.filter(|p| !p.contains('\n')) {
+                out.push(path.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// One kustomization file.
 #[derive(Debug, Clone, Default)]
 pub struct Kustomization {
     /// The kustomization file itself.
@@ -43,34 +80,126 @@ pub struct Kustomization {
     /// References the gate will not hand to kustomize: remote, absolute, outside the repository,
     /// or in a field it does not know.
     pub refused: Vec<Refusal>,
+    /// The files it lists as patches ([`PATCH_FIELDS`], in every document of the file), resolved.
+    pub patches: Vec<String>,
+    /// The files and directories it lists as resources ([`RESOURCE_FIELDS`]), resolved.
+    pub resources: Vec<String>,
+}
+
+/// The kustomization files of one tree, each read and parsed once per check. The Flux indexes,
+/// the patch index and the graph each read every kustomization of the tree again: on the corpus'
+/// `check --all`, 8,169 opens of 559 kustomization files (one in ten of the run's system calls).
+pub struct Kustomizations<'t> {
+    tree: &'t dyn Tree,
+    /// Path → the kustomization read there (`None`: no readable file).
+    read: Mutex<HashMap<String, Option<Arc<Kustomization>>>>,
+    /// Every kustomization file of the tree, by directory, in the tree's order.
+    listed: OnceLock<BTreeMap<String, Vec<String>>>,
+    graph: OnceLock<KustomizeGraph>,
+    /// Every file a kustomization anywhere in the tree lists as a resource.
+    resources: OnceLock<BTreeSet<String>>,
+}
+
+impl<'t> Kustomizations<'t> {
+    pub fn new(tree: &'t dyn Tree) -> Kustomizations<'t> {
+        Kustomizations {
+            tree,
+            read: Mutex::default(),
+            listed: OnceLock::new(),
+            graph: OnceLock::new(),
+            resources: OnceLock::new(),
+        }
+    }
+
+    /// The tree the kustomizations are read from.
+    pub fn tree(&self) -> &'t dyn Tree {
+        self.tree
+    }
+
+    /// The kustomization file at `path`, read on first use.
+    pub fn file(&self, path: &str) -> Option<Arc<Kustomization>> {
+        if let Some(known) = self.known().get(path) {
+            return known.clone();
+        }
+        let read = read_kustomization(self.tree, path).map(Arc::new);
+        self.known().insert(path.to_owned(), read.clone());
+        read
+    }
+
+    /// The kustomization files in `dir`, read on first use. Until something lists the whole tree,
+    /// each name is looked up: a push of one file looks up its own directories only.
+    pub fn in_dir(&self, dir: &str) -> Vec<Arc<Kustomization>> {
+        if let Some(listed) = self.listed.get() {
+            let files = listed.get(dir).map(Vec::as_slice).unwrap_or_default();
+            return files.iter().filter_map(|file| self.file(file)).collect();
+        }
+        KUSTOMIZATION_FILES
+            .iter()
+            .filter_map(|name| self.file(&join(dir, name)))
+            .collect()
+    }
+
+    /// The graph of every kustomization of the tree.
+    pub fn graph(&self) -> &KustomizeGraph {
+        self.graph.get_or_init(|| KustomizeGraph::of(self))
+    }
+
+    /// Every file a kustomization anywhere in the tree lists as a resource.
+    pub fn resources(&self) -> &BTreeSet<String> {
+        self.resources.get_or_init(|| {
+            self.listed()
+                .par_iter()
+                .flat_map_iter(|(_, files)| files.clone())
+                .flat_map_iter(|file| self.file(&file).map(|k| k.resources.clone()))
+                .flatten()
+                .collect()
+        })
+    }
+
+    fn listed(&self) -> &BTreeMap<String, Vec<String>> {
+        self.listed.get_or_init(|| {
+            let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let paths = self
+                .tree
+                .files_under_where("", &|p| KUSTOMIZATION_FILES.contains(&split(p).1));
+            for path in paths {
+                files
+                    .entry(split(&path).0.to_owned())
+                    .or_default()
+                    .push(path);
+            }
+            files
+        })
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, Option<Arc<Kustomization>>>> {
+        self.read.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct KustomizeGraph {
-    pub dirs: BTreeMap<String, Kustomization>,
+    /// Shared with the [`Kustomizations`] it was built from.
+    pub dirs: BTreeMap<String, Arc<Kustomization>>,
     /// Path → kustomization directories that refer to it.
     parents: BTreeMap<String, Vec<String>>,
 }
 
 impl KustomizeGraph {
     pub fn build(tree: &dyn Tree) -> KustomizeGraph {
+        KustomizeGraph::of(&Kustomizations::new(tree))
+    }
+
+    fn of(kustomizations: &Kustomizations<'_>) -> KustomizeGraph {
         let mut graph = KustomizeGraph::default();
-        // The kustomization files of each directory, in path order: the first that reads counts.
-        let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for path in tree.files_under("") {
-            let (dir, name) = split(&path);
-            if KUSTOMIZATION_FILES.contains(&name) {
-                files.entry(dir.to_owned()).or_default().push(path);
-            }
-        }
         // Read and scanned on all cores: a scan reads the files each kustomization refers to.
-        let read: Vec<(String, Option<Kustomization>)> = files
-            .into_par_iter()
+        // The first kustomization file of a directory that reads counts.
+        let read: Vec<(String, Option<Arc<Kustomization>>)> = kustomizations
+            .listed()
+            .par_iter()
             .map(|(dir, candidates)| {
-                let found = candidates
-                    .into_iter()
-                    .find_map(|file| read_kustomization(tree, &dir, file));
-                (dir, found)
+                let found = candidates.iter().find_map(|file| kustomizations.file(file));
+                (dir.clone(), found)
             })
             .collect();
         for (dir, kustomization) in read {
@@ -161,6 +290,87 @@ mod tests {
             name: "test".into(),
         };
         KustomizeGraph::build(&tree)
+    }
+
+    /// A tree that counts the reads of each path.
+    struct Counting {
+        inner: crate::tree::MemTree,
+        reads: Mutex<BTreeMap<String, usize>>,
+    }
+
+    impl Tree for Counting {
+        fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, crate::tree::Unreadable> {
+            *self
+                .reads
+                .lock()
+                .unwrap()
+                .entry(path.to_owned())
+                .or_default() += 1;
+            self.inner.read_checked(path)
+        }
+        fn files_under(&self, prefix: &str) -> Vec<String> {
+            self.inner.files_under(prefix)
+        }
+        fn unreadable_under(&self, prefix: &str) -> Vec<crate::tree::Unreadable> {
+            self.inner.unreadable_under(prefix)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    #[test]
+    fn each_kustomization_is_read_once_whatever_asks_for_it() {
+        let tree = Counting {
+            inner: crate::tree::MemTree {
+                files: [
+                    (
+                        "apps/kustomization.yaml",
+                        "resources: [web.yaml]\npatches: [{path: p.yaml}]\n",
+                    ),
+                    ("apps/web.yaml", "kind: Deployment\n"),
+                    ("apps/p.yaml", "kind: Deployment\n"),
+                    ("prod/kustomization.yaml", "resources: [../apps]\n"),
+                ]
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+                name: "test".into(),
+            },
+            reads: Mutex::default(),
+        };
+        let kustomizations = Kustomizations::new(&tree);
+        // Before the tree is listed, a directory's kustomization files are looked up by name.
+        let apps = kustomizations.in_dir("apps");
+        assert_eq!(apps.len(), 1);
+        assert_eq!(apps[0].patches, ["apps/p.yaml"]);
+        assert_eq!(apps[0].resources, ["apps/web.yaml"]);
+        assert!(kustomizations.in_dir("apps/web").is_empty());
+        let graph = kustomizations.graph();
+        assert!(graph.closure("prod").contains("apps/web.yaml"));
+        assert!(kustomizations.resources().contains("apps/web.yaml"));
+        assert!(kustomizations.resources().contains("apps"));
+        assert_eq!(kustomizations.in_dir("prod")[0].resources, ["apps"]);
+        // Once it is listed, only the files it has are read.
+        assert!(kustomizations.in_dir("apps/other").is_empty());
+        let reads = tree.reads.lock().unwrap().clone();
+        let kustomization_reads: Vec<(&str, usize)> = reads
+            .iter()
+            .filter(|(p, _)| KUSTOMIZATION_FILES.contains(&split(p).1))
+            .map(|(p, n)| (p.as_str(), *n))
+            .collect();
+        assert_eq!(
+            kustomization_reads,
+            [
+                ("apps/Kustomization", 1),
+                ("apps/kustomization.yaml", 1),
+                ("apps/kustomization.yml", 1),
+                ("apps/web/Kustomization", 1),
+                ("apps/web/kustomization.yaml", 1),
+                ("apps/web/kustomization.yml", 1),
+                ("prod/kustomization.yaml", 1),
+            ]
+        );
     }
 
     #[test]

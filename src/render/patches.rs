@@ -1,19 +1,21 @@
 //! Which files kustomizations apply as patches: partial objects, judged as parts of the objects
 //! they patch rather than as whole ones.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
-use crate::load::{LoadOptions, load_file};
 use crate::tree::Tree;
 
-use super::graph::{KUSTOMIZATION_FILES, resolve, split};
+use super::graph::{Kustomizations, split};
 
-/// The patch files the kustomization in `dir` lists, resolved against it.
+/// The patch files the kustomizations in `dir` list, resolved against it.
 pub fn patch_files(tree: &dyn Tree, dir: &str) -> Vec<String> {
-    kustomization_lists(tree, dir, PATCH_FIELDS)
+    Kustomizations::new(tree)
+        .in_dir(dir)
+        .iter()
+        .flat_map(|k| k.patches.clone())
+        .collect()
 }
 
 /// Files that kustomizations list as patches: partial objects, not validated as whole ones.
@@ -28,7 +30,7 @@ pub struct PatchIndex {
 
 impl PatchIndex {
     pub fn build<'p>(
-        lists: &KustomizationLists<'_>,
+        kustomizations: &Kustomizations<'_>,
         changed: impl Iterator<Item = &'p str>,
     ) -> PatchIndex {
         let mut dirs = BTreeSet::new();
@@ -46,10 +48,11 @@ impl PatchIndex {
         }
         let mut patches: BTreeSet<String> = dirs
             .par_iter()
-            .flat_map_iter(|dir| lists.patches_of(dir))
+            .flat_map_iter(|dir| kustomizations.in_dir(dir))
+            .flat_map_iter(|k| k.patches.clone())
             .collect();
         if !patches.is_empty() {
-            patches.retain(|patch| !lists.resources().contains(patch));
+            patches.retain(|patch| !kustomizations.resources().contains(patch));
         }
         PatchIndex { patches }
     }
@@ -59,109 +62,10 @@ impl PatchIndex {
     }
 }
 
-/// Fields whose entries (strings, or items with a `path`) name patch files.
-const PATCH_FIELDS: &[&str] = &["patchesStrategicMerge", "patches", "patchesJson6902"];
-/// Fields whose entries name files kustomize loads as whole objects.
-const RESOURCE_FIELDS: &[&str] = &["resources", "bases"];
-
-/// What a tree's kustomizations list, each read once per check: the gate builds two patch indexes
-/// (before and after Flux adds objects), which look up mostly the same directories, and each read
-/// and parsed every kustomization of the tree again (5% of the corpus' `check --all`).
-pub struct KustomizationLists<'t> {
-    tree: &'t dyn Tree,
-    /// Every file a kustomization anywhere in the tree lists as a resource.
-    resources: OnceLock<BTreeSet<String>>,
-    /// The patches of the kustomization of each directory looked up.
-    patches: Mutex<HashMap<String, Vec<String>>>,
-}
-
-impl<'t> KustomizationLists<'t> {
-    pub fn new(tree: &'t dyn Tree) -> KustomizationLists<'t> {
-        KustomizationLists {
-            tree,
-            resources: OnceLock::new(),
-            patches: Mutex::default(),
-        }
-    }
-
-    /// The patch files the kustomization in `dir` lists.
-    fn patches_of(&self, dir: &str) -> Vec<String> {
-        if let Some(listed) = self.known_patches().get(dir) {
-            return listed.clone();
-        }
-        let listed = patch_files(self.tree, dir);
-        self.known_patches().insert(dir.to_owned(), listed.clone());
-        listed
-    }
-
-    fn known_patches(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
-        self.patches.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn resources(&self) -> &BTreeSet<String> {
-        self.resources.get_or_init(|| all_resources(self.tree))
-    }
-}
-
-/// Every file that a kustomization anywhere in `head` lists as a resource.
-fn all_resources(head: &dyn Tree) -> BTreeSet<String> {
-    head.files_under("")
-        .iter()
-        .filter_map(|path| {
-            let name = path.rsplit('/').next()?;
-            KUSTOMIZATION_FILES
-                .contains(&name)
-                .then(|| split(path).0.to_owned())
-        })
-        .collect::<BTreeSet<_>>()
-        .par_iter()
-        .flat_map_iter(|dir| kustomization_lists(head, dir, RESOURCE_FIELDS))
-        .collect()
-}
-
-/// The files listed under `fields` by the kustomization in `dir`, resolved against it.
-fn kustomization_lists(head: &dyn Tree, dir: &str, fields: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in KUSTOMIZATION_FILES {
-        let path = crate::tree::join(dir, name);
-        let Some(bytes) = head.read(&path) else {
-            continue;
-        };
-        let loaded = load_file(&path, &bytes, &LoadOptions::default());
-        for doc in &loaded.documents {
-            for listed in listed_paths(&doc.value, fields) {
-                if let Some(resolved) = resolve(dir, &listed) {
-                    out.push(resolved);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `patchesStrategicMerge: [file]`, `patches: [{path: file}]`, `resources: [file]`, …
-fn listed_paths(kustomization: &serde_json::Value, fields: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for key in fields {
-        let Some(items) = kustomization.get(key).and_then(|v| v.as_array()) else {
-            continue;
-        };
-        for item in items {
-            let path = item
-                .as_str()
-                .or_else(|| item.get("path").and_then(|p| p.as_str()));
-            // An inline patch is YAML text with a newline, not a file name.
-            if let Some(path) = path.filter(|p| !p.contains('\n')) {
-                out.push(path.to_owned());
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::graph::{PATCH_FIELDS, listed_paths};
     use serde_json::json;
 
     #[test]
@@ -195,7 +99,7 @@ mod tests {
             name: "test".into(),
         };
         assert!(
-            !PatchIndex::build(&KustomizationLists::new(&tree), ["apps/p.yaml"].into_iter())
+            !PatchIndex::build(&Kustomizations::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")
         );
         assert_eq!(patch_files(&tree, "apps"), vec!["apps/p.yaml"]);
@@ -218,7 +122,7 @@ mod tests {
             name: "test".into(),
         };
         assert!(
-            PatchIndex::build(&KustomizationLists::new(&tree), ["apps/p.yaml"].into_iter())
+            PatchIndex::build(&Kustomizations::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")
         );
     }
