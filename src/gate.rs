@@ -333,7 +333,7 @@ impl Gate {
         };
         findings.extend(before.unreadable.iter().cloned());
         crate::alloc::trace("first look");
-        let schemas = stream::LazySchemas::new();
+        let mut schemas = stream::LazySchemas::new();
         // In the tree's order, as one scan of it found them.
         manifests.sort_by(|a, b| a.0.cmp(&b.0));
         let namespaces = TargetNamespaces::from_manifests(&manifests);
@@ -423,6 +423,12 @@ impl Gate {
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));
+        // The validators of kinds only streamed files had are not needed again: on the corpus
+        // they were most of the stream's memory, under every stage below.
+        if let Some(Ok(schemas)) = schemas.get_mut() {
+            schemas.forget_validators_except(&kinds_of(&documents));
+            crate::alloc::release_freed();
+        }
         let changed = change.path_lookup();
         // A changed Flux parent changes every object its patches reach, written or not.
         self.add_flux_patched(tree, &flux_patches, &changed, &mut documents, options);
@@ -1211,6 +1217,14 @@ fn policy_report(findings: Vec<Finding>, trusted: &dyn Tree) -> Report {
 
 /// stategate's own config is judged when the gate opens, not as desired state. Only the root file
 /// is the config; a file of that name elsewhere is a manifest like any other.
+/// The (apiVersion, kind) of each document that names both.
+fn kinds_of(documents: &[Document]) -> BTreeSet<(String, String)> {
+    documents
+        .iter()
+        .filter_map(|doc| Some((doc.api_version()?.to_owned(), doc.kind()?.to_owned())))
+        .collect()
+}
+
 fn is_tool_config(path: &str) -> bool {
     path == CONFIG_FILE
 }

@@ -97,6 +97,23 @@ impl Catalog {
         kinds.get(key)?.get()?.as_ref().ok()?.schema()
     }
 
+    /// Drop the compiled validator of every kind decoded so far for which `keep(group, key)` is
+    /// false (see [`super::SchemaSet::forget_validators_except`]). Their text stays: it is small.
+    pub fn forget_validators_except(&self, keep: &dyn Fn(&str, &str) -> bool) {
+        for (group, slot) in &self.groups {
+            let Some(Ok(kinds)) = slot.get() else {
+                continue;
+            };
+            for (key, slot) in kinds {
+                if let Some(Ok(schema)) = slot.get()
+                    && !keep(group, key)
+                {
+                    schema.forget();
+                }
+            }
+        }
+    }
+
     /// The group's kinds, with `wanted`'s schema already kept when the group has it (the first
     /// kind of a group costs one decoding, not two).
     fn kinds_of(&self, group: &'static str, wanted: &str) -> Result<GroupKinds, String> {
@@ -159,7 +176,7 @@ fn kind_schema(
 }
 
 /// The catalog's key of a kind and version (the file name in the upstream layout).
-fn key(kind: &str, version: &str) -> String {
+pub(super) fn key(kind: &str, version: &str) -> String {
     format!("{}_{version}", kind.to_ascii_lowercase())
 }
 

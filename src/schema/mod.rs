@@ -14,8 +14,8 @@ mod embedded;
 mod mapped;
 mod repeats;
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use jsonschema::{Draft, Validator};
 use serde_json::value::RawValue;
@@ -43,12 +43,19 @@ enum Origin {
 struct KindSchema {
     source: Source,
     origin: Origin,
-    compiled: OnceLock<Result<Validator, String>>,
+    /// The validator once compiled, until forgotten ([`KindSchema::forget`]). Validations hold
+    /// their own reference, so a forgotten validator is freed when the last of them ends.
+    compiled: Mutex<Option<Arc<Compiled>>>,
+    /// Held while compiling: threads meeting the kind at once wait for one compilation.
+    compiling: Mutex<()>,
     /// The schema, parsed again for a finding that needs it: validation keeps only the validator,
     /// as the parsed schema of a large kind costs megabytes (Argo CD's ApplicationSet from the
     /// catalog: 17 MB parsed and compiled).
     reparsed: OnceLock<Option<Value>>,
 }
+
+/// A kind's validator, or why its schema does not compile.
+type Compiled = Result<Validator, String>;
 
 /// Where a kind's schema is read from.
 enum Source {
@@ -70,7 +77,8 @@ impl KindSchema {
         KindSchema {
             source,
             origin,
-            compiled: OnceLock::new(),
+            compiled: Mutex::new(None),
+            compiling: Mutex::new(()),
             reparsed: OnceLock::new(),
         }
     }
@@ -80,9 +88,41 @@ impl KindSchema {
         self.reparsed.get_or_init(|| self.parsed().ok()).as_ref()
     }
 
-    /// The validator, compiled on first use.
-    fn compiled(&self) -> &Result<Validator, String> {
-        self.compiled.get_or_init(|| self.compile())
+    /// The validator, compiled on first use (and again after [`KindSchema::forget`]).
+    fn compiled(&self) -> Arc<Compiled> {
+        if let Some(compiled) = self.current() {
+            return compiled;
+        }
+        let _one = self
+            .compiling
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(compiled) = self.current() {
+            return compiled;
+        }
+        let compiled = Arc::new(self.compile());
+        *self.compiled.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&compiled));
+        compiled
+    }
+
+    fn current(&self) -> Option<Arc<Compiled>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    #[cfg(test)]
+    fn is_compiled(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Drop the compiled validator; the next document of the kind compiles it again.
+    fn forget(&self) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     fn parsed(&self) -> Result<Value, String> {
@@ -233,6 +273,32 @@ impl SchemaSet {
         self.kind_schema(api_version, kind).is_some()
     }
 
+    /// Drop the compiled validators (and schemas parsed for findings) of every kind but the
+    /// (apiVersion, kind) pairs in `keep`, the embedded catalog's included. A check calls it when
+    /// the stream is done: the kinds only streamed files had are not needed again, and their
+    /// validators are most of what the stream leaves in memory. A kind that turns out to be
+    /// needed after all is compiled again.
+    pub fn forget_validators_except(&mut self, keep: &BTreeSet<(String, String)>) {
+        for (api_version, kinds) in &mut self.kinds {
+            for (kind, entry) in kinds.iter_mut() {
+                if !keep.contains(&(api_version.clone(), kind.clone())) {
+                    entry.forget();
+                    entry.reparsed.take();
+                }
+            }
+        }
+        if let Some(catalog) = self.catalog {
+            let kept: BTreeSet<(&str, String)> = keep
+                .iter()
+                .filter_map(|(api_version, kind)| {
+                    let (group, version) = api_version.split_once('/')?;
+                    Some((group, catalog::key(kind, version)))
+                })
+                .collect();
+            catalog.forget_validators_except(&|group, key| kept.contains(&(group, key.to_owned())));
+        }
+    }
+
     fn add_kubernetes(&mut self, version: &str) -> Result<(), Vec<Finding>> {
         let schemas = embedded::load_version(version).map_err(|m| vec![internal(m)])?;
         for key in schemas.kind_keys() {
@@ -347,7 +413,7 @@ impl SchemaSet {
         kind: &str,
         entry: &KindSchema,
     ) -> Vec<Finding> {
-        match entry.compiled() {
+        match &*entry.compiled() {
             Ok(validator) => self.findings(validator, doc, self),
             Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
         }

@@ -529,3 +529,38 @@ fn a_crd_type_used_twice_is_compiled_once_and_still_named_in_findings() {
         ]
     );
 }
+
+#[test]
+fn a_forgotten_validator_is_compiled_again_when_its_kind_comes_back() {
+    let mut set = set();
+    let documents = [
+        doc("d.yaml", deployment(json!({"replicas": "two"}))),
+        doc(
+            "c.yaml",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": 1}}),
+        ),
+        // A catalog kind no other test of this binary uses: the catalog is the process's own.
+        doc(
+            "m.yaml",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+                   "metadata": {"name": "m"}, "spec": {"podMetricsEndpoints": "all"}}),
+        ),
+    ];
+    let before: Vec<_> = documents.iter().map(|d| rules(&set.check(d))).collect();
+    assert!(before.iter().all(|r| !r.is_empty()), "{before:?}");
+    let monitor = set
+        .catalog_schema("monitoring.coreos.com/v1", "PodMonitor")
+        .unwrap()
+        .unwrap();
+    assert!(monitor.is_compiled());
+
+    set.forget_validators_except(&BTreeSet::from([("v1".to_owned(), "ConfigMap".to_owned())]));
+    let compiled = |api_version, kind| set.kind_schema(api_version, kind).unwrap().is_compiled();
+    assert!(!compiled("apps/v1", "Deployment"));
+    assert!(compiled("v1", "ConfigMap"));
+    assert!(!monitor.is_compiled());
+
+    let after: Vec<_> = documents.iter().map(|d| rules(&set.check(d))).collect();
+    assert_eq!(after, before);
+    assert!(compiled("apps/v1", "Deployment") && monitor.is_compiled());
+}
