@@ -1215,8 +1215,6 @@ fn policy_report(findings: Vec<Finding>, trusted: &dyn Tree) -> Report {
     report_of(findings, sources)
 }
 
-/// stategate's own config is judged when the gate opens, not as desired state. Only the root file
-/// is the config; a file of that name elsewhere is a manifest like any other.
 /// The (apiVersion, kind) of each document that names both.
 fn kinds_of(documents: &[Document]) -> BTreeSet<(String, String)> {
     documents
@@ -1225,6 +1223,8 @@ fn kinds_of(documents: &[Document]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// stategate's own config is judged when the gate opens, not as desired state. Only the root file
+/// is the config; a file of that name elsewhere is a manifest like any other.
 fn is_tool_config(path: &str) -> bool {
     path == CONFIG_FILE
 }
