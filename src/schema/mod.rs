@@ -273,8 +273,9 @@ impl SchemaSet {
         self.kind_schema(api_version, kind).is_some()
     }
 
-    /// Drop the compiled validators (and schemas parsed for findings) of every kind but the
-    /// (apiVersion, kind) pairs in `keep`, the embedded catalog's included. A check calls it when
+    /// Drop the compiled validators of every kind but the (apiVersion, kind) pairs in `keep`, the
+    /// embedded catalog's included, and the schemas parsed for findings of the set's own kinds
+    /// (the catalog's stay: it is shared, and sets them once). A check calls it when
     /// the stream is done: the kinds only streamed files had are not needed again, and their
     /// validators are most of what the stream leaves in memory. A kind that turns out to be
     /// needed after all is compiled again.
