@@ -201,7 +201,7 @@ pub(super) fn converted(raw: &RawValue, id: &str) -> Result<Value, String> {
         map.entry("$schema")
             .or_insert_with(|| json!("https://json-schema.org/draft/2020-12/schema"));
     }
-    super::repeats::write_repeats_once(&mut out);
+    super::repeats::write_compactly(&mut out);
     Ok(out)
 }
 

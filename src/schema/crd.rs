@@ -97,7 +97,7 @@ pub fn json_schema(openapi: &Value, api_version: &str, kind: &str) -> Value {
         "$schema".into(),
         json!("https://json-schema.org/draft/2020-12/schema"),
     );
-    super::repeats::write_repeats_once(&mut schema);
+    super::repeats::write_compactly(&mut schema);
     schema
 }
 
