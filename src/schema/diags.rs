@@ -53,13 +53,15 @@ impl Problem {
 }
 
 /// Turn the errors of one validation into problems, one per distinct (rule, pointer, message).
+/// `at` is the JSON pointer, in the document, of the value that was validated.
 pub(super) fn problems<'a>(
     errors: impl Iterator<Item = ValidationError<'a>>,
+    at: &str,
     lookup: &dyn SchemaLookup,
 ) -> Vec<Problem> {
     let mut out = Vec::new();
     for error in errors {
-        collect(&error, lookup, &mut out);
+        collect(&error, at, lookup, &mut out);
     }
     out.dedup();
     let mut seen = std::collections::HashSet::new();
@@ -67,8 +69,13 @@ pub(super) fn problems<'a>(
     out
 }
 
-fn collect(error: &ValidationError<'_>, lookup: &dyn SchemaLookup, out: &mut Vec<Problem>) {
-    let pointer = error.instance_path().as_str().to_string();
+fn collect(
+    error: &ValidationError<'_>,
+    at: &str,
+    lookup: &dyn SchemaLookup,
+    out: &mut Vec<Problem>,
+) {
+    let pointer = format!("{at}{}", error.instance_path().as_str());
     let here = display_path(&pointer);
     let problem = |rule, message: String| Problem {
         rule,
@@ -138,7 +145,7 @@ fn collect(error: &ValidationError<'_>, lookup: &dyn SchemaLookup, out: &mut Vec
             ),
         )),
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-            collapse_branches(error, context, lookup, out)
+            collapse_branches(error, context, at, lookup, out)
         }
         ValidationErrorKind::Referencing(e) => out.push(problem(
             Rule::SchemaInvalid,
@@ -154,13 +161,15 @@ fn collect(error: &ValidationError<'_>, lookup: &dyn SchemaLookup, out: &mut Vec
 fn collapse_branches(
     error: &ValidationError<'_>,
     branches: &[Vec<ValidationError<'static>>],
+    at: &str,
     lookup: &dyn SchemaLookup,
     out: &mut Vec<Problem>,
 ) {
-    let pointer = error.instance_path().as_str();
+    let relative = error.instance_path().as_str();
+    let pointer = &format!("{at}{relative}");
     let only_type_here = |branch: &Vec<ValidationError<'static>>| {
         branch.len() == 1
-            && branch[0].instance_path().as_str() == pointer
+            && branch[0].instance_path().as_str() == relative
             && matches!(branch[0].kind(), ValidationErrorKind::Type { .. })
     };
     if !branches.is_empty() && branches.iter().all(only_type_here) {
@@ -198,7 +207,7 @@ fn collapse_branches(
         .filter(|b| !b.is_empty())
         .max_by(|a, b| depth(a).cmp(&depth(b)).then(b.len().cmp(&a.len())));
     match best {
-        Some(branch) => branch.iter().for_each(|e| collect(e, lookup, out)),
+        Some(branch) => branch.iter().for_each(|e| collect(e, at, lookup, out)),
         None => out.push(Problem {
             rule: Rule::SchemaConstraint,
             pointer: pointer.to_string(),

@@ -5,7 +5,8 @@
 //! A [`SchemaSet`] is built once per run from the config, the trusted tree and the CRD documents
 //! the caller picked; [`SchemaSet::check`] is then called from any number of threads. Validators
 //! are compiled on first use, once per (apiVersion, kind), so a run pays only for the kinds it
-//! meets.
+//! meets. The pod spec of every workload kind is judged by one validator of its own
+//! ([`embedded::SHARED`]), not compiled again inside each kind.
 
 mod catalog;
 pub mod crd;
@@ -52,6 +53,9 @@ struct KindSchema {
     /// as the parsed schema of a large kind costs megabytes (Argo CD's ApplicationSet from the
     /// catalog: 17 MB parsed and compiled).
     reparsed: OnceLock<Option<Value>>,
+    /// Where a document of the kind is judged by a shared definition ([`embedded::SHARED`])
+    /// rather than by the kind's own validator: known once the schema is first parsed.
+    parts: OnceLock<Vec<(String, &'static str)>>,
 }
 
 /// A kind's validator, or why its schema does not compile.
@@ -70,6 +74,9 @@ enum Source {
     /// An embedded Kubernetes kind (`apiVersion/kind`), parsed with the definitions it reaches
     /// when it is first compiled.
     Kubernetes(&'static embedded::KubeSchemas, &'static str),
+    /// A shared definition of the embedded Kubernetes schemas ([`embedded::SHARED`]), judging
+    /// the parts of documents the kinds that hold it leave out.
+    Definition(&'static embedded::KubeSchemas, &'static str),
 }
 
 impl KindSchema {
@@ -80,6 +87,7 @@ impl KindSchema {
             compiled: Mutex::new(None),
             compiling: Mutex::new(()),
             reparsed: OnceLock::new(),
+            parts: OnceLock::new(),
         }
     }
 
@@ -137,7 +145,12 @@ impl KindSchema {
                 }
                 Ok(schema)
             }
-            Source::Kubernetes(schemas, key) => schemas.self_contained(key),
+            Source::Kubernetes(schemas, key) => {
+                let contained = schemas.self_contained(key)?;
+                self.parts.get_or_init(|| contained.parts);
+                Ok(contained.schema)
+            }
+            Source::Definition(schemas, name) => schemas.definition(name),
             Source::Catalog(raw, id) => catalog::converted(raw, id),
         }
     }
@@ -163,6 +176,8 @@ pub struct SchemaSet {
     kubernetes: Option<String>,
     /// The embedded CRD catalog (`schemas.catalog`), consulted after the repository's CRDs.
     catalog: Option<&'static catalog::Catalog>,
+    /// The shared definitions of the embedded Kubernetes version, by name.
+    definitions: HashMap<&'static str, KindSchema>,
 }
 
 const CRD_ID_PREFIX: &str = "https://stategate.invalid/crds/";
@@ -241,6 +256,7 @@ impl SchemaSet {
             unknown: cfg.unknown,
             kubernetes: kubernetes.clone(),
             catalog: cfg.catalog.then(catalog::shared),
+            definitions: HashMap::new(),
         };
         if let Some(version) = kubernetes {
             set.add_kubernetes(&version)?;
@@ -288,6 +304,11 @@ impl SchemaSet {
                 }
             }
         }
+        // Compiled again if a kept kind needs one.
+        for entry in self.definitions.values_mut() {
+            entry.forget();
+            entry.reparsed.take();
+        }
         if let Some(catalog) = self.catalog {
             let kept: BTreeSet<(&str, String)> = keep
                 .iter()
@@ -312,6 +333,11 @@ impl SchemaSet {
                 kind,
                 KindSchema::new(source, Origin::Kubernetes(version.to_string())),
             );
+        }
+        for &name in embedded::SHARED {
+            let source = Source::Definition(schemas, name);
+            let entry = KindSchema::new(source, Origin::Kubernetes(version.to_string()));
+            self.definitions.insert(name, entry);
         }
         Ok(())
     }
@@ -368,7 +394,7 @@ impl SchemaSet {
         }
         if let Some(mapping) = self.mapped.iter().find(|m| m.files.is_match(doc.path())) {
             let lookup = MappedLookup(mapping);
-            return self.findings(&mapping.validator, doc, &lookup);
+            return self.findings(&mapping.validator, doc, &doc.value, "", &lookup);
         }
         let (Some(api_version), Some(kind)) = (doc.api_version(), doc.kind()) else {
             return self.unknown(doc, None);
@@ -414,22 +440,47 @@ impl SchemaSet {
         kind: &str,
         entry: &KindSchema,
     ) -> Vec<Finding> {
-        match &*entry.compiled() {
-            Ok(validator) => self.findings(validator, doc, self),
-            Err(message) => vec![invalid_kind_schema(doc, api_version, kind, entry, message)],
+        let compiled = entry.compiled();
+        let validator = match &*compiled {
+            Ok(validator) => validator,
+            Err(message) => {
+                return vec![invalid_kind_schema(doc, api_version, kind, entry, message)];
+            }
+        };
+        let mut findings = self.findings(validator, doc, &doc.value, "", self);
+        for (pointer, name) in entry.parts.get().into_iter().flatten() {
+            // The kind's schema judged the part's type; null is allowed where it is.
+            let Some(part @ Value::Object(_)) = doc.value.pointer(pointer) else {
+                continue;
+            };
+            let Some(shared) = self.definitions.get(name) else {
+                continue;
+            };
+            match &*shared.compiled() {
+                Ok(validator) => {
+                    findings.extend(self.findings(validator, doc, part, pointer, self))
+                }
+                Err(message) => {
+                    findings.push(invalid_kind_schema(doc, api_version, kind, shared, message));
+                }
+            }
         }
+        findings
     }
 
+    /// The findings of `validator` on `value`, the part of `doc` at JSON pointer `at`.
     fn findings(
         &self,
         validator: &Validator,
         doc: &Document,
+        value: &Value,
+        at: &str,
         lookup: &dyn diags::SchemaLookup,
     ) -> Vec<Finding> {
-        if validator.is_valid(&doc.value) {
+        if validator.is_valid(value) {
             return Vec::new();
         }
-        diags::problems(validator.iter_errors(&doc.value), lookup)
+        diags::problems(validator.iter_errors(value), at, lookup)
             .into_iter()
             .filter(|p| !awaits_substitution(doc, p))
             .map(|p| p.into_finding(doc))
@@ -478,12 +529,13 @@ impl diags::SchemaLookup for SchemaSet {
             .split_once('#')
             .unwrap_or((absolute_location, ""));
         let key = embedded::kind_key(base).or_else(|| base.strip_prefix(CRD_ID_PREFIX));
-        let schema = match key {
-            Some(key) => {
-                let (api_version, kind) = key.rsplit_once('/')?;
-                self.kind_schema(api_version, kind)?.schema()?
-            }
-            None => self.catalog?.by_id(base)?,
+        let schema = if let Some(name) = embedded::definition_name(base) {
+            self.definitions.get(name)?.schema()?
+        } else if let Some(key) = key {
+            let (api_version, kind) = key.rsplit_once('/')?;
+            self.kind_schema(api_version, kind)?.schema()?
+        } else {
+            self.catalog?.by_id(base)?
         };
         parent_of(schema, fragment)
     }

@@ -564,3 +564,100 @@ fn a_forgotten_validator_is_compiled_again_when_its_kind_comes_back() {
     assert_eq!(after, before);
     assert!(compiled("apps/v1", "Deployment") && monitor.is_compiled());
 }
+
+/// The pod spec of a workload kind is judged by PodSpec's own validator, compiled once for every
+/// kind that holds it; findings name the paths in the document as before (the same fixture through
+/// the `check` CLI gave byte-identical output before and after the split).
+#[test]
+fn a_pod_spec_is_judged_by_one_shared_validator_at_the_kinds_paths() {
+    let set = set();
+    let mut bad = deployment(json!({"replicas": "3"}));
+    bad["spec"]["template"]["spec"] = json!({
+        "containers": [{"image": 3, "imagePullPolicyy": "Always"}],
+        "restartPolicy": ["Always"]
+    });
+    assert_eq!(
+        rules(&set.check(&doc("d.yaml", bad))),
+        vec![
+            (
+                "schema/type",
+                "spec.replicas: expected integer, found string \"3\"".to_string()
+            ),
+            (
+                "schema/type",
+                "spec.template.spec.containers[0].image: expected string, found number 3"
+                    .to_string()
+            ),
+            (
+                "schema/unknown-field",
+                "unknown field `imagePullPolicyy` in spec.template.spec.containers[0] (did you \
+                 mean `imagePullPolicy`?)"
+                    .to_string()
+            ),
+            (
+                "schema/required",
+                "spec.template.spec.containers[0]: missing required field `name`".to_string()
+            ),
+            (
+                "schema/type",
+                "spec.template.spec.restartPolicy: expected string, found array".to_string()
+            ),
+        ]
+    );
+    let cron_job = json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "j"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "x"}], "nodeSelectr": {"a": "b"}
+        }}}}}
+    });
+    assert_eq!(
+        rules(&set.check(&doc("c.yaml", cron_job))),
+        vec![(
+            "schema/unknown-field",
+            "unknown field `nodeSelectr` in spec.jobTemplate.spec.template.spec (did you mean \
+             `nodeSelector`?)"
+                .to_string()
+        )]
+    );
+    let pod = |spec: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec});
+    assert_eq!(
+        rules(&set.check(&doc("p.yaml", pod(json!({"initContainers": []}))))),
+        vec![(
+            "schema/required",
+            "spec: missing required field `containers`".to_string()
+        )]
+    );
+    // The kind's schema still judges the spec's type; null is allowed, as it was.
+    assert_eq!(
+        rules(&set.check(&doc("p.yaml", pod(json!("nope"))))),
+        vec![(
+            "schema/type",
+            "spec: expected object, found string \"nope\"".to_string()
+        )]
+    );
+    assert!(set.check(&doc("p.yaml", pod(Value::Null))).is_empty());
+
+    // One validator for the three kinds, and none of them holds PodSpec's fields.
+    let pod_spec = &set.definitions["io.k8s.api.core.v1.PodSpec"];
+    assert!(pod_spec.is_compiled());
+    for (api_version, kind) in [
+        ("apps/v1", "Deployment"),
+        ("batch/v1", "CronJob"),
+        ("v1", "Pod"),
+    ] {
+        let entry = set.kind_schema(api_version, kind).unwrap();
+        assert!(entry.is_compiled());
+        let text = entry.schema().unwrap().to_string();
+        assert!(!text.contains("\"containers\""), "{kind}");
+    }
+    // Once forgotten, it comes back for the next pod spec.
+    let mut set = set;
+    set.forget_validators_except(&BTreeSet::new());
+    assert!(!set.definitions["io.k8s.api.core.v1.PodSpec"].is_compiled());
+    assert_eq!(
+        set.check(&doc("p.yaml", pod(json!({"initContainers": []}))))
+            .len(),
+        1
+    );
+    assert!(set.definitions["io.k8s.api.core.v1.PodSpec"].is_compiled());
+}
