@@ -453,7 +453,11 @@ impl SchemaSet {
             let Some(part @ Value::Object(_)) = doc.value.pointer(pointer) else {
                 continue;
             };
+            // Every shared definition is in the set with the kinds that leave it out: were one
+            // missing, the part would go unjudged.
             let Some(shared) = self.definitions.get(name) else {
+                let message = format!("no schema for the shared definition `{name}`");
+                findings.push(internal(message).at(doc.locate(pointer)).object(doc.id()));
                 continue;
             };
             match &*shared.compiled() {
