@@ -17,9 +17,6 @@ const FRAMES: &[u8] = include_bytes!("../../schemas/crds-catalog.bin");
 const DICTIONARY: &[u8] = include_bytes!("../../schemas/crds-catalog.dict");
 const INDEX: &str = include_str!("../../schemas/crds-catalog.index");
 
-/// The `$id` prefix of catalog schemas: `…/<group>/<kind-lowercase>_<version>`.
-pub(super) const ID_PREFIX: &str = "https://stategate.invalid/crds-catalog/";
-
 /// The kinds of one group, keyed `<kind-lowercase>_<version>`: the keys are known once the group
 /// was decoded, and each kind's schema is kept only once a document asked for it. Keeping every
 /// kind of each group a run touched held the text of many kinds for the one or two used (2.8 MB
@@ -88,13 +85,6 @@ impl Catalog {
             .as_ref()
             .map(|s| Some(Arc::clone(s)))
             .map_err(Clone::clone)
-    }
-
-    /// A schema already decoded, by its `$id` (for diagnostics after validation).
-    pub fn by_id(&self, id: &str) -> Option<&Value> {
-        let (group, key) = id.strip_prefix(ID_PREFIX)?.split_once('/')?;
-        let kinds = self.groups.get(group)?.get()?.as_ref().ok()?;
-        kinds.get(key)?.get()?.as_ref().ok()?.schema()
     }
 
     /// Drop the compiled validator of every kind decoded so far for which `keep(group, key)` is
@@ -170,7 +160,7 @@ fn kind_schema(
         .get(key)
         .ok_or_else(|| corrupt(&format!("{group}/{key} is listed but missing")))?;
     Ok(KindSchema::new(
-        Source::Catalog((*text).to_owned(), format!("{ID_PREFIX}{group}/{key}")),
+        Source::Catalog((*text).to_owned()),
         Origin::Catalog(format!("{group}/{key}")),
     ))
 }
@@ -182,7 +172,7 @@ pub(super) fn key(kind: &str, version: &str) -> String {
 
 /// The catalog keeps OpenAPI's `nullable` and `x-kubernetes-*` markers: convert them the way
 /// repository CRDs are converted, so both judge a document alike.
-pub(super) fn converted(raw: &RawValue, id: &str) -> Result<Value, String> {
+pub(super) fn converted(raw: &RawValue) -> Result<Value, String> {
     let schema: Value = serde_json::from_str(raw.get())
         .map_err(|e| format!("embedded CRD catalog is corrupt: {e}"))?;
     let mut out = super::crd::convert(&schema, true);
@@ -197,7 +187,8 @@ pub(super) fn converted(raw: &RawValue, id: &str) -> Result<Value, String> {
                 properties.entry(name).or_insert(sub);
             }
         }
-        map.insert("$id".into(), json!(id));
+        // No `$id`: see `KindLookup`.
+        map.remove("$id");
         map.entry("$schema")
             .or_insert_with(|| json!("https://json-schema.org/draft/2020-12/schema"));
     }
@@ -218,10 +209,10 @@ mod tests {
             let raw = parse_group(&json).unwrap();
             for key in raw.keys() {
                 let entry = kind_schema(group, key, &raw).unwrap();
-                let Source::Catalog(raw, id) = &entry.source else {
+                let Source::Catalog(raw) = &entry.source else {
                     panic!("{group}/{key} is not kept as catalog text");
                 };
-                converted(raw, id).unwrap();
+                converted(raw).unwrap();
             }
         }
     }
@@ -268,7 +259,6 @@ mod tests {
         let schema = schema.schema().unwrap();
         assert_eq!(schema["additionalProperties"], json!(false));
         assert!(schema["properties"]["spec"]["properties"]["chart"].is_object());
-        assert!(catalog.by_id(schema["$id"].as_str().unwrap()).is_some());
         assert!(
             catalog
                 .schema("helm.toolkit.fluxcd.io", "v9", "HelmRelease")

@@ -11,10 +11,10 @@ use serde_json::Value;
 use crate::finding::{Finding, Rule};
 use crate::load::Document;
 
-/// Looks up the schema object an error was raised in (by absolute keyword location), so that an
-/// unknown-field finding can suggest the closest known field.
+/// Looks up the schema object an error was raised in, so that an unknown-field finding can
+/// suggest the closest known field.
 pub(super) trait SchemaLookup {
-    fn schema_at(&self, absolute_location: &str) -> Option<&Value>;
+    fn schema_at(&self, error: &ValidationError<'_>) -> Option<&Value>;
 }
 
 /// A validation error reduced to what a finding needs, before it is located in a document.
@@ -86,9 +86,8 @@ fn collect(
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let known = error
-                .absolute_keyword_location()
-                .and_then(|uri| lookup.schema_at(uri.as_str()))
+            let known = lookup
+                .schema_at(error)
                 .map(known_properties)
                 .unwrap_or_default();
             for key in unexpected {

@@ -14,8 +14,6 @@ const VERSIONS: &str = include_str!("../../schemas/kubernetes.versions");
 /// The newest version's line, uncompressed: the default version needs no decoding at start-up.
 const NEWEST: &str = include_str!("../../schemas/kubernetes.newest.json");
 
-const KIND_ID_PREFIX: &str = "https://kubernetes.io/api/kinds/";
-
 /// Kubernetes minor versions with embedded schemas, newest first ("1.37", "1.36", …).
 pub fn available_versions() -> Vec<&'static str> {
     VERSIONS.lines().filter(|l| !l.is_empty()).collect()
@@ -42,11 +40,11 @@ impl KubeSchemas {
 
     /// A kind's schema (`apiVersion/kind`) with the definitions it reaches inlined under `$defs`
     /// by short names, its references rewritten from `/api/_definitions.json#/$defs/X` to
-    /// `#/$defs/dN`, and its `$id` set to [`kind_id`].
+    /// `#/$defs/dN`.
     ///
     /// Short because the validator keeps each compiled keyword's whole location as a string of
     /// its own: `/$defs/io.k8s.api.core.v1.PodSpec/properties/…` made Deployment's validator
-    /// 0.99 MB, `/$defs/d3/properties/…` 0.83 MB. Findings never show these names.
+    /// 0.68 MB, `/$defs/d3/properties/…` 0.58 MB. Findings never show these names.
     ///
     /// A [`SHARED`] definition the kind reaches only through `properties` is left out: the kind's
     /// schema keeps only its `type`, and [`Contained::parts`] says where in a document to validate
@@ -78,22 +76,21 @@ impl KubeSchemas {
         if !parts.is_empty() {
             keep_reached(&root, &mut defs);
         }
-        finish(&mut root, defs, kind_id(key));
+        finish(&mut root, defs);
         Ok(Contained {
             schema: root,
             parts,
         })
     }
 
-    /// A [`SHARED`] definition's schema, self-contained as a kind's is, with `$id`
-    /// [`definition_id`].
+    /// A [`SHARED`] definition's schema, self-contained as a kind's is.
     pub fn definition(&self, name: &str) -> Result<Value, String> {
         let raw = self
             .defs
             .get(name)
             .ok_or_else(|| format!("no embedded definition `{name}`"))?;
         let (mut root, defs, _) = self.inline(raw)?;
-        finish(&mut root, defs, definition_id(name));
+        finish(&mut root, defs);
         Ok(root)
     }
 
@@ -129,22 +126,10 @@ pub struct Contained {
     pub parts: Vec<(String, &'static str)>,
 }
 
-const DEFINITION_ID_PREFIX: &str = "https://kubernetes.io/api/definitions/";
-
-/// The `$id` of a shared definition's schema.
-pub fn definition_id(name: &str) -> String {
-    format!("{DEFINITION_ID_PREFIX}{name}")
-}
-
-/// The definition a [`definition_id`] names, if it is one.
-pub fn definition_name(id: &str) -> Option<&str> {
-    id.strip_prefix(DEFINITION_ID_PREFIX)
-}
-
-fn finish(root: &mut Value, defs: Map<String, Value>, id: String) {
+/// `$defs` and `$schema` on a kind's or definition's root. No `$id`: see `KindLookup`.
+fn finish(root: &mut Value, defs: Map<String, Value>) {
     if let Some(map) = root.as_object_mut() {
         map.insert("$defs".into(), Value::Object(defs));
-        map.insert("$id".into(), Value::String(id));
         map.insert(
             "$schema".into(),
             Value::String("https://json-schema.org/draft/2020-12/schema".into()),
@@ -283,16 +268,6 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// The `$id` of a kind's schema (`apps/v1/Deployment` → `https://kubernetes.io/api/kinds/…`).
-pub fn kind_id(key: &str) -> String {
-    format!("{KIND_ID_PREFIX}{key}")
-}
-
-/// The `apiVersion/kind` key of a kind's `$id`, if it is one.
-pub fn kind_key(id: &str) -> Option<&str> {
-    id.strip_prefix(KIND_ID_PREFIX)
-}
-
 fn parse(raw: &RawValue) -> Result<Value, String> {
     serde_json::from_str(raw.get()).map_err(|e| format!("embedded schema bundle is corrupt: {e}"))
 }
@@ -420,7 +395,7 @@ mod tests {
             }
             assert!(schemas.defs.contains_key("io.k8s.api.core.v1.PodSpec"));
             let pod = schemas.self_contained("v1/Pod").unwrap();
-            assert_eq!(pod.schema["$id"], "https://kubernetes.io/api/kinds/v1/Pod");
+            assert_eq!(pod.schema.get("$id"), None);
             // Pod's spec is judged by PodSpec's own schema; the kind keeps only its type.
             let pod_spec = "io.k8s.api.core.v1.PodSpec";
             assert_eq!(pod.parts, vec![("/spec".to_string(), pod_spec)]);
