@@ -661,3 +661,49 @@ fn a_pod_spec_is_judged_by_one_shared_validator_at_the_kinds_paths() {
     );
     assert!(set.definitions["io.k8s.api.core.v1.PodSpec"].is_compiled());
 }
+
+/// A finding of the shared PodSpec validator points at the line of the offending value (and the
+/// key, for an unknown field) in the workload's own file.
+#[test]
+fn a_pod_spec_finding_is_located_in_the_workload_file() {
+    let text = "apiVersion: apps/v1\n\
+                kind: StatefulSet\n\
+                metadata: {name: db}\n\
+                spec:\n\
+                \x20 serviceName: db\n\
+                \x20 selector: {matchLabels: {app: db}}\n\
+                \x20 template:\n\
+                \x20   metadata: {labels: {app: db}}\n\
+                \x20   spec:\n\
+                \x20     containers:\n\
+                \x20       - name: db\n\
+                \x20         image: 5\n\
+                \x20     hostNetwrok: true\n";
+    let loaded = crate::load::load_file("db.yaml", text.as_bytes(), &Default::default());
+    assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+    let findings = set().check(&loaded.documents[0]);
+    let at = |f: &Finding| {
+        let location = f.location.as_ref().unwrap();
+        (
+            f.field.clone().unwrap(),
+            location.file.clone(),
+            location.line,
+        )
+    };
+    assert_eq!(
+        findings.iter().map(at).collect::<Vec<_>>(),
+        vec![
+            (
+                "/spec/template/spec/containers/0/image".to_string(),
+                "db.yaml".to_string(),
+                Some(12)
+            ),
+            (
+                "/spec/template/spec/hostNetwrok".to_string(),
+                "db.yaml".to_string(),
+                Some(13)
+            ),
+        ],
+        "{findings:?}"
+    );
+}
