@@ -87,9 +87,14 @@ impl Catalog {
             .map_err(Clone::clone)
     }
 
-    /// Drop the compiled validator of every kind decoded so far for which `keep(group, key)` is
-    /// false (see [`super::SchemaSet::forget_validators_except`]). Their text stays: it is small.
-    pub fn forget_validators_except(&self, keep: &dyn Fn(&str, &str) -> bool) {
+    /// Take out the compiled validator of every kind decoded so far for which `keep(group, key)`
+    /// is false, for the caller to free (see [`super::SchemaSet::forget_validators_except`]).
+    /// Their text stays: it is small.
+    pub fn forget_validators_except(
+        &self,
+        keep: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<Arc<super::Compiled>> {
+        let mut forgotten = Vec::new();
         for (group, slot) in &self.groups {
             let Some(Ok(kinds)) = slot.get() else {
                 continue;
@@ -98,10 +103,11 @@ impl Catalog {
                 if let Some(Ok(schema)) = slot.get()
                     && !keep(group, key)
                 {
-                    schema.forget();
+                    forgotten.extend(schema.forget());
                 }
             }
         }
+        forgotten
     }
 
     /// The group's kinds, with `wanted`'s schema already kept when the group has it (the first
