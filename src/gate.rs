@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rayon::prelude::*;
 
@@ -266,13 +266,31 @@ impl Gate {
         // first looks (the corpus' second core was idle for it). It reads the files the first
         // look does not, Helm templates included.
         let read = selected.contains_path();
+        // The files that may hold a source of Flux's substitution, as both reads see them (the
+        // first look's by index among the selected files): Flux's index needs them after the
+        // stream, and would read every manifest again to find them.
+        let source_indices = Mutex::new(Vec::new());
+        let source_paths = Mutex::new(Vec::new());
         let (looked, scanned) = rayon::join(
             || {
                 stream::sparse(selected.len(), &big, |index| {
-                    stream::first_look(selected.get(index), tree, options, &indexed).unless_plain()
+                    let seen = |bytes: &[u8]| {
+                        if flux::may_hold_source(bytes) {
+                            locked(&source_indices).push(index);
+                        }
+                    };
+                    let file = selected.get(index);
+                    stream::first_look(file, tree, options, &indexed, &seen).unless_plain()
                 })
             },
-            || render::scan_manifests(tree, &indexed, &|p| read.contains(p)),
+            || {
+                let seen = |path: &str, bytes: &[u8]| {
+                    if flux::may_hold_source(bytes) {
+                        locked(&source_paths).push(path.to_owned());
+                    }
+                };
+                render::scan_manifests(tree, &indexed, &|p| read.contains(p), &seen)
+            },
         );
         drop(read);
         crate::alloc::release_freed();
@@ -342,6 +360,24 @@ impl Gate {
             .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
         // Read again after the stream: what they list is not held through it.
         let flux_patches = FluxPatches::from_manifests(&Kustomizations::new(tree), &manifests);
+        let mut flux_scan = flux::FluxScan::default();
+        if flux_substitutes {
+            for (path, documents) in &manifests {
+                flux_scan.add_documents(path, documents);
+            }
+            let indices = source_indices
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
+            for index in indices {
+                flux_scan.add_source(selected[index].path.to_string());
+            }
+            for path in source_paths
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+            {
+                flux_scan.add_source(path);
+            }
+        }
         drop(manifests);
         let base_crds = stream::BaseCrds::new(self, &selected);
         let stream = stream::Stream {
@@ -447,6 +483,7 @@ impl Gate {
         };
         let (flux_findings, mut flux_secrets) = flux::substitute_documents(
             &kustomizations,
+            flux_scan,
             &changed,
             &mut documents,
             &flux_path,
@@ -1254,4 +1291,9 @@ fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>)
         sources,
         ..Report::default()
     }
+}
+
+/// The value behind `mutex`, whatever a panicking holder left.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

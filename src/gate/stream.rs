@@ -211,11 +211,13 @@ impl Looked {
 /// The one read of every selected file before the stream: Helm templates are set aside and CRD
 /// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
 /// no file's bytes are held across the whole change.
+/// `seen` is shown the bytes of a manifest (a file the whole-tree indexes read).
 pub(super) fn first_look(
     file: &FileChange,
     tree: &dyn Tree,
     options: &LoadOptions,
     indexed: &(dyn Fn(&[u8]) -> bool + Sync),
+    seen: &(dyn Fn(&[u8]) + Sync),
 ) -> Looked {
     let bytes = match file.read_after() {
         Ok(bytes) => bytes.unwrap_or_default(),
@@ -227,9 +229,13 @@ pub(super) fn first_look(
             };
         }
     };
+    let manifest = crate::render::is_manifest(&file.path);
+    if manifest {
+        seen(&bytes);
+    }
     Looked {
         commented: crate::suppress::may_have_comments(&bytes),
-        manifest: crate::render::is_manifest(&file.path)
+        manifest: manifest
             .then(|| crate::render::scanned(&file.path, &bytes, indexed))
             .flatten(),
         look: classify(file, &bytes, tree, options),

@@ -358,17 +358,19 @@ pub type Manifest = (String, Vec<crate::load::Document>);
 /// cores. Filtering on bytes first means a repository without any pays one read per manifest and
 /// no parse. The whole-tree indexes of one side share one scan: each read of every manifest was
 /// a fifth of the corpus's system time. Paths `read_already` accepts are left to a caller that
-/// has their bytes ([`scanned`]).
+/// has their bytes ([`scanned`]). `seen` is shown the bytes of every manifest read.
 pub fn scan_manifests(
     tree: &dyn Tree,
     candidate: &(dyn Fn(&[u8]) -> bool + Sync),
     read_already: &(dyn Fn(&str) -> bool + Sync),
+    seen: &(dyn Fn(&str, &[u8]) + Sync),
 ) -> Vec<Manifest> {
     use rayon::prelude::*;
     tree.files_under_where("", &|p| is_manifest(p) && !read_already(p))
         .into_par_iter()
         .filter_map(|path| {
             let bytes = tree.read(&path)?;
+            seen(&path, &bytes);
             let documents = scanned(&path, &bytes, candidate)?;
             Some((path, documents))
         })
