@@ -360,24 +360,29 @@ impl Gate {
             .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
         // Read again after the stream: what they list is not held through it.
         let flux_patches = FluxPatches::from_manifests(&Kustomizations::new(tree), &manifests);
-        let mut flux_scan = flux::FluxScan::default();
-        if flux_substitutes {
-            for (path, documents) in &manifests {
-                flux_scan.add_documents(path, documents);
-            }
+        // Kept through the stream only when Flux substitutes: a list of every file with a
+        // ConfigMap would grow with the tree (tests/stream_memory.rs).
+        let flux_scan = {
             let indices = source_indices
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner);
-            for index in indices {
-                flux_scan.add_source(selected[index].path.to_string());
-            }
-            for path in source_paths
+            let paths = source_paths
                 .into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-            {
-                flux_scan.add_source(path);
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut scan = flux::FluxScan::default();
+            if flux_substitutes {
+                for (path, documents) in &manifests {
+                    scan.add_documents(path, documents);
+                }
+                for index in indices {
+                    scan.add_source(selected[index].path.to_string());
+                }
+                for path in paths {
+                    scan.add_source(path);
+                }
             }
-        }
+            scan
+        };
         drop(manifests);
         let base_crds = stream::BaseCrds::new(self, &selected);
         let stream = stream::Stream {
