@@ -306,7 +306,7 @@ pub(super) fn display_path(pointer: &str) -> String {
     out
 }
 
-fn escape_pointer(key: &str) -> String {
+pub(super) fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

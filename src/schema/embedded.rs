@@ -173,7 +173,9 @@ impl<'a> Walk<'a> {
                         }
                         ("properties", Value::Object(properties)) => {
                             for (name, sub) in properties {
-                                let below = at.as_ref().map(|a| format!("{a}/{}", escape(name)));
+                                let below = at
+                                    .as_ref()
+                                    .map(|a| format!("{a}/{}", super::diags::escape_pointer(name)));
                                 self.node(sub, below)?;
                             }
                         }
@@ -206,24 +208,29 @@ impl<'a> Walk<'a> {
 
 /// Whether definition `from` refers, directly or not, to definition `target`.
 fn reaches(defs: &Map<String, Value>, from: &str, target: &str) -> bool {
-    let mut seen = vec![from.to_owned()];
-    let mut todo = vec![from.to_owned()];
-    while let Some(name) = todo.pop() {
-        let mut refs = Vec::new();
+    let mut direct = Vec::new();
+    if let Some(body) = defs.get(from) {
+        references(body, &mut direct);
+    }
+    reached(defs, direct).iter().any(|name| name == target)
+}
+
+/// `names`, and every definition they refer to, directly or not.
+fn reached(defs: &Map<String, Value>, mut names: Vec<String>) -> Vec<String> {
+    let mut next = 0;
+    while let Some(name) = names.get(next).cloned() {
+        next += 1;
+        let mut more = Vec::new();
         if let Some(body) = defs.get(&name) {
-            references(body, &mut refs);
+            references(body, &mut more);
         }
-        for next in refs {
-            if next == target {
-                return true;
-            }
-            if !seen.contains(&next) {
-                seen.push(next.clone());
-                todo.push(next);
+        for name in more {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
     }
-    false
+    names
 }
 
 /// The definitions `node` refers to.
@@ -246,26 +253,10 @@ fn references(node: &Value, out: &mut Vec<String>) {
 
 /// Drop the definitions `root` no longer reaches (those only a left-out definition held).
 fn keep_reached(root: &Value, defs: &mut Map<String, Value>) {
-    let mut reached: Vec<String> = Vec::new();
-    references(root, &mut reached);
-    let mut next = 0;
-    while let Some(name) = reached.get(next).cloned() {
-        next += 1;
-        let mut more = Vec::new();
-        if let Some(body) = defs.get(&name) {
-            references(body, &mut more);
-        }
-        for name in more {
-            if !reached.contains(&name) {
-                reached.push(name);
-            }
-        }
-    }
+    let mut direct = Vec::new();
+    references(root, &mut direct);
+    let reached = reached(defs, direct);
     defs.retain(|name, _| reached.contains(name));
-}
-
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn parse(raw: &RawValue) -> Result<Value, String> {

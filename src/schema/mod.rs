@@ -538,9 +538,7 @@ struct KindLookup<'a>(&'a KindSchema);
 
 impl diags::SchemaLookup for KindLookup<'_> {
     fn schema_at(&self, error: &jsonschema::ValidationError<'_>) -> Option<&Value> {
-        let path = error.schema_path().as_str();
-        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
-        self.0.schema()?.pointer(parent)
+        parent_of(self.0.schema()?, error.schema_path().as_str())
     }
 }
 
@@ -556,12 +554,11 @@ impl diags::SchemaLookup for MappedLookup<'_> {
 /// The schema object that holds the keyword at `uri` (`base#/pointer/to/keyword`).
 fn lookup_in<'a>(resources: &'a HashMap<String, Arc<Value>>, uri: &str) -> Option<&'a Value> {
     let (base, fragment) = uri.split_once('#').unwrap_or((uri, ""));
-    parent_of(resources.get(base)?, fragment)
+    parent_of(resources.get(base)?, &percent_decode(fragment))
 }
 
-/// The schema object holding the keyword a URI fragment points at.
-fn parent_of<'a>(resource: &'a Value, fragment: &str) -> Option<&'a Value> {
-    let pointer = percent_decode(fragment);
+/// The schema object holding the keyword a JSON pointer points at.
+fn parent_of<'a>(resource: &'a Value, pointer: &str) -> Option<&'a Value> {
     let parent = pointer.rsplit_once('/').map_or("", |(p, _)| p);
     resource.pointer(parent)
 }
