@@ -28,6 +28,7 @@ use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::Document;
 use crate::tree::Tree;
 
+pub use catalog::shipped_form as catalog_shipped_form;
 pub use crd::{CrdSchema, schemas_of as crd_schemas};
 pub use embedded::available_versions;
 
@@ -152,7 +153,7 @@ impl KindSchema {
                 Ok(contained.schema)
             }
             Source::Definition(schemas, name) => schemas.definition(name),
-            Source::Catalog(raw) => catalog::converted(raw),
+            Source::Catalog(raw) => catalog::parsed(raw),
         }
     }
 

@@ -12,13 +12,14 @@
 //! - `crds-catalog.bin`: one zstd frame per API group, all compressed against one trained
 //!   dictionary, so a run decompresses only the groups its documents use and each group still
 //!   shares the common structure (ObjectMeta, conditions, selectors) through the dictionary. Each
-//!   frame is JSON, `{"<kind-lowercase>_<version>": schema, ...}`, keys sorted, ASCII only.
+//!   frame is JSON, `{"<kind-lowercase>_<version>": schema, ...}`, kinds sorted, ASCII only, each
+//!   schema already converted as a run compiles it (see [`frame_json`]).
 //! - `crds-catalog.dict`: the zstd dictionary.
 //! - `crds-catalog.index`: one line per group, `group<TAB>offset<TAB>length`, sorted by group.
 //!
 //! Pruning drops what only documents a schema: `description`, `title`, `format` (not validated,
 //! as in src/schema/crd.rs), `default`, `example`, `externalDocs` and `x-kubernetes-*` extensions
-//! except the three the runtime conversion reads. `nullable` is kept: the runtime turns it into a
+//! except the three the conversion reads. `nullable` is kept: the conversion turns it into a
 //! `null` type. The build is deterministic: the same archive gives the same bytes.
 
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ pub struct Catalog {
     pub license: String,
     /// Counts for the summary line.
     pub schemas: usize,
-    pub pruned_bytes: usize,
+    pub json_bytes: usize,
 }
 
 /// Group → `<kind>_<version>` → pruned schema.
@@ -76,8 +77,11 @@ type Groups = BTreeMap<String, BTreeMap<String, Value>>;
 pub fn build(archive: &Path) -> Result<Catalog, String> {
     let (groups, license) = read_archive(archive)?;
     let schemas = groups.values().map(BTreeMap::len).sum();
-    let samples: Vec<Vec<u8>> = groups.values().map(frame_json).collect();
-    let pruned_bytes = samples.iter().map(Vec::len).sum();
+    let samples: Vec<Vec<u8>> = groups
+        .iter()
+        .map(|(group, kinds)| frame_json(kinds).map_err(|e| format!("{group}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let json_bytes = samples.iter().map(Vec::len).sum();
     let dictionary = zstd::dict::from_samples(&samples, DICTIONARY_SIZE)
         .map_err(|e| format!("training the dictionary: {e}"))?;
     let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary)
@@ -102,7 +106,7 @@ pub fn build(archive: &Path) -> Result<Catalog, String> {
             "The schemas in crds-catalog.bin come from datreeio/CRDs-catalog:\n\n{license}"
         ),
         schemas,
-        pruned_bytes,
+        json_bytes,
     })
 }
 
@@ -306,24 +310,37 @@ fn prune(schema: &Value) -> Value {
     Value::Object(out)
 }
 
-/// One group's frame: compact JSON with sorted keys and only ASCII (non-ASCII escaped), numbers
-/// as the archive's generator printed them.
-fn frame_json(kinds: &BTreeMap<String, Value>) -> Vec<u8> {
+/// One group's frame: compact JSON, only ASCII (non-ASCII escaped), numbers as the archive's
+/// generator printed them. The kinds' keys are sorted; each schema is in the form a run compiles
+/// ([`stategate::schema::catalog_shipped_form`] of its pruned text, keys sorted), its keys in the
+/// order that conversion left them: the order of keywords is the order errors are reported in.
+fn frame_json(kinds: &BTreeMap<String, Value>) -> Result<Vec<u8>, String> {
     let mut out = String::new();
     out.push('{');
-    for (i, (key, schema)) in kinds.iter().enumerate() {
+    for (i, (key, pruned)) in kinds.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         string(&mut out, key);
         out.push(':');
-        canonical(&mut out, schema);
+        let mut text = String::new();
+        canonical(&mut text, pruned, Keys::Sorted);
+        let shipped =
+            stategate::schema::catalog_shipped_form(&text).map_err(|e| format!("{key}: {e}"))?;
+        canonical(&mut out, &shipped, Keys::AsTheyAre);
     }
     out.push('}');
-    out.into_bytes()
+    Ok(out.into_bytes())
 }
 
-fn canonical(out: &mut String, value: &Value) {
+/// The order [`canonical`] writes an object's keys in.
+#[derive(Clone, Copy)]
+enum Keys {
+    Sorted,
+    AsTheyAre,
+}
+
+fn canonical(out: &mut String, value: &Value, keys: Keys) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -349,21 +366,23 @@ fn canonical(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                canonical(out, item);
+                canonical(out, item, keys);
             }
             out.push(']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+            let mut names: Vec<&String> = map.keys().collect();
+            if let Keys::Sorted = keys {
+                names.sort();
+            }
             out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, name) in names.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                string(out, key);
+                string(out, name);
                 out.push(':');
-                canonical(out, &map[key]);
+                canonical(out, &map[name], keys);
             }
             out.push('}');
         }
@@ -468,15 +487,27 @@ mod tests {
     }
 
     #[test]
-    fn frames_are_sorted_ascii_json() {
+    fn frames_are_ascii_json_in_the_form_a_run_compiles() {
         let mut kinds = BTreeMap::new();
         kinds.insert(
-            "a_v1".to_owned(),
-            json!({"type": "object", "enum": ["é", "\u{7f}", "😀"], "b": 1, "a": null}),
+            "b_v1".to_owned(),
+            json!({"type": "object", "properties": {"spec": {"type": "string", "nullable": true}}}),
         );
+        kinds.insert(
+            "a_v1".to_owned(),
+            json!({"type": "object", "enum": ["é", "\u{7f}", "😀"], "b": 1.5, "a": null}),
+        );
+        let frame = String::from_utf8(frame_json(&kinds).unwrap()).unwrap();
         assert_eq!(
-            String::from_utf8(frame_json(&kinds)).unwrap(),
-            r#"{"a_v1":{"a":null,"b":1,"enum":["\u00e9","\u007f","\ud83d\ude00"],"type":"object"}}"#
+            frame,
+            concat!(
+                r#"{"a_v1":{"a":null,"b":1.5,"enum":["\u00e9","\u007f","\ud83d\ude00"],"#,
+                r#""type":"object","$schema":"https://json-schema.org/draft/2020-12/schema"},"#,
+                r#""b_v1":{"properties":{"spec":{"type":["string","null"]},"#,
+                r#""apiVersion":{"type":"string"},"kind":{"type":"string"},"#,
+                r#""metadata":{"type":"object"}},"type":"object","additionalProperties":false,"#,
+                r#""$schema":"https://json-schema.org/draft/2020-12/schema"}}"#
+            )
         );
     }
 

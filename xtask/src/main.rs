@@ -47,10 +47,10 @@ fn run(args: &[String]) -> Result<(), String> {
     let catalog = xtask::build(&archive)?;
     xtask::write(&catalog, &out).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!(
-        "{} schemas in {} groups: {} bytes pruned JSON, {} bytes of frames + {} bytes of dictionary, written to {}",
+        "{} schemas in {} groups: {} bytes of JSON, {} bytes of frames + {} bytes of dictionary, written to {}",
         catalog.schemas,
         catalog.index.lines().count(),
-        catalog.pruned_bytes,
+        catalog.json_bytes,
         catalog.frames.len(),
         catalog.dictionary.len(),
         out.display()
