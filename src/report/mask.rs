@@ -40,7 +40,24 @@ pub fn secret_paths(value: &Value) -> Vec<SecretPath> {
     out
 }
 
-fn walk(value: &Value, path: &mut Vec<String>, secret: bool, out: &mut Vec<SecretPath>) {
+/// One step of the path [`walk`] is at, borrowed from the document: the walk visits every node of
+/// every document a check holds or masks, and owned steps were an allocation per node (1.5% of
+/// the corpus' `check --all`) for the few paths that lead to a secret.
+#[derive(Clone, Copy)]
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+fn found(path: &[Step], then: &[&str]) -> SecretPath {
+    let steps = path.iter().map(|step| match step {
+        Step::Key(key) => (*key).to_owned(),
+        Step::Index(i) => i.to_string(),
+    });
+    steps.chain(then.iter().map(|s| (*s).to_owned())).collect()
+}
+
+fn walk<'v>(value: &'v Value, path: &mut Vec<Step<'v>>, secret: bool, out: &mut Vec<SecretPath>) {
     match value {
         Value::Object(map) => {
             let kind = map.get("kind").and_then(Value::as_str);
@@ -48,24 +65,18 @@ fn walk(value: &Value, path: &mut Vec<String>, secret: bool, out: &mut Vec<Secre
             // `SecretList` items are Secrets even when they do not say so themselves.
             let items_are_secrets = kind == Some("SecretList");
             for (key, child) in map {
-                path.push(key.clone());
+                path.push(Step::Key(key));
                 if secret && (key == "data" || key == "stringData") {
                     match child {
                         Value::Object(entries) => {
-                            for entry in entries.keys() {
-                                path.push(entry.clone());
-                                out.push(path.clone());
-                                path.pop();
-                            }
+                            out.extend(entries.keys().map(|entry| found(path, &[entry])));
                         }
-                        _ => out.push(path.clone()),
+                        _ => out.push(found(path, &[])),
                     }
                 } else if secret && key == "metadata" {
                     let annotations = child.get("annotations");
                     if annotations.and_then(|a| a.get(LAST_APPLIED)).is_some() {
-                        let mut annotation = path.clone();
-                        annotation.extend(["annotations".to_owned(), LAST_APPLIED.to_owned()]);
-                        out.push(annotation);
+                        out.push(found(path, &["annotations", LAST_APPLIED]));
                     }
                     walk(child, path, false, out);
                 } else {
@@ -76,7 +87,7 @@ fn walk(value: &Value, path: &mut Vec<String>, secret: bool, out: &mut Vec<Secre
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                path.push(i.to_string());
+                path.push(Step::Index(i));
                 walk(item, path, secret, out);
                 path.pop();
             }
