@@ -260,7 +260,7 @@ fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOpti
     let crds = || loaded.documents.iter().filter(|d| is_crd(d));
     FirstLook::Crds {
         kinds: crd_kinds(crds()),
-        substituted: crds().any(|d| d.source.text.contains("${")),
+        substituted: crds().any(|d| d.source.has_variables()),
     }
 }
 
@@ -383,7 +383,7 @@ impl Stream<'_> {
         // SOPS files are judged as Flux decrypts them, with their ciphertexts masked.
         doc.value.get("sops").is_some()
             || (self.flux_substitutes
-                && (doc.source.text.contains("${") || crate::render::flux::may_set_variables(doc)))
+                && (doc.source.has_variables() || crate::render::flux::may_set_variables(doc)))
             || !secret_paths(&doc.value).is_empty()
             // A Flux parent may patch it: judged as patched, with the other documents it builds.
             || doc

@@ -33,6 +33,8 @@ pub struct SourceFile {
     positions: OnceLock<Vec<(usize, PosTree)>>,
     /// The alias budget the file was loaded with, so the second parse expands no more.
     alias_budget: usize,
+    /// Whether the text has `${` ([`SourceFile::has_variables`]), once searched.
+    variables: OnceLock<bool>,
 }
 
 impl SourceFile {
@@ -52,7 +54,17 @@ impl SourceFile {
             line_starts,
             positions: OnceLock::new(),
             alias_budget: LoadOptions::default().alias_budget,
+            variables: OnceLock::new(),
         }
+    }
+
+    /// Whether the text has `${`, where Flux's post-build substitution puts a variable. Searched
+    /// once per file: asked for each document, the whole text was searched once for every
+    /// document of the file (Argo CD's 1.9 MB `install.yaml` once for each of its CRDs).
+    pub fn has_variables(&self) -> bool {
+        *self
+            .variables
+            .get_or_init(|| memchr::memmem::find(self.text.as_bytes(), b"${").is_some())
     }
 
     pub(crate) fn with_alias_budget(mut self, alias_budget: usize) -> Self {
@@ -279,6 +291,20 @@ fn offset32(offset: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_has_variables_where_its_text_has_a_dollar_brace() {
+        let has = |text: &str| SourceFile::new("a.yaml", text).has_variables();
+        assert!(has("a: 1\n---\nb: ${CLUSTER}\n"));
+        assert!(has("b: \"${\""));
+        assert!(!has("a: $CLUSTER\nb: '{x}'\nc: $ {x}\n"));
+        let file = SourceFile::new("a.yaml", "a: ${X}");
+        assert_eq!(
+            (file.has_variables(), file.has_variables()),
+            (true, true),
+            "asked again"
+        );
+    }
 
     #[test]
     fn a_file_kept_for_a_report_keeps_its_text_only_to_be_quoted() {

@@ -615,7 +615,7 @@ pub fn substitute_documents(
     let mut secrets = BTreeSet::new();
     // Only text with `${` can change, unless the variables themselves change; most pushes have
     // neither and never read the whole tree.
-    let may_substitute = documents.iter().any(|d| d.source.text.contains("${"));
+    let may_substitute = documents.iter().any(|d| d.source.has_variables());
     let may_set_variables = documents.iter().any(may_set_variables);
     if !may_substitute && !may_set_variables {
         return (findings, secrets);
@@ -630,7 +630,7 @@ pub fn substitute_documents(
     ));
     let mut by_file: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, doc) in documents.iter().enumerate() {
-        if doc.source.text.contains("${") {
+        if doc.source.has_variables() {
             by_file.entry(doc.path().to_owned()).or_default().push(i);
         }
     }
