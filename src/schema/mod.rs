@@ -13,6 +13,7 @@ pub mod crd;
 mod diags;
 mod embedded;
 mod mapped;
+mod pattern;
 mod repeats;
 
 use std::collections::{BTreeSet, HashMap};
@@ -164,6 +165,7 @@ impl KindSchema {
         jsonschema::options()
             .offline()
             .with_draft(Draft::Draft202012)
+            .with_keyword("pattern", pattern::compile_later)
             .build(&self.parsed()?)
             .map_err(|e| e.to_string())
     }

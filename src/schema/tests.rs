@@ -335,6 +335,53 @@ fn crd_with_a_broken_schema_is_an_invalid_schema_finding() {
     );
 }
 
+/// The Widget CRD with a `name` that must match `pattern`.
+fn patterned_widgets(pattern: &str) -> SchemaSet {
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["name"] =
+        json!({"type": "string", "pattern": pattern});
+    SchemaSet::build(
+        &config(Some("none")),
+        &MemTree::empty("test"),
+        &crd_kinds(&[doc("crd.yaml", crd)]),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_crd_pattern_judges_the_strings_of_its_field() {
+    let set = patterned_widgets("^[a-z][a-z0-9-]*$");
+    assert!(
+        set.check(&widget(json!({"size": 1, "name": "web-1"})))
+            .is_empty()
+    );
+    assert_eq!(
+        rules(&set.check(&widget(json!({"size": 1, "name": "Web_1"})))),
+        vec![(
+            "schema/format",
+            "spec.name: \"Web_1\" does not match the pattern `^[a-z][a-z0-9-]*$`".to_string()
+        )]
+    );
+}
+
+/// Patterns compile when a value first meets them (`schema::pattern`): one that cannot blocks
+/// each object that sets its field, naming the pattern, and objects without the field pass.
+#[test]
+fn a_crd_pattern_that_does_not_compile_blocks_the_objects_that_set_its_field() {
+    let set = patterned_widgets("([unclosed");
+    assert!(set.check(&widget(json!({"size": 1}))).is_empty());
+    let findings = set.check(&widget(json!({"size": 1, "name": "web"})));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].severity, Severity::Error);
+    assert!(
+        findings[0]
+            .message
+            .contains("spec.name: the schema's pattern `([unclosed` cannot be compiled"),
+        "{}",
+        findings[0].message
+    );
+}
+
 fn mapping(schema: &str) -> SchemasConfig {
     SchemasConfig {
         kubernetes: Some("none".into()),
