@@ -302,7 +302,8 @@ impl Gate {
             .collect();
         // Set aside, and not judged: Helm templates.
         let mut templates = Vec::new();
-        // Judged as the first look found them: the files it could not read.
+        // Judged as the first look found them: the files it could not read, and the CRD files it
+        // loaded.
         let mut early = Vec::new();
         let mut crds = Vec::new();
         let mut manifests = scanned;
@@ -319,11 +320,17 @@ impl Gate {
                     templates.push(index);
                 }
                 stream::FirstLook::Unreadable(loaded) => {
-                    early.push((index, std::sync::Mutex::new(Some(loaded))));
+                    let kept = Box::new(stream::Kept::new(*loaded));
+                    early.push((index, std::sync::Mutex::new(Some(kept))));
                 }
-                stream::FirstLook::Crds { kinds, substituted } => {
+                stream::FirstLook::Crds {
+                    kinds,
+                    substituted,
+                    kept,
+                } => {
                     crds.extend(kinds);
                     substituted_crd |= substituted;
+                    early.push((index, std::sync::Mutex::new(Some(kept))));
                 }
                 stream::FirstLook::Later => {}
             }
@@ -405,7 +412,9 @@ impl Gate {
             }
             let file = selected.get(index);
             let early = stream::entry(&early, index).and_then(|l| l.lock().ok()?.take());
-            let loaded = early.map_or_else(|| stream::load(file, options), |l| *l);
+            let loaded = early
+                .and_then(|kept| kept.restore())
+                .unwrap_or_else(|| stream::load(file, options));
             match stream.judge(index, &file.path, loaded) {
                 stream::Outcome::Clean { documents } if documents > 0 => {
                     clean_documents.fetch_add(documents, AtomicOrdering::Relaxed);

@@ -166,15 +166,57 @@ pub(super) enum FirstLook {
     /// It could not be read: the finding. Boxed: one `FirstLook` is kept per selected file.
     Unreadable(Box<Loaded>),
     /// It may define CRDs, which the schemas of the stream depend on: the kinds it defines, and
-    /// whether one of its CRDs has a Flux variable (`${…}`). Its documents are dropped and loaded
-    /// again by the stream: holding the documents of every CRD file until the stream reaches them
-    /// was most of the peak memory of a repository with Argo CD's CRDs.
+    /// whether one of its CRDs has a Flux variable (`${…}`). Its documents are kept for the
+    /// stream as JSON text ([`Kept`]).
     Crds {
         kinds: Vec<CrdKind>,
         substituted: bool,
+        kept: Box<Kept>,
     },
     /// Loaded by the stream.
     Later,
+}
+
+/// A file loaded before the stream, kept for it with each document's value as compact JSON text.
+///
+/// Argo CD's CRD files are 3.8 MB of the corpus' YAML, and they were parsed twice: by the first
+/// look for their kinds and by the stream to judge them, which was a fifth of the CPU of its
+/// `check --all`. Holding their values instead cost 18 MB, which put the run's peak above
+/// kubeconform's; their JSON is about the size of their text, and reading it back is several
+/// times faster than parsing the YAML (`benches/load_throughput.rs`). A value read back from its
+/// own JSON is the same value: keys keep their order, numbers their exact form.
+pub(super) struct Kept {
+    /// The file as loaded, each document's value taken out.
+    loaded: Loaded,
+    /// The values, by document; `None` when one did not serialise, so the stream loads the file
+    /// again.
+    values: Option<Vec<Box<str>>>,
+}
+
+impl Kept {
+    pub fn new(mut loaded: Loaded) -> Kept {
+        let values = loaded
+            .documents
+            .iter_mut()
+            .map(|doc| {
+                let value = std::mem::take(&mut doc.value);
+                serde_json::to_string(&value)
+                    .ok()
+                    .map(String::into_boxed_str)
+            })
+            .collect();
+        Kept { loaded, values }
+    }
+
+    /// The file as it was loaded; `None` if a value does not read back, and the file must be
+    /// loaded again.
+    pub fn restore(self) -> Option<Loaded> {
+        let Kept { mut loaded, values } = self;
+        for (doc, json) in loaded.documents.iter_mut().zip(values?) {
+            doc.value = serde_json::from_str(&json).ok()?;
+        }
+        Some(loaded)
+    }
 }
 
 /// What the first read of one selected file found.
@@ -261,6 +303,7 @@ fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOpti
     FirstLook::Crds {
         kinds: crd_kinds(crds()),
         substituted: crds().any(|d| d.source.has_variables()),
+        kept: Box::new(Kept::new(loaded)),
     }
 }
 
@@ -452,6 +495,42 @@ mod tests {
         }
     }
 
+    /// What YAML makes of scalars, read back from the JSON a kept file holds: kubectl's
+    /// resolution (YAML 1.1 booleans and octals, floats, integers past i64), key order, text.
+    #[test]
+    fn a_kept_file_restores_the_values_it_was_loaded_with() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                    metadata: {name: w, annotations: {z: '1', a: \"\\u00e9\\t\"}}\n\
+                    spec: {b: yes, o: 0755, f: 1.5e-3, g: -0.0, big: 18446744073709551615, \
+                    neg: -9223372036854775808, long: 0.1000000000000000055511151231257827, \
+                    none: ~, list: [3, {k: v}], emoji: \"\u{1F600}\"}\n---\n---\nkind: List\n\
+                    items: [{kind: A}, {kind: B}]\n";
+        let load = || load_manifest("crd.yaml", text.as_bytes(), &LoadOptions::default());
+        let loaded = load();
+        // The ambiguous `yes` and `0755`, and the items without an apiVersion.
+        assert_eq!(loaded.findings.len(), 4, "{:?}", loaded.findings);
+        let restored = Kept::new(load()).restore().expect("restores");
+        assert_eq!(
+            format!("{:?}", loaded.findings),
+            format!("{:?}", restored.findings)
+        );
+        assert_eq!(restored.documents.len(), loaded.documents.len());
+        for (a, b) in loaded.documents.iter().zip(&restored.documents) {
+            assert_eq!(a.value, b.value);
+            assert_eq!(
+                serde_json::to_string(&a.value).unwrap(),
+                serde_json::to_string(&b.value).unwrap(),
+                "key order"
+            );
+            assert_eq!((a.index, a.item), (b.index, b.item));
+            assert_eq!(a.locate("/spec/list/1/k"), b.locate("/spec/list/1/k"));
+        }
+        assert!(Arc::ptr_eq(
+            &restored.documents[0].source,
+            restored.source.as_ref().unwrap()
+        ));
+    }
+
     #[test]
     fn only_big_files_are_listed_largest_first() {
         let files = [
@@ -482,6 +561,7 @@ mod tests {
             look: FirstLook::Crds {
                 kinds: Vec::new(),
                 substituted: false,
+                kept: Box::new(Kept::new(Loaded::default())),
             },
             ..Looked::plain()
         };
