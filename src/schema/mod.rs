@@ -59,6 +59,10 @@ struct KindSchema {
     /// Where a document of the kind is judged by a shared definition ([`embedded::SHARED`])
     /// rather than by the kind's own validator: known once the schema is first parsed.
     parts: OnceLock<Vec<(String, &'static str)>>,
+    /// A repository CRD's schema as converted and compacted the first time, as JSON text: parsed
+    /// again for a finding or a second compilation, it skips the conversion, and the compacted
+    /// text is a fraction of the CRD's (Argo CD's ApplicationSet: 14 ms to convert again).
+    converted: OnceLock<Box<RawValue>>,
 }
 
 /// A kind's validator, or why its schema does not compile.
@@ -91,6 +95,7 @@ impl KindSchema {
             compiling: Mutex::new(()),
             reparsed: OnceLock::new(),
             parts: OnceLock::new(),
+            converted: OnceLock::new(),
         }
     }
 
@@ -139,12 +144,19 @@ impl KindSchema {
     fn parsed(&self) -> Result<Value, String> {
         match &self.source {
             Source::Crd(openapi, api_version, kind) => {
+                if let Some(converted) = self.converted.get() {
+                    return serde_json::from_str(converted.get()).map_err(|e| e.to_string());
+                }
                 let openapi: Value =
                     serde_json::from_str(openapi.get()).map_err(|e| e.to_string())?;
                 let mut schema = crd::json_schema(&openapi, api_version, kind);
                 // No `$id`, whatever the CRD says: see `KindLookup`.
                 if let Some(map) = schema.as_object_mut() {
                     map.remove("$id");
+                }
+                if let Ok(text) = serde_json::value::to_raw_value(&schema) {
+                    // Another thread may have set it: both are the same text.
+                    let _ = self.converted.set(text);
                 }
                 Ok(schema)
             }

@@ -612,6 +612,33 @@ fn a_forgotten_validator_is_compiled_again_when_its_kind_comes_back() {
     assert!(compiled("apps/v1", "Deployment") && monitor.is_compiled());
 }
 
+/// A repository CRD's schema is converted once: parsed again (for a finding, or to compile again
+/// after being forgotten) it is read from its converted text, and is the same schema.
+#[test]
+fn a_crd_schema_is_converted_once_and_read_back_the_same() {
+    let mut set = SchemaSet::build(
+        &config(Some("none")),
+        &MemTree::empty("test"),
+        &crd_kinds(&[doc("crd.yaml", widget_crd())]),
+    )
+    .unwrap();
+    fn entry(set: &SchemaSet) -> &KindSchema {
+        set.kind_schema("example.com/v1", "Widget").unwrap()
+    }
+    assert!(entry(&set).converted.get().is_none());
+    let before = rules(&set.check(&widget(json!({"size": 1, "sise": 2}))));
+    let converted = entry(&set).converted.get().expect("kept").get().to_owned();
+    let first = entry(&set).schema().expect("parses").clone();
+    assert_eq!(serde_json::to_string(&first).unwrap(), converted);
+    set.forget_validators_except(&BTreeSet::new());
+    assert!(!entry(&set).is_compiled());
+    assert_eq!(
+        rules(&set.check(&widget(json!({"size": 1, "sise": 2})))),
+        before
+    );
+    assert_eq!(entry(&set).schema(), Some(&first));
+}
+
 /// The pod spec of a workload kind is judged by PodSpec's own validator, compiled once for every
 /// kind that holds it; findings name the paths in the document as before (the same fixture through
 /// the `check` CLI gave byte-identical output before and after the split).
