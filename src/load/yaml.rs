@@ -223,7 +223,15 @@ fn utf16(path: &str, bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, B
 /// are U+FFFE and U+FFFF.
 fn refuse_control_characters(path: &str, text: &str) -> Result<(), Box<Finding>> {
     let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
-    let Some((at, c)) = text.char_indices().find(|(_, c)| !allowed(*c)) else {
+    // Characters are decoded only from the first byte that is not printable ASCII on: decoding
+    // every character of every file was 1.2% of the corpus' `check --all`.
+    // A character boundary: every byte before it is ASCII.
+    let from = plain_ascii_prefix(text.as_bytes());
+    let found = text[from..]
+        .char_indices()
+        .find(|(_, c)| !allowed(*c))
+        .map(|(at, c)| (from + at, c));
+    let Some((at, c)) = found else {
         return Ok(());
     };
     Err(Box::new(
@@ -237,6 +245,19 @@ fn refuse_control_characters(path: &str, text: &str) -> Result<(), Box<Finding>>
         .at(location_after(path, &text[..at]))
         .help("remove the character, or write it as an escape in a double-quoted string"),
     ))
+}
+
+/// How many leading bytes of `bytes` are printable ASCII, tab, newline or carriage return, in
+/// whole blocks of 32: a block is judged without a branch per byte, so the scan runs at memory
+/// speed over the ASCII text of nearly every manifest. The rest is for the caller to decode.
+fn plain_ascii_prefix(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 32;
+    let plain = |b: u8| (0x20..0x7F).contains(&b) | (b == b'\t') | (b == b'\n') | (b == b'\r');
+    bytes
+        .chunks_exact(BLOCK)
+        .take_while(|block| block.iter().fold(true, |all, &b| all & plain(b)))
+        .count()
+        * BLOCK
 }
 
 /// The location just after `good`, the text read before a problem.
@@ -871,5 +892,63 @@ fn core_tagged(text: &str, suffix: &str) -> Value {
             Value::String(_) => Value::String(text.to_owned()),
             other => other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every character decoded, as before the ASCII fast path: the oracle.
+    fn first_refused(text: &str) -> Option<(usize, char)> {
+        let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+        text.char_indices().find(|(_, c)| !allowed(*c))
+    }
+
+    /// A refused character is found, and located, wherever it falls against the 32-byte blocks of
+    /// the ASCII scan: in the first block, across block boundaries, in the tail shorter than a
+    /// block, after multi-byte characters, and after allowed ones such as NEL.
+    #[test]
+    fn refused_characters_are_found_wherever_they_fall() {
+        let bad = [
+            '\u{0}', '\u{7}', '\u{1B}', '\u{7F}', '\u{80}', '\u{9F}', '\u{FFFE}',
+        ];
+        let fillers = ["a: b\n", "k: é\n", "\u{85}x\tyz\r\n", "ü"];
+        for filler in fillers {
+            for length in [0, 1, 31, 32, 33, 63, 64, 65, 100] {
+                let mut prefix = String::new();
+                while prefix.len() < length {
+                    prefix.push_str(filler);
+                }
+                let clean = format!("{prefix}{prefix}");
+                assert_eq!(first_refused(&clean), None);
+                assert!(refuse_control_characters("f.yaml", &clean).is_ok());
+                for c in bad {
+                    let text = format!("{prefix}{c}{prefix}\u{1}");
+                    let (at, found) = first_refused(&text).expect("refused");
+                    assert_eq!((at, found), (prefix.len(), c));
+                    let finding = refuse_control_characters("f.yaml", &text).expect_err("refused");
+                    let location = finding.location.expect("located");
+                    assert_eq!(location, location_after("f.yaml", &text[..at]));
+                    assert!(
+                        finding.message.contains(&format!("U+{:04X}", c as u32)),
+                        "{}",
+                        finding.message
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ascii_prefix_is_whole_blocks_of_plain_bytes() {
+        let plain = "name: web\n\tport: 80\r\n".repeat(4);
+        assert_eq!(plain_ascii_prefix(plain.as_bytes()), 64);
+        assert_eq!(plain_ascii_prefix(&plain.as_bytes()[..31]), 0);
+        let mut late = plain.clone().into_bytes();
+        late[40] = 0x1B;
+        assert_eq!(plain_ascii_prefix(&late), 32);
+        late[3] = 0xC3;
+        assert_eq!(plain_ascii_prefix(&late), 0);
     }
 }
