@@ -32,10 +32,9 @@ use crate::policy::PolicySet;
 use crate::report::secret_paths;
 use crate::schema::crd::{self, is_crd};
 use crate::schema::{CrdKind, SchemaSet, crd_kinds};
-use crate::tree::Tree;
 
 use super::selection::Selection;
-use super::{BeforeIndex, Gate, is_kustomize_file, looks_like_helm_template};
+use super::{BeforeIndex, ChartDirs, Gate, is_kustomize_file, looks_like_helm_template};
 use crate::load::sniff::{contains, hides_from_filters};
 use crate::render::flux_patches::FluxPatches;
 use crate::render::target_namespace::TargetNamespaces;
@@ -256,7 +255,7 @@ impl Looked {
 /// `seen` is shown the bytes of a manifest (a file the whole-tree indexes read).
 pub(super) fn first_look(
     file: &FileChange,
-    tree: &dyn Tree,
+    charts: &ChartDirs<'_>,
     options: &LoadOptions,
     indexed: &(dyn Fn(&[u8]) -> bool + Sync),
     seen: &(dyn Fn(&[u8]) + Sync),
@@ -280,12 +279,17 @@ pub(super) fn first_look(
         manifest: manifest
             .then(|| crate::render::scanned(&file.path, &bytes, indexed))
             .flatten(),
-        look: classify(file, &bytes, tree, options),
+        look: classify(file, &bytes, charts, options),
     }
 }
 
-fn classify(file: &FileChange, bytes: &[u8], tree: &dyn Tree, options: &LoadOptions) -> FirstLook {
-    if looks_like_helm_template(&file.path, bytes, tree) {
+fn classify(
+    file: &FileChange,
+    bytes: &[u8],
+    charts: &ChartDirs<'_>,
+    options: &LoadOptions,
+) -> FirstLook {
+    if looks_like_helm_template(&file.path, bytes, charts) {
         return FirstLook::Template(Box::new(
             Finding::note(
                 Rule::LoadSkipped,
@@ -484,7 +488,7 @@ pub(super) fn entry<R>(results: &[(usize, R)], index: usize) -> Option<&R> {
 mod tests {
     use super::*;
     use crate::change::Action;
-    use crate::tree::Content;
+    use crate::tree::{Content, Tree};
 
     fn file(path: &str, size: usize) -> FileChange {
         FileChange {
@@ -529,6 +533,78 @@ mod tests {
             &restored.documents[0].source,
             restored.source.as_ref().unwrap()
         ));
+    }
+
+    /// A tree that counts the reads of each path.
+    struct Counting {
+        inner: crate::tree::MemTree,
+        reads: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    }
+
+    impl Tree for Counting {
+        fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, crate::tree::Unreadable> {
+            *self
+                .reads
+                .lock()
+                .unwrap()
+                .entry(path.to_owned())
+                .or_default() += 1;
+            self.inner.read_checked(path)
+        }
+        fn files_under(&self, prefix: &str) -> Vec<String> {
+            self.inner.files_under(prefix)
+        }
+        fn unreadable_under(&self, prefix: &str) -> Vec<crate::tree::Unreadable> {
+            self.inner.unreadable_under(prefix)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Templates in and out of a chart are told apart as before, and each directory's
+    /// `Chart.yaml` is looked up once, however many files below it ask.
+    #[test]
+    fn each_directory_is_asked_for_a_chart_once() {
+        let files = [
+            ("charts/web/Chart.yaml", "name: web\n"),
+            ("charts/web/templates/a.yaml", "kind: {{ .Values.kind }}\n"),
+            ("charts/web/templates/b.yaml", "name: {{ .Release.Name }}\n"),
+            ("plain/deploy/c.yaml", "name: {{ not.a.chart }}\n"),
+            ("plain/deploy/d.yaml", "name: \"{{ x }}\"\n"),
+            ("charts/web/templates/plain.yaml", "kind: ConfigMap\n"),
+        ];
+        let tree = Counting {
+            inner: crate::tree::MemTree {
+                files: files
+                    .iter()
+                    .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+                    .collect(),
+                name: "test".into(),
+            },
+            reads: Default::default(),
+        };
+        let charts = ChartDirs::new(&tree);
+        let template = |path: &str| {
+            let text = files.iter().find(|(p, _)| *p == path).unwrap().1;
+            looks_like_helm_template(path, text.as_bytes(), &charts)
+        };
+        assert!(template("charts/web/templates/a.yaml"));
+        assert!(template("charts/web/templates/b.yaml"));
+        assert!(!template("charts/web/templates/plain.yaml"));
+        assert!(!template("plain/deploy/c.yaml"));
+        assert!(!template("plain/deploy/d.yaml"));
+        let reads = tree.reads.lock().unwrap();
+        for chart in [
+            "charts/web/templates/Chart.yaml",
+            "charts/web/Chart.yaml",
+            "plain/deploy/Chart.yaml",
+            "plain/Chart.yaml",
+            "Chart.yaml",
+        ] {
+            assert_eq!(reads.get(chart), Some(&1), "{chart}: {reads:?}");
+        }
+        assert_eq!(reads.len(), 5, "{reads:?}");
     }
 
     #[test]
