@@ -124,39 +124,7 @@ pub fn detect_changes_in(
     };
     let mut candidates = Candidates::default();
     if plan.lists_every_file() {
-        // The walk's paths first (32 bytes a file besides the path, which the file then keeps),
-        // so that the change set is allocated once at its size: grown by doubling as the walk
-        // went, its discarded buffers (14 and 28 MB on 100,000 files) stayed resident. They are
-        // listed in slices, each freed once read: one list grown by doubling left 8 MB of
-        // discarded and read buffers resident under the rest of a 100,000-file check.
-        let mut listed: Vec<Vec<walk::Found>> = Vec::new();
-        let mut slice = Vec::with_capacity(READ_SLICE);
-        Walk::new(repo, paths)?.run(|path| {
-            slice.push(path);
-            if slice.len() == READ_SLICE {
-                listed.push(std::mem::replace(
-                    &mut slice,
-                    Vec::with_capacity(READ_SLICE),
-                ));
-            }
-            Ok(())
-        })?;
-        listed.push(slice);
-        let files = listed
-            .iter()
-            .flatten()
-            .filter(|f| matches!(f, walk::Found::File { .. }));
-        set.files.reserve_exact(files.count());
-        for slice in listed {
-            for path in slice {
-                candidates.sort(walked(path), &mut set);
-            }
-            read_plain(
-                &loader.reader,
-                std::mem::take(&mut candidates.plain),
-                &mut set,
-            )?;
-        }
+        list_every_file(repo, paths, &loader.reader, &mut candidates, &mut set)?;
     } else {
         let diff = plan.diff(repo, paths)?;
         for delta in diff.deltas() {
@@ -183,6 +151,100 @@ pub fn detect_changes_in(
     set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(set)
 }
+
+/// Every file of the working tree into `set`, by a walk. The walk is one thread's wait on the
+/// file system: the first [`READ_SLICE`] files are read on the other cores while it goes on, in
+/// chunks of [`EARLY_CHUNK`] as it finds them (the corpus' second core was idle for the whole
+/// walk). Their reads are held until the walk is done, as few as one slice's are.
+///
+/// The rest of the walk's paths are listed first (32 bytes a file besides the path, which the
+/// file then keeps), so that the change set is allocated once at its size: grown by doubling as
+/// the walk went, its discarded buffers (14 and 28 MB on 100,000 files) stayed resident. They are
+/// listed in slices, each freed once read: one list grown by doubling left 8 MB of discarded and
+/// read buffers resident under the rest of a 100,000-file check.
+fn list_every_file(
+    repo: &Repository,
+    paths: &[String],
+    reader: &Reader,
+    candidates: &mut Candidates,
+    set: &mut ChangeSet,
+) -> Result<(), ChangeError> {
+    let (sender, received) = std::sync::mpsc::channel();
+    let mut listed: Vec<Vec<walk::Found>> = Vec::new();
+    let walk_result = rayon::in_place_scope(|scope| {
+        let mut early = 0;
+        let mut chunks = 0;
+        let mut chunk = Vec::with_capacity(EARLY_CHUNK);
+        let mut slice = Vec::new();
+        let read_chunk = |chunk: Vec<Candidate>, chunks: &mut usize| {
+            let (at, sender) = (*chunks, sender.clone());
+            *chunks += 1;
+            scope.spawn(move |_| {
+                let read: Vec<_> = chunk.into_iter().map(|c| reader.load(c)).collect();
+                // The receiver outlives the scope: a send cannot fail.
+                let _ = sender.send((at, read));
+            });
+        };
+        let walk = Walk::new(repo, paths)?.run(|found| {
+            if early < READ_SLICE {
+                if matches!(found, walk::Found::File { .. }) {
+                    early += 1;
+                }
+                candidates.sort(walked(found), set);
+                if let Some(c) = candidates.plain.pop() {
+                    chunk.push(c);
+                }
+                if chunk.len() == EARLY_CHUNK || early == READ_SLICE {
+                    read_chunk(std::mem::take(&mut chunk), &mut chunks);
+                }
+                return Ok(());
+            }
+            slice.push(found);
+            if slice.len() == READ_SLICE {
+                listed.push(std::mem::replace(
+                    &mut slice,
+                    Vec::with_capacity(READ_SLICE),
+                ));
+            }
+            Ok(())
+        });
+        if !chunk.is_empty() {
+            read_chunk(chunk, &mut chunks);
+        }
+        listed.push(slice);
+        walk
+    });
+    drop(sender);
+    walk_result?;
+    let mut early: Vec<_> = received.into_iter().collect();
+    early.sort_unstable_by_key(|(at, _)| *at);
+    let later = listed
+        .iter()
+        .flatten()
+        .filter(|f| matches!(f, walk::Found::File { .. }))
+        .count();
+    let early_files: usize = early.iter().map(|(_, read)| read.len()).sum();
+    set.files
+        .reserve_exact(early_files + candidates.links.len() + later);
+    for (_, read) in early {
+        for result in read {
+            match result? {
+                Ok(file) => set.files.push(file),
+                Err(skipped) => set.skipped.push(skipped),
+            }
+        }
+    }
+    for slice in listed {
+        for path in slice {
+            candidates.sort(walked(path), set);
+        }
+        read_plain(reader, std::mem::take(&mut candidates.plain), set)?;
+    }
+    Ok(())
+}
+
+/// How many of the first files the walk finds are read together, while it goes on.
+const EARLY_CHUNK: usize = 64;
 
 /// The candidates found so far, by how they are read: symlinks one by one, on one thread (git2's
 /// trees and index are not shared between threads), the rest on all cores.
@@ -1206,6 +1268,55 @@ mod tests {
         index.write().unwrap();
         drop(index);
         (dir, repo)
+    }
+
+    /// More files than one slice: the first are read while the walk goes on, the rest after it,
+    /// and every file is in the change set once, with its own content, whichever way it was read.
+    #[test]
+    fn every_file_is_read_once_whether_read_during_the_walk_or_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        Repository::init(root).unwrap();
+        let mut expected = Vec::new();
+        for d in 0..6 {
+            std::fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
+            for f in 0..(READ_SLICE / 5) {
+                let path = format!("d{d}/f{f}.yaml");
+                std::fs::write(root.join(&path), format!("n: {d}-{f}\n")).unwrap();
+                expected.push(path);
+            }
+            std::fs::write(root.join(format!("d{d}/x.bin")), b"\0binary").unwrap();
+            std::os::unix::fs::symlink("f0.yaml", root.join(format!("d{d}/link.yaml"))).unwrap();
+            expected.push(format!("d{d}/link.yaml"));
+        }
+        assert!(expected.len() > READ_SLICE + EARLY_CHUNK);
+        expected.sort();
+        let repo = Repository::open(root).unwrap();
+        let set = detect_changes_in(&repo, &ChangeMode::All { rev: None }, &[]).unwrap();
+        let paths: Vec<&str> = set.files.iter().map(|f| &*f.path).collect();
+        assert_eq!(paths, expected);
+        for file in &set.files {
+            let (dir, name) = file.path.split_once('/').unwrap();
+            let f = if name == "link.yaml" {
+                "f0"
+            } else {
+                name.trim_end_matches(".yaml")
+            };
+            let text = format!("n: {}-{}\n", &dir[1..], &f[1..]);
+            let read = file.after.as_ref().unwrap().read(&file.path).unwrap();
+            assert_eq!(read, text.as_bytes(), "{}", file.path);
+        }
+        let skipped: Vec<(&str, &SkipKind)> = set
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), &s.kind))
+            .collect();
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .all(|(p, k)| p.ends_with("/x.bin") && matches!(k, SkipKind::Binary))
+        );
     }
 
     fn walked_listing(repo: &Repository, paths: &[String]) -> Vec<(String, String)> {
