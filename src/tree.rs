@@ -1046,6 +1046,52 @@ impl Tree for MemTree {
     }
 }
 
+/// A tree of in-memory files that counts the reads of each path: how tests see what a stage read,
+/// and how often.
+#[cfg(test)]
+pub(crate) struct CountingTree {
+    inner: MemTree,
+    pub reads: Mutex<BTreeMap<String, usize>>,
+}
+
+#[cfg(test)]
+impl CountingTree {
+    pub(crate) fn new(files: &[(&str, &str)]) -> CountingTree {
+        CountingTree {
+            inner: MemTree {
+                files: files
+                    .iter()
+                    .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
+                    .collect(),
+                name: "test".into(),
+            },
+            reads: Mutex::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Tree for CountingTree {
+    fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
+        *self
+            .reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_default() += 1;
+        self.inner.read_checked(path)
+    }
+    fn files_under(&self, prefix: &str) -> Vec<String> {
+        self.inner.files_under(prefix)
+    }
+    fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
+        self.inner.unreadable_under(prefix)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

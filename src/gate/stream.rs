@@ -488,7 +488,7 @@ pub(super) fn entry<R>(results: &[(usize, R)], index: usize) -> Option<&R> {
 mod tests {
     use super::*;
     use crate::change::Action;
-    use crate::tree::{Content, Tree};
+    use crate::tree::Content;
 
     fn file(path: &str, size: usize) -> FileChange {
         FileChange {
@@ -535,33 +535,6 @@ mod tests {
         ));
     }
 
-    /// A tree that counts the reads of each path.
-    struct Counting {
-        inner: crate::tree::MemTree,
-        reads: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
-    }
-
-    impl Tree for Counting {
-        fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, crate::tree::Unreadable> {
-            *self
-                .reads
-                .lock()
-                .unwrap()
-                .entry(path.to_owned())
-                .or_default() += 1;
-            self.inner.read_checked(path)
-        }
-        fn files_under(&self, prefix: &str) -> Vec<String> {
-            self.inner.files_under(prefix)
-        }
-        fn unreadable_under(&self, prefix: &str) -> Vec<crate::tree::Unreadable> {
-            self.inner.unreadable_under(prefix)
-        }
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-    }
-
     /// Templates in and out of a chart are told apart as before, and each directory's
     /// `Chart.yaml` is looked up once, however many files below it ask.
     #[test]
@@ -574,16 +547,7 @@ mod tests {
             ("plain/deploy/d.yaml", "name: \"{{ x }}\"\n"),
             ("charts/web/templates/plain.yaml", "kind: ConfigMap\n"),
         ];
-        let tree = Counting {
-            inner: crate::tree::MemTree {
-                files: files
-                    .iter()
-                    .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
-                    .collect(),
-                name: "test".into(),
-            },
-            reads: Default::default(),
-        };
+        let tree = crate::tree::CountingTree::new(&files);
         let charts = ChartDirs::new(&tree);
         let template = |path: &str| {
             let text = files.iter().find(|(p, _)| *p == path).unwrap().1;

@@ -292,53 +292,17 @@ mod tests {
         KustomizeGraph::build(&tree)
     }
 
-    /// A tree that counts the reads of each path.
-    struct Counting {
-        inner: crate::tree::MemTree,
-        reads: Mutex<BTreeMap<String, usize>>,
-    }
-
-    impl Tree for Counting {
-        fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, crate::tree::Unreadable> {
-            *self
-                .reads
-                .lock()
-                .unwrap()
-                .entry(path.to_owned())
-                .or_default() += 1;
-            self.inner.read_checked(path)
-        }
-        fn files_under(&self, prefix: &str) -> Vec<String> {
-            self.inner.files_under(prefix)
-        }
-        fn unreadable_under(&self, prefix: &str) -> Vec<crate::tree::Unreadable> {
-            self.inner.unreadable_under(prefix)
-        }
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-    }
-
     #[test]
     fn each_kustomization_is_read_once_whatever_asks_for_it() {
-        let tree = Counting {
-            inner: crate::tree::MemTree {
-                files: [
-                    (
-                        "apps/kustomization.yaml",
-                        "resources: [web.yaml]\npatches: [{path: p.yaml}]\n",
-                    ),
-                    ("apps/web.yaml", "kind: Deployment\n"),
-                    ("apps/p.yaml", "kind: Deployment\n"),
-                    ("prod/kustomization.yaml", "resources: [../apps]\n"),
-                ]
-                .iter()
-                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-                .collect(),
-                name: "test".into(),
-            },
-            reads: Mutex::default(),
-        };
+        let tree = crate::tree::CountingTree::new(&[
+            (
+                "apps/kustomization.yaml",
+                "resources: [web.yaml]\npatches: [{path: p.yaml}]\n",
+            ),
+            ("apps/web.yaml", "kind: Deployment\n"),
+            ("apps/p.yaml", "kind: Deployment\n"),
+            ("prod/kustomization.yaml", "resources: [../apps]\n"),
+        ]);
         let kustomizations = Kustomizations::new(&tree);
         // Before the tree is listed, a directory's kustomization files are looked up by name.
         let apps = kustomizations.in_dir("apps");
