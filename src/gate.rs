@@ -1296,13 +1296,13 @@ fn looks_like_helm_template(path: &str, bytes: &[u8], charts: &ChartDirs<'_>) ->
 /// Which directories of a tree hold a readable `Chart.yaml`, each looked up once per check: every
 /// file with template syntax asks about each directory above it, and the corpus' 266 such files
 /// asked 1,831 times about a few hundred directories (each a path lookup and a read).
-pub(crate) struct ChartDirs<'t> {
+struct ChartDirs<'t> {
     tree: &'t dyn Tree,
     known: Mutex<HashMap<String, bool>>,
 }
 
 impl<'t> ChartDirs<'t> {
-    pub(crate) fn new(tree: &'t dyn Tree) -> ChartDirs<'t> {
+    fn new(tree: &'t dyn Tree) -> ChartDirs<'t> {
         ChartDirs {
             tree,
             known: Mutex::default(),

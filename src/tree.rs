@@ -72,7 +72,7 @@ fn the_file_itself(prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<St
 ///
 /// One read that returns exactly the size `fstat` gave, short of the extra byte asked for, is
 /// the end: a read of a regular file stops short only where the file ends (POSIX `read`), so the
-/// read that would return nothing is not made (a third of the system calls left per read).
+/// read that would return nothing is not made (one of the five system calls of a read).
 pub fn read_sized(mut file: &std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let expected = usize::try_from(size).unwrap_or(usize::MAX - 1);

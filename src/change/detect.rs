@@ -176,9 +176,12 @@ fn list_every_file(
         let mut chunks = 0;
         let mut chunk = Vec::with_capacity(EARLY_CHUNK);
         let mut slice = Vec::new();
-        let read_chunk = |chunk: Vec<Candidate>, chunks: &mut usize| {
-            let (at, sender) = (*chunks, sender.clone());
-            *chunks += 1;
+        let mut read_chunk = |chunk: Vec<Candidate>| {
+            if chunk.is_empty() {
+                return;
+            }
+            let (at, sender) = (chunks, sender.clone());
+            chunks += 1;
             scope.spawn(move |_| {
                 let read: Vec<_> = chunk.into_iter().map(|c| reader.load(c)).collect();
                 // The receiver outlives the scope: a send cannot fail.
@@ -195,7 +198,7 @@ fn list_every_file(
                     chunk.push(c);
                 }
                 if chunk.len() == EARLY_CHUNK || early == READ_SLICE {
-                    read_chunk(std::mem::take(&mut chunk), &mut chunks);
+                    read_chunk(std::mem::take(&mut chunk));
                 }
                 return Ok(());
             }
@@ -208,9 +211,7 @@ fn list_every_file(
             }
             Ok(())
         });
-        if !chunk.is_empty() {
-            read_chunk(chunk, &mut chunks);
-        }
+        read_chunk(chunk);
         listed.push(slice);
         walk
     });
