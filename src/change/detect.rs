@@ -138,12 +138,8 @@ pub fn detect_changes_in(
             .reserve_exact(candidates.plain.len() + candidates.links.len());
     }
     read_plain(&loader.reader, candidates.plain, &mut set)?;
-    for change in candidates.links {
-        match loader.load_link(change)? {
-            Ok(file) => set.files.push(file),
-            Err(skipped) => set.skipped.push(skipped),
-        }
-    }
+    let links = candidates.links.into_iter();
+    add_read(links.map(|change| loader.load_link(change)), &mut set)?;
     if plan.renames {
         pair_exact_renames(&mut set.files);
     }
@@ -228,12 +224,7 @@ fn list_every_file(
     set.files
         .reserve_exact(early_files + candidates.links.len() + later);
     for (_, read) in early {
-        for result in read {
-            match result? {
-                Ok(file) => set.files.push(file),
-                Err(skipped) => set.skipped.push(skipped),
-            }
-        }
+        add_read(read, set)?;
     }
     for slice in listed {
         for path in slice {
@@ -290,11 +281,20 @@ fn read_plain(
             .par_drain(from..)
             .map(|change| reader.load(change))
             .collect();
-        for result in read.into_iter().rev() {
-            match result? {
-                Ok(file) => set.files.push(file),
-                Err(skipped) => set.skipped.push(skipped),
-            }
+        add_read(read.into_iter().rev(), set)?;
+    }
+    Ok(())
+}
+
+/// What reading candidates gave, into `set` in their order: the files read, and those skipped.
+fn add_read(
+    read: impl IntoIterator<Item = Result<Result<FileChange, Skipped>, ChangeError>>,
+    set: &mut ChangeSet,
+) -> Result<(), ChangeError> {
+    for result in read {
+        match result? {
+            Ok(file) => set.files.push(file),
+            Err(skipped) => set.skipped.push(skipped),
         }
     }
     Ok(())
