@@ -368,6 +368,9 @@ impl Gate {
             .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
         // Read again after the stream: what they list is not held through it.
         let flux_patches = FluxPatches::from_manifests(&Kustomizations::new(tree), &manifests);
+        // The first look's listing of the tree, if kept and no index has asked for it since: the
+        // stream would carry it to its peak.
+        tree.release_unused_listing();
         // Kept through the stream only when Flux substitutes: a list of every file with a
         // ConfigMap would grow with the tree (tests/stream_memory.rs).
         let flux_scan = {

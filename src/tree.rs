@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// A path that exists but cannot be read as a regular file: a symlink, a submodule, a directory
 /// where a file was expected, or an I/O failure. Never the same as absent: the gate's own rules
@@ -97,16 +97,34 @@ pub fn read_sized(mut file: &std::fs::File, size: u64) -> std::io::Result<Vec<u8
     Ok(bytes)
 }
 
-/// The sorted paths of every regular file of a tree, kept the second time the whole tree is
-/// listed. A check lists the whole tree for each index it builds (kustomizations, Flux sources,
-/// patches, charts): seven walks of the corpus' working tree were 9% of its `check --all`. A tree
-/// listed once is not kept: a check of 100,000 plain manifests lists it once, and would hold the
-/// listing to the end. Once the whole tree is known, a directory's files are taken from it;
-/// before, a directory is walked alone, so a push that lists only `policies/` never walks the rest.
-#[derive(Default)]
+/// The sorted paths of every regular file of a tree, kept from the first listing of the whole
+/// tree when their text is at most [`KEEP_SMALL`] bytes, else from the second. A check lists the
+/// whole tree for each index it builds (kustomizations, Flux sources, patches, charts): seven
+/// walks of the corpus' working tree were 9% of its `check --all`, and the second of the two left
+/// ran on one core while the other waited (the kustomization graph's, after the first look). A
+/// listing kept from the first walk that nothing has asked for since is let go before the stream
+/// ([`Tree::release_unused_listing`]): a check of plain manifests lists its tree once, and would
+/// hold the listing to the end (25 bytes a file in `tests/stream_memory.rs`). Once the whole
+/// tree is known, a directory's files are taken from it; before, a directory is walked alone, so
+/// a push that lists only `policies/` never walks the rest.
 struct Listing {
-    paths: OnceLock<Paths>,
+    paths: Mutex<Option<Arc<Paths>>>,
     asked: std::sync::atomic::AtomicBool,
+    /// Whether the kept paths answered a listing after the one that kept them.
+    used: std::sync::atomic::AtomicBool,
+    /// [`KEEP_SMALL`], but in tests.
+    keep_small: usize,
+}
+
+impl Default for Listing {
+    fn default() -> Listing {
+        Listing {
+            paths: Mutex::default(),
+            asked: Default::default(),
+            used: Default::default(),
+            keep_small: KEEP_SMALL,
+        }
+    }
 }
 
 impl Listing {
@@ -121,20 +139,100 @@ impl Listing {
     ) -> Option<Vec<String>> {
         use std::sync::atomic::Ordering::Relaxed;
         let prefix = prefix.trim_end_matches('/');
-        if let Some(paths) = self.paths.get() {
+        if let Some(paths) = self.kept() {
+            self.used.store(true, Relaxed);
             return Some(paths.under(prefix, keep));
         }
         if !prefix.is_empty() {
             return None;
         }
         if !self.asked.swap(true, Relaxed) {
-            // Not kept: only what `keep` accepts is ever copied.
-            let mut all = walk(keep);
-            all.sort_unstable();
-            return Some(all);
+            // Every path is copied into one text until it passes the bound; of a larger tree only
+            // what `keep` accepts is.
+            let small = Mutex::new(Some(Spelled::within(self.keep_small)));
+            let mut wanted = walk(&|path| {
+                let mut small = small.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(spelled) = small.as_mut()
+                    && !spelled.push(path)
+                {
+                    *small = None;
+                }
+                keep(path)
+            });
+            if let Some(spelled) = small.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                return Some(self.keep(spelled.into_paths()).under("", keep));
+            }
+            wanted.sort_unstable();
+            return Some(wanted);
         }
-        let paths = self.paths.get_or_init(|| Paths::new(walk(&|_| true)));
-        Some(paths.under("", keep))
+        self.used.store(true, Relaxed);
+        Some(self.keep(Paths::new(walk(&|_| true))).under("", keep))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Paths>>> {
+        self.paths.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn kept(&self) -> Option<Arc<Paths>> {
+        self.slot().clone()
+    }
+
+    /// Keeps `paths`, unless two threads listed at once and the other's are kept already.
+    fn keep(&self, paths: Paths) -> Arc<Paths> {
+        Arc::clone(self.slot().get_or_insert_with(|| Arc::new(paths)))
+    }
+
+    /// Lets go of paths kept from the first listing that nothing has asked for since; the next
+    /// listing of the whole tree walks it and keeps it.
+    fn release_unused(&self) {
+        if !self.used.load(std::sync::atomic::Ordering::Relaxed) {
+            *self.slot() = None;
+        }
+    }
+}
+
+/// The text of a tree's paths kept from its first listing, at most: the corpus' 3,053 paths are
+/// 243 KB, 10,001 files of generated manifests 271 KB.
+const KEEP_SMALL: usize = 1 << 20;
+
+/// Paths in the order a walk met them, in one text, while it stays within a bound.
+struct Spelled {
+    text: String,
+    ends: Vec<usize>,
+    bound: usize,
+}
+
+impl Spelled {
+    fn within(bound: usize) -> Spelled {
+        Spelled {
+            text: String::new(),
+            ends: Vec::new(),
+            bound,
+        }
+    }
+
+    /// Adds `path`; `false` once the text would pass the bound.
+    fn push(&mut self, path: &str) -> bool {
+        if self.text.len() + path.len() > self.bound {
+            return false;
+        }
+        self.text.push_str(path);
+        self.ends.push(self.text.len());
+        true
+    }
+
+    fn into_paths(self) -> Paths {
+        let mut start = 0;
+        let paths = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let path = self.text[start..end].to_owned();
+                start = end;
+                path
+            })
+            .collect();
+        Paths::new(paths)
     }
 }
 
@@ -226,6 +324,9 @@ pub trait Tree: Send + Sync {
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable>;
     /// Human name of the revision, for messages: "working tree", "HEAD (1a2b3c4)", …
     fn describe(&self) -> String;
+    /// Lets go of a listing of the whole tree that was kept and not asked for again (see
+    /// `Listing`): called before the stream, whose peak it would add to.
+    fn release_unused_listing(&self) {}
 }
 
 /// Files on disk under a directory (the working tree, or a server-side `--config-dir`).
@@ -235,7 +336,7 @@ pub struct DirTree {
     /// The root directory, opened once for [`beneath::read`]; `None` if it cannot be opened.
     #[cfg(target_os = "linux")]
     root_fd: OnceLock<Option<std::os::fd::OwnedFd>>,
-    /// Every regular file, kept once the whole tree is listed a second time ([`Listing`]).
+    /// Every regular file, kept once the whole tree is listed ([`Listing`]).
     listing: Listing,
 }
 
@@ -452,6 +553,10 @@ impl Tree for DirTree {
     fn describe(&self) -> String {
         self.name.clone()
     }
+
+    fn release_unused_listing(&self) {
+        self.listing.release_unused();
+    }
 }
 
 impl DirTree {
@@ -520,7 +625,7 @@ pub struct GitTree {
     entries: OnceLock<HashMap<String, (git2::Oid, i32)>>,
     /// Files looked up before the entries were walked.
     lookups: AtomicUsize,
-    /// Every regular file, kept once the whole tree is listed a second time ([`Listing`]).
+    /// Every regular file, kept once the whole tree is listed ([`Listing`]).
     listing: Listing,
     /// Where blobs are read, from any thread.
     blobs: RepoPool,
@@ -942,6 +1047,10 @@ impl Tree for GitTree {
     fn describe(&self) -> String {
         self.name.clone()
     }
+
+    fn release_unused_listing(&self) {
+        self.listing.release_unused();
+    }
 }
 
 impl GitTree {
@@ -1283,7 +1392,7 @@ mod tests {
         let git = || GitTree::open(&repo, "HEAD").unwrap();
         let disk = || DirTree::new(dir.path(), "working tree");
         // Subtrees walked alone, then taken from the listing of the whole tree, kept once the
-        // whole tree is listed a second time.
+        // whole tree is listed.
         for tree in [&git() as &dyn Tree, &disk()] {
             expect(tree);
             assert_eq!(tree.files_under(""), all);
@@ -1314,8 +1423,8 @@ mod tests {
         assert_eq!(git_read.read("e.yaml").as_deref(), Some(&b"z"[..]));
         let disk = DirTree::new(dir.path(), "working tree");
         for tree in [&git as &dyn Tree, &git_read, &disk, &memory] {
-            // A subtree walked alone, the whole tree listed once (not kept), then twice (kept):
-            // each answer is the unfiltered listing with only what `keep` accepts.
+            // A subtree walked alone, then the whole tree listed and kept: each answer is the
+            // unfiltered listing with only what `keep` accepts.
             for _ in 0..3 {
                 assert_eq!(tree.files_under_where("a", &yaml), ["a/d.yaml"]);
                 assert!(tree.files_under_where("a/b/c.rego", &yaml).is_empty());
@@ -1377,17 +1486,54 @@ mod tests {
     }
 
     #[test]
-    fn a_working_tree_listed_twice_is_kept_and_not_walked_again() {
+    fn a_small_working_tree_is_kept_from_its_first_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
+        let tree = DirTree::new(dir.path(), "working tree");
+        assert!(tree.files_under_where("", &|p| p != "a.yaml").is_empty());
+        // Kept, whatever the first listing kept: a file written since is in no listing of it.
+        std::fs::write(dir.path().join("b.yaml"), "b").unwrap();
+        assert_eq!(tree.files_under(""), ["a.yaml"]);
+        assert!(tree.files_under("b.yaml").is_empty());
+    }
+
+    #[test]
+    fn a_listing_kept_from_the_first_walk_is_let_go_unless_asked_for_again() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
         let tree = DirTree::new(dir.path(), "working tree");
         assert_eq!(tree.files_under(""), ["a.yaml"]);
-        // Listed once, not kept: the next listing walks again.
+        tree.release_unused_listing();
+        // Let go: the next listing walks again, and keeps what it finds for good.
         std::fs::write(dir.path().join("b.yaml"), "b").unwrap();
         assert_eq!(tree.files_under(""), ["a.yaml", "b.yaml"]);
-        // Listed twice, kept: a file written since is in no listing of this tree.
+        tree.release_unused_listing();
         std::fs::write(dir.path().join("c.yaml"), "c").unwrap();
         assert_eq!(tree.files_under(""), ["a.yaml", "b.yaml"]);
-        assert!(tree.files_under("c.yaml").is_empty());
+        // Asked for again after the first walk: kept.
+        let again = DirTree::new(dir.path(), "working tree");
+        assert_eq!(again.files_under(""), ["a.yaml", "b.yaml", "c.yaml"]);
+        assert_eq!(again.files_under("a.yaml"), ["a.yaml"]);
+        again.release_unused_listing();
+        std::fs::write(dir.path().join("d.yaml"), "d").unwrap();
+        assert_eq!(again.files_under(""), ["a.yaml", "b.yaml", "c.yaml"]);
+    }
+
+    #[test]
+    fn a_large_working_tree_is_kept_only_when_listed_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "b").unwrap();
+        let mut tree = DirTree::new(dir.path(), "working tree");
+        // Larger than the bound: "a.yaml" and "b.yaml" are 12 bytes.
+        tree.listing.keep_small = 11;
+        assert_eq!(tree.files_under_where("", &|p| p == "a.yaml"), ["a.yaml"]);
+        // Listed once, not kept: the next listing walks again.
+        std::fs::write(dir.path().join("c.yaml"), "c").unwrap();
+        assert_eq!(tree.files_under(""), ["a.yaml", "b.yaml", "c.yaml"]);
+        // Listed twice, kept: a file written since is in no listing of this tree.
+        std::fs::write(dir.path().join("d.yaml"), "d").unwrap();
+        assert_eq!(tree.files_under(""), ["a.yaml", "b.yaml", "c.yaml"]);
+        assert!(tree.files_under("d.yaml").is_empty());
     }
 }

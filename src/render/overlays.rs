@@ -72,6 +72,10 @@ impl Tree for PatchedTree<'_> {
     fn describe(&self) -> String {
         self.name.clone()
     }
+
+    fn release_unused_listing(&self) {
+        self.head.release_unused_listing();
+    }
 }
 
 /// One overlay rendered at both sides.
