@@ -149,18 +149,20 @@ impl Listing {
         if !self.asked.swap(true, Relaxed) {
             // Every path is copied into one text until it passes the bound; of a larger tree only
             // what `keep` accepts is.
-            let small = Mutex::new(Some(Spelled::within(self.keep_small)));
+            let small = Mutex::new(Some(Paths::default()));
             let mut wanted = walk(&|path| {
                 let mut small = small.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(spelled) = small.as_mut()
-                    && !spelled.push(path)
-                {
-                    *small = None;
+                if let Some(paths) = small.as_mut() {
+                    if paths.text.len() + path.len() > self.keep_small {
+                        *small = None;
+                    } else {
+                        paths.push(path);
+                    }
                 }
                 keep(path)
             });
-            if let Some(spelled) = small.into_inner().unwrap_or_else(PoisonError::into_inner) {
-                return Some(self.keep(spelled.into_paths()).under("", keep));
+            if let Some(paths) = small.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                return Some(self.keep(paths.sorted()).under("", keep));
             }
             wanted.sort_unstable();
             return Some(wanted);
@@ -185,7 +187,7 @@ impl Listing {
     /// Lets go of paths kept from the first listing that nothing has asked for since; the next
     /// listing of the whole tree walks it and keeps it.
     fn release_unused(&self) {
-        if !self.used.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.used.load(Ordering::Relaxed) {
             *self.slot() = None;
         }
     }
@@ -195,48 +197,9 @@ impl Listing {
 /// 243 KB, 10,001 files of generated manifests 271 KB.
 const KEEP_SMALL: usize = 1 << 20;
 
-/// Paths in the order a walk met them, in one text, while it stays within a bound.
-struct Spelled {
-    text: String,
-    ends: Vec<usize>,
-    bound: usize,
-}
-
-impl Spelled {
-    fn within(bound: usize) -> Spelled {
-        Spelled {
-            text: String::new(),
-            ends: Vec::new(),
-            bound,
-        }
-    }
-
-    /// Adds `path`; `false` once the text would pass the bound.
-    fn push(&mut self, path: &str) -> bool {
-        if self.text.len() + path.len() > self.bound {
-            return false;
-        }
-        self.text.push_str(path);
-        self.ends.push(self.text.len());
-        true
-    }
-
-    fn into_paths(self) -> Paths {
-        let mut start = 0;
-        let paths = self
-            .ends
-            .iter()
-            .map(|&end| {
-                let path = self.text[start..end].to_owned();
-                start = end;
-                path
-            })
-            .collect();
-        Paths::new(paths)
-    }
-}
-
-/// Sorted paths in one string, under half the memory of a `Vec<String>`.
+/// Paths in one string, under half the memory of a `Vec<String>`: sorted once kept, in the order a
+/// walk met them while it is spelled out ([`Paths::push`]).
+#[derive(Default)]
 struct Paths {
     text: String,
     /// Where each path ends in `text`.
@@ -244,15 +207,30 @@ struct Paths {
 }
 
 impl Paths {
-    fn new(mut paths: Vec<String>) -> Paths {
-        paths.sort_unstable();
-        let mut text = String::with_capacity(paths.iter().map(String::len).sum());
-        let mut ends = Vec::with_capacity(paths.len());
-        for path in paths {
-            text.push_str(&path);
-            ends.push(text.len());
+    fn new(paths: Vec<String>) -> Paths {
+        let mut unsorted = Paths::default();
+        for path in &paths {
+            unsorted.push(path);
         }
-        Paths { text, ends }
+        unsorted.sorted()
+    }
+
+    fn push(&mut self, path: &str) {
+        self.text.push_str(path);
+        self.ends.push(self.text.len());
+    }
+
+    fn sorted(self) -> Paths {
+        let mut order: Vec<usize> = (0..self.ends.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.get(a).cmp(self.get(b)));
+        let mut sorted = Paths {
+            text: String::with_capacity(self.text.len()),
+            ends: Vec::with_capacity(self.ends.len()),
+        };
+        for i in order {
+            sorted.push(self.get(i));
+        }
+        sorted
     }
 
     fn get(&self, i: usize) -> &str {
