@@ -364,7 +364,7 @@ impl DirTree {
 /// checks each component with its own `stat` (seven of them for a file six directories deep,
 /// on every one of the five or six reads of each file a check makes).
 #[cfg(target_os = "linux")]
-mod beneath {
+pub(crate) mod beneath {
     use std::os::fd::OwnedFd;
     use std::path::Path;
 
