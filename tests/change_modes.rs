@@ -726,3 +726,50 @@ fn an_untracked_nested_repository_is_skipped_not_entered() {
         );
     }
 }
+
+/// The walk decides what a directory is from its own listing when it is small, and with a `stat`
+/// when it is large (more entries than it reads ahead): both must list what git lists. Here a
+/// large directory has ignore rules of its own and a nested repository below it, and so does a
+/// small one.
+#[test]
+fn large_and_small_directories_list_alike() {
+    let repo = TestRepo::new();
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit_all("initial");
+    for dir in ["small", "large"] {
+        let count = if dir == "large" { 700 } else { 3 };
+        for i in 0..count {
+            repo.write(&format!("{dir}/f{i}.yaml"), "x: 1\n");
+        }
+        repo.write(&format!("{dir}/skip.secret"), "s: 1\n");
+        repo.write(&format!("{dir}/.gitignore"), "*.secret\n");
+        repo.write(&format!("{dir}/inner/nested.yaml"), "n: 1\n");
+        repo.git_in(
+            &repo.abs(&format!("{dir}/inner")),
+            &["init", "-q", "-b", "main"],
+        );
+    }
+    let set = detect(&repo, ChangeMode::All { rev: None }, &[]);
+    for dir in ["small", "large"] {
+        let listed: Vec<&str> = set.paths().filter(|p| p.starts_with(dir)).collect();
+        let expected = if dir == "large" { 701 } else { 4 };
+        assert_eq!(listed.len(), expected, "{dir}: {listed:?}");
+        assert!(
+            listed.contains(&&*format!("{dir}/.gitignore")),
+            "{listed:?}"
+        );
+        assert!(listed.iter().all(|p| !p.ends_with(".secret")), "{listed:?}");
+        assert!(listed.iter().all(|p| !p.contains("/inner/")), "{listed:?}");
+    }
+    let nested: Vec<_> = skipped(&set)
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("inner"))
+        .collect();
+    assert_eq!(
+        nested,
+        vec![
+            ("large/inner", "nested git repository, not followed"),
+            ("small/inner", "nested git repository, not followed")
+        ]
+    );
+}
