@@ -182,7 +182,18 @@ impl<'a> Census<'a> {
                 self.combine("data", map.iter().map(|(k, v)| (Some(k), v)), false)
             }
             Value::Array(items) => self.combine("array", items.iter().map(|v| (None, v)), false),
-            scalar => (self.keys.hash_one(scalar.to_string()), 1),
+            // Hashed in place: printing each scalar to hash its text was an allocation per node
+            // of every CRD converted.
+            scalar => {
+                let mut hasher = self.keys.build_hasher();
+                match scalar {
+                    Value::String(text) => ("string", text).hash(&mut hasher),
+                    Value::Number(number) => ("number", number).hash(&mut hasher),
+                    Value::Bool(value) => ("bool", value).hash(&mut hasher),
+                    _ => "null".hash(&mut hasher),
+                }
+                (hasher.finish(), 1)
+            }
         }
     }
 
