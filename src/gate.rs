@@ -35,6 +35,7 @@ use crate::schema::{SchemaSet, crd_kinds, latest_crd_kinds};
 use crate::suppress::{self, Suppression};
 use crate::tree::{Content, Tree};
 
+mod packed;
 mod pre_existing;
 mod relocate;
 mod selection;

@@ -166,7 +166,7 @@ pub(super) enum FirstLook {
     Unreadable(Box<Loaded>),
     /// It may define CRDs, which the schemas of the stream depend on: the kinds it defines, and
     /// whether one of its CRDs has a Flux variable (`${…}`). Its documents are kept for the
-    /// stream as JSON text ([`Kept`]).
+    /// stream, packed ([`Kept`]).
     Crds {
         kinds: Vec<CrdKind>,
         substituted: bool,
@@ -176,20 +176,20 @@ pub(super) enum FirstLook {
     Later,
 }
 
-/// A file loaded before the stream, kept for it with each document's value as compact JSON text.
+/// A file loaded before the stream, kept for it with each document's value packed
+/// ([`super::packed`]).
 ///
 /// Argo CD's CRD files are 3.8 MB of the corpus' YAML, and they were parsed twice: by the first
 /// look for their kinds and by the stream to judge them, which was a fifth of the CPU of its
 /// `check --all`. Holding their values instead cost 18 MB, which put the run's peak above
-/// kubeconform's; their JSON is about the size of their text, and reading it back is several
-/// times faster than parsing the YAML (`benches/load_throughput.rs`). A value read back from its
-/// own JSON is the same value: keys keep their order, numbers their exact form.
+/// kubeconform's; packed, they take about the size of their text, and reading them back is
+/// several times faster than parsing the YAML. A value unpacked is the same value: keys keep
+/// their order, numbers their exact form.
 pub(super) struct Kept {
     /// The file as loaded, each document's value taken out.
     loaded: Loaded,
-    /// The values, by document; `None` when one did not serialise, so the stream loads the file
-    /// again.
-    values: Option<Vec<Box<str>>>,
+    /// The values, by document.
+    values: Vec<Box<[u8]>>,
 }
 
 impl Kept {
@@ -197,22 +197,17 @@ impl Kept {
         let values = loaded
             .documents
             .iter_mut()
-            .map(|doc| {
-                let value = std::mem::take(&mut doc.value);
-                serde_json::to_string(&value)
-                    .ok()
-                    .map(String::into_boxed_str)
-            })
+            .map(|doc| super::packed::pack(&std::mem::take(&mut doc.value)))
             .collect();
         Kept { loaded, values }
     }
 
-    /// The file as it was loaded; `None` if a value does not read back, and the file must be
+    /// The file as it was loaded; `None` if a value does not unpack, and the file must be
     /// loaded again.
     pub fn restore(self) -> Option<Loaded> {
         let Kept { mut loaded, values } = self;
-        for (doc, json) in loaded.documents.iter_mut().zip(values?) {
-            doc.value = serde_json::from_str(&json).ok()?;
+        for (doc, packed) in loaded.documents.iter_mut().zip(values) {
+            doc.value = super::packed::unpack(&packed)?;
         }
         Some(loaded)
     }
