@@ -30,15 +30,16 @@ impl Span {
         let (line, col) = (self.line as usize, self.col as usize);
         let begin = source.offset_of(line, col);
         let chars = (self.end - self.start) as usize;
-        let end = source.text[begin..]
+        // A multi-line node is underlined on its first line only; that is where readers look. So
+        // only that line's characters are counted: counting a whole document's to its end, then
+        // cutting at the line, was 0.5% of the corpus' `check --all` (each CRD is located).
+        let rest = &source.text[begin..];
+        let first_line = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest, |i| &rest[..i]);
+        let len = first_line
             .char_indices()
             .nth(chars)
-            .map_or(source.text.len(), |(i, _)| begin + i);
-        // A multi-line node is underlined on its first line only; that is where readers look.
-        let first_line_end = source.text[begin..]
-            .find('\n')
-            .map_or(source.text.len(), |i| begin + i);
-        source.location(line, col, end.min(first_line_end) - begin)
+            .map_or(first_line.len(), |(i, _)| i);
+        source.location(line, col, len)
     }
 }
 
