@@ -35,7 +35,6 @@ use crate::schema::{SchemaSet, crd_kinds, latest_crd_kinds};
 use crate::suppress::{self, Suppression};
 use crate::tree::{Content, Tree};
 
-mod packed;
 mod pre_existing;
 mod relocate;
 mod selection;

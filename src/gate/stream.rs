@@ -177,7 +177,7 @@ pub(super) enum FirstLook {
 }
 
 /// A file loaded before the stream, kept for it with each document's value packed
-/// ([`super::packed`]).
+/// ([`crate::load::packed`]).
 ///
 /// Argo CD's CRD files are 3.8 MB of the corpus' YAML, and they were parsed twice: by the first
 /// look for their kinds and by the stream to judge them, which was a fifth of the CPU of its
@@ -197,7 +197,7 @@ impl Kept {
         let values = loaded
             .documents
             .iter_mut()
-            .map(|doc| super::packed::pack(&std::mem::take(&mut doc.value)))
+            .map(|doc| crate::load::packed::pack(&std::mem::take(&mut doc.value)))
             .collect();
         Kept { loaded, values }
     }
@@ -207,7 +207,7 @@ impl Kept {
     pub fn restore(self) -> Option<Loaded> {
         let Kept { mut loaded, values } = self;
         for (doc, packed) in loaded.documents.iter_mut().zip(values) {
-            doc.value = super::packed::unpack(&packed)?;
+            doc.value = crate::load::packed::unpack(&packed)?;
         }
         Some(loaded)
     }

@@ -4,6 +4,7 @@
 //! gate judges what the cluster will receive. JSON goes through the same parser (JSON is YAML).
 
 mod lists;
+pub(crate) mod packed;
 mod positions;
 mod resolve;
 pub mod sniff;

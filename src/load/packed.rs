@@ -1,7 +1,9 @@
-//! A JSON value packed into bytes, for the few files the first look loads and the stream judges
-//! later ([`super::stream::Kept`]). Written as JSON text and parsed back, those values cost 4% of
-//! the corpus' `check --all` (2.3% printing, with every string escaped, and 1.9% parsing): packed,
-//! a string is copied as it is, a number in its eight bytes, and nothing is escaped or scanned.
+//! A JSON value packed into bytes, for values a check keeps to use later, in less memory than
+//! parsed: the documents of the files the first look loads and the stream judges
+//! (`gate::stream::Kept`), and the schemas of the repository's CRDs ([`crate::schema::CrdKind`]).
+//! Written as JSON text and parsed back, the kept documents cost 4% of the corpus' `check --all`
+//! (2.3% printing, with every string escaped, and 1.9% parsing): packed, a string is copied as it
+//! is, a number in its eight bytes, and nothing is escaped.
 //!
 //! The layout: one tag byte for each value, then for a number its 8 bytes (little-endian), for a
 //! string its length and bytes, for an array its length and items, for an object its length and
@@ -21,14 +23,21 @@ const ARRAY: u8 = 7;
 const OBJECT: u8 = 8;
 
 /// `value`, packed.
-pub(super) fn pack(value: &Value) -> Box<[u8]> {
+pub(crate) fn pack(value: &Value) -> Box<[u8]> {
     let mut out = Vec::new();
     write_value(value, &mut out);
     out.into_boxed_slice()
 }
 
+/// An object, packed as [`pack`] packs it as a value.
+pub(crate) fn pack_object(map: &Map<String, Value>) -> Box<[u8]> {
+    let mut out = Vec::new();
+    write_object(map, &mut out);
+    out.into_boxed_slice()
+}
+
 /// The value [`pack`] packed; `None` for bytes it did not write.
-pub(super) fn unpack(bytes: &[u8]) -> Option<Value> {
+pub(crate) fn unpack(bytes: &[u8]) -> Option<Value> {
     let mut reader = Reader { bytes, at: 0 };
     let value = reader.value()?;
     (reader.at == bytes.len()).then_some(value)
@@ -49,14 +58,16 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
             write_length(items.len(), out);
             items.iter().for_each(|item| write_value(item, out));
         }
-        Value::Object(map) => {
-            out.push(OBJECT);
-            write_length(map.len(), out);
-            for (key, value) in map {
-                write_text(key, out);
-                write_value(value, out);
-            }
-        }
+        Value::Object(map) => write_object(map, out),
+    }
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    out.push(OBJECT);
+    write_length(map.len(), out);
+    for (key, value) in map {
+        write_text(key, out);
+        write_value(value, out);
     }
 }
 
@@ -186,6 +197,7 @@ mod tests {
             "long": "x".repeat(300),
         });
         let packed = pack(&value);
+        assert_eq!(pack_object(value.as_object().unwrap()), packed);
         let back = unpack(&packed).unwrap();
         assert_eq!(back, value);
         // Order and the exact form of each number are kept, as JSON text keeps them.
