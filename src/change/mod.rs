@@ -90,14 +90,19 @@ impl ChangePath {
         ChangePath(path.into_boxed_str())
     }
 
-    /// The path.
+    /// The path. Every comparison and lookup of a changed file's path asks for it, so the NUL is
+    /// looked for with `memchr`, not a generic character search.
     pub fn as_str(&self) -> &str {
-        self.0.split_once('\0').map_or(&self.0, |(new, _)| new)
+        self.nul().map_or(&self.0, |at| &self.0[..at])
     }
 
     /// The path before a rename.
     pub fn old(&self) -> Option<&str> {
-        self.0.split_once('\0').map(|(_, old)| old)
+        self.nul().map(|at| &self.0[at + 1..])
+    }
+
+    fn nul(&self) -> Option<usize> {
+        memchr::memchr(0, self.0.as_bytes())
     }
 }
 
