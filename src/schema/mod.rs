@@ -16,7 +16,7 @@ mod mapped;
 mod pattern;
 mod repeats;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use jsonschema::{Draft, Validator};
@@ -187,6 +187,9 @@ impl KindSchema {
 pub struct SchemaSet {
     /// apiVersion → kind → schema.
     kinds: HashMap<String, HashMap<String, KindSchema>>,
+    /// API group → the kinds [`SchemaSet::kinds`] has in it, at any version: whether the
+    /// repository defines a custom resource's kind is asked for every one the catalog has.
+    group_kinds: HashMap<String, HashSet<String>>,
     mapped: Vec<mapped::MappedSchema>,
     unknown: UnknownPolicy,
     kubernetes: Option<String>,
@@ -263,6 +266,7 @@ impl SchemaSet {
         let kubernetes = select_version(cfg.kubernetes.as_deref())?;
         let mut set = SchemaSet {
             kinds: HashMap::new(),
+            group_kinds: HashMap::new(),
             mapped: Vec::new(),
             unknown: cfg.unknown,
             kubernetes: kubernetes.clone(),
@@ -380,6 +384,12 @@ impl SchemaSet {
     }
 
     fn insert_kind(&mut self, api_version: &str, kind: &str, entry: KindSchema) {
+        if let Some((group, _)) = api_version.split_once('/') {
+            self.group_kinds
+                .entry(group.to_owned())
+                .or_default()
+                .insert(kind.to_owned());
+        }
         self.kinds
             .entry(api_version.to_string())
             .or_default()
@@ -443,9 +453,9 @@ impl SchemaSet {
     }
 
     fn repository_defines(&self, group: &str, kind: &str) -> bool {
-        self.kinds.iter().any(|(api_version, kinds)| {
-            api_version.split_once('/').map(|(g, _)| g) == Some(group) && kinds.contains_key(kind)
-        })
+        self.group_kinds
+            .get(group)
+            .is_some_and(|kinds| kinds.contains(kind))
     }
 
     fn judge(

@@ -785,3 +785,53 @@ fn a_pod_spec_finding_is_located_in_the_workload_file() {
         "{findings:?}"
     );
 }
+
+/// A repository CRD for a group and kind takes the catalog's place at every version: the
+/// catalog's `PodMonitor` judges a document only while the repository defines no `PodMonitor` of
+/// its group, and never one of a kind the repository's CRD does not name.
+#[test]
+fn a_repository_crd_of_a_kind_at_any_version_keeps_the_catalog_out() {
+    let crd = |group: &str, kind: &str, version: &str| {
+        doc(
+            "crd.yaml",
+            json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": "x"},
+                "spec": {
+                    "group": group,
+                    "names": {"kind": kind, "plural": "x"},
+                    "scope": "Namespaced",
+                    "versions": [{"name": version, "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object"}}}]
+                }
+            }),
+        )
+    };
+    let mut with_catalog = config(Some("1.32"));
+    with_catalog.catalog = true;
+    let set_of = |crds: &[Document]| {
+        SchemaSet::build(&with_catalog, &MemTree::empty("test"), &crd_kinds(crds)).unwrap()
+    };
+    let from_catalog = |set: &SchemaSet| {
+        set.catalog_schema("monitoring.coreos.com/v1", "PodMonitor")
+            .unwrap()
+            .is_some()
+    };
+    assert!(from_catalog(&set_of(&[])));
+    assert!(from_catalog(&set_of(&[crd(
+        "example.com",
+        "PodMonitor",
+        "v1"
+    )])));
+    assert!(from_catalog(&set_of(&[crd(
+        "monitoring.coreos.com",
+        "Probe",
+        "v1"
+    )])));
+    assert!(!from_catalog(&set_of(&[crd(
+        "monitoring.coreos.com",
+        "PodMonitor",
+        "v1alpha9"
+    )])));
+}
