@@ -899,6 +899,40 @@ fn core_tagged(text: &str, suffix: &str) -> Value {
 mod tests {
     use super::*;
 
+    /// YAML 1.1's timestamps, which kustomize rewrites, and texts that only look like them.
+    #[test]
+    fn timestamps_are_told_from_texts_that_look_like_them() {
+        for text in [
+            "2001-12-14",
+            "2001-1-4",
+            "2001-12-14t21:59:43.10-05:00",
+            "2001-12-14T21:59:43Z",
+            "2001-12-14 21:59:43",
+            "2001-12-14\t21:59:43",
+        ] {
+            assert!(is_timestamp(text), "{text}");
+        }
+        for text in [
+            "",
+            "2001",
+            "2001-12",
+            "2001-12-",
+            "201-12-14",
+            "20011-12-14",
+            "2001-123-14",
+            "2001-12-145",
+            "2001-12-14x",
+            "abcd-12-14",
+            "2001-ab-14",
+            "-2001-12-14",
+            "ü001-12-14",
+            "2001–12–14",
+            "v1.2.3-rc-1",
+        ] {
+            assert!(!is_timestamp(text), "{text}");
+        }
+    }
+
     /// Every character decoded, as before the ASCII fast path: the oracle.
     fn first_refused(text: &str) -> Option<(usize, char)> {
         let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
