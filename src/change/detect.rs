@@ -969,8 +969,8 @@ impl WorkdirReader {
     fn read(&self, rel: &str) -> Result<Result<Vec<u8>, &'static str>, ChangeError> {
         // One `openat2` that refuses any symlink on the way reads a regular file safely: no
         // `lstat` of the file and of each directory above it first, and no second walk of the
-        // path to open it (three path lookups of the four a file cost; a fifth of the corpus'
-        // system calls). Whatever it refuses is looked at step by step below, to say why.
+        // path to open it (the corpus' `check --all`: 69,821 system calls before, 65,561 after).
+        // Whatever it refuses is looked at step by step below, to say why.
         #[cfg(target_os = "linux")]
         if let Some(root) = &self.root_fd
             && let Some(Some(bytes)) = crate::tree::beneath::read(root, rel)

@@ -102,7 +102,8 @@ impl<'r> Walk<'r> {
         // The listing of a directory of at most `LISTED_FIRST` entries is read whole first: what
         // it holds says whether this is a repository of its own and whether ignore rules start
         // here, without a `stat` of `.git` and of `.gitignore` in it (two path lookups a
-        // directory, a tenth of the corpus' system calls). A larger one is read as it streams.
+        // directory: 2,678 of the 65,561 system calls of the corpus' `check --all`). A larger one
+        // is read as it streams.
         let mut listing = std::fs::read_dir(&full).map_err(read_err)?;
         let mut entries = Vec::new();
         for entry in listing.by_ref() {

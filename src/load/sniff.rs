@@ -16,8 +16,8 @@ pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// `\u`, `\U`), the slash of an `apiVersion` (`\/`), or nothing at all, joining two lines (a
 /// backslash ending a line in double quotes). The rest (`\"`, `\\`, `\t`, `\n`, …) make quotes,
 /// backslashes and blanks, which no filter's word holds, and a backslash outside double quotes is
-/// itself. Any backslash used to count: the regular expressions in CRD descriptions made 37 of the
-/// corpus' files pass every filter, parsed twice before the stream for nothing.
+/// itself. Any backslash used to count: the regular expressions in CRD descriptions made 39 of the
+/// corpus' files pass every filter (20 now), each loaded before the stream as if it defined CRDs.
 pub(crate) fn hides_from_filters(bytes: &[u8]) -> bool {
     let may_hide = |at: usize| {
         matches!(
