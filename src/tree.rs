@@ -167,8 +167,18 @@ impl Listing {
             wanted.sort_unstable();
             return Some(wanted);
         }
+        // Spelled out as the first walk spells a small tree, whatever its size: a list of every
+        // path first, copied into the kept text, held both at once.
+        let all = Mutex::new(Paths::default());
+        walk(&|path| {
+            all.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(path);
+            false
+        });
         self.used.store(true, Relaxed);
-        Some(self.keep(Paths::new(walk(&|_| true))).under("", keep))
+        let all = all.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Some(self.keep(all.sorted()).under("", keep))
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Paths>>> {
@@ -207,14 +217,6 @@ struct Paths {
 }
 
 impl Paths {
-    fn new(paths: Vec<String>) -> Paths {
-        let mut unsorted = Paths::default();
-        for path in &paths {
-            unsorted.push(path);
-        }
-        unsorted.sorted()
-    }
-
     fn push(&mut self, path: &str) {
         self.text.push_str(path);
         self.ends.push(self.text.len());
