@@ -41,6 +41,16 @@ pub fn is_within(path: &str, dir: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// The directories above repository path `path`, nearest first, ending with the root (`""`).
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(path);
+    std::iter::from_fn(move || {
+        let here = rest?;
+        rest = here.rfind('/').map(|slash| &here[..slash]);
+        Some(rest.unwrap_or(""))
+    })
+}
+
 /// The repository path of `name` in directory `dir` (`""` is the root). Exactly as long as the
 /// path: a changed file keeps it as its `Box<str>` without a copy, where `format!`'s estimate left
 /// room that each of 100,000 paths reallocated to shed.
@@ -1184,6 +1194,14 @@ impl Tree for CountingTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_run_from_the_nearest_directory_to_the_root() {
+        let of = |path| ancestors(path).collect::<Vec<_>>();
+        assert_eq!(of("a/b/c.yaml"), ["a/b", "a", ""]);
+        assert_eq!(of("a"), [""]);
+        assert_eq!(of(""), [""]);
+    }
 
     #[test]
     fn a_path_is_within_its_own_directories_and_the_root_only() {

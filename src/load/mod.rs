@@ -237,19 +237,7 @@ pub fn is_helm_template(path: &str, text: &str) -> bool {
 /// outside comments. Both are needed: `{{` in a comment hides nothing, and a `templates/`
 /// directory without a chart is applied as it is by kubectl.
 pub fn is_chart_template(path: &str, text: &str, chart_at: impl Fn(&str) -> bool) -> bool {
-    has_template_syntax(text) && ancestors(path).any(chart_at)
-}
-
-/// The directories above `path`, nearest first, ending with the root (`""`).
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    let mut dirs = Vec::new();
-    let mut rest = path;
-    while let Some(slash) = rest.rfind('/') {
-        rest = &rest[..slash];
-        dirs.push(rest);
-    }
-    dirs.push("");
-    dirs.into_iter()
+    has_template_syntax(text) && crate::tree::ancestors(path).any(chart_at)
 }
 
 /// `{{` outside YAML comments. A `#` starts a comment at the start of a line or after a space, and
@@ -365,9 +353,5 @@ mod tests {
             "# {{ x }}\n",
             chart_at
         ));
-        assert_eq!(
-            ancestors("a/b/c.yaml").collect::<Vec<_>>(),
-            vec!["a/b", "a", ""]
-        );
     }
 }

@@ -768,16 +768,12 @@ fn source_path(tree: &dyn Tree, file: &str, path: &str) -> String {
     if at_root.is_empty() || !tree.files_under(&at_root).is_empty() {
         return at_root;
     }
-    let mut ancestors = Vec::new();
-    let mut dir = split(file).0;
-    while !dir.is_empty() {
-        ancestors.push(dir);
-        dir = split(dir).0;
-    }
-    ancestors
-        .iter()
+    let dirs: Vec<&str> = crate::tree::ancestors(file)
+        .filter(|dir| !dir.is_empty())
+        .collect();
+    dirs.iter()
         .rev()
-        .filter_map(|a| resolve(a, path))
+        .filter_map(|dir| resolve(dir, path))
         .find(|p| !tree.files_under(p).is_empty())
         .unwrap_or(at_root)
 }

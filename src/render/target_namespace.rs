@@ -14,6 +14,7 @@ use super::flux::FLUX_GROUP;
 use super::paths::resolve;
 use crate::load::Document;
 use crate::load::sniff::{contains, hides_from_filters, names_group};
+use crate::tree::ancestors;
 
 /// The API group of Argo CD's `Application`, as its `apiVersion` starts.
 const ARGO_GROUP: &str = "argoproj.io/";
@@ -96,18 +97,10 @@ impl TargetNamespaces {
 
     /// The deployer of the deepest deployed directory that holds `path` (or is it).
     fn deploying(&self, path: &str) -> Option<&Deployer> {
-        let mut within = Some(path);
-        while let Some(dir) = within {
-            if let Some(&i) = self.by_path.get(dir) {
-                return self.deployers.get(i);
-            }
-            within = match dir.rfind('/') {
-                Some(slash) => Some(&dir[..slash]),
-                None if !dir.is_empty() => Some(""),
-                None => None,
-            };
-        }
-        None
+        std::iter::once(path)
+            .chain(ancestors(path))
+            .find_map(|dir| self.by_path.get(dir))
+            .and_then(|&i| self.deployers.get(i))
     }
 }
 
