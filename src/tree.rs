@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+mod git_walk;
+
 /// A path that exists but cannot be read as a regular file: a symlink, a submodule, a directory
 /// where a file was expected, or an I/O failure. Never the same as absent: the gate's own rules
 /// must not fall back to defaults because their file turned into a symlink.
@@ -641,18 +643,21 @@ impl GitTree {
 
     /// The id and mode of the entry at `path`, `None` when there is none.
     fn entry(&self, path: &str) -> Result<Option<(git2::Oid, i32)>, git2::Error> {
-        let entries = match self.entries.get() {
-            Some(entries) => Some(entries),
-            None if self.lookups.fetch_add(1, Ordering::Relaxed) >= WALK_AFTER => {
-                Some(self.entries.get_or_init(|| self.walk()))
-            }
-            None => None,
-        };
-        if let Some(&found) = entries.and_then(|e| e.get(path)) {
+        if self.entries.get().is_none()
+            && self.lookups.fetch_add(1, Ordering::Relaxed) >= WALK_AFTER
+        {
+            self.entries.get_or_init(|| self.walk());
+        }
+        self.located(path)
+    }
+
+    /// The id and mode of the entry at `path`, from the walked entries or else git's own lookup
+    /// from the root (a path the walk did not spell, or a walk that failed). Not counted as a
+    /// read: a listing also finds where it starts with it.
+    fn located(&self, path: &str) -> Result<Option<(git2::Oid, i32)>, git2::Error> {
+        if let Some(&found) = self.entries.get().and_then(|e| e.get(path)) {
             return Ok(Some(found));
         }
-        // Not walked yet, or not a path the walk spelled (or the walk failed): git's own lookup
-        // decides.
         let repo = self.repo.lock().map_err(|_| poisoned())?;
         let tree = repo.find_tree(self.tree)?;
         match tree.get_path(Path::new(path)) {
@@ -664,20 +669,12 @@ impl GitTree {
 
     /// Every entry of the tree, by path; empty when the tree cannot be walked.
     fn walk(&self) -> HashMap<String, (git2::Oid, i32)> {
-        let mut entries = HashMap::new();
-        let Ok(repo) = self.repo.lock() else {
-            return entries;
-        };
-        let Ok(tree) = repo.find_tree(self.tree) else {
-            return entries;
-        };
-        let _ = tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if let Ok(name) = entry.name() {
-                entries.insert(format!("{dir}{name}"), (entry.id(), entry.filemode()));
-            }
-            git2::TreeWalkResult::Ok
-        });
-        entries
+        git_walk::entries(&self.blobs, self.tree, "", &|path, entry| {
+            Some((path.to_owned(), (entry.id(), entry.filemode())))
+        })
+        .found
+        .into_iter()
+        .collect()
     }
 }
 
@@ -976,47 +973,35 @@ impl Tree for GitTree {
 
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
         let prefix = prefix.trim_matches('/');
-        let Ok(repo) = self.repo.lock() else {
-            return vec![Unreadable::new(
-                prefix,
-                "unreadable: repository lock poisoned",
-            )];
-        };
-        let root = match repo.find_tree(self.tree) {
-            Ok(root) => root,
-            Err(e) => {
-                return vec![Unreadable::new(
-                    prefix,
-                    format!("unreadable: {}", e.message()),
-                )];
-            }
-        };
         let (start, base) = if prefix.is_empty() {
-            (root, String::new())
+            (self.tree, String::new())
         } else {
-            let Ok(entry) = root.get_path(Path::new(prefix)) else {
-                return Vec::new();
-            };
-            match entry.filemode() {
-                0o040000 => match entry.to_object(&repo).ok().and_then(|o| o.into_tree().ok()) {
-                    Some(tree) => (tree, format!("{prefix}/")),
-                    None => {
-                        return vec![Unreadable::new(prefix, "unreadable: missing tree object")];
-                    }
-                },
-                mode if is_regular(mode) => return Vec::new(),
-                mode => return vec![Unreadable::new(prefix, describe_mode(mode))],
+            match self.located(prefix) {
+                Err(e) => {
+                    return vec![Unreadable::new(
+                        prefix,
+                        format!("unreadable: {}", e.message()),
+                    )];
+                }
+                Ok(None) => return Vec::new(),
+                Ok(Some((id, 0o040000))) => (id, format!("{prefix}/")),
+                Ok(Some((_, mode))) if is_regular(mode) => return Vec::new(),
+                Ok(Some((_, mode))) => return vec![Unreadable::new(prefix, describe_mode(mode))],
             }
         };
-        let mut out = Vec::new();
-        let _ = start.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let walked = git_walk::entries(&self.blobs, start, &base, &|path, entry| {
             let mode = entry.filemode();
-            if mode != 0o040000 && !is_regular(mode) {
-                let path = format!("{base}{dir}{}", entry.name().unwrap_or_default());
-                out.push(Unreadable::new(&path, describe_mode(mode)));
-            }
-            git2::TreeWalkResult::Ok
+            (mode != 0o040000 && !is_regular(mode))
+                .then(|| Unreadable::new(path, describe_mode(mode)))
         });
+        let missing = walked.missing.iter().map(|dir| {
+            let dir = dir.trim_end_matches('/');
+            Unreadable::new(
+                if dir.is_empty() { "." } else { dir },
+                "unreadable: missing tree object",
+            )
+        });
+        let mut out: Vec<Unreadable> = walked.found.into_iter().chain(missing).collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
@@ -1065,41 +1050,20 @@ impl GitTree {
     /// only.
     fn walk_files(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
         let prefix = prefix.trim_end_matches('/');
-        let Ok(repo) = self.repo.lock() else {
-            return Vec::new();
-        };
-        let Ok(root) = repo.find_tree(self.tree) else {
-            return Vec::new();
-        };
         let (start, base) = if prefix.is_empty() {
-            (root, String::new())
+            (self.tree, String::new())
         } else {
-            let Ok(entry) = root.get_path(Path::new(prefix)) else {
-                return Vec::new();
-            };
-            if is_regular(entry.filemode()) {
-                return the_file_itself(prefix, keep);
-            }
-            match entry.to_object(&repo).ok().and_then(|o| o.into_tree().ok()) {
-                Some(tree) => (tree, format!("{prefix}/")),
-                None => return Vec::new(),
+            match self.located(prefix) {
+                Ok(Some((_, mode))) if is_regular(mode) => return the_file_itself(prefix, keep),
+                Ok(Some((id, 0o040000))) => (id, format!("{prefix}/")),
+                _ => return Vec::new(),
             }
         };
-        let mut out = Vec::new();
-        // One buffer for every path the walk spells; only the kept ones are copied.
-        let mut path = String::new();
-        let _ = start.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob) && is_regular(entry.filemode()) {
-                path.clear();
-                path.push_str(&base);
-                path.push_str(dir);
-                path.push_str(entry.name().unwrap_or_default());
-                if keep(&path) {
-                    out.push(path.clone());
-                }
-            }
-            git2::TreeWalkResult::Ok
+        let walked = git_walk::entries(&self.blobs, start, &base, &|path, entry| {
+            let file = entry.kind() == Some(git2::ObjectType::Blob) && is_regular(entry.filemode());
+            (file && keep(path)).then(|| path.to_owned())
         });
+        let mut out = walked.found;
         out.sort();
         out
     }
@@ -1452,6 +1416,128 @@ mod tests {
             Some(3),
             "a/, a/b.yaml, c.yaml"
         );
+    }
+
+    /// `git ls-tree -r` of HEAD in `dir`: every entry (`-t`: trees too) as "mode path".
+    fn git_ls_tree(dir: &Path, trees: bool) -> Vec<String> {
+        let mut args = vec!["ls-tree", "-r", "--format=%(objectmode) %(path)"];
+        if trees {
+            args.push("-t");
+        }
+        let out = std::process::Command::new("git")
+            .args(&args)
+            .arg("HEAD")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn a_commit_walked_on_many_threads_lists_what_git_lists() {
+        let mut files = Vec::new();
+        for i in 0..30 {
+            files.push((format!("d{i:02}/a.yaml"), "a"));
+            files.push((format!("d{i:02}/s{}/t/b.yaml", i % 3), "b"));
+        }
+        files.push(("top.yaml".into(), "c"));
+        let named: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+        let (dir, repo) = committed(&named);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let tree = GitTree::open(&repo, "HEAD").unwrap();
+        pool.install(|| {
+            let mode_path = |path: &str, mode: i32| format!("{mode:06o} {path}");
+            let listed: Vec<String> = tree
+                .files_under("")
+                .iter()
+                .map(|p| mode_path(p, 0o100644))
+                .collect();
+            assert_eq!(listed, git_ls_tree(dir.path(), false));
+            let mut walked: Vec<String> = tree
+                .walk()
+                .iter()
+                .map(|(p, (_, m))| mode_path(p, *m))
+                .collect();
+            walked.sort();
+            assert_eq!(walked, git_ls_tree(dir.path(), true));
+            assert_eq!(tree.files_under("d07"), ["d07/a.yaml", "d07/s1/t/b.yaml"]);
+            assert!(tree.unreadable_under("").is_empty());
+        });
+    }
+
+    #[test]
+    fn a_missing_tree_object_is_reported_and_the_rest_still_listed() {
+        // Distinct contents: equal directories would be one tree object, removed for all.
+        let files: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("d{i:02}/sub/a.yaml"), format!("a: {i}")))
+            .collect();
+        let named: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let (dir, repo) = committed(&named);
+        std::os::unix::fs::symlink("d00", dir.path().join("link")).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("link")).unwrap();
+        let tree_id = index.write_tree().unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+        let root = repo.find_tree(tree_id).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "link", &root, &[&head])
+            .unwrap();
+        // The loose object of d05/sub, removed as a broken repository would lack it.
+        let sub = root
+            .get_path(Path::new("d05/sub"))
+            .unwrap()
+            .id()
+            .to_string();
+        let object = dir
+            .path()
+            .join(".git/objects")
+            .join(&sub[..2])
+            .join(&sub[2..]);
+        std::fs::remove_file(object).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let tree = GitTree::open(&repo, "HEAD").unwrap();
+        pool.install(|| {
+            let listed = tree.files_under("");
+            assert_eq!(listed.len(), 11, "{listed:?}");
+            assert!(!listed.iter().any(|p| p.starts_with("d05/")));
+            let unreadable: Vec<(String, String)> = tree
+                .unreadable_under("")
+                .into_iter()
+                .map(|u| (u.path, u.reason))
+                .collect();
+            assert_eq!(
+                unreadable,
+                [
+                    ("d05/sub".into(), "unreadable: missing tree object".into()),
+                    ("link".into(), "a symlink".into()),
+                ]
+            );
+            assert_eq!(
+                tree.unreadable_under("d05").len(),
+                1,
+                "the subtree's own walk reports it too"
+            );
+        });
     }
 
     #[test]
