@@ -1444,6 +1444,14 @@ mod tests {
         lines
     }
 
+    /// A pool of `n` threads: the walk shares a commit's trees among as many as the check has.
+    fn threads(n: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn a_commit_walked_on_many_threads_lists_what_git_lists() {
         let mut files = Vec::new();
@@ -1454,10 +1462,7 @@ mod tests {
         files.push(("top.yaml".into(), "c"));
         let named: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
         let (dir, repo) = committed(&named);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
+        let pool = threads(4);
         let tree = GitTree::open(&repo, "HEAD").unwrap();
         pool.install(|| {
             let mode_path = |path: &str, mode: i32| format!("{mode:06o} {path}");
@@ -1511,10 +1516,7 @@ mod tests {
             .join(&sub[..2])
             .join(&sub[2..]);
         std::fs::remove_file(object).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let pool = threads(3);
         let tree = GitTree::open(&repo, "HEAD").unwrap();
         pool.install(|| {
             let listed = tree.files_under("");
