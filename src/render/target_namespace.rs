@@ -33,11 +33,10 @@ struct Deployer {
 /// destination namespace in a tree.
 #[derive(Debug, Default)]
 pub struct TargetNamespaces {
-    deployers: Vec<Deployer>,
     /// Each deployed directory's deployer, by its path: the last one declared, when several
     /// deploy one directory. Each document looks up the directories above it, where comparing
     /// its path with every deployer's was 0.4% of the corpus' `check --all`.
-    by_path: HashMap<String, usize>,
+    by_path: HashMap<String, Deployer>,
 }
 
 impl TargetNamespaces {
@@ -60,19 +59,16 @@ impl TargetNamespaces {
     }
 
     fn of(deployers: Vec<Deployer>) -> TargetNamespaces {
-        let by_path = deployers
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.path.clone(), i))
-            .collect();
-        TargetNamespaces { deployers, by_path }
+        // Collected in order: a later deployer of a path replaces an earlier one.
+        let by_path = deployers.into_iter().map(|d| (d.path.clone(), d)).collect();
+        TargetNamespaces { by_path }
     }
 
     /// Set the namespace of each namespaced document under a deployer's path, the deepest
     /// deployer winning. `path_of` names the repository path a document comes from (its file, or
     /// a rendered overlay's kustomization).
     pub fn apply(&self, documents: &mut [Document], path_of: &dyn Fn(&str) -> String) {
-        if self.deployers.is_empty() {
+        if self.by_path.is_empty() {
             return;
         }
         for doc in documents.iter_mut() {
@@ -100,7 +96,6 @@ impl TargetNamespaces {
         std::iter::once(path)
             .chain(ancestors(path))
             .find_map(|dir| self.by_path.get(dir))
-            .and_then(|&i| self.deployers.get(i))
     }
 }
 

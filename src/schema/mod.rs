@@ -200,9 +200,9 @@ pub struct SchemaSet {
 }
 
 /// One kind and version a CRD document of the repository defines, its schema kept packed until it
-/// is converted to a JSON Schema: a CRD file such as Argo CD's `install.yaml` is megabytes of YAML, and holding
-/// its documents (or their converted schemas as values) until the end of a run cost more memory
-/// than everything else in the corpus's largest repository.
+/// is converted to a JSON Schema: a CRD file such as Argo CD's `install.yaml` is megabytes of
+/// YAML, and holding its documents (or their converted schemas as values) until the end of a run
+/// cost more memory than everything else in the corpus's largest repository.
 #[derive(Clone)]
 pub struct CrdKind {
     api_version: String,
