@@ -26,6 +26,7 @@ use crate::render::flux_patches::{self, Applied, FluxPatches};
 use crate::render::graph::Kustomizations;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
+use crate::render::scan_cache::ScanCache;
 use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
@@ -55,6 +56,8 @@ pub struct Gate {
     policies: RwLock<PolicySet>,
     /// Where kustomize renders are cached, if anywhere.
     render_cache: Option<RenderCache>,
+    /// What the whole-tree scan learnt of each blob, kept beside the renders.
+    scan_cache: Option<ScanCache>,
     /// Whether reports list every checked file ([`crate::report::Stats::checked`]).
     list_checked: bool,
     /// Whether reports keep the text of the files findings point into, to quote it.
@@ -90,14 +93,20 @@ impl Gate {
             levels,
             policies: RwLock::new(policies),
             render_cache: None,
+            scan_cache: None,
             list_checked: true,
             quote_sources: true,
         })
     }
 
-    /// Cache kustomize renders in `dir` (see [`crate::render::cache`]); `None` renders uncached.
+    /// Cache kustomize renders in `dir` (see [`crate::render::cache`]), and what the whole-tree
+    /// scan learns of each blob ([`crate::render::scan_cache`]); `None` caches nothing.
     pub fn with_render_cache(mut self, dir: Option<std::path::PathBuf>) -> Gate {
         self.render_cache = dir.and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES));
+        self.scan_cache = self
+            .render_cache
+            .as_ref()
+            .and_then(|cache| ScanCache::open(cache.dir()));
         self
     }
 
@@ -242,14 +251,6 @@ impl Gate {
         mut rendered: RenderedChange,
         options: &LoadOptions,
     ) -> Judged {
-        // The manifests the whole-tree indexes read: deployers and Flux parents.
-        // And Flux Kustomizations with `postBuild`: without one, no document is held for Flux's
-        // substitution.
-        let indexed = |bytes: &[u8]| {
-            TargetNamespaces::may_declare(bytes)
-                || FluxPatches::may_declare(bytes)
-                || flux::may_declare_substitution(bytes)
-        };
         // Before each of its stages, what the last one freed goes back to the kernel: change
         // detection's and rendering's here, the first look's and the stream's below.
         crate::alloc::release_freed();
@@ -270,7 +271,6 @@ impl Gate {
         // first look's by index among the selected files): Flux's index needs them after the
         // stream, and would read every manifest again to find them.
         let source_indices = Mutex::new(Vec::new());
-        let source_paths = Mutex::new(Vec::new());
         let charts = ChartDirs::new(tree);
         let (looked, scanned) = rayon::join(
             || {
@@ -281,19 +281,15 @@ impl Gate {
                         }
                     };
                     let file = selected.get(index);
-                    stream::first_look(file, &charts, options, &indexed, &seen).unless_plain()
+                    stream::first_look(file, &charts, options, &seen).unless_plain()
                 })
             },
-            || {
-                let seen = |path: &str, bytes: &[u8]| {
-                    if flux::may_hold_source(bytes) {
-                        locked(&source_paths).push(path.to_owned());
-                    }
-                };
-                render::scan_manifests(tree, &indexed, &|p| read.contains(p), &seen)
-            },
+            || render::scan_manifests(tree, &|p| read.contains(p), self.scan_cache.as_ref()),
         );
         drop(read);
+        if let Some(cache) = &self.scan_cache {
+            cache.save();
+        }
         crate::alloc::release_freed();
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
@@ -307,7 +303,10 @@ impl Gate {
         // loaded.
         let mut early = Vec::new();
         let mut crds = Vec::new();
-        let mut manifests = scanned;
+        let render::Scan {
+            mut manifests,
+            sources: source_paths,
+        } = scanned;
         // A CRD that Flux substitutes is only known after substitution, which needs every file.
         let mut substituted_crd = false;
         for (index, looked) in looked {
@@ -377,9 +376,6 @@ impl Gate {
             let indices = source_indices
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner);
-            let paths = source_paths
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
             let mut scan = flux::FluxScan::default();
             if flux_substitutes {
                 for (path, documents) in &manifests {
@@ -388,7 +384,7 @@ impl Gate {
                 for index in indices {
                     scan.add_source(selected[index].path.to_string());
                 }
-                for path in paths {
+                for path in source_paths {
                     scan.add_source(path);
                 }
             }

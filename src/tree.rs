@@ -314,6 +314,17 @@ pub trait Tree: Send + Sync {
     /// What `files_under` leaves out under `prefix` (and `prefix` itself): symlinks, submodules,
     /// directories that cannot be listed. Sorted by path.
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable>;
+    /// The paths of [`Tree::files_under_where`], each with the git blob whose bytes a read of it
+    /// gives, where the tree knows that without reading the file: caches keyed by blob id ask
+    /// ([`crate::render::scan_cache`]). `None` where it does not (files on disk): read those.
+    fn blobs_under_where(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<(String, Option<git2::Oid>)> {
+        let files = self.files_under_where(prefix, keep);
+        files.into_iter().map(|path| (path, None)).collect()
+    }
     /// Human name of the revision, for messages: "working tree", "HEAD (1a2b3c4)", …
     fn describe(&self) -> String;
     /// Lets go of a listing of the whole tree that was kept and not asked for again (see
@@ -1019,6 +1030,27 @@ impl Tree for GitTree {
             .unwrap_or_else(|| self.walk_files(prefix, keep))
     }
 
+    fn blobs_under_where(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<(String, Option<git2::Oid>)> {
+        // From the entries when a read has walked them already; else a walk that keeps nothing.
+        if let Some(entries) = self.entries.get() {
+            let prefix = prefix.trim_end_matches('/');
+            let mut out: Vec<_> = entries
+                .iter()
+                .filter(|(path, (_, mode))| {
+                    is_regular(*mode) && is_within(path, prefix) && keep(path)
+                })
+                .map(|(path, (id, _))| (path.clone(), Some(*id)))
+                .collect();
+            out.sort_unstable();
+            return out;
+        }
+        self.walk_regular(prefix, keep, &|path, id| (path.to_owned(), Some(id)))
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }
@@ -1049,22 +1081,35 @@ impl GitTree {
     /// The regular files under `prefix` that `keep` accepts, sorted, from a walk of its subtree
     /// only.
     fn walk_files(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
+        self.walk_regular(prefix, keep, &|path, _| path.to_owned())
+    }
+
+    /// What `item` makes of each regular file under `prefix` that `keep` accepts (its path and
+    /// blob id), in the order of the paths, from a walk of its subtree only.
+    fn walk_regular<T: Send + Ord>(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        item: &(dyn Fn(&str, git2::Oid) -> T + Sync),
+    ) -> Vec<T> {
         let prefix = prefix.trim_end_matches('/');
         let (start, base) = if prefix.is_empty() {
             (self.tree, String::new())
         } else {
             match self.located(prefix) {
-                Ok(Some((_, mode))) if is_regular(mode) => return the_file_itself(prefix, keep),
+                Ok(Some((id, mode))) if is_regular(mode) && keep(prefix) => {
+                    return vec![item(prefix, id)];
+                }
                 Ok(Some((id, 0o040000))) => (id, format!("{prefix}/")),
                 _ => return Vec::new(),
             }
         };
         let walked = git_walk::entries(&self.blobs, start, &base, &|path, entry| {
             let file = entry.kind() == Some(git2::ObjectType::Blob) && is_regular(entry.filemode());
-            (file && keep(path)).then(|| path.to_owned())
+            (file && keep(path)).then(|| item(path, entry.id()))
         });
         let mut out = walked.found;
-        out.sort();
+        out.sort_unstable();
         out
     }
 }
@@ -1156,7 +1201,7 @@ impl Tree for CountingTree {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1292,7 +1337,8 @@ mod tests {
     }
 
     /// A repository with one commit of `files`.
-    fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, git2::Repository) {
+    /// A repository with `files` committed on HEAD.
+    pub(crate) fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, git2::Repository) {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(dir.path()).unwrap();
         for (path, text) in files {

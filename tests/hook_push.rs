@@ -224,6 +224,45 @@ fn a_document_policy_breaking_push_is_rejected() {
 }
 
 #[test]
+fn a_namespace_set_by_a_deployer_the_hook_has_scanned_before_still_judges_the_files_it_deploys() {
+    let (server, work) = setup();
+    // Nothing may be deployed into `locked`, and Flux deploys `apps/locked` there.
+    work.write(
+        "policies/main.rego",
+        "package main\nimport rego.v1\n\ndeny contains msg if {\n  input.metadata.namespace == \"locked\"\n  msg := \"nothing goes into the locked namespace\"\n}\n",
+    );
+    work.write(
+        "clusters/prod/apps.yaml",
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: locked\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./apps/locked\n  prune: true\n  targetNamespace: locked\n  sourceRef: {kind: GitRepository, name: flux-system}\n",
+    );
+    work.commit_all("deployer");
+    let first = push(&work, &server.url(), &["main"], &[]);
+    assert!(first.ok, "{}", first.stderr);
+    // A push beside it: the hook scans the deployer as part of the tree, and keeps what it
+    // learnt of each manifest it scanned.
+    work.write("apps/other.yaml", GOOD.replace("settings", "other"));
+    work.commit_all("other");
+    let second = push(&work, &server.url(), &["main"], &[]);
+    assert!(second.ok, "{}", second.stderr);
+    let facts = server.git_dir().join("stategate/render-cache/scan-facts");
+    assert!(facts.is_file(), "no {}", facts.display());
+    // A file without a namespace of its own, under the deployer's path: in `locked`.
+    work.write(
+        "apps/locked/settings.yaml",
+        GOOD.replace("  namespace: apps\n", ""),
+    );
+    work.commit_all("into locked");
+    let pushed = push(&work, &server.url(), &["main"], &[]);
+    assert_rejected(
+        &pushed,
+        &[
+            "apps/locked/settings.yaml",
+            "nothing goes into the locked namespace",
+        ],
+    );
+}
+
+#[test]
 fn a_force_push_to_main_is_rejected() {
     let (server, work) = setup();
     let before = server.rev("main");

@@ -252,7 +252,6 @@ pub(super) fn first_look(
     file: &FileChange,
     charts: &ChartDirs<'_>,
     options: &LoadOptions,
-    indexed: &(dyn Fn(&[u8]) -> bool + Sync),
     seen: &(dyn Fn(&[u8]) + Sync),
 ) -> Looked {
     let bytes = match file.read_after() {
@@ -272,7 +271,7 @@ pub(super) fn first_look(
     Looked {
         commented: crate::suppress::may_have_comments(&bytes),
         manifest: manifest
-            .then(|| crate::render::scanned(&file.path, &bytes, indexed))
+            .then(|| crate::render::scanned(&file.path, &bytes))
             .flatten(),
         look: classify(file, &bytes, charts, options),
     }

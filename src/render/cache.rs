@@ -65,6 +65,11 @@ impl RenderCache {
         Some(RenderCache { dir, max_bytes })
     }
 
+    /// The directory the cache is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The key of rendering `root` of `tree` with `command`.
     pub fn key(tree: &dyn Tree, graph: &KustomizeGraph, root: &str, command: &[String]) -> Key {
         let mut hash = KeyHash::new(b"stategate render cache 1", root, command);

@@ -15,6 +15,7 @@ pub mod overlays;
 pub mod patches;
 pub mod paths;
 pub mod sandbox;
+pub mod scan_cache;
 pub mod target_namespace;
 
 use std::path::{Path, PathBuf};
@@ -354,37 +355,75 @@ pub fn is_manifest(path: &str) -> bool {
 /// A manifest's path and documents, as [`scan_manifests`] reads them.
 pub type Manifest = (String, Vec<crate::load::Document>);
 
-/// The documents of every manifest whose bytes pass `candidate`, with their file, read on all
-/// cores. Filtering on bytes first means a repository without any pays one read per manifest and
-/// no parse. The whole-tree indexes of one side share one scan: each read of every manifest was
-/// a fifth of the corpus's system time. Paths `read_already` accepts are left to a caller that
-/// has their bytes ([`scanned`]). `seen` is shown the bytes of every manifest read.
-pub fn scan_manifests(
-    tree: &dyn Tree,
-    candidate: &(dyn Fn(&[u8]) -> bool + Sync),
-    read_already: &(dyn Fn(&str) -> bool + Sync),
-    seen: &(dyn Fn(&str, &[u8]) + Sync),
-) -> Vec<Manifest> {
-    use rayon::prelude::*;
-    tree.files_under_where("", &|p| is_manifest(p) && !read_already(p))
-        .into_par_iter()
-        .filter_map(|path| {
-            let bytes = tree.read(&path)?;
-            seen(&path, &bytes);
-            let documents = scanned(&path, &bytes, candidate)?;
-            Some((path, documents))
-        })
-        .collect()
+/// Whether the whole-tree indexes may want the documents of a manifest with these bytes: it may
+/// declare a deployer's target namespace or a Flux parent's patches, or be a Flux Kustomization
+/// with `postBuild` (without one, no document is held for Flux's substitution).
+pub fn indexed(bytes: &[u8]) -> bool {
+    target_namespace::TargetNamespaces::may_declare(bytes)
+        || flux_patches::FluxPatches::may_declare(bytes)
+        || flux::may_declare_substitution(bytes)
 }
 
-/// The documents of one manifest for [`scan_manifests`], if its bytes pass `candidate`: for a
+/// What [`scan_manifests`] found in a tree.
+#[derive(Default)]
+pub struct Scan {
+    /// The manifests whose bytes pass [`indexed`], with their documents.
+    pub manifests: Vec<Manifest>,
+    /// The manifests that may hold a source of Flux's substitution
+    /// ([`flux::may_hold_source`]).
+    pub sources: Vec<String>,
+}
+
+/// Every manifest of `tree` the whole-tree indexes want, read on all cores. Filtering on bytes
+/// first means a repository without any pays one read per manifest and no parse; with a `cache`,
+/// a blob whose answers are kept is not read at all ([`scan_cache`]), so a push reads the
+/// manifests it adds. The whole-tree indexes of one side share one scan: each read of every
+/// manifest was a fifth of the corpus's system time. Paths `read_already` accepts are left to a
+/// caller that has their bytes ([`scanned`]).
+pub fn scan_manifests(
+    tree: &dyn Tree,
+    read_already: &(dyn Fn(&str) -> bool + Sync),
+    cache: Option<&scan_cache::ScanCache>,
+) -> Scan {
+    use rayon::prelude::*;
+    let found: Vec<(String, Option<Vec<crate::load::Document>>, bool)> = tree
+        .blobs_under_where("", &|p| is_manifest(p) && !read_already(p))
+        .into_par_iter()
+        .filter_map(|(path, id)| {
+            let kept = cache.zip(id).and_then(|(cache, id)| cache.get(id));
+            let (documents, source) = match kept {
+                Some(facts) if !facts.indexed => (None, facts.source),
+                _ => {
+                    let bytes = tree.read(&path)?;
+                    let facts = scan_cache::BlobFacts::of(&bytes);
+                    if let Some((cache, id)) = cache.zip(id) {
+                        cache.put(id, facts);
+                    }
+                    let documents = facts
+                        .indexed
+                        .then(|| load_file(&path, &bytes, &LoadOptions::default()).documents);
+                    (documents, facts.source)
+                }
+            };
+            (documents.is_some() || source).then_some((path, documents, source))
+        })
+        .collect();
+    let mut scan = Scan::default();
+    for (path, documents, source) in found {
+        if source {
+            scan.sources.push(path.clone());
+        }
+        if let Some(documents) = documents {
+            scan.manifests.push((path, documents));
+        }
+    }
+    scan
+}
+
+/// The documents of one manifest for [`scan_manifests`], if its bytes pass [`indexed`]: for a
 /// caller that has read the file already (`read_already`).
-pub fn scanned(
-    path: &str,
-    bytes: &[u8],
-    candidate: &(dyn Fn(&[u8]) -> bool + Sync),
-) -> Option<Vec<crate::load::Document>> {
-    candidate(bytes).then(|| load_file(path, bytes, &LoadOptions::default()).documents)
+pub fn scanned(path: &str, bytes: &[u8]) -> Option<Vec<crate::load::Document>> {
+    indexed(bytes).then(|| load_file(path, bytes, &LoadOptions::default()).documents)
 }
 
 #[cfg(test)]
@@ -400,5 +439,102 @@ mod tests {
             clean_stderr(stderr, root),
             "\"command failed\" err=\"open apps/x.yaml: no such file\""
         );
+    }
+
+    /// A git tree that notes the paths read from it.
+    struct Reads<'t> {
+        tree: &'t crate::tree::GitTree,
+        read: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Tree for Reads<'_> {
+        fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, crate::tree::Unreadable> {
+            self.read.lock().unwrap().push(path.to_owned());
+            self.tree.read_checked(path)
+        }
+        fn files_under(&self, prefix: &str) -> Vec<String> {
+            self.tree.files_under(prefix)
+        }
+        fn unreadable_under(&self, prefix: &str) -> Vec<crate::tree::Unreadable> {
+            self.tree.unreadable_under(prefix)
+        }
+        fn blobs_under_where(
+            &self,
+            prefix: &str,
+            keep: &(dyn Fn(&str) -> bool + Sync),
+        ) -> Vec<(String, Option<git2::Oid>)> {
+            self.tree.blobs_under_where(prefix, keep)
+        }
+        fn describe(&self) -> String {
+            self.tree.describe()
+        }
+    }
+
+    /// The manifests a scan of HEAD loaded, the sources it found, and the files it read.
+    type Scanned = (Vec<String>, Vec<String>, Vec<String>);
+
+    fn scan_head(repo: &git2::Repository, cache: Option<&Path>) -> Scanned {
+        let tree = crate::tree::GitTree::open(repo, "HEAD").unwrap();
+        let reads = Reads {
+            tree: &tree,
+            read: Default::default(),
+        };
+        let cache = cache.map(|dir| scan_cache::ScanCache::open(dir).unwrap());
+        let scan = scan_manifests(&reads, &|_| false, cache.as_ref());
+        if let Some(cache) = &cache {
+            cache.save();
+        }
+        let mut read = reads.read.into_inner().unwrap();
+        read.sort();
+        let loaded = scan.manifests.into_iter().map(|(path, _)| path).collect();
+        (loaded, scan.sources, read)
+    }
+
+    #[test]
+    fn a_scan_with_kept_facts_reads_only_the_manifests_it_loads_and_those_it_has_not_seen() {
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n";
+        let config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: vars}\n";
+        let flux = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n\
+                    metadata: {name: apps}\nspec: {path: ./apps, targetNamespace: team}\n";
+        let (dir, repo) = crate::tree::tests::committed(&[
+            ("apps/web.yaml", deployment),
+            ("apps/config.yaml", config),
+            ("clusters/apps.yaml", flux),
+            ("README.md", "read me"),
+        ]);
+        let cache = tempfile::tempdir().unwrap();
+        let all = ["apps/config.yaml", "apps/web.yaml", "clusters/apps.yaml"];
+        let found = |read: &[&str]| -> Scanned {
+            let strings = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect();
+            (
+                strings(&["clusters/apps.yaml"]),
+                strings(&["apps/config.yaml"]),
+                strings(read),
+            )
+        };
+        assert_eq!(scan_head(&repo, None), found(&all));
+        assert_eq!(scan_head(&repo, Some(cache.path())), found(&all));
+        // Kept: only the Flux Kustomization is read again, for its documents.
+        assert_eq!(
+            scan_head(&repo, Some(cache.path())),
+            found(&["clusters/apps.yaml"])
+        );
+        // A file that now declares a deployer is new bytes, so a new blob: read, and loaded.
+        std::fs::write(
+            dir.path().join("apps/web.yaml"),
+            flux.replace("apps}", "web}"),
+        )
+        .unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("apps/web.yaml")).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1, 0)).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "d", &tree, &[&head])
+            .unwrap();
+        let (loaded, sources, read) = scan_head(&repo, Some(cache.path()));
+        assert_eq!(loaded, ["apps/web.yaml", "clusters/apps.yaml"]);
+        assert_eq!(sources, ["apps/config.yaml"]);
+        assert_eq!(read, ["apps/web.yaml", "clusters/apps.yaml"]);
     }
 }

@@ -62,6 +62,26 @@ impl Tree for PatchedTree<'_> {
         all.into_iter().collect()
     }
 
+    fn blobs_under_where(
+        &self,
+        prefix: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<(String, Option<git2::Oid>)> {
+        let under = |p: &str| is_within(p, prefix.trim_end_matches('/'));
+        let mut all = self
+            .head
+            .blobs_under_where(prefix, &|p| !self.files.contains_key(p) && keep(p));
+        // A replaced file is read from its content, not looked up.
+        all.extend(
+            self.files
+                .iter()
+                .filter(|(p, content)| content.is_some() && under(p) && keep(p))
+                .map(|(p, _)| (p.clone(), None)),
+        );
+        all.sort_unstable();
+        all
+    }
+
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable> {
         // The replaced files are regular files (or gone) on this side.
         let mut unreadable = self.head.unreadable_under(prefix);

@@ -1,0 +1,348 @@
+//! What the whole-tree scan ([`super::scan_manifests`]) learnt of each blob, kept in the cache
+//! directory so the next check reads only the blobs it has not seen.
+//!
+//! The scan reads every manifest of a side to ask two questions of its bytes: may the whole-tree
+//! indexes want its documents ([`super::indexed`]), and may it hold a source of Flux's
+//! substitution ([`super::flux::may_hold_source`]). Almost every file answers no to both, and a
+//! push that changes one manifest of 50,000 spent nearly all its 370 ms reading the other 49,999
+//! to hear it again (`benches/hook.sh`, perf). The answers are a function of the bytes alone, so
+//! they are kept here by blob id.
+//!
+//! Two things make a kept answer trustworthy:
+//! - it is only used for the same bytes. A blob id names one object in the repository's object
+//!   database, and git stores one object per id, so the bytes a later read would get are the bytes
+//!   that were asked about (the file lives in the repository's own cache directory, or one the
+//!   user named);
+//! - it is only used by the same questions. The file is keyed by this program's identity (its
+//!   version, and its executable's path, size and modification time): a build whose filters ask
+//!   something else starts again from nothing rather than trusting answers to other questions.
+//!
+//! The file is written whole to a temporary file and renamed into place, and holds a checksum of
+//! its records: one that does not check out is ignored, as if it were not there. Each save keeps
+//! the blobs this run asked about and nothing else, so the file stays the size of the trees the
+//! last check saw.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
+
+/// What the scan asks of a manifest's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobFacts {
+    /// The whole-tree indexes may want its documents: they are loaded.
+    pub indexed: bool,
+    /// It may hold a ConfigMap or Secret that Flux substitutes from.
+    pub source: bool,
+}
+
+impl BlobFacts {
+    /// The answers for `bytes`.
+    pub fn of(bytes: &[u8]) -> BlobFacts {
+        BlobFacts {
+            indexed: super::indexed(bytes),
+            source: super::flux::may_hold_source(bytes),
+        }
+    }
+
+    fn to_byte(self) -> u8 {
+        u8::from(self.indexed) | (u8::from(self.source) << 1)
+    }
+
+    fn from_byte(byte: u8) -> BlobFacts {
+        BlobFacts {
+            indexed: byte & 1 != 0,
+            source: byte & 2 != 0,
+        }
+    }
+}
+
+/// The file's name in the cache directory.
+const FILE: &str = "scan-facts";
+/// The start of the file: what it is, and the form of what follows.
+const MAGIC: &[u8] = b"stategate scan facts 1\n";
+/// A record: a blob id, then its facts in one byte.
+const RECORD: usize = 21;
+
+/// The facts of a cache directory, as loaded, and those learnt since.
+pub struct ScanCache {
+    file: PathBuf,
+    /// This program's identity (see the module's documentation).
+    key: [u8; 32],
+    /// Records sorted by blob id.
+    known: Vec<u8>,
+    /// Where the records of each [`bucket`] start in `known`, by record, and where the last ends:
+    /// a lookup searches its bucket alone. A binary search of all of them touched a new cache line
+    /// at each of its 16 steps on a 50,000-manifest tree, and was a third of a one-file push.
+    starts: Vec<u32>,
+    /// Which of `known` this run asked about: kept at the next save.
+    asked: Vec<AtomicBool>,
+    /// Records learnt this run.
+    learnt: Mutex<Vec<[u8; RECORD]>>,
+}
+
+impl ScanCache {
+    /// The facts kept in `dir`; `None` when this program cannot name itself (there is then no
+    /// key to keep them under). A missing, stale or damaged file is an empty cache.
+    pub fn open(dir: &Path) -> Option<ScanCache> {
+        ScanCache::open_as(dir, program_key()?)
+    }
+
+    fn open_as(dir: &Path, key: [u8; 32]) -> Option<ScanCache> {
+        let file = dir.join(FILE);
+        let known = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| records(&bytes, &key).map(<[u8]>::to_vec))
+            .unwrap_or_default();
+        let asked = (0..known.len() / RECORD)
+            .map(|_| AtomicBool::new(false))
+            .collect();
+        let mut starts = vec![0; BUCKETS + 1];
+        for record in known.chunks_exact(RECORD) {
+            starts[bucket(&record[..20]) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        Some(ScanCache {
+            file,
+            key,
+            known,
+            starts,
+            asked,
+            learnt: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The facts kept for blob `id`, if any.
+    pub fn get(&self, id: git2::Oid) -> Option<BlobFacts> {
+        let id = id.as_bytes();
+        let record = |i: usize| &self.known[i * RECORD..(i + 1) * RECORD];
+        let bucket = bucket(id);
+        let (mut low, mut high) = (
+            self.starts[bucket] as usize,
+            self.starts[bucket + 1] as usize,
+        );
+        while low < high {
+            let middle = (low + high) / 2;
+            match record(middle)[..20].cmp(id) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => {
+                    self.asked[middle].store(true, Ordering::Relaxed);
+                    return Some(BlobFacts::from_byte(record(middle)[20]));
+                }
+            }
+        }
+        None
+    }
+
+    /// Keep `facts` for blob `id` (read this run).
+    pub fn put(&self, id: git2::Oid, facts: BlobFacts) {
+        let mut record = [0; RECORD];
+        record[..20].copy_from_slice(id.as_bytes());
+        record[20] = facts.to_byte();
+        self.learnt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(record);
+    }
+
+    /// Write what this run asked about and learnt so far, if it learnt anything: after each side
+    /// of a check. A failure to write is no failure of the check: the next one reads the blobs
+    /// again.
+    pub fn save(&self) {
+        let learnt = self
+            .learnt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if learnt.is_empty() {
+            return;
+        }
+        let asked = self
+            .known
+            .chunks_exact(RECORD)
+            .zip(&self.asked)
+            .filter(|(_, asked)| asked.load(Ordering::Relaxed))
+            .map(|(record, _)| record);
+        let mut all: Vec<&[u8]> = asked.chain(learnt.iter().map(|r| &r[..])).collect();
+        all.sort_unstable_by(|a, b| a[..20].cmp(&b[..20]));
+        all.dedup_by(|a, b| a[..20] == b[..20]);
+        let body: Vec<u8> = all.concat();
+        let _ = write_atomically(&self.file, &self.key, &body);
+    }
+}
+
+/// How many buckets the records are found by: blob ids are hashes, so each holds about as many.
+const BUCKETS: usize = 1 << 12;
+
+/// The bucket of a blob id: its first 12 bits.
+fn bucket(id: &[u8]) -> usize {
+    (usize::from(id[0]) << 4) | usize::from(id[1] >> 4)
+}
+
+/// The records of a cache file's `bytes`, if it is whole, of this `key`, and sorted.
+fn records<'b>(bytes: &'b [u8], key: &[u8; 32]) -> Option<&'b [u8]> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let rest = rest.strip_prefix(&key[..])?;
+    let (sum, body) = rest.split_first_chunk::<8>()?;
+    let whole = body.len() % RECORD == 0
+        && body.len() / RECORD <= u32::MAX as usize
+        && u64::from_le_bytes(*sum) == checksum(body);
+    let sorted = body
+        .chunks_exact(RECORD)
+        .zip(body.chunks_exact(RECORD).skip(1))
+        .all(|(a, b)| a[..20] < b[..20]);
+    (whole && sorted).then_some(body)
+}
+
+fn checksum(body: &[u8]) -> u64 {
+    twox_hash::XxHash3_64::oneshot(body)
+}
+
+fn write_atomically(file: &Path, key: &[u8; 32], body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+    temporary.write_all(MAGIC)?;
+    temporary.write_all(key)?;
+    temporary.write_all(&checksum(body).to_le_bytes())?;
+    temporary.write_all(body)?;
+    temporary.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// This program's identity: its version, and its executable's path, size and modification time.
+fn program_key() -> Option<[u8; 32]> {
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(&exe).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let mut hash = Sha256::new();
+    hash.update(MAGIC);
+    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hash.update(exe.as_os_str().as_encoded_bytes());
+    hash.update(meta.len().to_le_bytes());
+    hash.update(modified.as_nanos().to_le_bytes());
+    Some(hash.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> git2::Oid {
+        git2::Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    const PLAIN: BlobFacts = BlobFacts {
+        indexed: false,
+        source: false,
+    };
+    const SOURCE: BlobFacts = BlobFacts {
+        indexed: false,
+        source: true,
+    };
+    const BOTH: BlobFacts = BlobFacts {
+        indexed: true,
+        source: true,
+    };
+
+    #[test]
+    fn facts_learnt_are_kept_for_the_next_run_of_the_same_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(first.get(id(3)), None);
+        first.put(id(3), SOURCE);
+        first.put(id(1), PLAIN);
+        first.put(id(2), BOTH);
+        first.save();
+        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(second.get(id(1)), Some(PLAIN));
+        assert_eq!(second.get(id(2)), Some(BOTH));
+        assert_eq!(second.get(id(3)), Some(SOURCE));
+        assert_eq!(second.get(id(4)), None);
+        // Another program (another build of the filters) trusts none of them.
+        let other = ScanCache::open_as(dir.path(), [2; 32]).unwrap();
+        assert_eq!(other.get(id(1)), None);
+    }
+
+    #[test]
+    fn every_blob_kept_is_found_among_many() {
+        // Ids as git makes them, spread over every bucket, some buckets holding several.
+        let ids: Vec<git2::Oid> = (0..5000)
+            .map(|i: u32| crate::tree::blob_id(&i.to_le_bytes()))
+            .collect();
+        let facts = |i: usize| BlobFacts {
+            indexed: i % 3 == 0,
+            source: i % 5 == 0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            first.put(*id, facts(i));
+        }
+        first.save();
+        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(second.get(ids[0]), None);
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            assert_eq!(second.get(*id), Some(facts(i)), "{i}");
+        }
+    }
+
+    #[test]
+    fn a_save_keeps_what_the_run_asked_about_and_learnt_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        first.put(id(1), PLAIN);
+        first.put(id(2), SOURCE);
+        first.save();
+        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(second.get(id(2)), Some(SOURCE));
+        second.put(id(5), BOTH);
+        second.save();
+        let third = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(third.get(id(1)), None, "not asked about by the second run");
+        assert_eq!(third.get(id(2)), Some(SOURCE));
+        assert_eq!(third.get(id(5)), Some(BOTH));
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_empty_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        first.put(id(1), PLAIN);
+        first.put(id(2), PLAIN);
+        first.save();
+        let file = dir.path().join(FILE);
+        let whole = std::fs::read(&file).unwrap();
+        // A flipped fact: "plain" read back would let an indexed file go unread.
+        let mut flipped = whole.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        // Cut short, and records out of order (the checksum recomputed to match).
+        let cut = &whole[..whole.len() - 3];
+        let mut swapped = whole[..MAGIC.len() + 32].to_vec();
+        let mut body = whole[MAGIC.len() + 40..].to_vec();
+        body.rotate_left(RECORD);
+        swapped.extend(checksum(&body).to_le_bytes());
+        swapped.extend(&body);
+        for damaged in [flipped, cut.to_vec(), swapped, b"junk".to_vec()] {
+            std::fs::write(&file, &damaged).unwrap();
+            let cache = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+            assert_eq!(cache.get(id(1)), None);
+            assert_eq!(cache.get(id(2)), None);
+        }
+    }
+
+    #[test]
+    fn the_program_has_a_key() {
+        assert!(program_key().is_some());
+        assert_eq!(program_key(), program_key());
+    }
+}
