@@ -1531,6 +1531,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_file_of_a_commit_is_listed_with_the_blob_a_read_gives() {
+        let (_dir, repo) = committed(&[("a/b.yaml", "b"), ("a/c/d.yaml", "d"), ("e.yaml", "e")]);
+        let tree = GitTree::open(&repo, "HEAD").unwrap();
+        let yaml = |p: &str| p.ends_with(".yaml");
+        let walked = tree.blobs_under_where("", &yaml);
+        let paths: Vec<&str> = walked.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, tree.files_under(""));
+        for (path, id) in &walked {
+            assert_eq!(*id, Some(blob_id(&tree.read(path).unwrap())), "{path}");
+        }
+        assert_eq!(tree.blobs_under_where("a", &yaml), walked[..2]);
+        assert_eq!(tree.blobs_under_where("e.yaml", &yaml), walked[2..]);
+        // The same from the entries that reads walk once many files were read.
+        tree.entries.get_or_init(|| tree.walk());
+        assert_eq!(tree.blobs_under_where("", &yaml), walked);
+        assert_eq!(tree.blobs_under_where("a/", &yaml), walked[..2]);
+    }
+
+    #[test]
     fn a_missing_tree_object_is_reported_and_the_rest_still_listed() {
         // Distinct contents: equal directories would be one tree object, removed for all.
         let files: Vec<(String, String)> = (0..12)

@@ -254,15 +254,27 @@ mod tests {
         source: true,
     };
 
+    /// A run of the program keyed `[1; 32]` that learns `facts` and saves them.
+    fn saved(dir: &Path, facts: &[(git2::Oid, BlobFacts)]) {
+        let run = ScanCache::open_as(dir, [1; 32]).unwrap();
+        for (id, facts) in facts {
+            run.put(*id, *facts);
+        }
+        run.save();
+    }
+
     #[test]
     fn facts_learnt_are_kept_for_the_next_run_of_the_same_program() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
-        assert_eq!(first.get(id(3)), None);
-        first.put(id(3), SOURCE);
-        first.put(id(1), PLAIN);
-        first.put(id(2), BOTH);
-        first.save();
+        assert_eq!(
+            ScanCache::open_as(dir.path(), [1; 32]).unwrap().get(id(3)),
+            None
+        );
+        // Learnt in any order.
+        saved(
+            dir.path(),
+            &[(id(3), SOURCE), (id(1), PLAIN), (id(2), BOTH)],
+        );
         let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
         assert_eq!(second.get(id(1)), Some(PLAIN));
         assert_eq!(second.get(id(2)), Some(BOTH));
@@ -284,11 +296,13 @@ mod tests {
             source: i % 5 == 0,
         };
         let dir = tempfile::tempdir().unwrap();
-        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
-        for (i, id) in ids.iter().enumerate().skip(1) {
-            first.put(*id, facts(i));
-        }
-        first.save();
+        let learnt: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, id)| (*id, facts(i)))
+            .collect();
+        saved(dir.path(), &learnt);
         let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
         assert_eq!(second.get(ids[0]), None);
         for (i, id) in ids.iter().enumerate().skip(1) {
@@ -299,10 +313,7 @@ mod tests {
     #[test]
     fn a_save_keeps_what_the_run_asked_about_and_learnt_only() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
-        first.put(id(1), PLAIN);
-        first.put(id(2), SOURCE);
-        first.save();
+        saved(dir.path(), &[(id(1), PLAIN), (id(2), SOURCE)]);
         let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
         assert_eq!(second.get(id(2)), Some(SOURCE));
         second.put(id(5), BOTH);
@@ -316,10 +327,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_an_empty_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
-        first.put(id(1), PLAIN);
-        first.put(id(2), PLAIN);
-        first.save();
+        saved(dir.path(), &[(id(1), PLAIN), (id(2), PLAIN)]);
         let file = dir.path().join(FILE);
         let whole = std::fs::read(&file).unwrap();
         // A flipped fact: "plain" read back would let an indexed file go unread.
