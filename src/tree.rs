@@ -314,15 +314,17 @@ pub trait Tree: Send + Sync {
     /// What `files_under` leaves out under `prefix` (and `prefix` itself): symlinks, submodules,
     /// directories that cannot be listed. Sorted by path.
     fn unreadable_under(&self, prefix: &str) -> Vec<Unreadable>;
-    /// The paths of [`Tree::files_under_where`], each with the git blob whose bytes a read of it
-    /// gives, where the tree knows that without reading the file: caches keyed by blob id ask
+    /// The regular files under `prefix`, sorted, each with the git blob whose bytes a read of it
+    /// gives where the tree knows that without reading the file: caches keyed by blob id ask
     /// ([`crate::render::scan_cache`]). `None` where it does not (files on disk): read those.
+    /// Only the files `keep` accepts, shown each path and blob, are listed: a cache can leave out
+    /// what it knows before the path is copied.
     fn blobs_under_where(
         &self,
         prefix: &str,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(&str, Option<git2::Oid>) -> bool + Sync),
     ) -> Vec<(String, Option<git2::Oid>)> {
-        let files = self.files_under_where(prefix, keep);
+        let files = self.files_under_where(prefix, &|path| keep(path, None));
         files.into_iter().map(|path| (path, None)).collect()
     }
     /// Human name of the revision, for messages: "working tree", "HEAD (1a2b3c4)", …
@@ -1033,22 +1035,23 @@ impl Tree for GitTree {
     fn blobs_under_where(
         &self,
         prefix: &str,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(&str, Option<git2::Oid>) -> bool + Sync),
     ) -> Vec<(String, Option<git2::Oid>)> {
         // From the entries when a read has walked them already; else a walk that keeps nothing.
         if let Some(entries) = self.entries.get() {
             let prefix = prefix.trim_end_matches('/');
             let mut out: Vec<_> = entries
                 .iter()
-                .filter(|(path, (_, mode))| {
-                    is_regular(*mode) && is_within(path, prefix) && keep(path)
+                .filter(|(path, (id, mode))| {
+                    is_regular(*mode) && is_within(path, prefix) && keep(path, Some(*id))
                 })
                 .map(|(path, (id, _))| (path.clone(), Some(*id)))
                 .collect();
             out.sort_unstable();
             return out;
         }
-        self.walk_regular(prefix, keep, &|path, id| (path.to_owned(), Some(id)))
+        let keep = |path: &str, id| keep(path, Some(id));
+        self.walk_regular(prefix, &keep, &|path, id| (path.to_owned(), Some(id)))
     }
 
     fn describe(&self) -> String {
@@ -1081,15 +1084,15 @@ impl GitTree {
     /// The regular files under `prefix` that `keep` accepts, sorted, from a walk of its subtree
     /// only.
     fn walk_files(&self, prefix: &str, keep: &(dyn Fn(&str) -> bool + Sync)) -> Vec<String> {
-        self.walk_regular(prefix, keep, &|path, _| path.to_owned())
+        self.walk_regular(prefix, &|path, _| keep(path), &|path, _| path.to_owned())
     }
 
-    /// What `item` makes of each regular file under `prefix` that `keep` accepts (its path and
-    /// blob id), in the order of the paths, from a walk of its subtree only.
+    /// What `item` makes of each regular file under `prefix` that `keep` accepts (shown its path
+    /// and blob id), in the order of the paths, from a walk of its subtree only.
     fn walk_regular<T: Send + Ord>(
         &self,
         prefix: &str,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(&str, git2::Oid) -> bool + Sync),
         item: &(dyn Fn(&str, git2::Oid) -> T + Sync),
     ) -> Vec<T> {
         let prefix = prefix.trim_end_matches('/');
@@ -1097,7 +1100,7 @@ impl GitTree {
             (self.tree, String::new())
         } else {
             match self.located(prefix) {
-                Ok(Some((id, mode))) if is_regular(mode) && keep(prefix) => {
+                Ok(Some((id, mode))) if is_regular(mode) && keep(prefix, id) => {
                     return vec![item(prefix, id)];
                 }
                 Ok(Some((id, 0o040000))) => (id, format!("{prefix}/")),
@@ -1106,7 +1109,7 @@ impl GitTree {
         };
         let walked = git_walk::entries(&self.blobs, start, &base, &|path, entry| {
             let file = entry.kind() == Some(git2::ObjectType::Blob) && is_regular(entry.filemode());
-            (file && keep(path)).then(|| item(path, entry.id()))
+            (file && keep(path, entry.id())).then(|| item(path, entry.id()))
         });
         let mut out = walked.found;
         out.sort_unstable();
@@ -1534,7 +1537,7 @@ pub(crate) mod tests {
     fn each_file_of_a_commit_is_listed_with_the_blob_a_read_gives() {
         let (_dir, repo) = committed(&[("a/b.yaml", "b"), ("a/c/d.yaml", "d"), ("e.yaml", "e")]);
         let tree = GitTree::open(&repo, "HEAD").unwrap();
-        let yaml = |p: &str| p.ends_with(".yaml");
+        let yaml = |p: &str, _| p.ends_with(".yaml");
         let walked = tree.blobs_under_where("", &yaml);
         let paths: Vec<&str> = walked.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, tree.files_under(""));

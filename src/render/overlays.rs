@@ -65,17 +65,17 @@ impl Tree for PatchedTree<'_> {
     fn blobs_under_where(
         &self,
         prefix: &str,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(&str, Option<git2::Oid>) -> bool + Sync),
     ) -> Vec<(String, Option<git2::Oid>)> {
         let under = |p: &str| is_within(p, prefix.trim_end_matches('/'));
         let mut all = self
             .head
-            .blobs_under_where(prefix, &|p| !self.files.contains_key(p) && keep(p));
+            .blobs_under_where(prefix, &|p, id| !self.files.contains_key(p) && keep(p, id));
         // A replaced file is read from its content, not looked up.
         all.extend(
             self.files
                 .iter()
-                .filter(|(p, content)| content.is_some() && under(p) && keep(p))
+                .filter(|(p, content)| content.is_some() && under(p) && keep(p, None))
                 .map(|(p, _)| (p.clone(), None)),
         );
         all.sort_unstable();
