@@ -64,6 +64,7 @@ const FILE: &str = "scan-facts";
 const MAGIC: &[u8] = b"stategate scan facts 1\n";
 /// A record: a blob id, then its facts in one byte.
 const RECORD: usize = 21;
+type Record = [u8; RECORD];
 
 /// The facts of a cache directory, as loaded, and those learnt since.
 pub struct ScanCache {
@@ -71,7 +72,7 @@ pub struct ScanCache {
     /// This program's identity (see the module's documentation).
     key: [u8; 32],
     /// Records sorted by blob id.
-    known: Vec<u8>,
+    known: Vec<Record>,
     /// Where the records of each [`bucket`] start in `known`, by record, and where the last ends:
     /// a lookup searches its bucket alone. A binary search of all of them touched a new cache line
     /// at each of its 16 steps on a 50,000-manifest tree, and was a third of a one-file push.
@@ -79,7 +80,7 @@ pub struct ScanCache {
     /// Which of `known` this run asked about: kept at the next save.
     asked: Vec<AtomicBool>,
     /// Records learnt this run.
-    learnt: Mutex<Vec<[u8; RECORD]>>,
+    learnt: Mutex<Vec<Record>>,
 }
 
 impl ScanCache {
@@ -93,13 +94,11 @@ impl ScanCache {
         let file = dir.join(FILE);
         let known = std::fs::read(&file)
             .ok()
-            .and_then(|bytes| records(&bytes, &key).map(<[u8]>::to_vec))
+            .and_then(|bytes| records(&bytes, &key))
             .unwrap_or_default();
-        let asked = (0..known.len() / RECORD)
-            .map(|_| AtomicBool::new(false))
-            .collect();
+        let asked = known.iter().map(|_| AtomicBool::new(false)).collect();
         let mut starts = vec![0; BUCKETS + 1];
-        for record in known.chunks_exact(RECORD) {
+        for record in &known {
             starts[bucket(&record[..20]) + 1] += 1;
         }
         for i in 1..starts.len() {
@@ -118,24 +117,12 @@ impl ScanCache {
     /// The facts kept for blob `id`, if any.
     pub fn get(&self, id: git2::Oid) -> Option<BlobFacts> {
         let id = id.as_bytes();
-        let record = |i: usize| &self.known[i * RECORD..(i + 1) * RECORD];
         let bucket = bucket(id);
-        let (mut low, mut high) = (
-            self.starts[bucket] as usize,
-            self.starts[bucket + 1] as usize,
-        );
-        while low < high {
-            let middle = (low + high) / 2;
-            match record(middle)[..20].cmp(id) {
-                std::cmp::Ordering::Less => low = middle + 1,
-                std::cmp::Ordering::Greater => high = middle,
-                std::cmp::Ordering::Equal => {
-                    self.asked[middle].store(true, Ordering::Relaxed);
-                    return Some(BlobFacts::from_byte(record(middle)[20]));
-                }
-            }
-        }
-        None
+        let start = self.starts[bucket] as usize;
+        let records = &self.known[start..self.starts[bucket + 1] as usize];
+        let at = start + records.binary_search_by(|r| r[..20].cmp(id)).ok()?;
+        self.asked[at].store(true, Ordering::Relaxed);
+        Some(BlobFacts::from_byte(self.known[at][20]))
     }
 
     /// Keep `facts` for blob `id` (read this run).
@@ -163,14 +150,14 @@ impl ScanCache {
         }
         let asked = self
             .known
-            .chunks_exact(RECORD)
+            .iter()
             .zip(&self.asked)
             .filter(|(_, asked)| asked.load(Ordering::Relaxed))
             .map(|(record, _)| record);
-        let mut all: Vec<&[u8]> = asked.chain(learnt.iter().map(|r| &r[..])).collect();
+        let mut all: Vec<&Record> = asked.chain(&learnt).collect();
         all.sort_unstable_by(|a, b| a[..20].cmp(&b[..20]));
         all.dedup_by(|a, b| a[..20] == b[..20]);
-        let body: Vec<u8> = all.concat();
+        let body: Vec<u8> = all.into_iter().flatten().copied().collect();
         let _ = write_atomically(&self.file, &self.key, &body);
     }
 }
@@ -184,7 +171,7 @@ fn bucket(id: &[u8]) -> usize {
 }
 
 /// The records of a cache file's `bytes`, if it is whole, of this `key`, and sorted.
-fn records<'b>(bytes: &'b [u8], key: &[u8; 32]) -> Option<&'b [u8]> {
+fn records(bytes: &[u8], key: &[u8; 32]) -> Option<Vec<Record>> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let rest = rest.strip_prefix(&key[..])?;
     let (sum, body) = rest.split_first_chunk::<8>()?;
@@ -195,7 +182,12 @@ fn records<'b>(bytes: &'b [u8], key: &[u8; 32]) -> Option<&'b [u8]> {
         .chunks_exact(RECORD)
         .zip(body.chunks_exact(RECORD).skip(1))
         .all(|(a, b)| a[..20] < b[..20]);
-    (whole && sorted).then_some(body)
+    let record = |chunk: &[u8]| {
+        let mut record = [0; RECORD];
+        record.copy_from_slice(chunk);
+        record
+    };
+    (whole && sorted).then(|| body.chunks_exact(RECORD).map(record).collect())
 }
 
 fn checksum(body: &[u8]) -> u64 {
