@@ -154,12 +154,7 @@ impl RenderCache {
         let Ok(bytes) = serde_json::to_vec(&entry) else {
             return;
         };
-        let written = tempfile::NamedTempFile::new_in(&self.dir).and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.persist(self.path(key)).map_err(|e| e.error)?;
-            Ok(())
-        });
-        if written.is_ok() {
+        if write_atomically(&self.path(key), &[&bytes]).is_ok() {
             self.evict();
         }
     }
@@ -273,17 +268,32 @@ fn program_identity(program: Option<&str>) -> String {
                 .find(|p| p.is_file())
         })
     };
-    match resolved.and_then(|p| Some((std::fs::metadata(&p).ok()?, p))) {
-        Some((meta, path)) => {
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            format!("{} {} {modified}", path.display(), meta.len())
-        }
-        None => program.to_owned(),
+    resolved
+        .and_then(|path| file_identity(&path))
+        .unwrap_or_else(|| program.to_owned())
+}
+
+/// What identifies a program's file: its path, size and modification time, which an upgrade or
+/// a rebuild changes. `None` when it cannot be looked at.
+pub(crate) fn file_identity(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Some(format!("{} {} {modified}", path.display(), meta.len()))
+}
+
+/// Write `parts` as the file at `path`: into a temporary file beside it, renamed into place, so a
+/// reader sees the old file or the whole new one, never half of it.
+pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut file = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    for part in parts {
+        file.write_all(part)?;
     }
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

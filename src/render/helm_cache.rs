@@ -146,9 +146,7 @@ fn store(dir: &Path, version: &str, digest: &str, bytes: &[u8]) -> std::io::Resu
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{digest}.tgz"));
     // Written aside and renamed, so a concurrent reader never sees half an archive.
-    let tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    std::fs::write(tmp.path(), bytes)?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    super::cache::write_atomically(&path, &[bytes])?;
     Ok(path)
 }
 

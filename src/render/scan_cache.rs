@@ -158,7 +158,7 @@ impl ScanCache {
         all.sort_unstable_by(|a, b| a[..20].cmp(&b[..20]));
         all.dedup_by(|a, b| a[..20] == b[..20]);
         let body: Vec<u8> = all.into_iter().flatten().copied().collect();
-        let _ = write_atomically(&self.file, &self.key, &body);
+        let _ = write(&self.file, &self.key, &body);
     }
 }
 
@@ -194,34 +194,19 @@ fn checksum(body: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(body)
 }
 
-fn write_atomically(file: &Path, key: &[u8; 32], body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
-    temporary.write_all(MAGIC)?;
-    temporary.write_all(key)?;
-    temporary.write_all(&checksum(body).to_le_bytes())?;
-    temporary.write_all(body)?;
-    temporary.persist(file).map_err(|e| e.error)?;
-    Ok(())
+fn write(file: &Path, key: &[u8; 32], body: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
+    let sum = checksum(body).to_le_bytes();
+    super::cache::write_atomically(file, &[MAGIC, key, &sum, body])
 }
 
 /// This program's identity: its version, and its executable's path, size and modification time.
 fn program_key() -> Option<[u8; 32]> {
-    let exe = std::env::current_exe().ok()?;
-    let meta = std::fs::metadata(&exe).ok()?;
-    let modified = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
+    let exe = super::cache::file_identity(&std::env::current_exe().ok()?)?;
     let mut hash = Sha256::new();
     hash.update(MAGIC);
     hash.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hash.update(exe.as_os_str().as_encoded_bytes());
-    hash.update(meta.len().to_le_bytes());
-    hash.update(modified.as_nanos().to_le_bytes());
+    hash.update(exe.as_bytes());
     Some(hash.finalize().into())
 }
 
