@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rayon::prelude::*;
 
@@ -34,6 +34,7 @@ use crate::report::{CheckedFiles, Report, Secrets, Stats, saturating_u32};
 use crate::schema::crd::{self, is_crd};
 use crate::schema::{SchemaSet, crd_kinds, latest_crd_kinds};
 use crate::suppress::{self, Suppression};
+use crate::sync::{locked, unlocked};
 use crate::tree::{Content, Tree};
 
 mod pre_existing;
@@ -373,9 +374,7 @@ impl Gate {
         // Kept through the stream only when Flux substitutes: a list of every file with a
         // ConfigMap would grow with the tree (tests/stream_memory.rs).
         let flux_scan = {
-            let indices = source_indices
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
+            let indices = unlocked(source_indices);
             let mut scan = flux::FluxScan::default();
             if flux_substitutes {
                 for (path, documents) in &manifests {
@@ -1328,9 +1327,4 @@ fn report_of(findings: Vec<Finding>, sources: BTreeMap<String, Arc<SourceFile>>)
         sources,
         ..Report::default()
     }
-}
-
-/// The value behind `mutex`, whatever a panicking holder left.
-fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

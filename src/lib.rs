@@ -25,5 +25,6 @@ pub mod render;
 pub mod report;
 pub mod schema;
 pub mod suppress;
+pub mod sync;
 pub mod tree;
 pub mod trust;

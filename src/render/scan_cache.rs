@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::sync::locked;
+
 /// What the scan asks of a manifest's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobFacts {
@@ -130,21 +132,14 @@ impl ScanCache {
         let mut record = [0; RECORD];
         record[..20].copy_from_slice(id.as_bytes());
         record[20] = facts.to_byte();
-        self.learnt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(record);
+        locked(&self.learnt).push(record);
     }
 
     /// Write what this run asked about and learnt so far, if it learnt anything: after each side
     /// of a check. A failure to write is no failure of the check: the next one reads the blobs
     /// again.
     pub fn save(&self) {
-        let learnt = self
-            .learnt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let learnt = locked(&self.learnt).clone();
         if learnt.is_empty() {
             return;
         }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::RepoPool;
+use crate::sync::{locked, unlocked};
 
 /// Below this many trees at one depth, the walking thread reads them itself: a thread costs
 /// more to start than a few small trees take to read.
@@ -66,9 +67,9 @@ pub(super) fn entries<T: Send>(
             }
             work();
         });
-        out.found.extend(into_inner(found).into_iter().flatten());
-        out.missing.append(&mut into_inner(missing));
-        depth = into_inner(next);
+        out.found.extend(unlocked(found).into_iter().flatten());
+        out.missing.append(&mut unlocked(missing));
+        depth = unlocked(next);
     }
     out
 }
@@ -122,16 +123,7 @@ fn read_trees<T: Send>(
             missing.push(dir.clone());
         }
     }
-    lock(shared.next).append(&mut subtrees);
-    lock(shared.found).push(kept);
-    lock(shared.missing).append(&mut missing);
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn into_inner<T>(m: Mutex<T>) -> T {
-    m.into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    locked(shared.next).append(&mut subtrees);
+    locked(shared.found).push(kept);
+    locked(shared.missing).append(&mut missing);
 }
