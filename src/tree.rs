@@ -1340,7 +1340,6 @@ pub(crate) mod tests {
     }
 
     /// A repository with one commit of `files`.
-    /// A repository with `files` committed on HEAD.
     pub(crate) fn committed(files: &[(&str, &str)]) -> (tempfile::TempDir, git2::Repository) {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(dir.path()).unwrap();
@@ -1493,8 +1492,8 @@ pub(crate) mod tests {
         lines
     }
 
-    /// A pool of `n` threads: the walk shares a commit's trees among as many as the check has.
-    fn threads(n: usize) -> rayon::ThreadPool {
+    /// A pool of `n` threads, for work shared among as many as the check has.
+    pub(crate) fn threads(n: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()

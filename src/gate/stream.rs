@@ -627,11 +627,7 @@ mod tests {
         let done = AtomicUsize::new(0);
         // How many the other had done when the wait ran out; none if it never did.
         let waited_out = AtomicUsize::new(usize::MAX);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let results = pool.install(|| {
+        let results = crate::tree::tests::threads(2).install(|| {
             sparse(count, &[], |i| {
                 if i == 0 {
                     let deadline = Instant::now() + Duration::from_secs(10);
