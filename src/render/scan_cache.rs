@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -83,6 +83,9 @@ pub struct ScanCache {
     asked: Vec<AtomicBool>,
     /// Records learnt this run.
     learnt: Mutex<Vec<Record>>,
+    /// How many records, asked about and learnt, the last save wrote: a check saves after each of
+    /// its sides, and the second has usually met nothing the first did not write.
+    written: AtomicUsize,
 }
 
 impl ScanCache {
@@ -113,6 +116,7 @@ impl ScanCache {
             starts,
             asked,
             learnt: Mutex::new(Vec::new()),
+            written: AtomicUsize::new(0),
         })
     }
 
@@ -135,21 +139,27 @@ impl ScanCache {
         locked(&self.learnt).push(record);
     }
 
-    /// Write what this run asked about and learnt so far, if it learnt anything: after each side
-    /// of a check. A failure to write is no failure of the check: the next one reads the blobs
-    /// again.
+    /// Write what this run asked about and learnt so far, if it learnt anything, and unless the
+    /// last save wrote all of it: after each side of a check. A failure to write is no failure of
+    /// the check: the next one reads the blobs again.
     pub fn save(&self) {
         let learnt = locked(&self.learnt).clone();
         if learnt.is_empty() {
             return;
         }
-        let asked = self
+        let asked: Vec<&Record> = self
             .known
             .iter()
             .zip(&self.asked)
             .filter(|(_, asked)| asked.load(Ordering::Relaxed))
-            .map(|(record, _)| record);
-        let mut all: Vec<&Record> = asked.chain(&learnt).collect();
+            .map(|(record, _)| record)
+            .collect();
+        // Both only grow: the same count is the same records.
+        let count = asked.len() + learnt.len();
+        if self.written.swap(count, Ordering::Relaxed) == count {
+            return;
+        }
+        let mut all: Vec<&Record> = asked.into_iter().chain(&learnt).collect();
         all.sort_unstable_by(|a, b| a[..20].cmp(&b[..20]));
         all.dedup_by(|a, b| a[..20] == b[..20]);
         let body: Vec<u8> = all.into_iter().flatten().copied().collect();
@@ -294,6 +304,26 @@ mod tests {
         assert_eq!(third.get(id(1)), None, "not asked about by the second run");
         assert_eq!(third.get(id(2)), Some(SOURCE));
         assert_eq!(third.get(id(5)), Some(BOTH));
+    }
+
+    #[test]
+    fn a_save_writes_only_what_the_last_one_did_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        saved(dir.path(), &[(id(1), PLAIN), (id(2), SOURCE)]);
+        let run = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        run.put(id(5), BOTH);
+        run.save();
+        // Nothing asked about or learnt since: nothing written.
+        std::fs::remove_file(&file).unwrap();
+        run.save();
+        assert!(!file.exists());
+        // Asked about since: written, with what the first save wrote.
+        assert_eq!(run.get(id(1)), Some(PLAIN));
+        run.save();
+        let next = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        assert_eq!(next.get(id(1)), Some(PLAIN));
+        assert_eq!(next.get(id(5)), Some(BOTH));
     }
 
     #[test]
