@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::quick::Reading;
 use stategate::load::{LoadOptions, load_manifest};
 
 /// Inputs per run; each is one corpus file with a few mutations.
@@ -160,4 +161,84 @@ fn mutated_corpus_files_load_without_panic_and_every_finding_is_located() {
         }
     }
     eprintln!("{CASES} mutated files, {findings} findings, all located");
+}
+
+/// Bytes that move a block-style file across what the quick reader takes: indentation, quotes,
+/// flow brackets, block scalar headers, comments, markers, non-ASCII.
+const QUICK_SPLICES: &[&[u8]] = &[
+    b"\n",
+    b" ",
+    b"  ",
+    b"'",
+    b"''",
+    b"\"",
+    b"\\",
+    b"\\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b", ",
+    b"{}",
+    b"[a, 'b']",
+    b"|\n",
+    b"|-\n",
+    b">\n",
+    b">-\n",
+    b": |\n  x\n",
+    b"- ",
+    b"\n- ",
+    b"\n  - ",
+    b"#",
+    b" #",
+    b"---\n",
+    b"--- # c\n",
+    b"\xC3\xA9",
+    b"\xE2\x80\xA8",
+    b":",
+    b": ",
+    b"\n\n",
+];
+
+/// Inputs of the comparison: each is cheap, and the differences it looks for are rare.
+const QUICK_CASES: usize = 50_000;
+
+/// A mutated file the quick reader takes is read as the full parser reads it: the same documents,
+/// indexes and spans, and no file the full parser reports anything about.
+#[test]
+fn mutated_corpus_files_the_quick_reader_takes_read_as_the_full_parser_reads_them() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let files = manifests(&corpus.join("gitops-repos"));
+    let options = LoadOptions::default();
+    let mut rng = Rng(SEED ^ 0x51_5549_434B);
+    let mut quick = 0;
+    for case in 0..QUICK_CASES {
+        let path = &files[rng.below(files.len())];
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.truncate(16 * 1024);
+        for _ in 0..1 + rng.below(2) {
+            let at = rng.below(bytes.len() + 1);
+            let piece = QUICK_SPLICES[rng.below(QUICK_SPLICES.len())];
+            bytes.splice(at..at, piece.iter().copied());
+        }
+        match common::quick::compare("case.yaml", &bytes, &options) {
+            Reading::Declined => {}
+            Reading::Same => quick += 1,
+            Reading::Differs(why) => panic!(
+                "case {case} from {}: {why}; input: {:?}",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+    }
+    eprintln!(
+        "{QUICK_CASES} mutated files, {quick} read quickly, each as the full parser reads it"
+    );
+    // Else the comparison compared nothing.
+    assert!(
+        quick * 5 > QUICK_CASES,
+        "only {quick} of {QUICK_CASES} read quickly"
+    );
 }

@@ -217,6 +217,17 @@ pub fn load_file(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
     yaml::load(path, bytes, options)
 }
 
+/// [`load_file`] by the full YAML parser alone, without the quick reader of block-style YAML that
+/// `load_file` tries first: what the tests and benchmarks hold that reader to.
+pub fn load_file_in_full(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
+    yaml::load_in_full(path, bytes, options)
+}
+
+/// That quick reader alone: `None` where it leaves the file to the full parser.
+pub fn load_file_quickly(path: &str, bytes: &[u8], options: &LoadOptions) -> Option<Loaded> {
+    yaml::load_quickly(path, bytes, options)
+}
+
 /// A manifest as `kubectl apply -f` reads it: [`load_file`], then every list object (`v1 List`,
 /// `DeploymentList`, anything with `items`) replaced by its items, each a document of its own.
 pub fn load_manifest(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {

@@ -26,6 +26,8 @@ pub fn position_trees(source: &SourceFile, alias_budget: usize) -> Vec<(usize, P
     builder.run_tracked(&mut ignored)
 }
 use super::resolve::{resolve_plain, resolve_special};
+
+mod quick;
 use super::{Document, LoadOptions, Loaded, SourceFile};
 use crate::finding::{Finding, Location, Rule, Severity};
 
@@ -34,30 +36,71 @@ use crate::finding::{Finding, Location, Rule, Severity};
 const MAX_DEPTH: usize = 256;
 
 pub fn load(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
-    let mut loaded = Loaded::default();
+    read(path, bytes, options, true)
+}
+
+/// [`load`] without the quick reader: what the tests and benchmarks hold that reader to.
+pub fn load_in_full(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
+    read(path, bytes, options, false)
+}
+
+/// The quick reader alone: `None` where it leaves the file to the full parser (and for a file
+/// refused before parsing).
+pub fn load_quickly(path: &str, bytes: &[u8], options: &LoadOptions) -> Option<Loaded> {
+    let source = decoded(path, bytes, options).ok()?;
+    let documents = quick::load(&source)?;
+    Some(Loaded {
+        documents,
+        findings: Vec::new(),
+        source: Some(source),
+    })
+}
+
+/// The file's text, shared by its documents; or the finding that refuses it unparsed.
+fn decoded(
+    path: &str,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<Arc<SourceFile>, Box<Finding>> {
     if bytes.len() as u64 > options.max_file_size {
-        loaded
-            .findings
-            .push(too_large(path, bytes.len(), options.max_file_size));
-        return loaded;
+        return Err(Box::new(too_large(
+            path,
+            bytes.len(),
+            options.max_file_size,
+        )));
     }
-    let text = match decode(path, bytes) {
-        Ok(text) => text,
+    let text = decode(path, bytes)?;
+    Ok(shared(path, text, options))
+}
+
+fn shared(path: &str, text: String, options: &LoadOptions) -> Arc<SourceFile> {
+    Arc::new(SourceFile::new(path, text).with_alias_budget(options.alias_budget))
+}
+
+fn read(path: &str, bytes: &[u8], options: &LoadOptions, quick: bool) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut source = match decoded(path, bytes, options) {
+        Ok(source) => source,
         Err(finding) => {
             loaded.findings.push(*finding);
             return loaded;
         }
     };
-    let mut text = text;
+    if quick && let Some(documents) = quick::load(&source) {
+        return Loaded {
+            documents,
+            findings: Vec::new(),
+            source: Some(source),
+        };
+    }
     let mut last_retry = None;
     for _ in 0..MAX_RELAXED_SCALARS {
-        let source = Arc::new(SourceFile::new(path, text).with_alias_budget(options.alias_budget));
         let mut attempt = Loaded::default();
         Builder::new(&source, Some(&source), options).run(&mut attempt);
         match relaxed_retry(&source, &attempt) {
             Some(relaxed) => {
                 last_retry = attempt.findings.last().and_then(|f| f.location.clone());
-                text = relaxed;
+                source = shared(path, relaxed, options);
             }
             None => {
                 attempt.source = Some(source);

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod git;
+pub mod quick;
 pub mod run;
 
 use std::path::{Path, PathBuf};
