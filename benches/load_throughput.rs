@@ -87,7 +87,11 @@ fn main() {
     let full = best(|| {
         texts
             .iter()
-            .map(|t| load_file_in_full("x.yaml", t.as_bytes(), &options).documents.len())
+            .map(|t| {
+                load_file_in_full("x.yaml", t.as_bytes(), &options)
+                    .documents
+                    .len()
+            })
             .sum::<usize>()
     });
     let serde = best(|| {
