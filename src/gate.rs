@@ -441,10 +441,15 @@ impl Gate {
             streamed_documents[index] = false;
         }
         let clean_documents = clean_documents.into_inner();
+        let mut clean_documents = clean_documents;
         for (index, outcome) in outcomes {
             streamed_documents[index] = false;
-            match outcome {
-                stream::Outcome::Clean { .. } => {}
+            match outcome.resolved(|| base_crds.exist()) {
+                // Only a guessed file comes here clean with documents: the others were counted.
+                stream::Outcome::Clean { documents } => {
+                    clean_documents += documents;
+                    streamed_documents[index] = documents > 0;
+                }
                 stream::Outcome::Held(loaded) => {
                     let loaded = *loaded;
                     if let Some(source) = &loaded.source
@@ -469,6 +474,8 @@ impl Gate {
                 }
                 // Its load findings come again when it is judged.
                 stream::Outcome::Deferred(file) => deferred.push(*file),
+                // Resolved above; were one left, judging it again after the base's CRDs is safe.
+                stream::Outcome::Guessed(guessed) => deferred.push(guessed.1),
             }
         }
         documents.extend(std::mem::take(&mut rendered.documents));

@@ -20,9 +20,12 @@
 //! A file with a kind no schema covers yet is *deferred*: dropped, and loaded and judged again
 //! once the trusted base's CRDs for the kinds of all such files have been looked up, together.
 //! Only when the base has CRD files the change does not touch, though: no other file can define
-//! such a kind, so without them (`check --all`) the file is judged at once.
+//! such a kind, so without them (`check --all`) the file is judged at once. Whether it has them is
+//! found out by the first file that asks; a file that asks meanwhile is judged as if the base had
+//! none, and deferred after all if it has ([`Outcome::Guessed`]).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::change::{FileChange, unreadable_finding};
@@ -63,6 +66,27 @@ pub(super) enum Outcome {
     /// A kind no schema covers yet: dropped now, loaded and judged again once the trusted base's
     /// CRDs for these kinds are added (the file's bytes are still in the change set).
     Deferred(Box<Deferred>),
+    /// A kind no schema covers yet, judged while another file was finding out whether the base
+    /// has CRD files, as if it had none: the outcome if it has none, deferred if it has
+    /// ([`Outcome::resolved`]).
+    Guessed(Box<(Outcome, Deferred)>),
+}
+
+impl Outcome {
+    /// A guessed outcome made good, once `base_has_crds` can say.
+    pub fn resolved(self, base_has_crds: impl FnOnce() -> bool) -> Outcome {
+        match self {
+            Outcome::Guessed(guessed) => {
+                let (outcome, deferred) = *guessed;
+                if base_has_crds() {
+                    Outcome::Deferred(Box::new(deferred))
+                } else {
+                    outcome
+                }
+            }
+            outcome => outcome,
+        }
+    }
 }
 
 /// A file judged after the base's CRDs are known: by its index among the selected files.
@@ -117,6 +141,8 @@ pub(super) struct BaseCrds<'a> {
     gate: &'a Gate,
     selected: &'a Selection<'a>,
     exist: OnceLock<bool>,
+    /// A file has started finding out.
+    asked: AtomicBool,
 }
 
 impl<'a> BaseCrds<'a> {
@@ -125,10 +151,25 @@ impl<'a> BaseCrds<'a> {
             gate,
             selected,
             exist: OnceLock::new(),
+            asked: AtomicBool::new(false),
         }
     }
 
-    fn exist(&self) -> bool {
+    /// [`BaseCrds::exist`], or `None` while another thread finds out. Waiting for it, the other
+    /// core sat idle through the first one's listing of the base: 11-25 ms of the corpus'
+    /// 250 ms `check --all` (issue 12).
+    fn known(&self) -> Option<bool> {
+        if let Some(&exist) = self.exist.get() {
+            return Some(exist);
+        }
+        if self.asked.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(self.exist())
+    }
+
+    /// Whether the trusted base has CRD files the change does not touch.
+    pub fn exist(&self) -> bool {
         *self.exist.get_or_init(|| {
             let changed: HashSet<&str> = self.selected.iter().map(|f| &*f.path).collect();
             let configured = &self.gate.config.schemas.crds;
@@ -313,7 +354,7 @@ impl Stream<'_> {
     }
 
     /// Judge one file now, hold it, or defer it.
-    pub fn judge(&self, index: usize, path: &str, mut loaded: Loaded) -> Outcome {
+    pub fn judge(&self, index: usize, path: &str, loaded: Loaded) -> Outcome {
         if self.hold_all {
             return Outcome::Held(Box::new(loaded));
         }
@@ -324,13 +365,30 @@ impl Stream<'_> {
         }
         let streamed = loaded.documents.iter().zip(&hold).filter(|(_, h)| !**h);
         let kinds = self.uncovered_kinds(streamed.map(|(doc, _)| doc));
-        if !kinds.is_empty() && self.base_crds.exist() {
-            // A deferred file is loaded again whole: one with documents to hold is held whole.
-            if some_held {
-                return Outcome::Held(Box::new(loaded));
-            }
-            return Outcome::Deferred(Box::new(Deferred { index, kinds }));
+        if kinds.is_empty() {
+            return self.judge_now(path, loaded, hold);
         }
+        // A file with documents to hold is held whole if the base has CRDs: no guess for it.
+        let known = if some_held {
+            Some(self.base_crds.exist())
+        } else {
+            self.base_crds.known()
+        };
+        match known {
+            Some(false) => self.judge_now(path, loaded, hold),
+            // A deferred file is loaded again whole: one with documents to hold is held whole.
+            Some(true) if some_held => Outcome::Held(Box::new(loaded)),
+            Some(true) => Outcome::Deferred(Box::new(Deferred { index, kinds })),
+            None => Outcome::Guessed(Box::new((
+                self.judge_now(path, loaded, hold),
+                Deferred { index, kinds },
+            ))),
+        }
+    }
+
+    /// Judge the documents of a file that `hold` does not hold, and keep those it holds.
+    fn judge_now(&self, path: &str, mut loaded: Loaded, hold: Vec<bool>) -> Outcome {
+        let some_held = hold.contains(&true);
         let mut held = Vec::new();
         if some_held {
             for (doc, hold) in std::mem::take(&mut loaded.documents).into_iter().zip(hold) {
@@ -490,6 +548,7 @@ pub(super) fn entry<R>(results: &[(usize, R)], index: usize) -> Option<&R> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::BeforeIndex;
     use super::*;
     use crate::change::Action;
     use crate::tree::Content;
@@ -500,6 +559,68 @@ mod tests {
             action: Action::Added,
             before: None,
             after: Some(Content::in_memory(vec![b'a'; size])),
+        }
+    }
+
+    /// A file whose kind no schema covers, judged while another file is finding out whether the
+    /// base has CRD files: judged at once as if it had none, then deferred if it has them, and
+    /// kept as judged if not. Without the guess it would wait (`asked` set, nothing known yet).
+    #[test]
+    fn a_file_judged_while_the_base_is_looked_at_is_deferred_only_if_the_base_has_crds() {
+        let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
+        for (base_file, base_has_crds) in [("crds/widget.yaml", true), ("apps/other.yaml", false)] {
+            let mut base = crate::tree::MemTree::empty("base");
+            base.files
+                .insert(base_file.to_owned(), widget.as_bytes().to_vec());
+            let gate = Gate::open(Box::new(base), None).expect("gate");
+            let files = [FileChange {
+                path: "apps/widget.yaml".into(),
+                action: Action::Added,
+                before: None,
+                after: Some(Content::in_memory(widget.as_bytes().to_vec())),
+            }];
+            let selected = Selection::of(&files, |_| true);
+            let base_crds = BaseCrds::new(&gate, &selected);
+            let policies = gate.policies();
+            let (schemas, before) = (LazySchemas::new(), BeforeIndex::default());
+            let (namespaces, flux_patches) = (TargetNamespaces::default(), FluxPatches::default());
+            let stream = Stream {
+                gate: &gate,
+                policies: &policies,
+                before: &before,
+                schemas: &schemas,
+                crds: &[],
+                hold_all: false,
+                flux_substitutes: false,
+                namespaces: &namespaces,
+                flux_patches: &flux_patches,
+                base_crds: &base_crds,
+            };
+            // Another file has started finding out.
+            base_crds.asked.store(true, Ordering::Release);
+            let outcome = stream.judge(
+                0,
+                "apps/widget.yaml",
+                load(&files[0], &LoadOptions::default()),
+            );
+            let Outcome::Guessed(guessed) = outcome else {
+                panic!("judged without a guess");
+            };
+            let guessed_as = matches!(guessed.0, Outcome::Judged(_) | Outcome::Clean { .. });
+            assert!(guessed_as, "judged as if the base had no CRDs");
+            match Outcome::Guessed(guessed).resolved(|| base_crds.exist()) {
+                Outcome::Deferred(deferred) => {
+                    assert!(base_has_crds, "deferred though the base has no CRD files");
+                    assert_eq!(
+                        (deferred.index, deferred.kinds.as_slice()),
+                        (0, &["Widget".to_owned()][..])
+                    );
+                }
+                Outcome::Judged(_) | Outcome::Clean { .. } => {
+                    assert!(!base_has_crds, "kept though the base has CRD files");
+                }
+                _ => panic!("resolved to neither"),
+            }
         }
     }
 
