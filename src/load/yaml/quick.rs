@@ -41,6 +41,7 @@ pub(super) fn load(source: &Arc<SourceFile>) -> Option<Vec<Document>> {
     }
     let mut reader = Reader {
         text,
+        last: std::cell::Cell::new(None),
         at: 0,
         line: 1,
         depth: 0,
@@ -134,6 +135,9 @@ fn is_entry(content: &str) -> bool {
 
 struct Reader<'t> {
     text: &'t str,
+    /// The line last found: most lines are looked at twice, by the value that might continue
+    /// on them and then by the mapping or sequence they belong to.
+    last: std::cell::Cell<Option<Line<'t>>>,
     /// Where the next unread line starts.
     at: usize,
     /// Its 1-based number.
@@ -144,19 +148,24 @@ struct Reader<'t> {
 impl<'t> Reader<'t> {
     /// The line at `start`, numbered `number`.
     fn line_at(&self, start: usize, number: u32) -> Option<Line<'t>> {
+        if let Some(line) = self.last.get().filter(|line| line.start == start) {
+            return Some(line);
+        }
         let bytes = self.text.as_bytes();
         if start >= bytes.len() {
             return None;
         }
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
         let indent = bytes[start..end].iter().take_while(|&&b| b == b' ').count();
-        Some(Line {
+        let line = Line {
             start,
             number,
             indent,
             content: &self.text[start + indent..end],
             next: (end + 1).min(bytes.len()),
-        })
+        };
+        self.last.set(Some(line));
+        Some(line)
     }
 
     /// The next unread line.
@@ -264,17 +273,13 @@ impl<'t> Reader<'t> {
     ) -> Option<()> {
         let (key, rest) = split_key(content)?;
         let key = map_key(key)?;
-        if map.contains_key(&key) {
-            return None;
-        }
         let rest = rest.trim_start_matches(' ');
         let value = if rest.is_empty() || rest.starts_with('#') {
             self.below(indent, true)?
         } else {
             self.inline(rest, indent, matches!(key.as_str(), "mode" | "defaultMode"))?
         };
-        map.insert(key, value);
-        Some(())
+        insert_new(map, key, value)
     }
 
     /// The value of a key or entry with nothing after it on its line: a block on the lines below,
@@ -538,6 +543,18 @@ fn split_key(content: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// `value` under a key `map` does not have yet; `None` for a duplicate key, which the full parser
+/// reports. One lookup: a check first and an insert after hashed each key twice.
+fn insert_new(map: &mut Map<String, Value>, key: String, value: Value) -> Option<()> {
+    match map.entry(key) {
+        serde_json::map::Entry::Vacant(entry) => {
+            entry.insert(value);
+            Some(())
+        }
+        serde_json::map::Entry::Occupied(_) => None,
+    }
+}
+
 /// A plain key as the JSON key kubectl makes of it; `None` for keys of other characters (quoted,
 /// `<<`, spaced) and for those the full parser reports (null, float, ambiguous).
 fn map_key(key: &str) -> Option<String> {
@@ -669,11 +686,8 @@ fn flow(s: &str, depth: usize) -> Option<(Value, &str)> {
             if close == '}' {
                 let (key, after) = split_key(rest)?;
                 let key = map_key(key)?;
-                if map.contains_key(&key) {
-                    return None;
-                }
                 let (value, after) = flow_node(after.trim_start_matches(' '), depth)?;
-                map.insert(key, value);
+                insert_new(&mut map, key, value)?;
                 rest = after;
             } else {
                 let (value, after) = flow_node(rest, depth)?;
