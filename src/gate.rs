@@ -440,8 +440,7 @@ impl Gate {
         for &index in &templates {
             streamed_documents[index] = false;
         }
-        let clean_documents = clean_documents.into_inner();
-        let mut clean_documents = clean_documents;
+        let mut clean_documents = clean_documents.into_inner();
         for (index, outcome) in outcomes {
             streamed_documents[index] = false;
             match outcome.resolved(|| base_crds.exist()) {

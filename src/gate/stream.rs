@@ -141,7 +141,7 @@ pub(super) struct BaseCrds<'a> {
     gate: &'a Gate,
     selected: &'a Selection<'a>,
     exist: OnceLock<bool>,
-    /// A file has started finding out.
+    /// A thread has started finding out.
     asked: AtomicBool,
 }
 
@@ -156,8 +156,8 @@ impl<'a> BaseCrds<'a> {
     }
 
     /// [`BaseCrds::exist`], or `None` while another thread finds out. Waiting for it, the other
-    /// core sat idle through the first one's listing of the base: 11-25 ms of the corpus'
-    /// 250 ms `check --all` (issue 12).
+    /// core sat idle through the first one's listing of the base: 11-36 ms of the corpus'
+    /// `check --all`, which takes 210-300 ms (issue 12).
     fn known(&self) -> Option<bool> {
         if let Some(&exist) = self.exist.get() {
             return Some(exist);
