@@ -2,7 +2,11 @@
 //!
 //! We build values ourselves instead of using a YAML loader because the gate needs three things
 //! loaders do not give together: kubectl's YAML 1.1 scalar rules, a budget on alias expansion that
-//! trips before any memory is spent (billion laughs), and a position for every node.
+//! trips before any memory is spent (billion laughs), and a position for every node. A file is
+//! first offered to the quick reader of block-style YAML ([`quick`]), which reads most manifests
+//! to the same values without the event stream.
+
+mod quick;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,6 +16,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 use serde_json::{Map, Value};
 
 use super::positions::{PosTree, Positions, Span};
+use super::resolve::{resolve_plain, resolve_special};
+use super::{Document, LoadOptions, Loaded, SourceFile};
+use crate::finding::{Finding, Location, Rule, Severity};
 
 /// Position trees of every document of `text`, by document index: the on-demand second parse
 /// behind [`SourceFile::positions_of`]. `text` already loaded once, so it parses the same way.
@@ -25,11 +32,6 @@ pub fn position_trees(source: &SourceFile, alias_budget: usize) -> Vec<(usize, P
     let mut ignored = Loaded::default();
     builder.run_tracked(&mut ignored)
 }
-use super::resolve::{resolve_plain, resolve_special};
-
-mod quick;
-use super::{Document, LoadOptions, Loaded, SourceFile};
-use crate::finding::{Finding, Location, Rule, Severity};
 
 /// Deeper nesting than this is refused: no real manifest comes close, and unbounded depth would
 /// overflow the stack of every recursive consumer (validators, policy engines, drop).
@@ -47,12 +49,16 @@ pub fn load_in_full(path: &str, bytes: &[u8], options: &LoadOptions) -> Loaded {
 /// The quick reader alone: `None` where it leaves the file to the full parser (and for a file
 /// refused before parsing).
 pub fn load_quickly(path: &str, bytes: &[u8], options: &LoadOptions) -> Option<Loaded> {
-    let source = decoded(path, bytes, options).ok()?;
-    let documents = quick::load(&source)?;
+    read_quickly(&decoded(path, bytes, options).ok()?)
+}
+
+/// The quick reader's load of `source`; `None` where it leaves the file to the full parser.
+fn read_quickly(source: &Arc<SourceFile>) -> Option<Loaded> {
+    let documents = quick::load(source)?;
     Some(Loaded {
         documents,
         findings: Vec::new(),
-        source: Some(source),
+        source: Some(Arc::clone(source)),
     })
 }
 
@@ -86,12 +92,8 @@ fn read(path: &str, bytes: &[u8], options: &LoadOptions, quick: bool) -> Loaded 
             return loaded;
         }
     };
-    if quick && let Some(documents) = quick::load(&source) {
-        return Loaded {
-            documents,
-            findings: Vec::new(),
-            source: Some(source),
-        };
+    if quick && let Some(loaded) = read_quickly(&source) {
+        return loaded;
     }
     let mut last_retry = None;
     for _ in 0..MAX_RELAXED_SCALARS {

@@ -199,8 +199,7 @@ impl<'t> Reader<'t> {
         let mut open = false;
         while let Some(line) = self.peek() {
             if line.is_marker() {
-                let rest = line.content[3..].trim_start_matches(' ');
-                if line.content.starts_with("...") || !(rest.is_empty() || rest.starts_with('#')) {
+                if line.content.starts_with("...") || !only_comment(&line.content[3..]) {
                     return None;
                 }
                 if open {
@@ -273,10 +272,10 @@ impl<'t> Reader<'t> {
     ) -> Option<()> {
         let (key, rest) = split_key(content)?;
         let key = map_key(key)?;
-        let rest = rest.trim_start_matches(' ');
-        let value = if rest.is_empty() || rest.starts_with('#') {
+        let value = if only_comment(rest) {
             self.below(indent, true)?
         } else {
+            let rest = rest.trim_start_matches(' ');
             self.inline(rest, indent, matches!(key.as_str(), "mode" | "defaultMode"))?
         };
         insert_new(map, key, value)
@@ -315,7 +314,7 @@ impl<'t> Reader<'t> {
             let after = &line.content[1..];
             let item = after.trim_start_matches(' ');
             let column = indent + 1 + (after.len() - item.len());
-            let value = if item.is_empty() || item.starts_with('#') {
+            let value = if only_comment(after) {
                 self.below(indent, false)?
             } else if is_entry(item) {
                 return None;
@@ -358,11 +357,7 @@ impl<'t> Reader<'t> {
     /// quote: a line break becomes a space, each blank line between two lines a line break.
     fn quoted(&mut self, rest: &'t str, indent: usize) -> Option<Value> {
         let quote = rest.as_bytes()[0];
-        let style = if quote == b'"' {
-            ScalarStyle::DoubleQuoted
-        } else {
-            ScalarStyle::SingleQuoted
-        };
+        let style = quote_style(quote);
         let (first, after) = quoted_piece(&rest[1..], quote)?;
         if let Some(after) = after {
             self.one_line(after, indent)?;
@@ -387,10 +382,7 @@ impl<'t> Reader<'t> {
             {
                 return None;
             }
-            if blank_lines == 0 {
-                text.push(' ');
-            }
-            text.extend(std::iter::repeat_n('\n', blank_lines));
+            fold(&mut text, blank_lines);
             blank_lines = 0;
             let (piece, after) = quoted_piece(line.content, quote)?;
             match after {
@@ -407,9 +399,7 @@ impl<'t> Reader<'t> {
     /// After a scalar that must end on its line: nothing but a comment may follow it, and no
     /// line below may continue it.
     fn one_line(&self, after: &str, indent: usize) -> Option<()> {
-        let trimmed = after.trim_start_matches(' ');
-        let spaced = trimmed.len() < after.len();
-        if !(trimmed.is_empty() || trimmed.starts_with('#') && spaced) {
+        if !only_comment(after) {
             return None;
         }
         match self.peek() {
@@ -441,10 +431,7 @@ impl<'t> Reader<'t> {
             let (part, comment) = plain_part(line.content)?;
             commented = comment;
             let text = folded.get_or_insert_with(|| first.to_owned());
-            if blank_lines == 0 {
-                text.push(' ');
-            }
-            text.extend(std::iter::repeat_n('\n', blank_lines));
+            fold(text, blank_lines);
             text.push_str(part);
             blank_lines = 0;
             self.take(&line);
@@ -466,9 +453,7 @@ impl<'t> Reader<'t> {
             Some(rest) => (true, rest),
             None => (false, rest),
         };
-        let rest_trimmed = rest.trim_start_matches(' ');
-        let spaced = rest_trimmed.len() < rest.len();
-        if !(rest_trimmed.is_empty() || rest_trimmed.starts_with('#') && spaced) {
+        if !only_comment(rest) {
             return None;
         }
         let mut text = String::new();
@@ -497,10 +482,11 @@ impl<'t> Reader<'t> {
             let body = &self.text[line.start + column..line.next];
             // A last line without its line break: left to the full parser.
             let body = body.strip_suffix('\n')?;
-            if folded && !text.is_empty() && blank_lines == 0 {
-                text.push(' ');
+            if folded && !text.is_empty() {
+                fold(&mut text, blank_lines);
+            } else {
+                text.extend(std::iter::repeat_n('\n', blank_lines));
             }
-            text.extend(std::iter::repeat_n('\n', blank_lines));
             blank_lines = 0;
             text.push_str(body);
             if !folded {
@@ -524,6 +510,31 @@ impl<'t> Reader<'t> {
             ScalarStyle::Literal
         };
         string_value(Cow::Owned(text), style)
+    }
+}
+
+/// Whether `after`, what follows something on its line, is nothing or a comment (a `#` after a
+/// space).
+fn only_comment(after: &str) -> bool {
+    let trimmed = after.trim_start_matches(' ');
+    trimmed.is_empty() || trimmed.starts_with('#') && trimmed.len() < after.len()
+}
+
+/// Join the next line of a folded scalar to `text`: the line break between two lines becomes a
+/// space, and each of the `blank_lines` between them a line break.
+fn fold(text: &mut String, blank_lines: usize) {
+    if blank_lines == 0 {
+        text.push(' ');
+    }
+    text.extend(std::iter::repeat_n('\n', blank_lines));
+}
+
+/// The style of a scalar opened by `quote`.
+fn quote_style(quote: u8) -> ScalarStyle {
+    if quote == b'"' {
+        ScalarStyle::DoubleQuoted
+    } else {
+        ScalarStyle::SingleQuoted
     }
 }
 
@@ -719,13 +730,8 @@ fn flow_node(s: &str, depth: usize) -> Option<(Value, &str)> {
     match *s.as_bytes().first()? {
         b'[' | b'{' => flow(s, depth + 1),
         quote @ (b'\'' | b'"') => {
-            let style = if quote == b'"' {
-                ScalarStyle::DoubleQuoted
-            } else {
-                ScalarStyle::SingleQuoted
-            };
             let (text, after) = quoted_piece(&s[1..], quote)?;
-            Some((string_value(text, style)?, after?))
+            Some((string_value(text, quote_style(quote))?, after?))
         }
         b'&' | b'*' | b'!' | b'%' | b'@' | b'`' | b'?' | b':' | b',' | b']' | b'}' | b'#'
         | b'|' | b'>' | b'-' => None,
