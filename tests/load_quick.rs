@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::quick::{Reading, compare};
 use stategate::load::LoadOptions;
 
@@ -121,17 +119,6 @@ fn tricky_inputs_are_read_as_the_full_parser_reads_them_or_left_to_it() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every YAML file of the corpus: none may be read otherwise than the full parser reads it, and
 /// most of the bytes are read quickly (else the quick reader has quietly stopped working).
 #[test]
@@ -140,7 +127,7 @@ fn every_corpus_yaml_file_is_read_as_the_full_parser_reads_it_or_left_to_it() {
         return;
     };
     let mut files = Vec::new();
-    yaml_files(&corpus, &mut files);
+    common::files_with_extension(&corpus, &["yaml", "yml"], &mut files);
     files.sort();
     let options = LoadOptions::default();
     let (mut bytes_total, mut bytes_quick, mut quick) = (0, 0, 0);

@@ -172,22 +172,6 @@ fn in_scope(corpus: &Path) -> BTreeSet<(String, String)> {
     kinds
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            yaml_files(&path, out);
-        } else if kind.is_file()
-            && path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        {
-            out.push(path);
-        }
-    }
-}
-
 fn load(corpus: &Path, path: &Path) -> Vec<Document> {
     let rel = path
         .strip_prefix(corpus)
@@ -200,7 +184,11 @@ fn load(corpus: &Path, path: &Path) -> Vec<Document> {
 
 fn crds(corpus: &Path) -> Vec<Document> {
     let mut files = Vec::new();
-    yaml_files(&corpus.join("k8s-schemas/crds"), &mut files);
+    common::files_with_extension(
+        &corpus.join("k8s-schemas/crds"),
+        &["yaml", "yml", "json"],
+        &mut files,
+    );
     files.iter().flat_map(|f| load(corpus, f)).collect()
 }
 
@@ -239,7 +227,7 @@ fn verdicts_match_the_reference() {
     let reference = reference_failures(&corpus);
     let mut files = Vec::new();
     for folder in FOLDERS {
-        yaml_files(&corpus.join(folder), &mut files);
+        common::files_with_extension(&corpus.join(folder), &["yaml", "yml", "json"], &mut files);
     }
     files.sort();
     let mut checked = 0;

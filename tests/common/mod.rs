@@ -33,6 +33,25 @@ pub fn corpus() -> Option<PathBuf> {
     None
 }
 
+/// Add to `out` every regular file under `dir` whose extension is one of `extensions`, in the
+/// order the directories list them; symlinks are not followed, and a directory that cannot be
+/// read fails the test.
+pub fn files_with_extension(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files_with_extension(&path, extensions, out);
+        } else if kind.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| extensions.iter().any(|x| e == *x))
+        {
+            out.push(path);
+        }
+    }
+}
+
 /// Copy the files under `from/rel` into `repo`'s work tree at `rel` (not committed).
 pub fn copy_tree(from: &Path, rel: &Path, repo: &TestRepo) {
     for entry in std::fs::read_dir(from.join(rel)).unwrap().flatten() {
