@@ -1360,6 +1360,21 @@ pub(crate) mod tests {
         (dir, repo)
     }
 
+    /// Commit `paths` of the work tree on top of HEAD; the id of the commit's tree.
+    pub(crate) fn recommitted(repo: &git2::Repository, paths: &[&str]) -> git2::Oid {
+        let mut index = repo.index().unwrap();
+        for path in paths {
+            index.add_path(Path::new(path)).unwrap();
+        }
+        let tree_id = index.write_tree().unwrap();
+        let tree = repo.find_tree(tree_id).unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[&head])
+            .unwrap();
+        tree_id
+    }
+
     #[test]
     fn a_commit_is_walked_whole_only_once_many_files_were_read_and_answers_the_same_after() {
         let (_dir, repo) = committed(&[("a/b.yaml", "b"), ("c.yaml", "c")]);
@@ -1563,14 +1578,7 @@ pub(crate) mod tests {
             .collect();
         let (dir, repo) = committed(&named);
         std::os::unix::fs::symlink("d00", dir.path().join("link")).unwrap();
-        let mut index = repo.index().unwrap();
-        index.add_path(Path::new("link")).unwrap();
-        let tree_id = index.write_tree().unwrap();
-        let head = repo.head().unwrap().peel_to_commit().unwrap();
-        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
-        let root = repo.find_tree(tree_id).unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "link", &root, &[&head])
-            .unwrap();
+        let root = repo.find_tree(recommitted(&repo, &["link"])).unwrap();
         // The loose object of d05/sub, removed as a broken repository would lack it.
         let sub = root
             .get_path(Path::new("d05/sub"))

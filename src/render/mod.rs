@@ -529,13 +529,7 @@ mod tests {
             flux.replace("apps}", "web}"),
         )
         .unwrap();
-        let mut index = repo.index().unwrap();
-        index.add_path(Path::new("apps/web.yaml")).unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let head = repo.head().unwrap().peel_to_commit().unwrap();
-        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1, 0)).unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "d", &tree, &[&head])
-            .unwrap();
+        crate::tree::tests::recommitted(&repo, &["apps/web.yaml"]);
         let (loaded, sources, read) = scan_head(&repo, Some(cache.path()));
         assert_eq!(loaded, ["apps/web.yaml", "clusters/apps.yaml"]);
         assert_eq!(sources, ["apps/config.yaml"]);
