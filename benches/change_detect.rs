@@ -111,7 +111,7 @@ fn measure(repo: &TestRepo, name: &'static str, mode: &ChangeMode, over: &mut Ve
         renamed = set
             .files
             .iter()
-            .filter(|f| f.action == Action::Renamed)
+            .filter(|f| f.action() == Action::Renamed)
             .count();
     }
     println!(

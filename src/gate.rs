@@ -698,7 +698,7 @@ impl Gate {
         let commented: Vec<(&FileChange, Vec<suppress::Comment>, Vec<Finding>)> = change
             .files
             .par_iter()
-            .filter(|f| f.action != Action::Deleted)
+            .filter(|f| f.action() != Action::Deleted)
             .filter(|f| !self.is_selected(f) || commented.contains(&*f.path))
             .filter_map(|file| {
                 let after = text(file.read_after())?;
@@ -990,7 +990,7 @@ impl Gate {
     }
 
     fn is_selected(&self, file: &FileChange) -> bool {
-        file.action != Action::Deleted
+        file.action() != Action::Deleted
             && self.paths.is_checked(&file.path)
             && !is_tool_config(&file.path)
     }
@@ -1166,10 +1166,10 @@ fn before_images(change: &ChangeSet) -> BTreeMap<String, Option<Content>> {
         match file.old_path() {
             Some(old) => {
                 files.insert(file.path.to_string(), None);
-                files.insert(old.to_string(), file.before.as_deref().cloned());
+                files.insert(old.to_string(), file.before().cloned());
             }
             None => {
-                files.insert(file.path.to_string(), file.before.as_deref().cloned());
+                files.insert(file.path.to_string(), file.before().cloned());
             }
         }
     }
@@ -1213,12 +1213,12 @@ impl BeforeIndex {
         let actions = change
             .files
             .iter()
-            .map(|f| (f.path.to_string(), f.action))
+            .map(|f| (f.path.to_string(), f.action()))
             .collect();
         let read: Vec<Result<Vec<Document>, Finding>> = change
             .files
             .par_iter()
-            .filter(|f| matches!(f.action, Action::Modified | Action::Renamed))
+            .filter(|f| matches!(f.action(), Action::Modified | Action::Renamed))
             .filter_map(|f| {
                 let path = f.old_path().unwrap_or(&f.path);
                 match f.read_before() {

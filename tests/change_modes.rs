@@ -23,7 +23,7 @@ fn range(base: &str, head: &str) -> ChangeMode {
 fn summary(set: &ChangeSet) -> Vec<(Action, &str, Option<&str>)> {
     set.files
         .iter()
-        .map(|f| (f.action, &*f.path, f.old_path()))
+        .map(|f| (f.action(), &*f.path, f.old_path()))
         .collect()
 }
 
@@ -97,13 +97,13 @@ fn worktree_sees_modified_untracked_and_deleted_files() {
     assert_eq!(before_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
     assert_eq!(after_text(file(&set, "a.yaml")).as_deref(), Some("a: 2\n"));
     assert_eq!(before_text(file(&set, "b.yaml")).as_deref(), Some("b: 1\n"));
-    assert_eq!(file(&set, "b.yaml").after, None);
+    assert_eq!(file(&set, "b.yaml").after(), None);
     // The working tree wins over the index.
     assert_eq!(
         after_text(file(&set, "c.yaml")).as_deref(),
         Some("c: on disk\n")
     );
-    assert_eq!(file(&set, "new/d.yaml").before, None);
+    assert_eq!(file(&set, "new/d.yaml").before(), None);
     assert_eq!(
         after_text(file(&set, "new/d.yaml")).as_deref(),
         Some("d: 1\n")
@@ -256,9 +256,9 @@ fn moving_a_large_directory_is_all_renames() {
         .files
         .iter()
         .filter(|f| {
-            f.action == Action::Renamed
+            f.action() == Action::Renamed
                 && f.old_path().map(|p| p.replace("/old/", "/new/")) == Some(f.path.to_string())
-                && f.before.as_deref() == f.after.as_ref()
+                && f.before() == f.after()
         })
         .count();
     assert_eq!(renamed, N - 1);
@@ -336,7 +336,7 @@ fn deleted_files_keep_their_content_and_stay_in_the_set() {
     );
     let deleted = file(&set, "apps/drop.yaml");
     assert_eq!(before_text(deleted).as_deref(), Some("d: 1\n"));
-    assert_eq!(deleted.after, None);
+    assert_eq!(deleted.after(), None);
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn all_at_a_revision_lists_every_file_of_that_commit() {
         ]
     );
     assert_eq!(after_text(file(&set, "a.yaml")).as_deref(), Some("a: 1\n"));
-    assert_eq!(file(&set, "a.yaml").before, None);
+    assert_eq!(file(&set, "a.yaml").before(), None);
     assert_eq!(set.head.as_deref(), Some(first.as_str()));
     assert_eq!(set.base, None);
 }
@@ -555,7 +555,7 @@ fn a_tracked_file_whose_directory_became_a_symlink_is_not_read() {
         );
     }
     let deleted = file(&set, "conf/passwd");
-    assert_eq!(deleted.action, Action::Deleted);
+    assert_eq!(deleted.action(), Action::Deleted);
     assert_eq!(before_text(deleted).as_deref(), Some("mine: 1\n"));
 }
 

@@ -184,22 +184,16 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
     let repos = corpus.join("gitops-repos");
     let files: Vec<FileChange> = files(&repos)
         .into_iter()
-        .map(|path| FileChange {
-            path: path
-                .strip_prefix(&repos)
-                .unwrap()
-                .to_string_lossy()
-                .as_ref()
-                .into(),
-            action: Action::Added,
-            before: None,
-            after: Some(Content::in_memory(std::fs::read(&path).unwrap())),
+        .map(|path| {
+            let after = Content::in_memory(std::fs::read(&path).unwrap());
+            let relative = path.strip_prefix(&repos).unwrap().to_string_lossy();
+            FileChange::new(relative.as_ref(), Action::Added, None, Some(after))
         })
         .collect();
     let sops_files: Vec<(String, u32)> = files
         .iter()
         .filter_map(|f| {
-            let bytes = f.after.as_ref().unwrap().read(&f.path).unwrap();
+            let bytes = f.after().unwrap().read(&f.path).unwrap();
             let text = String::from_utf8_lossy(&bytes);
             // Helm values files are encrypted with SOPS too, but they are not cluster objects.
             if !text.lines().any(|l| l == "kind: Secret") {

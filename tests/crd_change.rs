@@ -171,12 +171,12 @@ fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
     });
     let as_tree = stategate::tree::SharedTree::new(head.clone());
     let change = ChangeSet {
-        files: vec![FileChange {
-            path: "w.yaml".into(),
-            action: Action::Added,
-            before: None,
-            after: Some(Content::in_tree(&as_tree, None, WIDGET.as_bytes())),
-        }],
+        files: vec![FileChange::new(
+            "w.yaml",
+            Action::Added,
+            None,
+            Some(Content::in_tree(&as_tree, None, WIDGET.as_bytes())),
+        )],
         ..ChangeSet::default()
     };
     let trusted = MemTree {

@@ -489,7 +489,7 @@ fn sort_by_path(files: &mut [FileChange]) {
 fn pair_exact_renames(files: &mut Vec<FileChange>) {
     let mut by_content: HashMap<Oid, Vec<usize>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
-        if let (Action::Deleted, Some(before)) = (f.action, &f.before)
+        if let (Action::Deleted, Some(before)) = (f.action(), f.before())
             && !before.is_empty()
             && let Some(id) = before.id()
         {
@@ -501,7 +501,7 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
     }
     let mut pairs = Vec::new();
     for (i, f) in files.iter().enumerate() {
-        let (Action::Added, Some(after)) = (f.action, &f.after) else {
+        let (Action::Added, Some(after)) = (f.action(), f.after()) else {
             continue;
         };
         let Some(candidates) = after.id().and_then(|id| by_content.get_mut(&id)) else {
@@ -521,11 +521,8 @@ fn pair_exact_renames(files: &mut Vec<FileChange>) {
     let mut gone = vec![false; files.len()];
     for (added, deleted) in pairs {
         let old = std::mem::take(&mut files[deleted].path);
-        let before = files[deleted].before.take();
-        let target = &mut files[added];
-        target.action = Action::Renamed;
-        target.path = ChangePath::of(&*target.path, Some(&old));
-        target.before = before;
+        let before = files[deleted].before().cloned();
+        files[added].rename_from(&old, before);
         gone[deleted] = true;
     }
     let mut index = 0;
@@ -891,14 +888,10 @@ impl Reader {
             return Err(skipped(c.path, ("binary file".into(), SkipKind::Binary)));
         }
         let old_path = c.old_path.as_deref().unwrap_or(&c.path);
-        let before = before.map(|(bytes, from)| Box::new(self.content(old_path, &bytes, from)));
+        let before = before.map(|(bytes, from)| self.content(old_path, &bytes, from));
         let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
-        Ok(FileChange {
-            path: ChangePath::of(c.path, c.old_path.as_deref()),
-            action: c.action,
-            before,
-            after,
-        })
+        let path = ChangePath::of(&c.path, c.old_path.as_deref());
+        Ok(FileChange::new(path, c.action, before, after))
     }
 
     /// Where to read `bytes` again, for the side read by `path`; the bytes themselves are dropped.
@@ -1106,12 +1099,7 @@ mod tests {
 
     #[test]
     fn files_are_sorted_by_path_and_a_path_listed_twice_keeps_its_order() {
-        let file = |path: &str, action| FileChange {
-            path: path.into(),
-            action,
-            before: None,
-            after: None,
-        };
+        let file = |path: &str, action| FileChange::new(path, action, None, None);
         // Every arrangement of five files, one path twice (deleted, then added): all sorted alike.
         let files = [
             file("b/x.yaml", Action::Added),
@@ -1133,17 +1121,18 @@ mod tests {
             // The deleted side comes first in every input, as libgit2 lists it.
             let deleted = shuffled
                 .iter()
-                .position(|f| f.action == Action::Deleted)
+                .position(|f| f.action() == Action::Deleted)
                 .unwrap();
             let added = shuffled
                 .iter()
-                .position(|f| &*f.path == "a.yaml" && f.action == Action::Added)
+                .position(|f| &*f.path == "a.yaml" && f.action() == Action::Added)
                 .unwrap();
             if deleted > added {
                 return;
             }
             sort_by_path(&mut shuffled);
-            let got: Vec<(&str, Action)> = shuffled.iter().map(|f| (&*f.path, f.action)).collect();
+            let got: Vec<(&str, Action)> =
+                shuffled.iter().map(|f| (&*f.path, f.action())).collect();
             assert_eq!(got, expected, "from {order:?}");
             arrangements += 1;
         });
@@ -1171,12 +1160,8 @@ mod tests {
     }
 
     fn change(action: Action, path: &str, before: Option<&str>, after: Option<&str>) -> FileChange {
-        FileChange {
-            path: path.into(),
-            action,
-            before: before.map(|b| Box::new(Content::in_memory(b.as_bytes().to_vec()))),
-            after: after.map(|a| Content::in_memory(a.as_bytes().to_vec())),
-        }
+        let content = |text: &str| Content::in_memory(text.as_bytes().to_vec());
+        FileChange::new(path, action, before.map(content), after.map(content))
     }
 
     #[test]
@@ -1191,7 +1176,7 @@ mod tests {
         pair_exact_renames(&mut files);
         let got: Vec<_> = files
             .iter()
-            .map(|f| (f.action, &*f.path, f.old_path()))
+            .map(|f| (f.action(), &*f.path, f.old_path()))
             .collect();
         assert_eq!(
             got,
@@ -1203,10 +1188,7 @@ mod tests {
                 (Action::Deleted, "a/empty.yaml", None),
             ]
         );
-        let moved = files[0]
-            .before
-            .as_ref()
-            .map(|c| c.read("b/x.yaml").unwrap());
+        let moved = files[0].before().map(|c| c.read("b/x.yaml").unwrap());
         assert_eq!(moved.as_deref(), Some(&b"same\n"[..]));
     }
 
@@ -1319,7 +1301,7 @@ mod tests {
                 name.trim_end_matches(".yaml")
             };
             let text = format!("n: {}-{}\n", &dir[1..], &f[1..]);
-            let read = file.after.as_ref().unwrap().read(&file.path).unwrap();
+            let read = file.after().unwrap().read(&file.path).unwrap();
             assert_eq!(read, text.as_bytes(), "{}", file.path);
         }
         let skipped: Vec<(&str, &SkipKind)> = set

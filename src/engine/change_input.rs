@@ -52,7 +52,7 @@ pub fn change_policies(
             };
             Ok(ChangedFile {
                 path: file.path.to_string(),
-                action: file.action,
+                action: file.action(),
                 environment: gate.environment_of(&file.path).map(str::to_owned),
                 before: docs(read(file.read_before())?),
                 after: docs(read(file.read_after())?),

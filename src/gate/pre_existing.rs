@@ -13,14 +13,15 @@ pub(super) fn base_side(change: &ChangeSet) -> ChangeSet {
     let files = change
         .files
         .iter()
-        .filter(|f| f.action != Action::Deleted)
+        .filter(|f| f.action() != Action::Deleted)
         .filter_map(|f| {
-            Some(FileChange {
-                path: f.old_path().unwrap_or(&f.path).into(),
-                action: Action::Added,
-                before: None,
-                after: Some(*f.before.clone()?),
-            })
+            let path = f.old_path().unwrap_or(&f.path);
+            Some(FileChange::new(
+                path,
+                Action::Added,
+                None,
+                Some(f.before()?.clone()),
+            ))
         })
         .collect();
     ChangeSet {

@@ -84,12 +84,7 @@ mod tests {
     use crate::change::Action;
 
     fn file(path: &str, action: Action) -> FileChange {
-        FileChange {
-            path: path.into(),
-            action,
-            before: None,
-            after: None,
-        }
+        FileChange::new(path, action, None, None)
     }
 
     fn paths<'c>(selection: &Selection<'c>) -> Vec<&'c str> {
@@ -116,7 +111,7 @@ mod tests {
             file("d.yaml", Action::Deleted),
             file("e.yaml", Action::Renamed),
         ];
-        let some = Selection::of(&files, |f| f.action != Action::Deleted);
+        let some = Selection::of(&files, |f| f.action() != Action::Deleted);
         assert!(matches!(some, Selection::Some(_)));
         assert_eq!(paths(&some), ["a.yaml", "c.yaml", "e.yaml"]);
         assert_eq!(some.len(), 3);

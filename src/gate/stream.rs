@@ -500,7 +500,7 @@ const BIG_FILE: u64 = 256 * 1024;
 /// half, and the other core waited for it. Only the big ones are listed: an order of every file
 /// was 8 bytes a file for the whole stream.
 pub(super) fn big_files(files: &Selection) -> Vec<usize> {
-    let size = |file: &FileChange| file.after.as_ref().map_or(0, crate::tree::Content::size);
+    let size = |file: &FileChange| file.after().map_or(0, crate::tree::Content::size);
     let mut big: Vec<usize> = (0..files.len())
         .filter(|&i| size(&files[i]) > BIG_FILE)
         .collect();
@@ -554,12 +554,8 @@ mod tests {
     use crate::tree::Content;
 
     fn file(path: &str, size: usize) -> FileChange {
-        FileChange {
-            path: path.into(),
-            action: Action::Added,
-            before: None,
-            after: Some(Content::in_memory(vec![b'a'; size])),
-        }
+        let after = Content::in_memory(vec![b'a'; size]);
+        FileChange::new(path, Action::Added, None, Some(after))
     }
 
     /// A file whose kind no schema covers, judged while another file is finding out whether the
@@ -573,12 +569,13 @@ mod tests {
             base.files
                 .insert(base_file.to_owned(), widget.as_bytes().to_vec());
             let gate = Gate::open(Box::new(base), None).expect("gate");
-            let files = [FileChange {
-                path: "apps/widget.yaml".into(),
-                action: Action::Added,
-                before: None,
-                after: Some(Content::in_memory(widget.as_bytes().to_vec())),
-            }];
+            let after = Content::in_memory(widget.as_bytes().to_vec());
+            let files = [FileChange::new(
+                "apps/widget.yaml",
+                Action::Added,
+                None,
+                Some(after),
+            )];
             let selected = Selection::of(&files, |_| true);
             let base_crds = BaseCrds::new(&gate, &selected);
             let policies = gate.policies();

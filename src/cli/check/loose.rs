@@ -88,10 +88,5 @@ fn collect(cwd: &Path, arg: &str, files: &mut Vec<FileChange>) -> Result<(), Str
 }
 
 fn added(path: String, bytes: Vec<u8>) -> FileChange {
-    FileChange {
-        path: path.into(),
-        action: Action::Added,
-        before: None,
-        after: Some(Content::in_memory(bytes)),
-    }
+    FileChange::new(path, Action::Added, None, Some(Content::in_memory(bytes)))
 }
