@@ -145,6 +145,10 @@ pub fn detect_changes_in(
     }
     sort_by_path(&mut set.files);
     set.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    // What reading and listing freed (each file's bytes, the walk's paths) is handed back now:
+    // held until the gate's first stage, it was the peak of a 100,000-file check, under the
+    // config and schemas loaded meanwhile (18 MB resident for 7 MB of change set).
+    crate::alloc::release_freed();
     Ok(set)
 }
 
