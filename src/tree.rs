@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::sync::{locked, unlocked};
 
 mod git_walk;
 
@@ -163,7 +165,7 @@ impl Listing {
             // what `keep` accepts is.
             let small = Mutex::new(Some(Paths::default()));
             let mut wanted = walk(&|path| {
-                let mut small = small.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut small = locked(&small);
                 if let Some(paths) = small.as_mut() {
                     if paths.text.len() + path.len() > self.keep_small {
                         *small = None;
@@ -173,7 +175,7 @@ impl Listing {
                 }
                 keep(path)
             });
-            if let Some(paths) = small.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            if let Some(paths) = unlocked(small) {
                 return Some(self.keep(paths.sorted()).under("", keep));
             }
             wanted.sort_unstable();
@@ -183,18 +185,16 @@ impl Listing {
         // path first, copied into the kept text, held both at once.
         let all = Mutex::new(Paths::default());
         walk(&|path| {
-            all.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(path);
+            locked(&all).push(path);
             false
         });
         self.used.store(true, Relaxed);
-        let all = all.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let all = unlocked(all);
         Some(self.keep(all.sorted()).under("", keep))
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Paths>>> {
-        self.paths.lock().unwrap_or_else(PoisonError::into_inner)
+        locked(&self.paths)
     }
 
     fn kept(&self) -> Option<Arc<Paths>> {
@@ -1184,12 +1184,7 @@ impl CountingTree {
 #[cfg(test)]
 impl Tree for CountingTree {
     fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
-        *self
-            .reads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(path.to_owned())
-            .or_default() += 1;
+        *locked(&self.reads).entry(path.to_owned()).or_default() += 1;
         self.inner.read_checked(path)
     }
     fn files_under(&self, prefix: &str) -> Vec<String> {

@@ -17,6 +17,7 @@ use git2::{Delta, DiffDelta, DiffFindOptions, DiffOptions, FileMode, Oid, Reposi
 use super::links::{self, Target};
 use super::walk::{self, Walk};
 use super::{Action, ChangePath, ChangeSet, FileChange, SkipKind, Skipped};
+use crate::sync::locked;
 use crate::tree::{Content, DirTree, RepoPool, SharedTree, blob_id};
 
 /// Which two sides of the repository a check compares.
@@ -997,9 +998,7 @@ impl WorkdirReader {
 
     /// The set of known real directories; a worker that panicked left it valid (only inserts).
     fn safe(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.safe_dirs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.safe_dirs)
     }
 
     fn known_safe(&self, dir: &str) -> bool {

@@ -2,12 +2,13 @@
 //! refers to, and the remote references that would need the network.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use globset::GlobSet;
 use rayon::prelude::*;
 
 use crate::load::{LoadOptions, load_file};
+use crate::sync::locked;
 use crate::tree::{Tree, join};
 
 pub use super::paths::{Refusal, is_remote, resolve};
@@ -173,7 +174,7 @@ impl<'t> Kustomizations<'t> {
     }
 
     fn known(&self) -> MutexGuard<'_, HashMap<String, Option<Arc<Kustomization>>>> {
-        self.read.lock().unwrap_or_else(PoisonError::into_inner)
+        locked(&self.read)
     }
 }
 

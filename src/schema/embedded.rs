@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::sync::locked;
 
 const BUNDLE: &[u8] = include_bytes!("../../schemas/kubernetes.jsonl.zst");
 const VERSIONS: &str = include_str!("../../schemas/kubernetes.versions");
@@ -323,7 +325,7 @@ pub fn normalise_version(requested: &str) -> String {
 /// because the raw schemas borrow from it.
 pub fn load_version(version: &str) -> Result<&'static KubeSchemas, String> {
     static LOADED: Mutex<Vec<(String, &'static KubeSchemas)>> = Mutex::new(Vec::new());
-    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut loaded = locked(&LOADED);
     if let Some((_, schemas)) = loaded.iter().find(|(v, _)| v == version) {
         return Ok(schemas);
     }

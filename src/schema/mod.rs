@@ -17,7 +17,7 @@ mod pattern;
 mod repeats;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jsonschema::{Draft, Validator};
 use rayon::prelude::*;
@@ -27,6 +27,7 @@ use serde_json::value::RawValue;
 use crate::config::{CONFIG_FILE, SchemasConfig, UnknownPolicy};
 use crate::finding::{Finding, Location, Rule, Severity};
 use crate::load::Document;
+use crate::sync::locked;
 use crate::tree::Tree;
 
 pub use catalog::shipped_form as catalog_shipped_form;
@@ -109,23 +110,17 @@ impl KindSchema {
         if let Some(compiled) = self.current() {
             return compiled;
         }
-        let _one = self
-            .compiling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one = locked(&self.compiling);
         if let Some(compiled) = self.current() {
             return compiled;
         }
         let compiled = Arc::new(self.compile());
-        *self.compiled.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&compiled));
+        *locked(&self.compiled) = Some(Arc::clone(&compiled));
         compiled
     }
 
     fn current(&self) -> Option<Arc<Compiled>> {
-        self.compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        locked(&self.compiled).clone()
     }
 
     #[cfg(test)]
@@ -135,10 +130,7 @@ impl KindSchema {
 
     /// Take the compiled validator out; the next document of the kind compiles it again.
     fn forget(&self) -> Option<Arc<Compiled>> {
-        self.compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        locked(&self.compiled).take()
     }
 
     fn parsed(&self) -> Result<Value, String> {

@@ -12,11 +12,13 @@
 //! naming it: the gate cannot tell whether the value matches, so it blocks.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use jsonschema::paths::Location;
 use jsonschema::{Draft, Keyword, ValidationError, Validator};
 use serde_json::{Map, Value, json};
+
+use crate::sync::locked;
 
 /// The keyword's factory, registered as `pattern` in place of the built-in: it checks only that
 /// the keyword's value is a string, as the built-in does.
@@ -85,11 +87,7 @@ static CACHE: LazyLock<Mutex<HashMap<Box<str>, Shared>>> = LazyLock::new(Mutex::
 /// The validator of `pattern`, compiled once per run for all kinds: CRDs of one project repeat
 /// their patterns (Flux's duration and name patterns are in every one of its CRDs).
 fn compiled(pattern: &str) -> Shared {
-    if let Some(shared) = CACHE
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(pattern)
-    {
+    if let Some(shared) = locked(&CACHE).get(pattern) {
         return Arc::clone(shared);
     }
     // Compiled outside the lock: two threads meeting one new pattern at once compile it twice,
@@ -101,7 +99,7 @@ fn compiled(pattern: &str) -> Shared {
             .build(&json!({ "pattern": pattern }))
             .map_err(|e| e.to_string()),
     );
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut cache = locked(&CACHE);
     Arc::clone(cache.entry(pattern.into()).or_insert(shared))
 }
 
@@ -127,10 +125,7 @@ mod tests {
     }
 
     fn is_cached(pattern: &str) -> bool {
-        CACHE
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(pattern)
+        locked(&CACHE).contains_key(pattern)
     }
 
     /// jsonschema's own keyword is the oracle: the same verdict and the same error, at the same
