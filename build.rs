@@ -22,6 +22,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", list.display());
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     println!("cargo:rerun-if-env-changed=STATEGATE_CODE_LAYOUT");
+    let root = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).to_path_buf();
+    for input in SOURCES {
+        println!("cargo:rerun-if-changed={}", root.join(input).display());
+    }
+    println!(
+        "cargo:rustc-env=STATEGATE_SOURCE_ID={:016x}",
+        source_id(&root)
+    );
     if env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu")
         || env::var("STATEGATE_CODE_LAYOUT").as_deref() == Ok("0")
         || env::var("PROFILE").as_deref() != Ok("release")
@@ -35,6 +43,40 @@ fn main() {
     let arg = format!("-Wl,--symbol-ordering-file={}", list.display());
     println!("cargo:rustc-link-arg-bin=stategate={arg}");
     println!("cargo:rustc-link-arg-bin=stategate=-Wl,--no-warn-symbol-ordering");
+}
+
+/// What the build compiles from: the crate's sources, this script and the locked dependencies.
+const SOURCES: [&str; 3] = ["src", "build.rs", "Cargo.lock"];
+
+/// A hash of [`SOURCES`], paths and bytes, for caches of what the program computed from inputs
+/// (`render::scan_cache`): the same sources answer the same, however often the binary is built
+/// or copied again. Its file's modification time, the key before, changed with every build, and
+/// the Action builds stategate on every run, so a cache it persisted was never used again.
+fn source_id(root: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut files = Vec::new();
+    for input in SOURCES {
+        files_under(&root.join(input), &mut files);
+    }
+    files.sort();
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        file.strip_prefix(root).unwrap_or(&file).hash(&mut hash);
+        std::fs::read(&file).unwrap_or_default().hash(&mut hash);
+    }
+    hash.finish()
+}
+
+fn files_under(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                files_under(&entry.path(), out);
+            }
+        }
+        Err(_) if path.is_file() => out.push(path.to_path_buf()),
+        Err(_) => {}
+    }
 }
 
 /// Flags that choose a linker (`-C linker=`, `-fuse-ld=`): that linker may not be LLD.

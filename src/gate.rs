@@ -107,7 +107,7 @@ impl Gate {
         self.scan_cache = self
             .render_cache
             .as_ref()
-            .and_then(|cache| ScanCache::open(cache.dir()));
+            .map(|cache| ScanCache::open(cache.dir()));
         self
     }
 

@@ -310,3 +310,60 @@ fn check_caches_in_the_git_directory_unless_told_not_to() {
     check(&["--no-cache"]);
     assert_eq!(renders(&log), vec!["."], "--no-cache reads no cache");
 }
+
+/// The scan's facts of each blob are kept for the next run of the same program, and the same
+/// sources built again are the same program: the Action builds stategate on every run, and with
+/// the binary's path and modification time in the key, the facts it persisted were never read.
+#[test]
+fn scan_facts_outlive_a_rebuild_of_the_same_sources() {
+    let repo = TestRepo::new();
+    for i in 0..5 {
+        repo.write(
+            &format!("apps/app-{i}.yaml"),
+            DEPLOYMENT.replace("web", &format!("web-{i}")),
+        );
+    }
+    repo.commit_all("apps");
+    repo.write("apps/app-0.yaml", DEPLOYMENT.replace("web", "changed"));
+    repo.commit_all("change one");
+    let cache = tempfile::tempdir().unwrap();
+    let facts_file = cache.path().join("scan-facts");
+    let run_copy = |name: &str| {
+        // A copy elsewhere, written now: another path and modification time, the same build.
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(name);
+        std::fs::copy(env!("CARGO_BIN_EXE_stategate"), &copy).unwrap();
+        let out = Command::new(&copy)
+            .current_dir(repo.path())
+            .args([
+                "check", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
+            ])
+            .env("NO_COLOR", "1")
+            .env("STATEGATE_CACHE_DIR", cache.path())
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .output()
+            .expect("run stategate");
+        assert!(
+            !out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&facts_file).expect("scan-facts written")
+    };
+    let first = run_copy("stategate");
+    let second = run_copy("stategate-again");
+    // The start of the file: a line naming the format, then the program's 32-byte key.
+    let header = first.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let key = header..header + 32;
+    assert_eq!(
+        second[key.clone()],
+        first[key],
+        "the same sources, the same key"
+    );
+    assert!(
+        first.len() > header + 40,
+        "the first run kept facts of the blobs it scanned"
+    );
+    assert_eq!(second, first, "the second run kept the first run's facts");
+}

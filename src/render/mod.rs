@@ -483,7 +483,7 @@ mod tests {
             tree: &tree,
             read: Default::default(),
         };
-        let cache = cache.map(|dir| scan_cache::ScanCache::open(dir).unwrap());
+        let cache = cache.map(scan_cache::ScanCache::open);
         let scan = scan_manifests(&reads, &|_| false, cache.as_ref());
         if let Some(cache) = &cache {
             cache.save();

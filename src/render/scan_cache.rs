@@ -14,8 +14,10 @@
 //!   that were asked about (the file lives in the repository's own cache directory, or one the
 //!   user named);
 //! - it is only used by the same questions. The file is keyed by this program's identity (its
-//!   version, and its executable's path, size and modification time): a build whose filters ask
-//!   something else starts again from nothing rather than trusting answers to other questions.
+//!   version, and a hash of the sources it was built from, made by `build.rs`): a build whose
+//!   filters ask something else starts again from nothing rather than trusting answers to other
+//!   questions, and the same sources built again (the Action builds stategate on every run) keep
+//!   the answers.
 //!
 //! The file is written whole to a temporary file and renamed into place, and holds a checksum of
 //! its records: one that does not check out is ignored, as if it were not there. Each save keeps
@@ -89,13 +91,12 @@ pub struct ScanCache {
 }
 
 impl ScanCache {
-    /// The facts kept in `dir`; `None` when this program cannot name itself (there is then no
-    /// key to keep them under). A missing, stale or damaged file is an empty cache.
-    pub fn open(dir: &Path) -> Option<ScanCache> {
-        ScanCache::open_as(dir, program_key()?)
+    /// The facts kept in `dir`. A missing, stale or damaged file is an empty cache.
+    pub fn open(dir: &Path) -> ScanCache {
+        ScanCache::open_as(dir, program_key())
     }
 
-    fn open_as(dir: &Path, key: [u8; 32]) -> Option<ScanCache> {
+    fn open_as(dir: &Path, key: [u8; 32]) -> ScanCache {
         let file = dir.join(FILE);
         let known = std::fs::read(&file)
             .ok()
@@ -109,7 +110,7 @@ impl ScanCache {
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        Some(ScanCache {
+        ScanCache {
             file,
             key,
             known,
@@ -117,7 +118,7 @@ impl ScanCache {
             asked,
             learnt: Mutex::new(Vec::new()),
             written: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// The facts kept for blob `id`, if any.
@@ -205,14 +206,13 @@ fn write(file: &Path, key: &[u8; 32], body: &[u8]) -> std::io::Result<()> {
     super::cache::write_atomically(file, &[MAGIC, key, &sum, body])
 }
 
-/// This program's identity: its version, and its executable's path, size and modification time.
-fn program_key() -> Option<[u8; 32]> {
-    let exe = super::cache::file_identity(&std::env::current_exe().ok()?)?;
+/// This program's identity: its version, and the sources it was built from.
+fn program_key() -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(MAGIC);
     hash.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hash.update(exe.as_bytes());
-    Some(hash.finalize().into())
+    hash.update(env!("STATEGATE_SOURCE_ID").as_bytes());
+    hash.finalize().into()
 }
 
 #[cfg(test)]
@@ -238,7 +238,7 @@ mod tests {
 
     /// A run of the program keyed `[1; 32]` that learns `facts` and saves them.
     fn saved(dir: &Path, facts: &[(git2::Oid, BlobFacts)]) {
-        let run = ScanCache::open_as(dir, [1; 32]).unwrap();
+        let run = ScanCache::open_as(dir, [1; 32]);
         for (id, facts) in facts {
             run.put(*id, *facts);
         }
@@ -248,22 +248,19 @@ mod tests {
     #[test]
     fn facts_learnt_are_kept_for_the_next_run_of_the_same_program() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            ScanCache::open_as(dir.path(), [1; 32]).unwrap().get(id(3)),
-            None
-        );
+        assert_eq!(ScanCache::open_as(dir.path(), [1; 32]).get(id(3)), None);
         // Learnt in any order.
         saved(
             dir.path(),
             &[(id(3), SOURCE), (id(1), PLAIN), (id(2), BOTH)],
         );
-        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let second = ScanCache::open_as(dir.path(), [1; 32]);
         assert_eq!(second.get(id(1)), Some(PLAIN));
         assert_eq!(second.get(id(2)), Some(BOTH));
         assert_eq!(second.get(id(3)), Some(SOURCE));
         assert_eq!(second.get(id(4)), None);
         // Another program (another build of the filters) trusts none of them.
-        let other = ScanCache::open_as(dir.path(), [2; 32]).unwrap();
+        let other = ScanCache::open_as(dir.path(), [2; 32]);
         assert_eq!(other.get(id(1)), None);
     }
 
@@ -285,7 +282,7 @@ mod tests {
             .map(|(i, id)| (*id, facts(i)))
             .collect();
         saved(dir.path(), &learnt);
-        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let second = ScanCache::open_as(dir.path(), [1; 32]);
         assert_eq!(second.get(ids[0]), None);
         for (i, id) in ids.iter().enumerate().skip(1) {
             assert_eq!(second.get(*id), Some(facts(i)), "{i}");
@@ -296,11 +293,11 @@ mod tests {
     fn a_save_keeps_what_the_run_asked_about_and_learnt_only() {
         let dir = tempfile::tempdir().unwrap();
         saved(dir.path(), &[(id(1), PLAIN), (id(2), SOURCE)]);
-        let second = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let second = ScanCache::open_as(dir.path(), [1; 32]);
         assert_eq!(second.get(id(2)), Some(SOURCE));
         second.put(id(5), BOTH);
         second.save();
-        let third = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let third = ScanCache::open_as(dir.path(), [1; 32]);
         assert_eq!(third.get(id(1)), None, "not asked about by the second run");
         assert_eq!(third.get(id(2)), Some(SOURCE));
         assert_eq!(third.get(id(5)), Some(BOTH));
@@ -311,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(FILE);
         saved(dir.path(), &[(id(1), PLAIN), (id(2), SOURCE)]);
-        let run = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let run = ScanCache::open_as(dir.path(), [1; 32]);
         run.put(id(5), BOTH);
         run.save();
         // Nothing asked about or learnt since: nothing written.
@@ -321,7 +318,7 @@ mod tests {
         // Asked about since: written, with what the first save wrote.
         assert_eq!(run.get(id(1)), Some(PLAIN));
         run.save();
-        let next = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+        let next = ScanCache::open_as(dir.path(), [1; 32]);
         assert_eq!(next.get(id(1)), Some(PLAIN));
         assert_eq!(next.get(id(5)), Some(BOTH));
     }
@@ -344,15 +341,9 @@ mod tests {
         swapped.extend(&body);
         for damaged in [flipped, cut.to_vec(), swapped, b"junk".to_vec()] {
             std::fs::write(&file, &damaged).unwrap();
-            let cache = ScanCache::open_as(dir.path(), [1; 32]).unwrap();
+            let cache = ScanCache::open_as(dir.path(), [1; 32]);
             assert_eq!(cache.get(id(1)), None);
             assert_eq!(cache.get(id(2)), None);
         }
-    }
-
-    #[test]
-    fn the_program_has_a_key() {
-        assert!(program_key().is_some());
-        assert_eq!(program_key(), program_key());
     }
 }
