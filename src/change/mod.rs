@@ -91,6 +91,7 @@ impl FileChange {
         }
     }
 
+    /// What the change did to the file.
     pub fn action(&self) -> Action {
         match &self.sides {
             Sides::Added(_) => Action::Added,
