@@ -426,5 +426,20 @@ mod explain_tests {
             order,
             ["apps", "apps/web.yaml", "apps/web.yaml0", "apps/web/x.yaml"]
         );
+        // Up to a word long, a path is kept in the word itself (`b.yaml`, NUL, `a` is eight
+        // bytes); past 256 bytes, its length takes more than one byte on the heap.
+        for (path, old) in [
+            ("a", Some("b")),
+            ("b.yaml", Some("a")),
+            ("x", None),
+            ("", None),
+        ] {
+            let short = ChangePath::of(path, old);
+            assert_eq!((&*short, short.old()), (path, old));
+            assert_eq!(short, short.clone());
+        }
+        let long = "apps/".repeat(100) + "web.yaml";
+        let renamed = ChangePath::of(&long, Some(&long[1..]));
+        assert_eq!((&*renamed, renamed.old()), (&*long, Some(&long[1..])));
     }
 }
