@@ -3,18 +3,20 @@
 //!
 //! saphyr's scanner goes a character at a time through a queue of tokens: it was half of every
 //! load, and loading was most of a check (`benches/load_throughput.rs`, issue 12). Manifests use a
-//! small part of YAML: block mappings and sequences, plain and quoted scalars on one line, literal
-//! block scalars, `{}` and `[]`, and plain scalars folded over several lines (controller-gen's CRD
-//! descriptions). This reads that part.
+//! small part of YAML: block mappings and sequences, plain and quoted scalars (folded over several
+//! lines too, as controller-gen writes CRD descriptions), literal and folded block scalars, and
+//! flow collections on one line (`{}`, `[a, "b"]`). This reads that part, non-ASCII text included.
 //!
 //! It declines (`None`) on everything else, and the full parser reads the file instead: anchors,
-//! aliases, tags, flow collections with content, folded and keep-chomped block scalars, quoted
-//! scalars over several lines, quoted keys, tabs, carriage returns, non-ASCII text. It also
-//! declines wherever the full parser would report something (an ambiguous scalar, a duplicate
-//! key, a merge key, a syntax error), so every finding still comes from the full parser, with its
-//! position. Scalars are resolved by the full parser's own functions. What it accepts, it reads to
-//! the same values, document indexes and document spans: the tests hold it to the full parser on
-//! tricky inputs, on every YAML file of the corpus, and on thousands of mutations of them.
+//! aliases, tags, `...` markers and `%` directives, quoted and complex keys, keep-chomped block
+//! scalars and indentation indicators, flow collections over several lines, escapes in a
+//! double-quoted scalar over several lines, tabs, carriage returns, byte-order marks and YAML
+//! 1.1's other line breaks. It also declines wherever the full parser would report something (an
+//! ambiguous scalar, a duplicate key, a merge key, a syntax error), so every finding still comes
+//! from the full parser, with its position. Scalars are resolved by the full parser's own
+//! functions. What it accepts, it reads to the same values, document indexes and document spans:
+//! the tests hold it to the full parser on tricky inputs, on every YAML file of the corpus, and on
+//! thousands of mutations of them.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -345,9 +347,7 @@ impl<'t> Reader<'t> {
             }
             b'|' | b'>' => self.block_scalar(rest, indent)?,
             b'-' if is_entry(rest) => return None,
-            b'&' | b'*' | b'!' | b'%' | b'@' | b'`' | b'?' | b':' | b',' | b']' | b'}' | b'#' => {
-                return None;
-            }
+            first if is_declined_indicator(first) => return None,
             _ => self.plain(rest, indent, file_mode)?,
         };
         Some(value)
@@ -511,6 +511,15 @@ impl<'t> Reader<'t> {
         };
         string_value(Cow::Owned(text), style)
     }
+}
+
+/// Whether a value starting with `first` opens what this reader leaves to the full parser: an
+/// anchor, alias, tag or directive, a reserved indicator, a complex key, or a misplaced one.
+fn is_declined_indicator(first: u8) -> bool {
+    matches!(
+        first,
+        b'&' | b'*' | b'!' | b'%' | b'@' | b'`' | b'?' | b':' | b',' | b']' | b'}' | b'#'
+    )
 }
 
 /// Whether `after`, what follows something on its line, is nothing or a comment (a `#` after a
@@ -733,8 +742,7 @@ fn flow_node(s: &str, depth: usize) -> Option<(Value, &str)> {
             let (text, after) = quoted_piece(&s[1..], quote)?;
             Some((string_value(text, quote_style(quote))?, after?))
         }
-        b'&' | b'*' | b'!' | b'%' | b'@' | b'`' | b'?' | b':' | b',' | b']' | b'}' | b'#'
-        | b'|' | b'>' | b'-' => None,
+        first if is_declined_indicator(first) || matches!(first, b'|' | b'>' | b'-') => None,
         _ => {
             let end = s
                 .find([',', '[', ']', '{', '}', '#', ':'])
