@@ -275,7 +275,7 @@ fn program_identity(program: Option<&str>) -> String {
 
 /// What identifies a program's file: its path, size and modification time, which an upgrade or
 /// a rebuild changes. `None` when it cannot be looked at.
-pub(crate) fn file_identity(path: &Path) -> Option<String> {
+fn file_identity(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     let modified = meta
         .modified()
