@@ -252,8 +252,8 @@ impl Gate {
         mut rendered: RenderedChange,
         options: &LoadOptions,
     ) -> Judged {
-        // Before each of its stages, what the last one freed goes back to the kernel: change
-        // detection's and rendering's here, the first look's and the stream's below.
+        // Before each of its stages, what the last one freed goes back to the kernel: rendering's
+        // here (change detection hands back its own), the first look's and the stream's below.
         crate::alloc::release_freed();
         let mut findings = Vec::new();
         let mut stats = Stats::default();
