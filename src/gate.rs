@@ -865,42 +865,14 @@ impl Gate {
                 out.impacted.push(overlay.file.clone());
             }
             for (index, object) in overlay.objects.iter().enumerate() {
-                let Some(doc) = rendered_document(&overlay.dir, index, object, options) else {
-                    continue;
+                let rendered = Rendered {
+                    dir: &overlay.dir,
+                    index,
+                    object,
+                    file: &overlay.file,
+                    origin: overlay.origins.get(index).cloned().flatten(),
                 };
-                let before = match doc.id() {
-                    id @ ObjectId::Kube { .. } => overlay.before.get(&id).cloned(),
-                    ObjectId::Document { .. } => None,
-                };
-                // An object the change does not alter is not the change's to answer for: a
-                // sibling rendered from the same overlay must not block an unrelated edit.
-                if before.as_ref() == Some(object) {
-                    out.unchanged += 1;
-                    continue;
-                }
-                if let Some(base_object) = &before
-                    && let Some(base_doc) =
-                        rendered_document(&overlay.dir, index, base_object, options)
-                {
-                    out.base.contexts.insert(
-                        base_doc.path().to_owned(),
-                        RenderedContext {
-                            file: overlay.file.clone(),
-                            origin: None,
-                            before: None,
-                        },
-                    );
-                    out.base.documents.push(base_doc);
-                }
-                out.contexts.insert(
-                    doc.path().to_owned(),
-                    RenderedContext {
-                        file: overlay.file.clone(),
-                        origin: overlay.origins.get(index).cloned().flatten(),
-                        before,
-                    },
-                );
-                out.documents.push(doc);
+                out.add(rendered, &overlay.before, options);
             }
         }
         out
@@ -930,7 +902,7 @@ impl Gate {
         for release in helm.releases {
             let owner = release.release.owner.clone();
             let dir = format!("{owner} ({})", release.release.label);
-            let before: HashMap<ObjectId, serde_json::Value> = release
+            let before: BTreeMap<ObjectId, serde_json::Value> = release
                 .base
                 .iter()
                 .enumerate()
@@ -941,43 +913,17 @@ impl Gate {
             }
             let release_info = Arc::new(release.release);
             for (index, object) in release.head.iter().enumerate() {
-                let Some(doc) = rendered_document(&dir, index, object, options) else {
-                    continue;
+                let rendered = Rendered {
+                    dir: &dir,
+                    index,
+                    object,
+                    file: &owner,
+                    origin: None,
                 };
-                let before = match doc.id() {
-                    id @ ObjectId::Kube { .. } => before.get(&id).cloned(),
-                    ObjectId::Document { .. } => None,
-                };
-                if before.as_ref() == Some(object) {
-                    out.unchanged += 1;
-                    continue;
+                if let Some(path) = out.add(rendered, &before, options) {
+                    out.helm
+                        .insert(path, (object.clone(), Arc::clone(&release_info)));
                 }
-                if let Some(base_object) = &before
-                    && let Some(base_doc) = rendered_document(&dir, index, base_object, options)
-                {
-                    out.base.contexts.insert(
-                        base_doc.path().to_owned(),
-                        RenderedContext {
-                            file: owner.clone(),
-                            origin: None,
-                            before: None,
-                        },
-                    );
-                    out.base.documents.push(base_doc);
-                }
-                out.contexts.insert(
-                    doc.path().to_owned(),
-                    RenderedContext {
-                        file: owner.clone(),
-                        origin: None,
-                        before,
-                    },
-                );
-                out.helm.insert(
-                    doc.path().to_owned(),
-                    (object.clone(), Arc::clone(&release_info)),
-                );
-                out.documents.push(doc);
             }
         }
     }
@@ -1099,7 +1045,67 @@ struct RenderedChange {
     helm_secrets: BTreeSet<String>,
 }
 
+/// One object as a renderer gave it: the `index`th of what `file` renders, shown under `dir`.
+struct Rendered<'a> {
+    dir: &'a str,
+    index: usize,
+    object: &'a serde_json::Value,
+    file: &'a str,
+    /// The repository file the object came from, where the renderer says.
+    origin: Option<String>,
+}
+
 impl RenderedChange {
+    /// `rendered` as a document of the change, with its base-side object (found in `before` by
+    /// its id) as one of the base's; the document's path, `None` when it is no document or the
+    /// change leaves it as it was. An object the change does not alter is not the change's to
+    /// answer for: a sibling rendered from the same source must not block an unrelated edit.
+    fn add(
+        &mut self,
+        rendered: Rendered<'_>,
+        before: &BTreeMap<ObjectId, serde_json::Value>,
+        options: &LoadOptions,
+    ) -> Option<String> {
+        let Rendered {
+            dir,
+            index,
+            object,
+            file,
+            origin,
+        } = rendered;
+        let doc = rendered_document(dir, index, object, options)?;
+        let before = match doc.id() {
+            id @ ObjectId::Kube { .. } => before.get(&id).cloned(),
+            ObjectId::Document { .. } => None,
+        };
+        if before.as_ref() == Some(object) {
+            self.unchanged += 1;
+            return None;
+        }
+        if let Some(base_object) = &before
+            && let Some(base_doc) = rendered_document(dir, index, base_object, options)
+        {
+            let context = RenderedContext {
+                file: file.to_owned(),
+                origin: None,
+                before: None,
+            };
+            self.base
+                .contexts
+                .insert(base_doc.path().to_owned(), context);
+            self.base.documents.push(base_doc);
+        }
+        let path = doc.path().to_owned();
+        let context = RenderedContext {
+            file: file.to_owned(),
+            origin,
+            before,
+        };
+        self.contexts.insert(path.clone(), context);
+        self.documents.push(doc);
+        Some(path)
+    }
+
     /// Findings on Helm-rendered objects point at the values line that set the value, else at
     /// the release's manifest; the rendered object stays named in the metadata.
     fn relocate_helm(&self, findings: &mut [Finding], head: &dyn Tree) {
