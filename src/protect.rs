@@ -289,13 +289,7 @@ mod tests {
     fn removing_the_rules_is_deleting_or_emptying_the_config_or_every_policy() {
         use crate::tree::MemTree;
         let config = Config::default();
-        let tree = |files: &[(&str, &str)]| MemTree {
-            name: "t".to_owned(),
-            files: files
-                .iter()
-                .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
-                .collect(),
-        };
+        let tree = |files: &[(&str, &str)]| MemTree::with_files("t", files);
         let base = tree(&[
             (CONFIG_FILE, "version: 1\n"),
             ("policies/a.rego", "package main"),

@@ -1131,6 +1131,17 @@ impl MemTree {
             name: name.to_string(),
         }
     }
+
+    /// A tree of `files`, each a path and its text.
+    pub fn with_files<P: AsRef<str>, T: AsRef<[u8]>>(name: &str, files: &[(P, T)]) -> MemTree {
+        MemTree {
+            files: files
+                .iter()
+                .map(|(path, text)| (path.as_ref().to_owned(), text.as_ref().to_vec()))
+                .collect(),
+            name: name.to_string(),
+        }
+    }
 }
 
 impl Tree for MemTree {
@@ -1169,13 +1180,7 @@ pub(crate) struct CountingTree {
 impl CountingTree {
     pub(crate) fn new(files: &[(&str, &str)]) -> CountingTree {
         CountingTree {
-            inner: MemTree {
-                files: files
-                    .iter()
-                    .map(|(path, text)| (path.to_string(), text.as_bytes().to_vec()))
-                    .collect(),
-                name: "test".into(),
-            },
+            inner: MemTree::with_files("test", files),
             reads: Mutex::default(),
         }
     }

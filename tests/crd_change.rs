@@ -179,13 +179,7 @@ fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
         )],
         ..ChangeSet::default()
     };
-    let trusted = MemTree {
-        files: base
-            .iter()
-            .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec()))
-            .collect(),
-        name: "base".into(),
-    };
+    let trusted = MemTree::with_files("base", base);
     let gate = stategate::gate::Gate::open(Box::new(trusted), None)
         .unwrap_or_else(|r| panic!("{:?}", r.findings));
     let report = gate.check(&change, head.as_ref());

@@ -13,16 +13,6 @@ use stategate::diff::format::{COMMENT_LIMIT, MARKER};
 use stategate::diff::{DiffOptions, Format, Status, format_diff};
 use stategate::tree::MemTree;
 
-fn tree(name: &str, files: &[(&str, String)]) -> MemTree {
-    MemTree {
-        files: files
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect(),
-        name: name.to_string(),
-    }
-}
-
 const OLD_DATA: &str = "b2xkLXNlY3JldC12YWx1ZQ==";
 const NEW_DATA: &str = "bmV3LXNlY3JldC12YWx1ZQ==";
 const OLD_PLAIN: &str = "correct-horse-battery";
@@ -119,8 +109,8 @@ fn formatting_comments_and_key_order_are_not_changes() {
                  template:\n    spec:\n      containers:\n      - {image: 'b:1', name: b}\n      - name: a\n        \
                  image: a:1\n";
     let result = diff_of(
-        &tree("base", &[("web.yaml", before.to_string())]),
-        &tree("head", &[("web.yaml", after.to_string())]),
+        &MemTree::with_files("base", &[("web.yaml", before.to_string())]),
+        &MemTree::with_files("head", &[("web.yaml", after.to_string())]),
         &Config::default(),
         &DiffOptions::default(),
     );
@@ -139,7 +129,7 @@ fn moved_objects_and_small_changes_render_stably() {
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  level: {v}\n")
     };
     let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  ports:\n  - port: 80\n";
-    let base = tree(
+    let base = MemTree::with_files(
         "main",
         &[
             ("apps/cfg.yaml", cm("info")),
@@ -150,7 +140,7 @@ fn moved_objects_and_small_changes_render_stably() {
             ),
         ],
     );
-    let head = tree(
+    let head = MemTree::with_files(
         "feature",
         &[
             ("apps/cfg.yaml", cm("debug")),

@@ -302,13 +302,7 @@ mod tests {
     use crate::tree::MemTree;
 
     fn tree(files: &[(&str, &str)]) -> MemTree {
-        MemTree {
-            files: files
-                .iter()
-                .map(|(p, t)| ((*p).to_owned(), t.as_bytes().to_vec()))
-                .collect(),
-            name: "test".into(),
-        }
+        MemTree::with_files("test", files)
     }
 
     const BASE: (&str, &str) = ("base/kustomization.yaml", "resources:\n- cm.yaml\n");

@@ -283,13 +283,7 @@ mod tests {
     use super::*;
 
     fn graph(files: &[(&str, &str)]) -> KustomizeGraph {
-        let tree = crate::tree::MemTree {
-            files: files
-                .iter()
-                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-                .collect(),
-            name: "test".into(),
-        };
+        let tree = crate::tree::MemTree::with_files("test", files);
         KustomizeGraph::build(&tree)
     }
 

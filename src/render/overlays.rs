@@ -295,17 +295,14 @@ mod tests {
 
     #[test]
     fn the_patched_tree_shows_the_other_side() {
-        let head = MemTree {
-            files: [
+        let head = MemTree::with_files(
+            "head",
+            &[
                 ("a/x.yaml", "new"),
                 ("a/added.yaml", "1"),
                 ("b/y.yaml", "same"),
-            ]
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect(),
-            name: "head".into(),
-        };
+            ],
+        );
         let base = PatchedTree::new(
             &head,
             BTreeMap::from([

@@ -83,8 +83,9 @@ mod tests {
 
     #[test]
     fn a_file_listed_as_a_resource_anywhere_is_no_patch() {
-        let tree = crate::tree::MemTree {
-            files: [
+        let tree = crate::tree::MemTree::with_files(
+            "test",
+            &[
                 (
                     "apps/kustomization.yaml",
                     "resources: [web.yaml]\npatches: [{path: p.yaml}]\n",
@@ -92,12 +93,8 @@ mod tests {
                 ("apps/web.yaml", "kind: Deployment\n"),
                 ("apps/p.yaml", "kind: Deployment\n"),
                 ("other/kustomization.yaml", "resources: [../apps/p.yaml]\n"),
-            ]
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect(),
-            name: "test".into(),
-        };
+            ],
+        );
         assert!(
             !PatchIndex::build(&Kustomizations::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")
@@ -107,20 +104,17 @@ mod tests {
 
     #[test]
     fn a_patch_listed_only_as_a_patch_is_one() {
-        let tree = crate::tree::MemTree {
-            files: [
+        let tree = crate::tree::MemTree::with_files(
+            "test",
+            &[
                 (
                     "apps/kustomization.yaml",
                     "resources: [web.yaml]\npatches: [{path: p.yaml}]\n",
                 ),
                 ("apps/web.yaml", "kind: Deployment\n"),
                 ("apps/p.yaml", "kind: Deployment\n"),
-            ]
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect(),
-            name: "test".into(),
-        };
+            ],
+        );
         assert!(
             PatchIndex::build(&Kustomizations::new(&tree), ["apps/p.yaml"].into_iter())
                 .is_patch("apps/p.yaml")

@@ -418,13 +418,7 @@ mod tests {
     use crate::tree::MemTree;
 
     fn tree(files: &[(&str, &str)]) -> MemTree {
-        MemTree {
-            files: files
-                .iter()
-                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-                .collect(),
-            name: "test".into(),
-        }
+        MemTree::with_files("test", files)
     }
 
     fn refused(files: &[(&str, &str)], kustomization: Value) -> Vec<(String, Reason)> {
