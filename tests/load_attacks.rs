@@ -31,7 +31,17 @@ const LATEST_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sneaky\n
 
 /// `stategate check --format json` on the working tree: exit code and report.
 fn check(repo: &TestRepo) -> (i32, serde_json::Value) {
-    let out = stategate(repo, &["check", "--format", "json"]);
+    check_with(repo, &[])
+}
+
+/// `check` with `args` (a revision range, `--staged`), its exit code and JSON report.
+fn check_with(repo: &TestRepo, args: &[&str]) -> (i32, serde_json::Value) {
+    let args: Vec<&str> = ["check"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--format", "json"])
+        .collect();
+    let out = stategate(repo, &args);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -321,14 +331,8 @@ fn gitattributes_cannot_make_a_manifest_binary() {
     repo.write(".gitattributes", "*.yaml binary\n");
     repo.write("apps/pod.yaml", format!("{LATEST_POD}\n"));
     repo.commit_all("pod marked binary");
-    let out = stategate(
-        &repo,
-        &[
-            "check", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (code, report) = check_with(&repo, &["--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(code, 1, "{report:#}");
     assert!(
         has_error(&report, "policy/deny", "apps/pod.yaml"),
         "{report:#}"
@@ -352,14 +356,8 @@ fn a_symlink_inside_the_repository_is_judged_by_its_target() {
     // The same from commits: the link text is resolved in the commit's tree, not on disk.
     repo.commit_all("link to a bad pod");
     std::fs::remove_file(repo.abs("vendor/pod.txt")).unwrap();
-    let out = stategate(
-        &repo,
-        &[
-            "check", "--base", "HEAD~1", "--head", "HEAD", "--format", "json",
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "range: {report:#}");
+    let (code, report) = check_with(&repo, &["--base", "HEAD~1", "--head", "HEAD"]);
+    assert_eq!(code, 1, "range: {report:#}");
     assert!(
         has_error(&report, "policy/deny", "apps/pod.yaml"),
         "{report:#}"
@@ -434,9 +432,8 @@ fn staged_symlinks_are_resolved_in_the_index() {
     repo.add_all();
     // The working tree no longer has the target; the index does.
     std::fs::remove_file(repo.abs("vendor/pod.txt")).unwrap();
-    let out = stategate(&repo, &["check", "--staged", "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (code, report) = check_with(&repo, &["--staged"]);
+    assert_eq!(code, 1, "{report:#}");
     assert!(
         has_error(&report, "policy/deny", "apps/pod.yaml"),
         "{report:#}"
