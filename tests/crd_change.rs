@@ -160,13 +160,8 @@ impl stategate::tree::Tree for Counting {
 fn widget_reads(base: &[(&str, String)]) -> (Vec<String>, usize) {
     use stategate::change::{Action, ChangeSet, FileChange};
     use stategate::tree::{Content, MemTree};
-    let mut files = std::collections::BTreeMap::new();
-    files.insert("w.yaml".to_owned(), WIDGET.as_bytes().to_vec());
     let head = std::sync::Arc::new(Counting {
-        inner: MemTree {
-            files,
-            name: "head".into(),
-        },
+        inner: MemTree::with_files("head", &[("w.yaml", WIDGET)]),
         reads: Default::default(),
     });
     let as_tree = stategate::tree::SharedTree::new(head.clone());

@@ -189,13 +189,7 @@ fn a_five_thousand_object_change_fits_in_one_comment_with_its_summary() {
             })
             .collect()
     };
-    let side = |name: &str, files: Vec<(String, String)>| MemTree {
-        files: files
-            .into_iter()
-            .map(|(p, c)| (p, c.into_bytes()))
-            .collect(),
-        name: name.into(),
-    };
+    let side = |name: &str, files: Vec<(String, String)>| MemTree::with_files(name, &files);
     let mut config = Config::default();
     config
         .environments

@@ -565,9 +565,7 @@ mod tests {
     fn a_file_judged_while_the_base_is_looked_at_is_deferred_only_if_the_base_has_crds() {
         let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
         for (base_file, base_has_crds) in [("crds/widget.yaml", true), ("apps/other.yaml", false)] {
-            let mut base = crate::tree::MemTree::empty("base");
-            base.files
-                .insert(base_file.to_owned(), widget.as_bytes().to_vec());
+            let base = crate::tree::MemTree::with_files("base", &[(base_file, widget)]);
             let gate = Gate::open(Box::new(base), None).expect("gate");
             let after = Content::in_memory(widget.as_bytes().to_vec());
             let files = [FileChange::new(

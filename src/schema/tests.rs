@@ -19,12 +19,7 @@ fn doc(path: &str, value: Value) -> Document {
 }
 
 fn mem(files: &[(&str, &str)]) -> MemTree {
-    let mut tree = MemTree::empty("test tree");
-    for (path, text) in files {
-        tree.files
-            .insert(path.to_string(), text.as_bytes().to_vec());
-    }
-    tree
+    MemTree::with_files("test tree", files)
 }
 
 fn config(kubernetes: Option<&str>) -> SchemasConfig {
