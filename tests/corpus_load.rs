@@ -5,30 +5,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use stategate::finding::Rule;
 use stategate::load::{LoadOptions, is_helm_template, load_file};
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 struct Outcome {
     documents: usize,
@@ -43,7 +23,7 @@ fn load_corpus(repos: &Path) -> Outcome {
         helm_templates: Vec::new(),
         errors: BTreeMap::new(),
     };
-    for path in files(repos) {
+    for path in common::manifest_files(repos) {
         let rel = path
             .strip_prefix(repos)
             .unwrap()
@@ -182,7 +162,7 @@ fn the_gate_finds_the_real_mistakes_in_the_corpus_at_their_lines() {
         return;
     };
     let repos = corpus.join("gitops-repos");
-    let files: Vec<FileChange> = files(&repos)
+    let files: Vec<FileChange> = common::manifest_files(&repos)
         .into_iter()
         .map(|path| {
             let after = Content::in_memory(std::fs::read(&path).unwrap());

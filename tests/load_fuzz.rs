@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::quick::Reading;
 use stategate::load::{LoadOptions, load_manifest};
 
@@ -92,34 +90,12 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     }
 }
 
-fn manifests(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for path in entries.flatten().map(|e| e.path()) {
-            if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn mutated_corpus_files_load_without_panic_and_every_finding_is_located() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let files = manifests(&corpus.join("gitops-repos"));
+    let files = common::manifest_files(&corpus.join("gitops-repos"));
     assert!(!files.is_empty(), "no manifests in the corpus");
     let options = LoadOptions {
         alias_budget: 10_000,
@@ -210,7 +186,7 @@ fn mutated_corpus_files_the_quick_reader_takes_read_as_the_full_parser_reads_the
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let files = manifests(&corpus.join("gitops-repos"));
+    let files = common::manifest_files(&corpus.join("gitops-repos"));
     let options = LoadOptions::default();
     let mut rng = Rng(SEED ^ 0x51_5549_434B);
     let mut quick = 0;

@@ -52,6 +52,14 @@ pub fn files_with_extension(dir: &Path, extensions: &[&str], out: &mut Vec<PathB
     }
 }
 
+/// The YAML and JSON files under `dir`, sorted: the manifests a corpus test reads.
+pub fn manifest_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    files_with_extension(dir, &["yaml", "yml", "json"], &mut out);
+    out.sort();
+    out
+}
+
 /// Copy the files under `from/rel` into `repo`'s work tree at `rel` (not committed).
 pub fn copy_tree(from: &Path, rel: &Path, repo: &TestRepo) {
     for entry in std::fs::read_dir(from.join(rel)).unwrap().flatten() {
