@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up with the embedded CRD catalog: `stategate check` of a one-file change in a tiny
-# repository, (a) one ConfigMap (the catalog is never decoded), (b) one HelmRelease (its API group's
+# repository, (a) one ConfigMap (the catalog is never decoded), (b) one HelmRelease (its kind's
 # frame is decompressed and its schema compiled), (c) the HelmRelease with `schemas.catalog: false`.
 # Prints the median and best of N runs in milliseconds, timed with `date +%s%N`.
 # Usage: benches/catalog_startup.sh [RUNS] [BINARY]   (default 30 runs, target/release/stategate)

@@ -1,14 +1,13 @@
 //! The embedded CRD catalog (datreeio/CRDs-catalog, MIT; `schemas/crds-catalog.LICENSE`), built by
-//! `cargo xtask schemas` (xtask/src/lib.rs): one zstd frame per API group, compressed against one dictionary,
-//! and a text index of where each group's frame is. A run decompresses only the groups its
-//! documents use, once for each kind it uses, keeps those kinds' text alone, and compiles each
-//! kind's validator on first use (see [`super::SchemaSet`]).
+//! `cargo xtask schemas` (xtask/src/lib.rs): one zstd frame per kind and version, compressed
+//! against one dictionary, and a text index of where each kind's frame is. A run decompresses only
+//! the kinds its documents use, once each, and compiles each kind's validator on first use (see
+//! [`super::SchemaSet`]).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{KindSchema, Origin, Source};
@@ -17,17 +16,15 @@ const FRAMES: &[u8] = include_bytes!("../../schemas/crds-catalog.bin");
 const DICTIONARY: &[u8] = include_bytes!("../../schemas/crds-catalog.dict");
 const INDEX: &str = include_str!("../../schemas/crds-catalog.index");
 
-/// The kinds of one group, keyed `<kind-lowercase>_<version>`: the keys are known once the group
-/// was decoded, and each kind's schema is kept only once a document asked for it. Keeping every
-/// kind of each group a run touched held the text of many kinds for the one or two used (2.8 MB
-/// of the corpus check's peak: `monitoring.coreos.com` alone is megabytes for one
-/// `ServiceMonitor`), so each further kind of a group decodes the group again and keeps its own.
-type GroupKinds = HashMap<String, OnceLock<Result<Arc<KindSchema>, String>>>;
+/// One kind and version: where its frame is, and its schema once a document asked for it.
+struct Entry {
+    frame: (usize, usize),
+    schema: OnceLock<Result<Arc<KindSchema>, String>>,
+}
 
-/// The catalog: the index is read at start (a few hundred lines); groups are decoded on demand.
+/// The catalog: group → `<kind-lowercase>_<version>` → entry, from the index read at first use.
 pub(super) struct Catalog {
-    frames: HashMap<&'static str, (usize, usize)>,
-    groups: HashMap<&'static str, OnceLock<Result<GroupKinds, String>>>,
+    groups: HashMap<&'static str, HashMap<&'static str, Entry>>,
 }
 
 /// The process's one catalog: both sides of a change (and every schema set of a run) share the
@@ -39,47 +36,49 @@ pub(super) fn shared() -> &'static Catalog {
 
 impl Catalog {
     fn new() -> Catalog {
-        let frames: HashMap<&'static str, (usize, usize)> = INDEX
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split('\t');
-                let group = fields.next()?;
-                let offset = fields.next()?.parse().ok()?;
-                let length = fields.next()?.parse().ok()?;
-                Some((group, (offset, length)))
-            })
-            .collect();
-        let groups = frames.keys().map(|g| (*g, OnceLock::new())).collect();
-        Catalog { frames, groups }
+        let mut groups: HashMap<&'static str, HashMap<&'static str, Entry>> = HashMap::new();
+        for line in INDEX.lines() {
+            let mut fields = line.split('\t');
+            let (Some(group), Some(key), Some(offset), Some(length)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let (Ok(offset), Ok(length)) = (offset.parse(), length.parse()) else {
+                continue;
+            };
+            let entry = Entry {
+                frame: (offset, length),
+                schema: OnceLock::new(),
+            };
+            groups.entry(group).or_default().insert(key, entry);
+        }
+        Catalog { groups }
     }
 
     /// Whether the catalog has schemas for this API group (no decompression).
     pub fn has_group(&self, group: &str) -> bool {
-        self.frames.contains_key(group)
+        self.groups.contains_key(group)
     }
 
-    /// The schema of `group/version` `kind`, decoding the group on first use. `Ok(None)`: the
-    /// catalog does not have that kind and version.
+    /// The schema of `group/version` `kind`, decoding it on first use. `Ok(None)`: the catalog
+    /// does not have that kind and version.
     pub fn schema(
         &self,
         group: &str,
         version: &str,
         kind: &str,
     ) -> Result<Option<Arc<KindSchema>>, String> {
-        let Some((&group, slot)) = self.groups.get_key_value(group) else {
-            return Ok(None);
-        };
         let key = key(kind, version);
-        let kinds = slot
-            .get_or_init(|| self.kinds_of(group, &key))
-            .as_ref()
-            .map_err(Clone::clone)?;
-        let Some(slot) = kinds.get(&key) else {
+        let Some(entry) = self.groups.get(group).and_then(|kinds| kinds.get(&*key)) else {
             return Ok(None);
         };
-        let schema = slot.get_or_init(|| {
-            let json = self.decompress(group)?;
-            kind_schema(group, &key, &parse_group(&json)?).map(Arc::new)
+        let schema = entry.schema.get_or_init(|| {
+            let text = decompress(entry.frame, &format!("{group}/{key}"))?;
+            Ok(Arc::new(KindSchema::new(
+                Source::Catalog(text),
+                Origin::Catalog(format!("{group}/{key}")),
+            )))
         });
         schema
             .as_ref()
@@ -95,12 +94,9 @@ impl Catalog {
         keep: &dyn Fn(&str, &str) -> bool,
     ) -> Vec<Arc<super::Compiled>> {
         let mut forgotten = Vec::new();
-        for (group, slot) in &self.groups {
-            let Some(Ok(kinds)) = slot.get() else {
-                continue;
-            };
-            for (key, slot) in kinds {
-                if let Some(Ok(schema)) = slot.get()
+        for (group, kinds) in &self.groups {
+            for (key, entry) in kinds {
+                if let Some(Ok(schema)) = entry.schema.get()
                     && !keep(group, key)
                 {
                     forgotten.extend(schema.forget());
@@ -109,66 +105,27 @@ impl Catalog {
         }
         forgotten
     }
+}
 
-    /// The group's kinds, with `wanted`'s schema already kept when the group has it (the first
-    /// kind of a group costs one decoding, not two).
-    fn kinds_of(&self, group: &'static str, wanted: &str) -> Result<GroupKinds, String> {
-        let json = self.decompress(group)?;
-        let raw = parse_group(&json)?;
-        let mut kinds: GroupKinds = raw
-            .keys()
-            .map(|k| ((*k).to_owned(), OnceLock::new()))
-            .collect();
-        if let Some(slot) = kinds.get_mut(wanted) {
-            let _ = slot.set(kind_schema(group, wanted, &raw).map(Arc::new));
-        }
-        Ok(kinds)
-    }
-
-    /// The group's frame, decompressed: a JSON object of every kind's schema.
-    fn decompress(&self, group: &str) -> Result<Vec<u8>, String> {
-        let &(offset, length) = self
-            .frames
-            .get(group)
-            .ok_or_else(|| corrupt(&format!("no frame for {group}")))?;
-        let frame = FRAMES
-            .get(offset..offset + length)
-            .ok_or_else(|| corrupt(&format!("frame of {group} out of range")))?;
-        let dictionary =
-            ruzstd::decoding::Dictionary::decode_dict(DICTIONARY).map_err(|e| corrupt(&e))?;
-        let mut decoder = ruzstd::decoding::FrameDecoder::new();
-        decoder.add_dict(dictionary).map_err(|e| corrupt(&e))?;
-        let mut json = Vec::new();
-        ruzstd::decoding::StreamingDecoder::new_with_decoder(frame, decoder)
-            .map_err(|e| corrupt(&e))?
-            .read_to_end(&mut json)
-            .map_err(|e| corrupt(&e))?;
-        Ok(json)
-    }
+/// A kind's frame, decompressed: its schema's JSON text. `name` is for the error.
+fn decompress((offset, length): (usize, usize), name: &str) -> Result<String, String> {
+    let frame = FRAMES
+        .get(offset..offset + length)
+        .ok_or_else(|| corrupt(&format!("frame of {name} out of range")))?;
+    let dictionary =
+        ruzstd::decoding::Dictionary::decode_dict(DICTIONARY).map_err(|e| corrupt(&e))?;
+    let mut decoder = ruzstd::decoding::FrameDecoder::new();
+    decoder.add_dict(dictionary).map_err(|e| corrupt(&e))?;
+    let mut json = String::new();
+    ruzstd::decoding::StreamingDecoder::new_with_decoder(frame, decoder)
+        .map_err(|e| corrupt(&e))?
+        .read_to_string(&mut json)
+        .map_err(|e| corrupt(&e))?;
+    Ok(json)
 }
 
 fn corrupt(e: &dyn std::fmt::Display) -> String {
     format!("embedded CRD catalog is corrupt: {e}")
-}
-
-/// A decompressed group, borrowed: each kind's text stays in the buffer until one is kept.
-fn parse_group(json: &[u8]) -> Result<HashMap<&str, &RawValue>, String> {
-    serde_json::from_slice(json).map_err(|e| corrupt(&e))
-}
-
-/// The schema of `key` in a decompressed group, as its own text.
-fn kind_schema(
-    group: &str,
-    key: &str,
-    raw: &HashMap<&str, &RawValue>,
-) -> Result<KindSchema, String> {
-    let text = raw
-        .get(key)
-        .ok_or_else(|| corrupt(&format!("{group}/{key} is listed but missing")))?;
-    Ok(KindSchema::new(
-        Source::Catalog((*text).to_owned()),
-        Origin::Catalog(format!("{group}/{key}")),
-    ))
 }
 
 /// The catalog's key of a kind and version (the file name in the upstream layout).
@@ -207,8 +164,8 @@ pub fn shipped_form(pruned: &str) -> Result<Value, String> {
 }
 
 /// A kind's schema from the catalog's text, already in its shipped form.
-pub(super) fn parsed(raw: &RawValue) -> Result<Value, String> {
-    serde_json::from_str(raw.get()).map_err(|e| corrupt(&e))
+pub(super) fn parsed(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| corrupt(&e))
 }
 
 #[cfg(test)]
@@ -216,40 +173,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_group_decodes() {
+    fn every_kind_decodes() {
         let catalog = shared();
-        assert!(catalog.frames.len() > 500, "{}", catalog.frames.len());
-        for group in catalog.frames.keys() {
-            let json = catalog.decompress(group).unwrap();
-            let raw = parse_group(&json).unwrap();
-            for key in raw.keys() {
-                let entry = kind_schema(group, key, &raw).unwrap();
-                let Source::Catalog(raw) = &entry.source else {
-                    panic!("{group}/{key} is not kept as catalog text");
-                };
-                parsed(raw).unwrap();
+        assert!(catalog.groups.len() > 500, "{}", catalog.groups.len());
+        for (group, kinds) in &catalog.groups {
+            for (key, entry) in kinds {
+                let text = decompress(entry.frame, key).unwrap();
+                parsed(&text).unwrap_or_else(|e| panic!("{group}/{key}: {e}"));
             }
         }
     }
 
     #[test]
-    fn only_the_kinds_documents_asked_for_are_kept() {
+    fn only_the_kinds_documents_asked_for_are_decoded() {
         let catalog = Catalog::new();
-        let kept = |catalog: &Catalog| {
-            let kinds = catalog.groups["monitoring.coreos.com"].get().unwrap();
-            let kinds = kinds.as_ref().unwrap();
-            let mut kept: Vec<String> = kinds
+        let decoded = |catalog: &Catalog| {
+            let mut decoded: Vec<&str> = catalog.groups["monitoring.coreos.com"]
                 .iter()
-                .filter(|(_, slot)| slot.get().is_some())
-                .map(|(key, _)| key.clone())
+                .filter(|(_, entry)| entry.schema.get().is_some())
+                .map(|(key, _)| *key)
                 .collect();
-            kept.sort();
-            (kept, kinds.len())
+            decoded.sort_unstable();
+            decoded
         };
         let monitor = catalog.schema("monitoring.coreos.com", "v1", "ServiceMonitor");
         assert!(monitor.unwrap().is_some());
-        let (kinds, listed) = kept(&catalog);
-        assert_eq!(kinds, ["servicemonitor_v1"]);
+        assert_eq!(decoded(&catalog), ["servicemonitor_v1"]);
+        let listed = catalog.groups["monitoring.coreos.com"].len();
         assert!(listed > 5, "the group lists {listed} kinds");
 
         let rule = catalog.schema("monitoring.coreos.com", "v1", "PrometheusRule");
@@ -260,7 +210,10 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert_eq!(kept(&catalog).0, ["prometheusrule_v1", "servicemonitor_v1"]);
+        assert_eq!(
+            decoded(&catalog),
+            ["prometheusrule_v1", "servicemonitor_v1"]
+        );
     }
 
     #[test]

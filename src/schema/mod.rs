@@ -75,10 +75,9 @@ enum Source {
     /// compiled. Converting every CRD of a change up front was 7% of the corpus' `check --all`,
     /// whose repositories define many more kinds than they use.
     Crd(Arc<[u8]>, String, String),
-    /// A kind of the embedded CRD catalog, kept as JSON text until first compiled:
-    /// a group is decoded whole, and parsing every kind of it would hold many times the text for
-    /// the one or two kinds a repository uses.
-    Catalog(Box<RawValue>),
+    /// A kind of the embedded CRD catalog, its frame decoded, kept as JSON text until first
+    /// compiled.
+    Catalog(String),
     /// An embedded Kubernetes kind (`apiVersion/kind`), parsed with the definitions it reaches
     /// when it is first compiled.
     Kubernetes(&'static embedded::KubeSchemas, &'static str),

@@ -49,7 +49,7 @@ fn run(args: &[String]) -> Result<(), String> {
     eprintln!(
         "{} schemas in {} groups: {} bytes of JSON, {} bytes of frames + {} bytes of dictionary, written to {}",
         catalog.schemas,
-        catalog.index.lines().count(),
+        catalog.groups,
         catalog.json_bytes,
         catalog.frames.len(),
         catalog.dictionary.len(),
