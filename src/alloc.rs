@@ -60,6 +60,14 @@ pub fn release_freed() {
     collect();
 }
 
+/// Drop `value` on rayon's pool, element by element, while the caller goes on: for what a stage
+/// is done with and that takes long to free (compiled validators, the documents of a check).
+/// What is still being freed when the process exits is not waited for.
+pub fn drop_aside<T: Send + 'static>(values: Vec<T>) {
+    use rayon::prelude::*;
+    rayon::spawn(move || values.into_par_iter().for_each(drop));
+}
+
 /// The bytes of anonymous memory resident now (heaps and stacks, not the binary's pages), on
 /// Linux: what handing freed pages back lowers. mimalloc's own count of committed bytes is not
 /// used: its adjustments for overlapping ranges took it below zero.

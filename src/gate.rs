@@ -234,6 +234,8 @@ impl Gate {
             .helm_secrets
             .iter()
             .for_each(|value| secrets.insert(value));
+        // Freed while the caller prints the report.
+        crate::alloc::drop_aside(judged.documents);
         report.redact(&secrets);
         (
             report,
@@ -366,8 +368,11 @@ impl Gate {
         let flux_substitutes = manifests
             .iter()
             .any(|(_, documents)| documents.iter().any(flux::declares_substitution));
-        // Read again after the stream: what they list is not held through it.
-        let flux_patches = FluxPatches::from_manifests(&Kustomizations::new(tree), &manifests);
+        // Each kustomization is read once: here, if a Flux parent patches, and by Flux's
+        // substitution and both patch indexes after the stream. The graph built here for the
+        // parents was built again there, on the serial tail of the check (corpus: 4 ms).
+        let kustomizations = Kustomizations::new(tree);
+        let flux_patches = FluxPatches::from_manifests(&kustomizations, &manifests);
         // The first look's listing of the tree, if kept and no index has asked for it since: the
         // stream would carry it to its peak.
         tree.release_unused_listing();
@@ -426,8 +431,6 @@ impl Gate {
         drop(early);
         crate::alloc::release_freed();
         crate::alloc::trace("streamed");
-        // Each kustomization is read once from here: by Flux's substitution and both patch indexes.
-        let kustomizations = Kustomizations::new(tree);
 
         let mut sources = BTreeMap::new();
         let mut documents = Vec::new();
