@@ -42,6 +42,8 @@ mod relocate;
 mod selection;
 mod stream;
 
+pub use stream::worth_a_look;
+
 use pre_existing::{FindingKey, base_side, renamed_paths};
 use relocate::at_sources;
 use selection::Selection;

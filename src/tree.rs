@@ -781,8 +781,9 @@ enum Place {
     /// symlink) and checked against what was detected: a file edited since the change was
     /// detected is not judged by bytes nobody looked at. The check is a keyed XXH3 of the bytes
     /// ([`fingerprint`]): SHA-1, which the id needs, was a tenth of a 10,000-file check when every
-    /// read of every file hashed again.
-    Tree(SharedTree, u64, Option<Box<OnDisk>>, Size),
+    /// read of every file hashed again. Last, whether detection's glance at the bytes found them
+    /// plain ([`Content::is_plain`]).
+    Tree(SharedTree, u64, Option<Box<OnDisk>>, Size, bool),
     /// Bytes already in memory: stdin, loose files, tests.
     Memory(Arc<InMemory>),
 }
@@ -862,8 +863,26 @@ impl Content {
                 fingerprint(bytes),
                 detail,
                 Size::of(bytes.len()),
+                false,
             ),
         }
+    }
+
+    /// This content, marked plain when `plain`: a look at the bytes when they were detected found
+    /// nothing a later stage reads every file for ([`crate::change::Glance`]). Only a file of a
+    /// tree keeps the mark (a blob's entry has no room for it; blobs are read by the object
+    /// database, not by opening files, and cost little to read again).
+    pub fn glanced(mut self, plain: bool) -> Content {
+        if let Place::Tree(.., mark) = &mut self.place {
+            *mark = plain;
+        }
+        self
+    }
+
+    /// Whether [`Content::glanced`] marked the content plain. The bytes read later are the bytes
+    /// glanced at, or no bytes: [`Content::read`] refuses a file edited since.
+    pub fn is_plain(&self) -> bool {
+        matches!(self.place, Place::Tree(.., true))
     }
 
     pub fn in_memory(bytes: impl Into<Box<[u8]>>) -> Content {
@@ -881,7 +900,7 @@ impl Content {
     pub fn id(&self) -> Option<git2::Oid> {
         match &self.place {
             Place::Blob(_, id, _) => Some(*id),
-            Place::Tree(_, _, detail, _) => detail.as_ref().and_then(|d| d.id),
+            Place::Tree(_, _, detail, ..) => detail.as_ref().and_then(|d| d.id),
             Place::Memory(memory) => Some(memory.id),
         }
     }
@@ -890,7 +909,7 @@ impl Content {
     /// ([`Size`]).
     pub fn size(&self) -> u64 {
         match &self.place {
-            Place::Blob(_, _, size) | Place::Tree(_, _, _, size) => size.get(),
+            Place::Blob(_, _, size) | Place::Tree(_, _, _, size, _) => size.get(),
             Place::Memory(memory) => memory.bytes.len() as u64,
         }
     }
@@ -907,7 +926,7 @@ impl Content {
             Place::Blob(pool, id, _) => pool
                 .blob(*id)
                 .map_err(|e| Unreadable::new(path, format!("unreadable: {}", e.message()))),
-            Place::Tree(tree, detected, detail, size) => {
+            Place::Tree(tree, detected, detail, size, _) => {
                 let at = detail.as_ref().and_then(|d| d.elsewhere.as_deref());
                 let bytes = match tree.0.read_checked(at.unwrap_or(path))? {
                     Some(bytes) => bytes,

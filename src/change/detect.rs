@@ -97,6 +97,12 @@ pub fn open_repo(dir: &Path) -> Result<Repository, ChangeError> {
     })
 }
 
+/// A look at a file's head side while detection holds its bytes: whether a later stage that reads
+/// every file would find something in it (`true`), or may pass over it ([`Content::is_plain`]).
+/// Detection reads every file anyway; the first look of the gate read each one again only to
+/// find most of them plain (corpus `check --all`: 2,261 of 3,014 files, 13 ms of 220).
+pub type Glance = fn(path: &str, bytes: &[u8]) -> bool;
+
 /// Finds the changes of `mode` in the repository containing `repo_dir`. `paths` narrow the change
 /// like `git diff -- PATH...`: relative to `repo_dir` (so a subdirectory works like git's current
 /// directory), a directory or a file, and glob patterns (`*.yaml`) are accepted.
@@ -105,19 +111,39 @@ pub fn detect_changes(
     mode: &ChangeMode,
     paths: &[String],
 ) -> Result<ChangeSet, ChangeError> {
-    let repo = open_repo(repo_dir)?;
-    let paths = repo_relative_paths(&repo, repo_dir, paths)?;
-    detect_changes_in(&repo, mode, &paths)
+    detect_changes_glancing(repo_dir, mode, paths, None)
 }
 
-/// [`detect_changes`] on an open repository; `paths` are already relative to its root.
+/// [`detect_changes`], with `glance` looking at each head side read from the working tree.
+pub fn detect_changes_glancing(
+    repo_dir: &Path,
+    mode: &ChangeMode,
+    paths: &[String],
+    glance: Option<Glance>,
+) -> Result<ChangeSet, ChangeError> {
+    let repo = open_repo(repo_dir)?;
+    let paths = repo_relative_paths(&repo, repo_dir, paths)?;
+    detect_glancing(&repo, mode, &paths, glance)
+}
+
+/// [`detect_changes`] on an open repository, without a glance; `paths` are already relative to
+/// its root.
 pub fn detect_changes_in(
     repo: &Repository,
     mode: &ChangeMode,
     paths: &[String],
 ) -> Result<ChangeSet, ChangeError> {
+    detect_glancing(repo, mode, paths, None)
+}
+
+fn detect_glancing(
+    repo: &Repository,
+    mode: &ChangeMode,
+    paths: &[String],
+    glance: Option<Glance>,
+) -> Result<ChangeSet, ChangeError> {
     let plan = Plan::new(repo, mode)?;
-    let mut loader = Loader::new(repo, &plan)?;
+    let mut loader = Loader::new(repo, &plan, glance)?;
     let mut set = ChangeSet {
         base: plan.base.map(|id| id.to_string()),
         head: plan.head.map(|id| id.to_string()),
@@ -720,6 +746,7 @@ struct Reader {
     workdir: Option<SharedTree>,
     /// Give files read from disk their blob id: renames are paired by it, nothing else needs it.
     identify: bool,
+    glance: Option<Glance>,
 }
 
 /// Where a side's bytes were read from, to read them again.
@@ -743,7 +770,11 @@ fn skipped(path: String, (reason, kind): (String, SkipKind)) -> Skipped {
 }
 
 impl<'p, 'r> Loader<'p, 'r> {
-    fn new(repo: &'r Repository, plan: &'p Plan<'r>) -> Result<Loader<'p, 'r>, ChangeError> {
+    fn new(
+        repo: &'r Repository,
+        plan: &'p Plan<'r>,
+        glance: Option<Glance>,
+    ) -> Result<Loader<'p, 'r>, ChangeError> {
         let (new, disk) = match &plan.new {
             NewSide::Tree(tree) => (NewReader::Tree(tree), None),
             NewSide::Index => (
@@ -768,6 +799,7 @@ impl<'p, 'r> Loader<'p, 'r> {
                 disk,
                 workdir,
                 identify: plan.renames,
+                glance,
             },
         })
     }
@@ -894,7 +926,10 @@ impl Reader {
         }
         let old_path = c.old_path.as_deref().unwrap_or(&c.path);
         let before = before.map(|(bytes, from)| self.content(old_path, &bytes, from));
-        let after = after.map(|(bytes, from)| self.content(&c.path, &bytes, from));
+        let after = after.map(|(bytes, from)| {
+            let plain = self.glance.is_some_and(|noticed| !noticed(&c.path, &bytes));
+            self.content(&c.path, &bytes, from).glanced(plain)
+        });
         let path = ChangePath::of(&c.path, c.old_path.as_deref());
         Ok(FileChange::new(path, c.action, before, after))
     }

@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use crate::finding::{Finding, Rule};
 use crate::tree::{Content, Unreadable};
 
-pub use detect::{ChangeError, ChangeMode, detect_changes, detect_changes_in, open_repo};
+pub use detect::{
+    ChangeError, ChangeMode, Glance, detect_changes, detect_changes_glancing, detect_changes_in,
+    open_repo,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::approval::Evidence;
-use crate::change::{ChangeMode, ChangeSet, detect_changes, open_repo};
+use crate::change::{ChangeMode, ChangeSet, detect_changes_glancing, open_repo};
 use crate::config::{CONFIG_FILE, Config};
 use crate::engine::{ChangeMeta, FrontDoor};
 use crate::finding::{Finding, Rule, Severity, Verdict};
@@ -265,7 +265,9 @@ fn check_report(cwd: &Path, args: &CheckArgs) -> Report {
         return report;
     }
     crate::alloc::trace("start");
-    let change = match detect_changes(cwd, &mode, &args.paths) {
+    // The gate's first look reads only the files detection's glance did not find plain.
+    let glance: crate::change::Glance = crate::gate::worth_a_look;
+    let change = match detect_changes_glancing(cwd, &mode, &args.paths, Some(glance)) {
         Ok(change) => change,
         Err(e) => {
             return undecided(

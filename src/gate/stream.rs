@@ -184,6 +184,18 @@ pub(super) fn may_define_crds(bytes: &[u8]) -> bool {
     hides_from_filters(bytes) || contains(bytes, b"CustomResourceDefinition")
 }
 
+/// Whether [`first_look`] may find anything in a file with these bytes (change detection's glance,
+/// [`crate::change::Glance`]): without any of these, the file is [`Looked::plain`]. Each is a
+/// superset of what the first look asks: `{{` of a Helm template, the suppression marker of
+/// `commented`, the filters of a CRD file, of the whole-tree indexes and of Flux's sources.
+pub fn worth_a_look(path: &str, bytes: &[u8]) -> bool {
+    crate::suppress::may_have_comments(bytes)
+        || contains(bytes, b"{{")
+        || may_define_crds(bytes)
+        || crate::render::is_manifest(path)
+            && (crate::render::indexed(bytes) || crate::render::flux::may_hold_source(bytes))
+}
+
 /// Read and parse a file's head side; a file that cannot be read again is an error finding.
 pub(super) fn load(file: &FileChange, options: &LoadOptions) -> Loaded {
     match file.read_after() {
@@ -267,7 +279,6 @@ pub(super) struct Looked {
 impl Looked {
     /// What most files are: loaded by the stream, without comments or documents the whole-tree
     /// indexes want.
-    #[cfg(test)]
     pub fn plain() -> Looked {
         Looked {
             look: FirstLook::Later,
@@ -288,13 +299,17 @@ impl Looked {
 /// The one read of every selected file before the stream: Helm templates are set aside and CRD
 /// files loaded. The bytes of the others are dropped and read again by the stream's worker, so
 /// no file's bytes are held across the whole change.
-/// `seen` is shown the bytes of a manifest (a file the whole-tree indexes read).
+/// `seen` is shown the bytes of a manifest (a file the whole-tree indexes read). A file that
+/// change detection glanced at and found plain ([`worth_a_look`]) is not read.
 pub(super) fn first_look(
     file: &FileChange,
     charts: &ChartDirs<'_>,
     options: &LoadOptions,
     seen: &(dyn Fn(&[u8]) + Sync),
 ) -> Looked {
+    if file.after().is_some_and(crate::tree::Content::is_plain) {
+        return Looked::plain();
+    }
     let bytes = match file.read_after() {
         Ok(bytes) => bytes.unwrap_or_default(),
         Err(why) => {
