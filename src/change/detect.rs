@@ -100,7 +100,8 @@ pub fn open_repo(dir: &Path) -> Result<Repository, ChangeError> {
 /// A look at a file's head side while detection holds its bytes: whether a later stage that reads
 /// every file would find something in it (`true`), or may pass over it ([`Content::is_plain`]).
 /// Detection reads every file anyway; the first look of the gate read each one again only to
-/// find most of them plain (corpus `check --all`: 2,261 of 3,014 files, 13 ms of 220).
+/// find most of them plain (corpus `check --all`: 2,180 of 3,014 files; skipping them saved 8.7
+/// ms of CPU, 3.7 ms of wall time).
 pub type Glance = fn(path: &str, bytes: &[u8]) -> bool;
 
 /// Finds the changes of `mode` in the repository containing `repo_dir`. `paths` narrow the change
