@@ -487,7 +487,6 @@ impl Gate {
         // they were most of the stream's memory, under every stage below.
         if let Some(Ok(schemas)) = schemas.get_mut() {
             schemas.forget_validators_except(&kinds_of(&documents));
-            crate::alloc::release_freed();
         }
         let changed = change.path_lookup();
         // A changed Flux parent changes every object its patches reach, written or not.
