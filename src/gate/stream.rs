@@ -290,9 +290,11 @@ impl Looked {
     /// `None` for a [`Looked::plain`] file, of which [`sparse`] keeps nothing: most files of a
     /// large check are plain, and a result for each was 7 MB of a 100,000-file check.
     pub fn unless_plain(self) -> Option<Box<Looked>> {
-        let plain =
-            matches!(self.look, FirstLook::Later) && !self.commented && self.manifest.is_none();
-        (!plain).then(|| Box::new(self))
+        (!self.is_plain()).then(|| Box::new(self))
+    }
+
+    fn is_plain(&self) -> bool {
+        matches!(self.look, FirstLook::Later) && !self.commented && self.manifest.is_none()
     }
 }
 
@@ -324,13 +326,22 @@ pub(super) fn first_look(
     if manifest {
         seen(&bytes);
     }
-    Looked {
+    let looked = Looked {
         commented: crate::suppress::may_have_comments(&bytes),
         manifest: manifest
             .then(|| crate::render::scanned(&file.path, &bytes))
             .flatten(),
         look: classify(file, &bytes, charts, options),
-    }
+    };
+    // `worth_a_look` restates what this function asks of the bytes: a file it finds something in
+    // and the glance would have passed over means the two have drifted apart. Every test that
+    // reads blobs (hook, range, `--head`), where nothing is glanced, checks it.
+    debug_assert!(
+        looked.is_plain() || worth_a_look(&file.path, &bytes),
+        "{}: the first look found something that `worth_a_look` passes over",
+        file.path
+    );
+    looked
 }
 
 fn classify(
