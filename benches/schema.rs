@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use stategate::config::SchemasConfig;
 use stategate::load::{Document, LoadOptions, is_helm_template, load_file};
+use stategate::schema::crd::{is_crd, json_schema};
 use stategate::schema::{SchemaSet, available_versions};
 use stategate::tree::MemTree;
 
@@ -64,6 +65,37 @@ fn documents(root: &Path) -> Vec<Document> {
         docs.extend(load_file(&rel, &bytes, &LoadOptions::default()).documents);
     }
     docs
+}
+
+/// Converting each CRD version of the corpus to the JSON Schema it is validated by, as a check does
+/// the first time a document of the kind comes; the largest (Argo CD's ApplicationSet) alone.
+fn convert_crds(docs: &[Document]) {
+    let schemas: Vec<(String, &serde_json::Value)> = docs
+        .iter()
+        .filter(|d| is_crd(d))
+        .flat_map(|d| {
+            let kind = d.value.pointer("/spec/names/kind").and_then(|k| k.as_str());
+            let versions = d.value.pointer("/spec/versions").and_then(|v| v.as_array());
+            let openapi = versions.into_iter().flatten();
+            let openapi = openapi.filter_map(|v| v.pointer("/schema/openAPIV3Schema"));
+            openapi.map(move |schema| (kind.unwrap_or("?").to_owned(), schema))
+        })
+        .collect();
+    let all = best(5, || {
+        schemas
+            .iter()
+            .map(|(kind, schema)| json_schema(schema, "example.com/v1", kind))
+            .collect::<Vec<_>>()
+    });
+    let (kind, largest) = schemas
+        .iter()
+        .max_by_key(|(_, schema)| schema.to_string().len())
+        .expect("the corpus has CRDs");
+    let one = best(10, || json_schema(largest, "example.com/v1", kind));
+    println!(
+        "CRD conversion: {} schemas {all:?}; the largest ({kind}) {one:?}",
+        schemas.len()
+    );
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -137,6 +169,7 @@ fn main() {
         return;
     };
     let docs = documents(&root);
+    convert_crds(&docs);
     let set = build(newest);
     let warm: usize = docs.iter().map(|d| set.check(d).len()).sum();
     let rounds = 5;

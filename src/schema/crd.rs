@@ -108,12 +108,15 @@ pub fn convert(node: &Value, structural: bool) -> Value {
     let Some(map) = node.as_object() else {
         return node.clone();
     };
-    let flag = |key: &str| map.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let mut out = Map::new();
+    // The markers are noted as the keys go by: looked up afterwards, each was a hash of its name
+    // in every object of the schema (ApplicationSet's has tens of thousands).
+    let mut marked = Markers::default();
+    let mut out = Map::with_capacity(map.len());
     for (key, value) in map {
         match key.as_str() {
-            "description" | "nullable" | "format" | "example" | "externalDocs" | "default" => {}
-            k if k.starts_with("x-kubernetes-") => {}
+            "nullable" => marked.nullable = value.as_bool() == Some(true),
+            "description" | "format" | "example" | "externalDocs" | "default" => {}
+            k if k.starts_with("x-kubernetes-") => marked.note(k, value),
             "properties" | "patternProperties" => {
                 let converted = value
                     .as_object()
@@ -144,23 +147,45 @@ pub fn convert(node: &Value, structural: bool) -> Value {
             }
         }
     }
-    if flag("x-kubernetes-int-or-string") {
+    if marked.int_or_string {
         out.insert("type".into(), json!(["integer", "string"]));
     }
-    if flag("nullable") {
+    if marked.nullable {
         add_null(&mut out);
     }
     let closed = structural
         && out.contains_key("properties")
         && !out.contains_key("additionalProperties")
-        && !flag("x-kubernetes-preserve-unknown-fields");
+        && !marked.preserve_unknown_fields;
     if closed {
-        if flag("x-kubernetes-embedded-resource") {
+        if marked.embedded_resource {
             allow_embedded_object_fields(&mut out);
         }
         out.insert("additionalProperties".into(), Value::Bool(false));
     }
     Value::Object(out)
+}
+
+/// The markers of one OpenAPI schema node that change how it converts; each is true only when
+/// set to `true`.
+#[derive(Default)]
+struct Markers {
+    nullable: bool,
+    int_or_string: bool,
+    preserve_unknown_fields: bool,
+    embedded_resource: bool,
+}
+
+impl Markers {
+    fn note(&mut self, key: &str, value: &Value) {
+        let set = value.as_bool() == Some(true);
+        match key {
+            "x-kubernetes-int-or-string" => self.int_or_string = set,
+            "x-kubernetes-preserve-unknown-fields" => self.preserve_unknown_fields = set,
+            "x-kubernetes-embedded-resource" => self.embedded_resource = set,
+            _ => {}
+        }
+    }
 }
 
 fn add_null(schema: &mut Map<String, Value>) {

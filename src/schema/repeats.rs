@@ -15,9 +15,9 @@
 //! moved under `$defs`; the 115 validators of the corpus' `check --all`, converted as stategate
 //! converts them, 24.6 -> 23.1 MB.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::RandomState as FastState;
 
 use serde_json::{Map, Value, json};
 
@@ -49,12 +49,7 @@ pub fn write_compactly(schema: &mut Value) {
     // The root is counted too, but once: nothing the size of the whole schema repeats.
     let mut census = Census::default();
     census.count_schema(schema);
-    let repeated: HashSet<u64> = census
-        .seen
-        .into_iter()
-        .filter(|(_, seen)| seen.count > 1 && !seen.collided)
-        .map(|(hash, _)| hash)
-        .collect();
+    let repeated = census.repeated();
     let mut writer = Writer {
         nodes: &census.nodes,
         repeated: &repeated,
@@ -91,122 +86,117 @@ fn has_references(node: &Value, root: bool) -> bool {
     }
 }
 
-/// One subschema: the hash of its content, and how many JSON nodes it has.
+/// What a subschema, or a piece of data, is: equal ids, equal content. Ids are handed out by
+/// [`Census::intern`].
+type Id = usize;
+
+/// One subschema: the id of its content, and how many JSON nodes it has.
 #[derive(Clone, Copy)]
 struct Node {
-    hash: u64,
+    id: Id,
     nodes: usize,
 }
 
-/// What is known of one subschema's content, by its hash.
-struct Seen<'a> {
-    first: &'a Value,
-    count: usize,
-    /// Two different subschemas had the same hash: neither is shared.
-    collided: bool,
+/// A node's content as its parts' ids, so that telling two nodes apart looks one level down, not
+/// at everything below. Comparing the values themselves, once at every place a repeat was met,
+/// was the largest cost of rewriting ApplicationSet (a quarter of it, with hashing them another).
+#[derive(PartialEq, Eq, Hash)]
+enum Shape<'a> {
+    /// An object, a map of subschemas, a list: what it is, and each entry's name and id in order.
+    Entries(&'static str, Vec<(Option<&'a str>, Id)>),
+    String(&'a str),
+    Number(&'a serde_json::Number),
+    Bool(bool),
+    Null,
 }
 
+/// The ids of a schema's nodes. Hashing only finds candidates here (the table compares shapes),
+/// so a fast hash does.
 #[derive(Default)]
 struct Census<'a> {
-    /// Keyed per process, so a schema's author cannot aim two different subschemas at one hash.
-    keys: RandomState,
-    /// The hash and size of every subschema, by address (the schema is not changed while they
-    /// are used).
-    nodes: HashMap<*const Value, Node>,
-    seen: HashMap<u64, Seen<'a>>,
+    ids: HashMap<Shape<'a>, Id, FastState>,
+    /// How often each id was met as a subschema of at least [`MIN_NODES`] nodes, by id.
+    counts: Vec<usize>,
+    /// The id and size of every subschema, by address (the schema is not changed while they are
+    /// used).
+    nodes: HashMap<*const Value, Node, FastState>,
 }
 
 impl<'a> Census<'a> {
-    /// Hash `node`, a subschema, and everything under it; count it when it is large enough.
-    fn count_schema(&mut self, node: &'a Value) -> (u64, usize) {
+    /// Give `node`, a subschema, and everything under it an id; count it when it is large enough.
+    fn count_schema(&mut self, node: &'a Value) -> (Id, usize) {
         let Value::Object(map) = node else {
-            return self.hash_data(node);
+            return self.count_data(node);
         };
-        let mut hasher = self.keys.build_hasher();
-        let mut nodes = 1;
-        "object".hash(&mut hasher);
-        for (key, value) in map {
-            key.hash(&mut hasher);
-            let (hash, size) = self.count_keyword(key, value);
-            hash.hash(&mut hasher);
-            nodes += size;
-        }
-        let hash = hasher.finish();
-        self.nodes.insert(node, Node { hash, nodes });
+        let (id, nodes) = self.combine(
+            "object",
+            map.iter().map(|(k, v)| (Some(k), v)),
+            |census, key, value| census.count_keyword(key.map_or("", String::as_str), value),
+        );
+        self.nodes.insert(node, Node { id, nodes });
         if nodes >= MIN_NODES {
-            self.record(hash, node);
+            self.counts[id] += 1;
         }
-        (hash, nodes)
+        (id, nodes)
     }
 
     /// The value of one keyword of a subschema: subschemas where the keyword holds them, data
     /// (`enum`, `const`, `default`…) everywhere else.
-    fn count_keyword(&mut self, key: &str, value: &'a Value) -> (u64, usize) {
+    fn count_keyword(&mut self, key: &str, value: &'a Value) -> (Id, usize) {
+        let schemas = |census: &mut Self, _: Option<&String>, v| census.count_schema(v);
         match (subschemas_of(key), value) {
             (Holds::One | Holds::OneOrList, _) if !value.is_array() => self.count_schema(value),
             (Holds::Map, Value::Object(map)) => {
-                self.combine("map", map.iter().map(|(k, v)| (Some(k), v)), true)
+                self.combine("map", map.iter().map(|(k, v)| (Some(k), v)), schemas)
             }
             (Holds::List | Holds::OneOrList, Value::Array(items)) => {
-                self.combine("list", items.iter().map(|v| (None, v)), true)
+                self.combine("list", items.iter().map(|v| (None, v)), schemas)
             }
-            _ => self.hash_data(value),
+            _ => self.count_data(value),
         }
     }
 
     fn combine(
         &mut self,
-        tag: &str,
-        entries: impl Iterator<Item = (Option<&'a String>, &'a Value)>,
-        schemas: bool,
-    ) -> (u64, usize) {
-        let mut hasher = self.keys.build_hasher();
-        tag.hash(&mut hasher);
+        tag: &'static str,
+        entries: impl ExactSizeIterator<Item = (Option<&'a String>, &'a Value)>,
+        mut count: impl FnMut(&mut Self, Option<&'a String>, &'a Value) -> (Id, usize),
+    ) -> (Id, usize) {
+        let mut parts = Vec::with_capacity(entries.len());
         let mut nodes = 1;
         for (key, value) in entries {
-            key.hash(&mut hasher);
-            let (hash, size) = if schemas {
-                self.count_schema(value)
-            } else {
-                self.hash_data(value)
-            };
-            hash.hash(&mut hasher);
+            let (id, size) = count(self, key, value);
+            parts.push((key.map(String::as_str), id));
             nodes += size;
         }
-        (hasher.finish(), nodes)
+        (self.intern(Shape::Entries(tag, parts)), nodes)
     }
 
-    fn hash_data(&mut self, node: &'a Value) -> (u64, usize) {
+    fn count_data(&mut self, node: &'a Value) -> (Id, usize) {
+        let data = |census: &mut Self, _: Option<&String>, v| census.count_data(v);
         match node {
-            Value::Object(map) => {
-                self.combine("data", map.iter().map(|(k, v)| (Some(k), v)), false)
-            }
-            Value::Array(items) => self.combine("array", items.iter().map(|v| (None, v)), false),
-            // Hashed in place: printing each scalar to hash its text was an allocation per node
-            // of every CRD converted.
-            scalar => {
-                let mut hasher = self.keys.build_hasher();
-                match scalar {
-                    Value::String(text) => ("string", text).hash(&mut hasher),
-                    Value::Number(number) => ("number", number).hash(&mut hasher),
-                    Value::Bool(value) => ("bool", value).hash(&mut hasher),
-                    _ => "null".hash(&mut hasher),
-                }
-                (hasher.finish(), 1)
-            }
+            Value::Object(map) => self.combine("data", map.iter().map(|(k, v)| (Some(k), v)), data),
+            Value::Array(items) => self.combine("array", items.iter().map(|v| (None, v)), data),
+            Value::String(text) => (self.intern(Shape::String(text)), 1),
+            Value::Number(number) => (self.intern(Shape::Number(number)), 1),
+            Value::Bool(value) => (self.intern(Shape::Bool(*value)), 1),
+            Value::Null => (self.intern(Shape::Null), 1),
         }
     }
 
-    fn record(&mut self, hash: u64, node: &'a Value) {
-        let seen = self.seen.entry(hash).or_insert(Seen {
-            first: node,
-            count: 0,
-            collided: false,
-        });
-        seen.count += 1;
-        if seen.count > 1 && !seen.collided && seen.first != node {
-            seen.collided = true;
-        }
+    /// The id of content shaped so: the one it had when first met, else a new one.
+    fn intern(&mut self, shape: Shape<'a>) -> Id {
+        let counts = &mut self.counts;
+        *self.ids.entry(shape).or_insert_with(|| {
+            counts.push(0);
+            counts.len() - 1
+        })
+    }
+
+    /// The ids of the subschemas met more than once.
+    fn repeated(&self) -> HashSet<Id, FastState> {
+        let more_than_once = self.counts.iter().enumerate().filter(|(_, n)| **n > 1);
+        more_than_once.map(|(id, _)| id).collect()
     }
 }
 
@@ -217,10 +207,10 @@ impl<'a> Census<'a> {
 /// `location` is the length of the location the validator would give a subschema where it is
 /// written: a moved one's keywords start again below `/$defs/name`.
 struct Writer<'c> {
-    nodes: &'c HashMap<*const Value, Node>,
-    repeated: &'c HashSet<u64>,
-    /// The `$defs` name of each repeat written so far, by hash.
-    names: HashMap<u64, String>,
+    nodes: &'c HashMap<*const Value, Node, FastState>,
+    repeated: &'c HashSet<Id, FastState>,
+    /// The `$defs` name of each repeat written so far, by id.
+    names: HashMap<Id, String>,
     /// How many deep subschemas were moved so far.
     deep: usize,
     defs: Map<String, Value>,
@@ -231,15 +221,15 @@ impl Writer<'_> {
         let Value::Object(map) = node else {
             return node.clone();
         };
-        let Some(&Node { hash, nodes }) = self.nodes.get(&(node as *const Value)) else {
+        let Some(&Node { id, nodes }) = self.nodes.get(&(node as *const Value)) else {
             return self.object(map, location);
         };
-        if self.repeated.contains(&hash) {
-            let name = match self.names.get(&hash) {
+        if self.repeated.contains(&id) {
+            let name = match self.names.get(&id) {
                 Some(name) => name.clone(),
                 None => {
                     let name = format!("repeat{}", self.names.len());
-                    self.names.insert(hash, name.clone());
+                    self.names.insert(id, name.clone());
                     self.define(&name, map);
                     name
                 }
