@@ -302,18 +302,26 @@ impl SchemaSet {
     /// needed after all is compiled again.
     pub fn forget_validators_except(&mut self, keep: &BTreeSet<(String, String)>) {
         let mut forgotten = Vec::new();
+        // The shared definitions the kept kinds are known to judge parts of documents by: the
+        // held Deployments and StatefulSets of the corpus compiled PodSpec a second time.
+        let mut parts_kept = HashSet::new();
         for (api_version, kinds) in &mut self.kinds {
             for (kind, entry) in kinds.iter_mut() {
-                if !keep.contains(&(api_version.clone(), kind.clone())) {
+                if keep.contains(&(api_version.clone(), kind.clone())) {
+                    let parts = entry.parts.get().into_iter().flatten();
+                    parts_kept.extend(parts.map(|(_, name)| *name));
+                } else {
                     forgotten.extend(entry.forget());
                     entry.reparsed.take();
                 }
             }
         }
-        // Compiled again if a kept kind needs one.
-        for entry in self.definitions.values_mut() {
-            forgotten.extend(entry.forget());
-            entry.reparsed.take();
+        // Compiled again if a kept kind not compiled yet needs one.
+        for (name, entry) in &mut self.definitions {
+            if !parts_kept.contains(name) {
+                forgotten.extend(entry.forget());
+                entry.reparsed.take();
+            }
         }
         if let Some(catalog) = self.catalog {
             let kept: BTreeSet<(&str, String)> = keep
