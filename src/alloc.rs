@@ -1,7 +1,7 @@
 //! Allocator settings, made once at the top of `main`.
 //!
-//! The global allocator is regorus' build of mimalloc (feature `allocator-memory-limits`). Two of
-//! its defaults cost this short-lived process, measured on the 10k and start-up workloads of
+//! The global allocator is regorus' build of mimalloc (feature `allocator-memory-limits`). Three of
+//! its defaults cost this short-lived process, measured on the workloads of
 //! `benches/vs_kubeconform.sh`:
 //! - it commits each 1 GiB arena eagerly, and with transparent huge pages the first touches of it
 //!   fault in whole 2 MiB pages: 7 MB of the 30 MB resident for one ConfigMap, and of the 47 MB
@@ -9,7 +9,9 @@
 //!   build time instead (`CFLAGS` in `.cargo/config.toml`);
 //! - it hands freed pages back to the kernel 10 ms after they fall empty, so the next file's
 //!   allocations fault them in again, zeroed: a third of all page faults on 10k, and the part that
-//!   swung from run to run. That one is read when memory is purged, so it is set here.
+//!   swung from run to run. That one is read when memory is purged, so it is set here;
+//! - it collects every heap at exit, handing the kernel back pages it is about to free anyway
+//!   (`CFLAGS` again).
 //!
 //! Pages are handed back between the stages of a check instead ([`release_freed`]): what a stage
 //! frees stays in the heap of the thread that freed it, where the next stage's other threads
