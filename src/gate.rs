@@ -256,8 +256,10 @@ impl Gate {
         mut rendered: RenderedChange,
         options: &LoadOptions,
     ) -> Judged {
-        // Before each of its stages, what the last one freed goes back to the kernel: rendering's
-        // here (change detection hands back its own), the first look's and the stream's below.
+        // What rendering freed goes back to the kernel here (change detection hands back its own),
+        // and the stream's below. The first look's is not: the stream reuses it at once, and
+        // handed back it was faulted in again, zeroed (corpus: 2,400 of 15,100 page faults, 7 ms
+        // of 267, for 0.7 MiB more peak resident).
         crate::alloc::release_freed();
         let mut findings = Vec::new();
         let mut stats = Stats::default();
@@ -295,7 +297,6 @@ impl Gate {
         if let Some(cache) = &self.scan_cache {
             cache.save();
         }
-        crate::alloc::release_freed();
         // Few files have comments: the set stays small where one of every file would not.
         let commented: HashSet<String> = looked
             .iter()
