@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rayon::prelude::*;
 
@@ -26,7 +26,7 @@ use crate::render::flux_patches::{self, Applied, FluxPatches};
 use crate::render::graph::Kustomizations;
 use crate::render::overlays::{PatchedTree, render_both_sides};
 use crate::render::patches::PatchIndex;
-use crate::render::scan_cache::ScanCache;
+use crate::render::scan_cache::{ScanCache, TreeListings};
 use crate::render::target_namespace::TargetNamespaces;
 use crate::render::{self, KustomizeGraph, kustomize_command};
 use crate::report::levels::RuleLevels;
@@ -61,6 +61,10 @@ pub struct Gate {
     render_cache: Option<RenderCache>,
     /// What the whole-tree scan learnt of each blob, kept beside the renders.
     scan_cache: Option<ScanCache>,
+    /// The trusted base's CRD files, by its tree id, kept beside the renders.
+    tree_listings: Option<TreeListings>,
+    /// The trusted base's CRD files ([`Gate::base_crd_files`]), once asked for.
+    base_crd_files: OnceLock<Vec<String>>,
     /// Whether reports list every checked file ([`crate::report::Stats::checked`]).
     list_checked: bool,
     /// Whether reports keep the text of the files findings point into, to quote it.
@@ -97,6 +101,8 @@ impl Gate {
             policies: RwLock::new(policies),
             render_cache: None,
             scan_cache: None,
+            tree_listings: None,
+            base_crd_files: OnceLock::new(),
             list_checked: true,
             quote_sources: true,
         })
@@ -110,7 +116,32 @@ impl Gate {
             .render_cache
             .as_ref()
             .map(|cache| ScanCache::open(cache.dir()));
+        self.tree_listings = self
+            .render_cache
+            .as_ref()
+            .map(|cache| TreeListings::open(cache.dir()));
         self
+    }
+
+    /// The files of the trusted base the CRD globs match ([`crd::glob_matches`]): listed once a
+    /// run, and kept in the cache directory by the base's tree id, so a check against the same
+    /// base as the last one does not walk it again.
+    pub fn base_crd_files(&self) -> &[String] {
+        self.base_crd_files.get_or_init(|| {
+            let configured = &self.config.schemas.crds;
+            let globs = crd::crd_globs(configured);
+            let cache = self.tree_listings.as_ref().zip(self.trusted.tree_id());
+            if let Some((listings, tree)) = cache
+                && let Some(paths) = listings.get(tree, &globs)
+            {
+                return paths;
+            }
+            let paths = crd::glob_matches(self.trusted(), configured);
+            if let Some((listings, tree)) = cache {
+                listings.put(tree, &globs, &paths);
+            }
+            paths
+        })
     }
 
     /// Whether reports list every checked file. Outputs that do not print the list
@@ -1000,7 +1031,7 @@ impl Gate {
             changed.extend(selected.iter().map(|f| &*f.path));
             let found = crd::in_base(
                 self.trusted(),
-                &self.config.schemas.crds,
+                self.base_crd_files(),
                 &uncovered,
                 &changed,
                 options,

@@ -329,6 +329,11 @@ pub trait Tree: Send + Sync {
     }
     /// Human name of the revision, for messages: "working tree", "HEAD (1a2b3c4)", …
     fn describe(&self) -> String;
+    /// The id of the git tree this is, where it is one: every path in it is then fixed by the id,
+    /// so what is learnt of its listing can be kept by it ([`crate::render::scan_cache`]).
+    fn tree_id(&self) -> Option<git2::Oid> {
+        None
+    }
     /// Lets go of a listing of the whole tree that was kept and not asked for again (see
     /// `Listing`): called before the stream, whose peak it would add to.
     fn release_unused_listing(&self) {}
@@ -991,6 +996,10 @@ fn describe_mode(mode: i32) -> &'static str {
 }
 
 impl Tree for GitTree {
+    fn tree_id(&self) -> Option<git2::Oid> {
+        Some(self.tree)
+    }
+
     fn read_checked(&self, path: &str) -> Result<Option<Vec<u8>>, Unreadable> {
         let broken = |e: git2::Error| Unreadable::new(path, format!("unreadable: {}", e.message()));
         let Some((id, mode)) = self.entry(path).map_err(broken)? else {

@@ -2,7 +2,7 @@
 //! the CRD documents before the other files are judged, the CRD documents are judged themselves,
 //! and the unknown-field suggestion for a custom resource comes from the CRD's schema. Through the
 //! library, with a tree that counts reads: when a file with an unknown kind waits for the base's
-//! CRDs.
+//! CRDs. And the listing of the base's CRD files, kept in the cache directory by the base's tree.
 
 mod common;
 
@@ -209,4 +209,45 @@ fn a_kind_no_schema_covers_waits_for_the_base_crds_only_when_the_base_has_some()
         with_base_crd,
         "{without} and {with_base_crd} reads"
     );
+}
+
+/// The base's CRD files are listed once per base: a check keeps the listing by the base's tree id
+/// in the cache directory, and the next check against the same base reads it there instead of
+/// walking the base. Shown by changing what the cache says: the next check believes it.
+#[test]
+fn the_bases_crd_files_are_listed_once_per_base_and_kept_in_the_cache() {
+    use stategate::render::scan_cache::TreeListings;
+    let repo = TestRepo::new();
+    repo.write("crds/widget.yaml", widget_crd("", ""));
+    repo.commit_all("the CRD");
+    repo.write("apps/widget.yaml", WIDGET);
+    let check = || json(&stategate(&repo, &["check", "--format", "json"]));
+    let judged_by_the_base_crd = |report: &Value| {
+        !findings_with(report, "schema/type").is_empty()
+            && findings_with(report, "schema/unknown-kind").is_empty()
+    };
+    let first = check();
+    assert!(judged_by_the_base_crd(&first), "{first:#}");
+
+    let cache = repo.path().join(".git/stategate/render-cache");
+    let tree: git2::Oid = repo.git(&["rev-parse", "HEAD^{tree}"]).parse().unwrap();
+    let globs = stategate::schema::crd::crd_globs(&[]);
+    let listings = TreeListings::open(&cache);
+    assert_eq!(
+        listings.get(tree, &globs),
+        Some(vec!["crds/widget.yaml".to_owned()])
+    );
+    // A listing that leaves the CRD out: the next check takes the cache's word for it.
+    listings.put(tree, &globs, &[]);
+    let second = check();
+    assert!(
+        !findings_with(&second, "schema/unknown-kind").is_empty(),
+        "{second:#}"
+    );
+    // Without the cache, the base is walked again.
+    let uncached = json(&stategate(
+        &repo,
+        &["check", "--no-cache", "--format", "json"],
+    ));
+    assert!(judged_by_the_base_crd(&uncached), "{uncached:#}");
 }

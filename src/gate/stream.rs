@@ -172,8 +172,8 @@ impl<'a> BaseCrds<'a> {
     pub fn exist(&self) -> bool {
         *self.exist.get_or_init(|| {
             let changed: HashSet<&str> = self.selected.iter().map(|f| &*f.path).collect();
-            let configured = &self.gate.config.schemas.crds;
-            !crd::base_files(self.gate.trusted(), configured, &|p| changed.contains(p)).is_empty()
+            let listed = self.gate.base_crd_files();
+            !crd::base_files(listed, &|p| changed.contains(p)).is_empty()
         })
     }
 }

@@ -243,36 +243,44 @@ pub fn is_crd(doc: &Document) -> bool {
             .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
 }
 
-/// The files of the trusted base the CRD globs match, leaving out those `changed` says the change
-/// touches: where [`in_base`] looks.
-pub fn base_files(
-    trusted: &dyn Tree,
-    configured: &[String],
-    changed: &dyn Fn(&str) -> bool,
-) -> BTreeSet<String> {
+/// The files of the trusted base the CRD globs match: where [`base_files`] and [`in_base`] look.
+/// The default globs can match anywhere, so this walks every directory of the base: callers keep
+/// the result by the base's tree id ([`crate::render::scan_cache::TreeListings`]).
+pub fn glob_matches(trusted: &dyn Tree, configured: &[String]) -> Vec<String> {
     let globs = crd_globs(configured);
     // Invalid globs stopped the config already; here they find nothing.
     let Ok(set) = glob_set(&globs) else {
-        return BTreeSet::new();
+        return Vec::new();
     };
-    literal_prefixes(&globs)
+    let found: BTreeSet<String> = literal_prefixes(&globs)
         .iter()
         .flat_map(|prefix| trusted.files_under(prefix))
-        .filter(|path| set.is_match(path) && !changed(path))
+        .filter(|path| set.is_match(path))
+        .collect();
+    found.into_iter().collect()
+}
+
+/// The base's CRD files (`listed`, from [`glob_matches`]) the change does not touch (`changed`).
+pub fn base_files(listed: &[String], changed: &dyn Fn(&str) -> bool) -> BTreeSet<String> {
+    listed
+        .iter()
+        .filter(|path| !changed(path))
+        .cloned()
         .collect()
 }
 
-/// CRDs of the trusted base that define one of `kinds`, from the CRD globs, leaving out files the
-/// change touches (their base version is not what will apply). Files are filtered on their bytes
-/// before any is parsed: a kind's name appears in its CRD (`names.kind`) in YAML and JSON alike.
+/// CRDs of the trusted base that define one of `kinds`, from its CRD files (`listed`), leaving
+/// out files the change touches (their base version is not what will apply). Files are filtered
+/// on their bytes before any is parsed: a kind's name appears in its CRD (`names.kind`) in YAML
+/// and JSON alike.
 pub fn in_base(
     trusted: &dyn Tree,
-    configured: &[String],
+    listed: &[String],
     kinds: &BTreeSet<&str>,
     changed: &BTreeSet<&str>,
     options: &LoadOptions,
 ) -> Vec<Document> {
-    base_files(trusted, configured, &|path| changed.contains(path))
+    base_files(listed, &|path| changed.contains(path))
         .par_iter()
         .filter_map(|path| trusted.read(path).map(|bytes| (path, bytes)))
         .filter(|(_, bytes)| {
