@@ -126,7 +126,7 @@ impl Gate {
     /// The files of the trusted base the CRD globs match ([`crd::glob_matches`]): listed once a
     /// run, and kept in the cache directory by the base's tree id, so a check against the same
     /// base as the last one does not walk it again.
-    pub fn base_crd_files(&self) -> &[String] {
+    fn base_crd_files(&self) -> &[String] {
         self.base_crd_files.get_or_init(|| {
             let configured = &self.config.schemas.crds;
             let globs = crd::crd_globs(configured);
