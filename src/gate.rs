@@ -112,14 +112,9 @@ impl Gate {
     /// scan learns of each blob ([`crate::render::scan_cache`]); `None` caches nothing.
     pub fn with_render_cache(mut self, dir: Option<std::path::PathBuf>) -> Gate {
         self.render_cache = dir.and_then(|dir| RenderCache::open(dir, DEFAULT_MAX_BYTES));
-        self.scan_cache = self
-            .render_cache
-            .as_ref()
-            .map(|cache| ScanCache::open(cache.dir()));
-        self.tree_listings = self
-            .render_cache
-            .as_ref()
-            .map(|cache| TreeListings::open(cache.dir()));
+        let dir = self.render_cache.as_ref().map(RenderCache::dir);
+        self.scan_cache = dir.map(ScanCache::open);
+        self.tree_listings = dir.map(TreeListings::open);
         self
     }
 
@@ -128,15 +123,14 @@ impl Gate {
     /// base as the last one does not walk it again.
     fn base_crd_files(&self) -> &[String] {
         self.base_crd_files.get_or_init(|| {
-            let configured = &self.config.schemas.crds;
-            let globs = crd::crd_globs(configured);
+            let globs = crd::crd_globs(&self.config.schemas.crds);
             let cache = self.tree_listings.as_ref().zip(self.trusted.tree_id());
             if let Some((listings, tree)) = cache
                 && let Some(paths) = listings.get(tree, &globs)
             {
                 return paths;
             }
-            let paths = crd::glob_matches(self.trusted(), configured);
+            let paths = crd::glob_matches(self.trusted(), &globs);
             if let Some((listings, tree)) = cache {
                 listings.put(tree, &globs, &paths);
             }

@@ -243,16 +243,16 @@ pub fn is_crd(doc: &Document) -> bool {
             .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
 }
 
-/// The files of the trusted base the CRD globs match: where [`base_files`] and [`in_base`] look.
-/// The default globs can match anywhere, so this walks every directory of the base: callers keep
-/// the result by the base's tree id ([`crate::render::scan_cache::TreeListings`]).
-pub fn glob_matches(trusted: &dyn Tree, configured: &[String]) -> Vec<String> {
-    let globs = crd_globs(configured);
+/// The files of the trusted base that `globs` ([`crd_globs`]) match: where [`base_files`] and
+/// [`in_base`] look. The default globs can match anywhere, so this walks every directory of the
+/// base: callers keep the result by the base's tree id and the globs
+/// ([`crate::render::scan_cache::TreeListings`]).
+pub fn glob_matches(trusted: &dyn Tree, globs: &[String]) -> Vec<String> {
     // Invalid globs stopped the config already; here they find nothing.
-    let Ok(set) = glob_set(&globs) else {
+    let Ok(set) = glob_set(globs) else {
         return Vec::new();
     };
-    let found: BTreeSet<String> = literal_prefixes(&globs)
+    let found: BTreeSet<String> = literal_prefixes(globs)
         .iter()
         .flat_map(|prefix| trusted.files_under(prefix))
         .filter(|path| set.is_match(path))
